@@ -1,0 +1,9 @@
+"""`sesame` commands: monitor (not yet built)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Attach this group's commands to the root app."""

