@@ -64,6 +64,11 @@ class ScoringOptions(Options):
     max_length: int = Field(128, gt=8)
     threads: int | None = None
     """Torch intra-op threads; None leaves torch's default."""
+    label_map: dict[str, Literal["positive", "negative", "neutral"]] | None = None
+    """Model class (index "0" or its config name "LABEL_0") -> sesame label, for models whose
+    label names are generic or that have other than three classes; None reads config.id2label."""
+    quantize: Literal["none", "dynamic-int8"] = "none"
+    """dynamic-int8: torch dynamic int8 quantization of nn.Linear layers (CPU speed lever)."""
 
 
 class ExplainOptions(Options):
