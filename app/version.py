@@ -21,7 +21,7 @@ def package_version() -> str:
 
 @functools.cache
 def git_commit() -> str | None:
-    """The commit of the source tree, with `+dirty` when it has uncommitted changes; None outside git."""
+    """The source tree's commit (`+dirty` with uncommitted changes); None outside git."""
     try:
         head = subprocess.run(["git", "-C", str(_ROOT), "rev-parse", "HEAD"], capture_output=True,
                               text=True, timeout=5, check=True).stdout.strip()

@@ -1,0 +1,81 @@
+"""The JSON form of a DocumentResult: the stamp at the top and on every sentence record."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from app.records import LABELS, DocumentResult, Explanation, Score
+
+
+def label_counts(scores: tuple[Score, ...] | list[Score]) -> dict[str, int]:
+    """How many sentences got each label, in LABELS order."""
+    counts = Counter(s.label for s in scores)
+    return {label: counts.get(label, 0) for label in LABELS}
+
+
+def tone_index(counts: dict[str, int]) -> float | None:
+    """(positive - negative) / all scored sentences, in [-1, 1]; None with no sentences."""
+    total = sum(counts.values())
+    if not total:
+        return None
+    return (counts.get("positive", 0) - counts.get("negative", 0)) / total
+
+
+def result_to_json(result: DocumentResult) -> dict[str, Any]:
+    """A JSON-ready dict: stamp and document first, then one flat record per sentence."""
+    stamp = result.stamp.fields()
+    doc_sha = result.doc_id
+    scores = {s.sentence_index: s for s in result.scores}
+    explanations: dict[int, Explanation] = {e.sentence_index: e for e in result.explanations}
+    counts = label_counts(result.scores)
+    sentences = []
+    for sentence in result.sentences:
+        score = scores.get(sentence.index)
+        expl = explanations.get(sentence.index)
+        record: dict[str, Any] = {
+            "doc_sha256": doc_sha,
+            **sentence.model_dump(mode="json", exclude={"doc_id"}),
+            "label": score.label if score else None,
+            "probabilities": score.probabilities if score else None,
+            "confidence": score.confidence if score else None,
+            "explanation": expl.model_dump(mode="json", exclude={"sentence_index"}) if expl
+            else None,
+            "stamp": stamp,
+        }
+        sentences.append(record)
+    return {
+        "stamp": stamp,
+        "input_sha256": doc_sha,
+        "source": result.source,
+        "client": result.client,
+        "engagement": result.engagement,
+        "status": result.status,
+        "document": result.document.model_dump(mode="json") if result.document else None,
+        "pages": [
+            {"page_no": p.page_no, "width": p.width, "height": p.height, "rotation": p.rotation,
+             "status": p.status, "chars": len(p.text)}
+            for p in result.pages
+        ],
+        "errors": [e.model_dump(mode="json") for e in result.errors],
+        "summary": {
+            "sentences": len(result.sentences),
+            "scored": len(result.scores),
+            "explained": len(result.explanations),
+            "labels": counts,
+            "tone_index": tone_index(counts),
+        },
+        "settings": result.settings,
+        "timings": result.timings,
+        "sentences": sentences,
+    }
+
+
+def write_json(result: DocumentResult, path: Path) -> Path:
+    """Write the result's JSON form to `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result_to_json(result), ensure_ascii=False, indent=1),
+                    encoding="utf-8")
+    return path

@@ -1,0 +1,258 @@
+"""One document end to end: read, split, score, explain, stamp.
+
+`Analyzer` holds what is expensive to build (the scorer, the spaCy pipeline, the explainer) so
+that the CLI, each Ray actor and the Streamlit app load the model once and analyze many
+documents. `analyze_document` is the one-call form for a single file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from app.config import Settings, load_settings
+from app.errors import OnError, SesameError
+from app.records import (
+    DocumentResult,
+    Explanation,
+    Page,
+    Score,
+    Sentence,
+    Stage,
+    StageError,
+    Stamp,
+    document_status,
+)
+from app.version import git_commit, package_version
+
+if TYPE_CHECKING:
+    from explain.shap_explainer import SentenceExplainer
+    from models.registry import ResolvedModel
+    from models.scoring import SentimentScorer
+    from spacy.language import Language
+
+_log = logging.getLogger(__name__)
+
+ProgressHook = Callable[[str], None]
+"""Called with a stage name as a document moves through the pipeline (for progress bars)."""
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: UTC time plus a random suffix."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def result_settings(settings: Settings) -> dict[str, Any]:
+    """The settings that shape a result, as plain JSON data (secrets left out)."""
+    data = {
+        "ingest": settings.ingest.model_dump(mode="json", exclude={"password"}),
+        "sentences": settings.sentences.model_dump(mode="json"),
+        "scoring": settings.scoring.model_dump(mode="json", exclude={"threads"}),
+        "explain": settings.explain.model_dump(mode="json"),
+    }
+    data["ingest"]["password_given"] = settings.ingest.password is not None
+    return data
+
+
+def settings_digest(settings: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of result settings: equal digests mean equal outputs."""
+    canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class Analyzer:
+    """Loaded models and settings; analyzes one document at a time (never raises in record mode)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        scorer: SentimentScorer,
+        nlp: Language,
+        explainer: SentenceExplainer | None,
+        model: ResolvedModel | None = None,
+    ) -> None:
+        self.settings = settings
+        self.scorer = scorer
+        self.nlp = nlp
+        self.explainer = explainer
+        self.model = model
+        self.settings_data = result_settings(settings)
+        self.settings_digest = settings_digest(self.settings_data)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> Analyzer:
+        """Resolve the model (registry champion or a local directory) and build every stage."""
+        from models.registry import resolve_model
+        from models.scoring import SentimentScorer
+
+        from app.sentences import make_nlp
+
+        settings = settings or load_settings()
+        settings.ensure_dirs()
+        model = resolve_model(settings)
+        scorer = SentimentScorer.from_dir(
+            model.path, settings.scoring, name=model.name, version=model.version,
+            expected_digest=model.digest,
+        )
+        explainer = None
+        if settings.explain.mode != "none":
+            from explain.shap_explainer import SentenceExplainer
+
+            explainer = SentenceExplainer(
+                scorer.predict_proba, model_digest=scorer.digest, options=settings.explain,
+                cache_dir=settings.data_dir / "explain-cache" if settings.explain.cache else None,
+            )
+        return cls(settings, scorer, make_nlp(settings.sentences), explainer, model)
+
+    def stamp(self, run_id: str) -> Stamp:
+        """The stamp every output of this run carries."""
+        return Stamp(
+            model_name=self.scorer.name,
+            model_version=self.scorer.version,
+            model_digest=self.scorer.digest,
+            code_version=package_version(),
+            git_commit=git_commit(),
+            run_id=run_id,
+            created_at=datetime.now(UTC),
+        )
+
+    def analyze(
+        self,
+        source: Path | bytes,
+        *,
+        file_name: str | None = None,
+        run_id: str | None = None,
+        client: str | None = None,
+        engagement: str | None = None,
+        page_range: tuple[int, int] | None = None,
+        on_error: OnError = "record",
+        progress: ProgressHook | None = None,
+    ) -> DocumentResult:
+        """Read, split, score and explain one PDF; every problem becomes a StageError."""
+        from explain.shap_explainer import select_for_explanation
+
+        from app.ingest import read_pdf
+        from app.sentences import split_sentences
+
+        run_id = run_id or new_run_id()
+        name = file_name or (source.name if isinstance(source, Path) else "upload.pdf")
+        errors: list[StageError] = []
+        timings: dict[str, float] = {}
+        pages: list[Page] = []
+        sentences: list[Sentence] = []
+        scores: list[Score] = []
+        explanations: list[Explanation] = []
+
+        def step(stage: Stage) -> _Step:
+            if progress:
+                progress(stage)
+            return _Step(stage, errors, timings, on_error)
+
+        with step("ingest") as s:
+            document, pages, ingest_errors = read_pdf(
+                source, self.settings.ingest, file_name=name, page_range=page_range,
+                on_error=on_error,
+            )
+            errors.extend(ingest_errors)
+        fatal = not s.ok or any(e.fatal for e in errors)
+
+        if not fatal:
+            with step("sentences") as s:
+                sentences = split_sentences(pages, self.settings.sentences, self.nlp)
+            fatal = not s.ok
+            if s.ok and not sentences and not errors:
+                errors.append(StageError(
+                    stage="sentences", code="no_sentences",
+                    message=f"{name}: the text layer holds no sentences (only tables, numbers "
+                            "or images?). Check the PDF; it may need OCR.",
+                ))
+
+        if not fatal and sentences:
+            with step("scoring") as s:
+                scores = self.scorer.score(sentences)
+            fatal = not s.ok
+
+        if not fatal and scores and self.explainer is not None:
+            with step("explain") as s:
+                chosen = set(select_for_explanation(scores, self.settings.explain.mode))
+                explanations = self.explainer.explain(
+                    [x for x in sentences if x.index in chosen],
+                    [x for x in scores if x.sentence_index in chosen],
+                )
+
+        if fatal and not any(e.fatal for e in errors):
+            errors.append(StageError(stage="ingest", code="aborted", fatal=True,
+                                     message=f"{name}: analysis stopped; see the errors above."))
+        if progress:
+            progress("done")
+        return DocumentResult(
+            source=name,
+            document=document,
+            status=document_status(errors),
+            pages=tuple(pages),
+            sentences=tuple(sentences),
+            scores=tuple(scores) if not fatal else (),
+            explanations=tuple(explanations),
+            errors=tuple(errors),
+            stamp=self.stamp(run_id),
+            settings=self.settings_data,
+            timings=timings,
+            client=client,
+            engagement=engagement,
+        )
+
+
+class _Step:
+    """Times a stage and turns its exceptions into StageErrors (or re-raises in raise mode)."""
+
+    def __init__(self, stage: Stage, errors: list[StageError], timings: dict[str, float],
+                 on_error: OnError) -> None:
+        self.stage, self.errors, self.timings, self.on_error = stage, errors, timings, on_error
+        self.ok = True
+
+    def __enter__(self) -> _Step:
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: object) -> bool:
+        self.timings[self.stage] = round(time.perf_counter() - self.t0, 4)
+        if exc is None:
+            return False
+        if self.on_error == "raise" or not isinstance(exc, Exception):
+            return False
+        self.ok = False
+        if isinstance(exc, SesameError):
+            self.errors.append(exc.to_record())
+        else:
+            _log.exception("stage %s failed", self.stage)
+            fatal = self.stage != "explain"
+            self.errors.append(StageError(
+                stage=self.stage, code="internal", fatal=fatal,
+                message=f"{self.stage} failed unexpectedly: {type(exc).__name__}: {exc}. "
+                        "This is a sesame bug; please report it with the file.",
+            ))
+            if not fatal:
+                self.ok = True  # explanations are optional; the scores stand
+        return True
+
+
+def analyze_document(
+    source: Path | bytes,
+    settings: Settings | None = None,
+    *,
+    on_error: OnError = "record",
+    analyzer: Analyzer | None = None,
+    **kwargs: Any,
+) -> DocumentResult:
+    """Analyze one PDF end to end (builds an Analyzer unless one is given)."""
+    analyzer = analyzer or Analyzer.from_settings(settings)
+    return analyzer.analyze(source, on_error=on_error, **kwargs)
+
