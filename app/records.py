@@ -10,6 +10,8 @@ pdfplumber and a page image show them); page numbers are 1-based as a PDF viewer
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
 from typing import Literal
 
@@ -226,3 +228,112 @@ def document_status(errors: tuple[StageError, ...] | list[StageError]) -> DocSta
     if errors:
         return "partial"
     return "ok"
+
+
+def settings_digest(settings: dict[str, object]) -> str:
+    """sha256 of the canonical JSON of result settings: equal digests mean equal outputs."""
+    canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+ReviewKind = Literal["agree", "override", "comment", "signoff_preparer", "signoff_reviewer"]
+RunKind = Literal["analyze", "batch"]
+RunStatus = Literal["running", "ok", "partial", "failed", "interrupted"]
+RunDocStatus = Literal["pending", "running", "ok", "partial", "failed", "skipped"]
+
+
+class ResultSummary(Record):
+    """One stored analysis result, without its sentences: a row of the UI's document list."""
+
+    result_id: int
+    doc_id: str | None
+    source: str
+    file_name: str | None
+    status: DocStatus
+    model_name: str
+    model_version: str | None
+    model_digest: str
+    settings_digest: str
+    run_id: str | None
+    """The run that saved the result."""
+    created_at: datetime
+    """When the result was produced (the stamp's time)."""
+    n_pages: int
+    n_sentences: int
+    n_scored: int
+    n_explained: int
+    n_errors: int
+    label_counts: dict[Label, int]
+    client: str | None = None
+    engagement: str | None = None
+
+
+class ReviewAction(Record):
+    """One reviewer action as stored. Append-only: an action is never changed or removed."""
+
+    id: int
+    result_id: int
+    doc_id: str
+    sentence_index: int | None
+    """None: the action concerns the whole document (a comment or a sign-off)."""
+    action: ReviewKind
+    reviewer: str
+    created_at: datetime
+    label: Label | None = None
+    """The label in force after the action (agree: the label agreed with; override: the new one)."""
+    previous_label: Label | None = None
+    """The label in force before the action: the model's, or an earlier override."""
+    comment: str | None = None
+    model_version: str | None = None
+    model_digest: str = ""
+
+
+class ManifestEntry(Record):
+    """One input of a run, as it was when the run started."""
+
+    path: str
+    sha256: str | None = None
+    size_bytes: int | None = None
+
+
+class RunInfo(Record):
+    """One analyze or batch run: what went in, with which model and settings, how it ended."""
+
+    run_id: str
+    kind: RunKind
+    status: RunStatus
+    started_at: datetime
+    finished_at: datetime | None = None
+    manifest: tuple[ManifestEntry, ...] = ()
+    stamp: Stamp | None = None
+    settings: dict[str, object] = {}
+    summary: dict[str, object] = {}
+    document_counts: dict[str, int] = {}
+    """Documents of the run per status (pending, running, ok, partial, failed, skipped)."""
+
+
+class RunDocument(Record):
+    """One input's progress within a run: enough to resume and to explain every failure."""
+
+    run_id: str
+    source: str
+    """The input's path as listed in the manifest (display and resume key)."""
+    doc_id: str | None = None
+    status: RunDocStatus
+    attempts: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    timings: dict[str, float] = {}
+    error: str | None = None
+    result_id: int | None = None
+
+
+class MonitorReport(Record):
+    """A stored monitoring report (drift, data quality): free-form JSON with a kind."""
+
+    id: int
+    kind: str
+    created_at: datetime
+    model_digest: str | None = None
+    run_id: str | None = None
+    report: dict[str, object] = {}
