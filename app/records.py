@@ -41,6 +41,9 @@ class BBox(Record):
     top: float
     x1: float
     bottom: float
+    page_no: int | None = None
+    """The page the box lies on, when the box says so (every box of a `Sentence` does, since a
+    sentence may run onto the next page); None means the page of the record holding it."""
 
     def union(self, other: BBox) -> BBox:
         """The smallest box holding both."""
@@ -49,6 +52,7 @@ class BBox(Record):
             top=min(self.top, other.top),
             x1=max(self.x1, other.x1),
             bottom=max(self.bottom, other.bottom),
+            page_no=self.page_no if self.page_no == other.page_no else None,
         )
 
 
@@ -130,6 +134,10 @@ class Sentence(Record):
     section_type: str | None = None
     """A normalised section kind when recognised: risk_factors, going_concern, outlook, ..."""
     boxes: tuple[BBox, ...] = ()
+    end_page_no: int | None = None
+    """Set when the sentence runs across a page break: the next page, where it ends. `start` and
+    `end` then cover its part on `page_no`; the rest is `Page.text[:end_page_end]` there."""
+    end_page_end: int | None = None
 
 
 class Score(Record):
