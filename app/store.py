@@ -25,6 +25,7 @@ database is refused with a message rather than half-used.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import uuid
 from collections import Counter
@@ -135,7 +136,9 @@ class _Document(Base):
     file_name: Mapped[str] = mapped_column(sa.Text)
     size_bytes: Mapped[int] = mapped_column(sa.BigInteger)
     n_pages: Mapped[int]
+    encrypted: Mapped[bool]
     title: Mapped[str | None] = mapped_column(sa.Text)
+    producer: Mapped[str | None] = mapped_column(sa.Text)
     first_seen: Mapped[datetime]
 
 
@@ -319,6 +322,12 @@ class _MonitorReport(Base):
     report: Mapped[dict[str, Any]]
 
 
+def _json_dumps(value: Any) -> str:
+    # NaN is not JSON: PostgreSQL refuses it, so SQLite must too, or a result that saves on a
+    # laptop fails on the server.
+    return json.dumps(value, allow_nan=False)
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -348,13 +357,15 @@ class ResultStore:
         if self.backend == "sqlite":
             self._engine = self._sqlite_engine(parsed)
         else:
-            self._engine = sa.create_engine(parsed, pool_pre_ping=True)
+            self._engine = sa.create_engine(parsed, pool_pre_ping=True,
+                                            json_serializer=_json_dumps)
 
     def _sqlite_engine(self, url: sa.URL) -> sa.Engine:
         database = url.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": self.busy_timeout_s})
+        engine = sa.create_engine(url, connect_args={"timeout": self.busy_timeout_s},
+                                  json_serializer=_json_dumps)
         busy_ms = int(self.busy_timeout_s * 1000)
 
         @event.listens_for(engine, "connect")
@@ -435,8 +446,8 @@ class ResultStore:
             try:
                 with self._session(write=True) as session:
                     return work(session)
-            except exc.IntegrityError:
-                if attempt == attempts:
+            except exc.IntegrityError as e:
+                if attempt == attempts or "unique" not in str(e.orig).lower():
                     raise
                 _log.debug("write raced another writer; retrying (attempt %d)", attempt + 1)
         raise AssertionError("unreachable")
@@ -511,7 +522,8 @@ class ResultStore:
     def _ensure_document(self, session: Session, document: Document) -> None:
         insert = _dialect_insert(self.backend)(_Document).values(
             doc_id=document.doc_id, file_name=document.file_name,
-            size_bytes=document.size_bytes, n_pages=document.n_pages, title=document.title,
+            size_bytes=document.size_bytes, n_pages=document.n_pages,
+            encrypted=document.encrypted, title=document.title, producer=document.producer,
             first_seen=_now(),
         )
         session.execute(insert.on_conflict_do_nothing(index_elements=["doc_id"]))
@@ -616,7 +628,11 @@ class ResultStore:
     def list_documents(
         self, *, client: str | None = None, engagement: str | None = None
     ) -> list[Document]:
-        """Documents with at least one stored result (of a client/engagement), by file name."""
+        """Documents with a stored result (of a client/engagement), by file name.
+
+        A document is its bytes: saved again under another name, it keeps the first name (each
+        result keeps its own source and file name).
+        """
         query = sa.select(_Document).order_by(_Document.file_name, _Document.doc_id)
         if client is not None or engagement is not None:
             owned = sa.select(_Result.doc_id)
@@ -628,7 +644,8 @@ class ResultStore:
         with self._session(write=False) as session:
             return [
                 Document(doc_id=d.doc_id, file_name=d.file_name, size_bytes=d.size_bytes,
-                         n_pages=d.n_pages, title=d.title)
+                         n_pages=d.n_pages, encrypted=d.encrypted, title=d.title,
+                         producer=d.producer)
                 for d in session.scalars(query)
             ]
 
@@ -642,7 +659,11 @@ class ResultStore:
         section_type: str | None = None,
         min_confidence: float | None = None,
     ) -> list[tuple[Sentence, Score | None]]:
-        """A result's sentences with their scores, filtered as the review screen filters them."""
+        """A result's sentences with their scores, filtered as the review screen filters them.
+
+        `label` and `min_confidence` filter on the model's score; reviewers' overrides are in
+        `current_labels`.
+        """
         query = (
             sa.select(_Sentence, _Score)
             .outerjoin(
@@ -666,7 +687,7 @@ class ResultStore:
         with self._session(write=False) as session:
             return [
                 (_sentence(s), _score(sc) if sc is not None else None)
-                for s, sc in session.execute(query).tuples()
+                for s, sc in session.execute(query)
             ]
 
     # --- runs ---------------------------------------------------------------------------
@@ -709,7 +730,7 @@ class ResultStore:
             known = set(session.scalars(
                 sa.select(_RunDocument.source).where(_RunDocument.run_id == run_id)
             ))
-            pending = [
+            pending: list[dict[str, Any]] = [
                 dict(run_id=run_id, source=m.path, doc_id=None, status="pending", attempts=0,
                      started_at=None, finished_at=None, timings={}, error=None, result_id=None)
                 for m in _unique_paths(manifest) if m.path not in known
@@ -932,13 +953,13 @@ class ResultStore:
             scored = session.execute(
                 sa.select(_Score.sentence_index, _Score.label).where(_Score.result_id == result_id)
             )
-            labels: dict[int, str] = {index: label for index, label in scored.tuples()}
+            labels: dict[int, str] = {index: label for index, label in scored}
             for index, label in session.execute(
                 sa.select(_Review.sentence_index, _Review.label)
                 .where(_Review.result_id == result_id,
                        _Review.action.in_(list(_SENTENCE_ACTIONS)))
                 .order_by(_Review.id)
-            ).tuples():
+            ):
                 if index is not None and label is not None:
                     labels[index] = label
         return dict(sorted(labels.items()))  # type: ignore[arg-type]
@@ -978,11 +999,10 @@ def _reopen(url: str, busy_timeout_s: float) -> ResultStore:
 
 
 def _dialect_insert(backend: str) -> Any:
-    if backend == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+    """The backend's INSERT, which knows ON CONFLICT (same API on both)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return postgresql.insert if backend == "postgresql" else sqlite.insert
 
 
 def _doc_key(result: DocumentResult) -> str:
@@ -1166,7 +1186,7 @@ def _document_counts(session: Session, run_ids: str | list[str]) -> Any:
             sa.select(_RunDocument.run_id, _RunDocument.status, sa.func.count())
             .where(_RunDocument.run_id.in_(ids))
             .group_by(_RunDocument.run_id, _RunDocument.status)
-        ).tuples():
+        ):
             counts[run_id][status] = n
     return counts[run_ids] if isinstance(run_ids, str) else counts
 

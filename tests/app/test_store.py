@@ -8,6 +8,7 @@ import os
 import pickle
 import sqlite3
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -248,6 +249,16 @@ def test_failed_save_leaves_nothing_behind(store: ResultStore):
     assert count_rows(store, "results") == 0
 
 
+def test_not_a_number_is_refused_on_every_backend(store: ResultStore):
+    result = make_result()
+    explanation = result.explanations[0].model_copy(update={"values": (float("nan"), 0.1)})
+
+    with pytest.raises((ValueError, sa.exc.StatementError), match="JSON compliant"):
+        store.save_result(result.model_copy(update={"explanations": (explanation,)}))
+
+    assert count_rows(store, "results") == 0
+
+
 def test_malformed_result_is_refused(store: ResultStore):
     result = make_result()
     doubled = result.model_copy(update={"scores": result.scores + result.scores[:1]})
@@ -278,7 +289,7 @@ def test_list_documents_by_client(store: ResultStore):
     store.save_result(make_result(0))
     store.save_result(make_result(1, client="Globex"))
 
-    assert [d.file_name for d in store.list_documents()] == ["report-0.pdf", "report-1.pdf"]
+    assert store.list_documents() == [make_result(0).document, make_result(1).document]
     assert [d.doc_id for d in store.list_documents(client="Globex")] == [doc_id(1)]
     assert store.list_documents(client="ACME", engagement="FY1999") == []
 
@@ -607,7 +618,18 @@ def test_monitor_reports_are_kept_newest_first(store: ResultStore):
     assert len(store.monitor_reports(limit=1)) == 1
 
 
-# --- several processes at once --------------------------------------------------------------
+# --- several threads and processes at once -------------------------------------------------
+
+
+def test_one_store_serves_several_threads(store: ResultStore):
+    # Streamlit runs each session's script in a thread of its own and shares cached objects.
+    def save_and_load(n: int) -> bool:
+        result_id = store.save_result(make_result(n))
+        return store.load_result(result_id) == make_result(n)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert list(pool.map(save_and_load, range(8))) == [True] * 8
+    assert len(store.list_results()) == 8
 
 
 def in_processes(target: Callable[..., Any], args: list[tuple[Any, ...]]) -> list[Any]:
