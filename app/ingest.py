@@ -59,7 +59,7 @@ _log = logging.getLogger(__name__)
 
 _RUNNING_SAMPLE = 8
 """Pages outside a short page range that are read to recognise running headers and footers."""
-_EDGE_ZONE = 0.12
+_EDGE_ZONE = 0.1
 """Share of the page height at the top and bottom where running headers/footers may sit."""
 _SEG_GAP = 0.9
 """Largest gap between words of one line segment, in line heights (about one em)."""
@@ -74,7 +74,7 @@ _NUM_TOKEN = re.compile(
 )
 _LEADERS = re.compile(r"(\.\s?){4,}|…{2,}|_{4,}")
 _PAGE_NUMBER = re.compile(
-    r"(page\s*)?[-–—]?\s*(\d{1,4}|[ivxlc]{1,6})\s*[-–—]?(\s*(of|/)\s*\d{1,4})?", re.IGNORECASE
+    r"(page\s*)?[-–—]?\s*(\d{1,3}|[ivxlc]{1,6})\s*[-–—]?(\s*(of|/)\s*\d{1,4})?", re.IGNORECASE
 )
 _ORDERED_ITEM = re.compile(r"(\(?[0-9]{1,2}[.)]|\(?[a-z][.)]|\([ivx]{1,4}\))\s")
 _WORDISH = re.compile(r"[^\W\d_]{2,}")
@@ -417,9 +417,11 @@ class _PageReader:
         if n <= 0:
             return
         text = _page_text(text_page, n)
+        # before hyphens are marked: a word broken over two lines must not enter the
+        # vocabulary with its hyphen ("finan-cial")
+        raw.vocab = set(_VOCAB_WORD.findall(text.lower()))
         if "\ufffe" in text:
             text = _mark_hyphens(text_page, text)
-        raw.vocab = set(_VOCAB_WORD.findall(text.lower()))
         boxes = np.empty((n, 4), dtype=np.float32)  # left, top, right, bottom in PDF space
         loose = self._loose
         tp_addr = ctypes.cast(text_page, ctypes.c_void_p).value
@@ -720,6 +722,14 @@ def _edge_segments(raw: _RawPage) -> list[tuple[str, _Seg]]:
     return picked
 
 
+def _outer_rows(raw: _RawPage) -> set[int]:
+    """The topmost and bottommost rows of a page (where a page number may stand)."""
+    rows = {s.row: s.top for s in raw.segs}
+    if not rows:
+        return set()
+    return {min(rows, key=rows.__getitem__), max(rows, key=rows.__getitem__)}
+
+
 def _mark_running(raw_pages: dict[int, _RawPage]) -> None:
     """Mark headers, footers and page numbers that repeat at the page edges."""
     pages = [p for p in raw_pages.values() if p.segs]
@@ -729,12 +739,19 @@ def _mark_running(raw_pages: dict[int, _RawPage]) -> None:
         for zone, s in cands:
             seen.setdefault((zone, _norm_running(s.text)), set()).add(page_no)
     need = 2 if len(pages) <= 4 else 3
-    for cands in edges.values():
+    for page_no, cands in edges.items():
+        outer = _outer_rows(raw_pages[page_no])
         for zone, s in cands:
             text = s.text.strip()
-            if _PAGE_NUMBER.fullmatch(text):
+            if s.row in outer and _PAGE_NUMBER.fullmatch(text):
                 s.running = "page_number"
             elif len(seen[(zone, _norm_running(text))]) >= need:
+                s.running = zone
+        # what shares a row with a running header at the page's edge is furniture too
+        # (a section name beside the report title, changing from chapter to chapter)
+        furniture_rows = {s.row for _, s in cands if s.running}
+        for zone, s in cands:
+            if s.running is None and s.row in furniture_rows:
                 s.running = zone
 
 
@@ -1200,8 +1217,10 @@ def _merge_tables(blks: list[_Blk]) -> list[_Blk]:
                 joined = -h < b.top - a.bottom < 2 * h or -h < a.top - b.bottom < 2 * h
             else:
                 gap = max(a.x0, b.x0) - min(a.x1, b.x1)
-                joined = bool(rows[i] & rows[j]) and gap < 8 * h and not _text_between(
-                    others, a, b)
+                shared = len(rows[i] & rows[j])
+                joined = shared > 0 and (gap < 8 * h or (
+                    shared >= 2 and shared * 2 >= min(len(rows[i]), len(rows[j])))
+                ) and not _text_between(others, a, b)
             if joined:
                 parent[find(j)] = find(i)
     groups: dict[int, list[_Blk]] = {}
