@@ -121,12 +121,14 @@ def analyze(
 
     result_store = None
     if store:
+        from app.records import ManifestEntry
         from app.store import ResultStore
 
         result_store = ResultStore.from_settings(settings)
-        result_store.create_schema()
-        result_store.start_run(run_id, kind="analyze", inputs=[str(p) for p in inputs],
-                               stamp=stamp, settings=analyzer.settings_data)
+        result_store.start_run("analyze", run_id=run_id, stamp=stamp,
+                               settings=analyzer.settings_data,
+                               manifest=[ManifestEntry(path=str(p), size_bytes=p.stat().st_size)
+                                         for p in inputs])
 
     out.mkdir(parents=True, exist_ok=True)
     results: list[DocumentResult] = []
@@ -146,8 +148,11 @@ def analyze(
             write_workpaper(result, out / f"{stem}.xlsx")
             write_json(result, out / f"{stem}.json")
             if result_store is not None:
-                result_store.save_result(result, run_id=run_id)
-                result_store.record_run_document(run_id, result, source=str(path))
+                result_id = result_store.save_result(result, run_id=run_id)
+                result_store.record_run_document(
+                    run_id, str(path), result.status, doc_id=result.doc_id,
+                    timings=result.timings, result_id=result_id,
+                    error="; ".join(e.message for e in result.errors) or None)
             results.append(result)
             bar.advance(task)
             for err in result.errors:
@@ -163,7 +168,7 @@ def analyze(
     }
     (out / f"run-{run_id}.json").write_text(json.dumps(summary, indent=1, default=str))
     if result_store is not None:
-        result_store.finish_run(run_id, summary=summary, status="ok" if all_ok else "problems")
+        result_store.finish_run(run_id, summary=summary)
     typer.echo(count_line(results))
     sys.stdout.flush()
     raise typer.Exit(EXIT_OK if all_ok else EXIT_PROBLEMS)

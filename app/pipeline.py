@@ -7,8 +7,6 @@ documents. `analyze_document` is the one-call form for a single file.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 import uuid
@@ -29,14 +27,16 @@ from app.records import (
     StageError,
     Stamp,
     document_status,
+    settings_digest,
 )
 from app.version import git_commit, package_version
 
 if TYPE_CHECKING:
+    from spacy.language import Language
+
     from explain.shap_explainer import SentenceExplainer
     from models.registry import ResolvedModel
     from models.scoring import SentimentScorer
-    from spacy.language import Language
 
 _log = logging.getLogger(__name__)
 
@@ -61,12 +61,6 @@ def result_settings(settings: Settings) -> dict[str, Any]:
     return data
 
 
-def settings_digest(settings: dict[str, Any]) -> str:
-    """sha256 of the canonical JSON of result settings: equal digests mean equal outputs."""
-    canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 class Analyzer:
     """Loaded models and settings; analyzes one document at a time (never raises in record mode)."""
 
@@ -89,10 +83,9 @@ class Analyzer:
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Analyzer:
         """Resolve the model (registry champion or a local directory) and build every stage."""
+        from app.sentences import make_nlp
         from models.registry import resolve_model
         from models.scoring import SentimentScorer
-
-        from app.sentences import make_nlp
 
         settings = settings or load_settings()
         settings.ensure_dirs()
@@ -136,10 +129,9 @@ class Analyzer:
         progress: ProgressHook | None = None,
     ) -> DocumentResult:
         """Read, split, score and explain one PDF; every problem becomes a StageError."""
-        from explain.shap_explainer import select_for_explanation
-
         from app.ingest import read_pdf
         from app.sentences import split_sentences
+        from explain.shap_explainer import select_for_explanation
 
         run_id = run_id or new_run_id()
         name = file_name or (source.name if isinstance(source, Path) else "upload.pdf")
