@@ -303,12 +303,25 @@ _SECTION_TYPES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 # their own heading, so "Liquidity" does not leak into the next subsection.
 _MAJOR_TYPES = frozenset({"risk_factors", "management_discussion", "financial_statements",
                           "notes", "auditors_report", "business"})
+# Once a report shows Item/Part structure (a 10-K), only these parts of Item 8 may open a new
+# top-level type without an Item heading; "Risks and Uncertainties" inside a note stays local.
+_MAJOR_IN_ITEMS = frozenset({"financial_statements", "notes", "auditors_report"})
 _TOP_LEVEL = re.compile(
     r"^(part\s+[ivx]+\b|item\s+\d+[a-z]?\b|article\s+\w+|exhibit\b|schedule\b|signatures?\b"
     r"|appendix\b|annex\b)",
     re.IGNORECASE,
 )
-_NOT_A_SECTION = re.compile(r"^(table of )?contents$|^index$|^\(?continued\)?$", re.IGNORECASE)
+_ITEM = re.compile(r"^(part\s+[ivx]+|item\s+\d)", re.IGNORECASE)
+# Titles that do not open a section: contents pages, and table column headers that look like
+# titles ("Year Ended", "Outstanding", "(In millions)").
+_NOT_A_SECTION = re.compile(
+    r"^(table of )?contents$|^index$|^\(?continued\)?$"
+    r"|^(fiscal )?(years?|quarters?|(three|six|nine|twelve) months|periods?|weeks?) ended\b"
+    r"|^as of\b|^\(?in (millions|thousands|billions)\b"
+    r"|^(outstanding|value|amount|total|balance|shares|number|price|date|percent|change"
+    r"|description|name|title|signatures?)$",
+    re.IGNORECASE,
+)
 
 
 def classify_section(heading: str) -> str | None:
@@ -341,6 +354,7 @@ _SMALL_WORDS = _words("""
 _FURNITURE = re.compile(r"^(page|p\.|pg\.?)?\s*[a-z]?-?\d+(\s*(of|/)\s*\d+)?$", re.IGNORECASE)
 _WORD = re.compile(r"[^\W\d_]{2,}")
 _FIGURE = re.compile(r"[$\u20ac\u00a3%]|\d,\d{3}")
+_BRACKETS = "[](){}\"'\u201c\u201d\u2018\u2019"
 _ENDS_SENTENCE = frozenset(".!?:;\u2026")
 _CLOSING_CHARS = "\"')]}\u201d\u2019\u00bb*"
 _FUNCTION_WORDS = _words("""
@@ -413,8 +427,10 @@ def _is_row(line: str, prev_ended: bool) -> bool:
 
 
 def _is_heading(line: str, prev_ended: bool, nxt: str | None) -> bool:
-    if not prev_ended or len(line) > 100 or line[-1] in ".,;:!?" or not line[0].isalnum():
+    if len(line) > 100 or line[-1] in ".,;:!?" or not line[0].isalnum():
         return False
+    if not prev_ended and not (line.isupper() and len(line.split()) >= 2):
+        return False  # mid-paragraph, only an all-caps line ("ITEM 7. MANAGEMENT'S ...") is a title
     if line[0].isalpha() and not line[0].isupper():
         return False
     if nxt is not None and nxt[:1].islower():
@@ -424,8 +440,10 @@ def _is_heading(line: str, prev_ended: bool, nxt: str | None) -> bool:
         return False
     if _FIGURE.search(line):
         return False  # amounts belong to table rows, not titles
-    significant = [w for w in words if w[:1].isalpha() and w.lower() not in _SMALL_WORDS]
-    if not significant or 2 * len(significant) < len(words) or not _has_word(line):
+    bare = [w.strip(_BRACKETS) for w in words]
+    significant = [w for w in bare if w[:1].isalpha() and w.lower() not in _SMALL_WORDS]
+    figures = sum(1 for w in bare if not w[:1].isalpha())
+    if not significant or figures > len(significant) or not _has_word(line):
         return False
     capitalised = sum(1 for w in significant if w[0].isupper())
     return capitalised / len(significant) >= 0.75
@@ -612,7 +630,12 @@ def _continues(tail: str, head: str) -> bool:
     if not core or core[-1] in _ENDS_SENTENCE:
         return False
     first = head[:1]
-    return first.islower() or first.isdigit() or first in "($\u20ac\u00a3%" or _open_end(core)
+    if first.islower() or first.isdigit() or first in "($\u20ac\u00a3%" or _open_end(core):
+        return True
+    # A long run of prose stopping on a lower-case word is unfinished ("... 7% of our global"
+    # / "Gross Bookings."); a short label ("Revenue by segment") is not.
+    words = core.split()
+    return len(words) >= 6 and words[-1][:1].islower()
 
 
 _CLAUSE_CUTS = (
@@ -762,13 +785,17 @@ def _records(ordered: Sequence[Page], texts: Sequence[str], flat: list[_Sent]) -
     section: str | None = None
     section_type: str | None = None
     top_type: str | None = None
+    itemised = False
     seen_unit: tuple[int, int] | None = None
     for sent in flat:
         if sent.heading_text and sent.unit != seen_unit and _is_section(sent.heading_text):
             seen_unit = sent.unit
             section = sent.heading_text
             found = classify_section(section)
-            if found in _MAJOR_TYPES or _TOP_LEVEL.match(section):
+            if _TOP_LEVEL.match(section):
+                top_type = found
+                itemised = itemised or bool(_ITEM.match(section))
+            elif found in (_MAJOR_IN_ITEMS if itemised else _MAJOR_TYPES):
                 top_type = found
             section_type = found or top_type
         (p0, s0, e0) = sent.segs[0]
