@@ -32,8 +32,10 @@ import logging
 import math
 import re
 import unicodedata
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +55,7 @@ from app.errors import (
     TooLargeError,
     TooManyPagesError,
 )
-from app.records import BBox, Block, Document, Line, Page, PageStatus, StageError
+from app.records import Document, Page, PageStatus, StageError
 
 _log = logging.getLogger(__name__)
 
@@ -352,10 +354,11 @@ class _Seg:
     bullet: bool = False
     row: int = -1
     running: str | None = None
+    h: float = 0.0
+    """Line height (bottom - top), kept as a field: the layout loops read it constantly."""
 
-    @property
-    def h(self) -> float:
-        return self.bottom - self.top
+    def __post_init__(self) -> None:
+        self.h = self.bottom - self.top
 
 
 @dataclass(slots=True)
@@ -380,8 +383,8 @@ class _PageReader:
 
     def __init__(self, raw_doc: object) -> None:
         self.raw_doc = raw_doc
-        self._loose = _fast_loose_box()
-        self._matrix = pdfium_c.FS_MATRIX()
+        self._fast = _fast()
+        self._matrix = (ctypes.c_float * 6)()
         self._flags = ctypes.c_int()
         self._name_buf = ctypes.create_string_buffer(128)
         self._fonts: dict[int, bool] = {}
@@ -423,15 +426,15 @@ class _PageReader:
         if "\ufffe" in text:
             text = _mark_hyphens(text_page, text)
         boxes = np.empty((n, 4), dtype=np.float32)  # left, top, right, bottom in PDF space
-        loose = self._loose
-        tp_addr = ctypes.cast(text_page, ctypes.c_void_p).value
+        loose = self._fast.loose_box
+        tp = ctypes.cast(text_page, ctypes.c_void_p).value
         base = boxes.ctypes.data
         for i in range(n):
-            loose(tp_addr, i, base + 16 * i)
+            loose(tp, i, base + 16 * i)
         box = _to_display(boxes, page, raw.rotation)
-        self._segments(text_page, text, box, raw)
+        self._segments(tp, text, box, raw)
 
-    def _segments(self, text_page: object, text: str, box: np.ndarray, raw: _RawPage) -> None:
+    def _segments(self, tp: int, text: str, box: np.ndarray, raw: _RawPage) -> None:
         codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
         x0, top, x1, bottom = box[:, 0], box[:, 1], box[:, 2], box[:, 3]
         space = (codes <= 32) | (codes == 0xA0) | ((codes >= 0x2000) & (codes <= 0x200B)) \
@@ -454,7 +457,7 @@ class _PageReader:
         bad = (codes[ink] == 0xFFFD) | ((codes[ink] >= 0xE000) & (codes[ink] <= 0xF8FF))
         # pdfium knows which glyphs had no Unicode mapping: ask on a sample of characters
         sample = ink[:: max(1, ink.size // 200)]
-        unmapped = sum(pdfium_c.FPDFText_HasUnicodeMapError(text_page, int(i)) for i in sample)
+        unmapped = sum(map(partial(self._fast.unmapped, tp), sample.tolist()))
         raw.n_bad = max(int(bad.sum()), round(unmapped * ink.size / sample.size))
 
         # words: break at spaces, jumps to another line, wide gaps or moving backwards
@@ -501,7 +504,7 @@ class _PageReader:
         sx1 = np.maximum.reduceat(wx1, s_start).tolist()
         sbot = np.maximum.reduceat(wbot, s_start).tolist()
         nch = np.add.reduceat(lens, s_start).tolist()
-        probe = self._font_probe(text_page)
+        probe = self._font_probe(tp)
         first_l = first.tolist()
         segs: list[_Seg] = []
         for k, (a, b) in enumerate(zip(s_start.tolist(), s_end.tolist(), strict=True)):
@@ -514,28 +517,26 @@ class _PageReader:
             segs.append(_Seg(seg_text, sx0[k], stop[k], sx1[k], sbot[k], size, bold, nch[k]))
         raw.segs = _merge_rows(segs)
 
-    def _font_probe(self, text_page: object):  # noqa: ANN202 - a closure over pdfium handles
+    def _font_probe(self, tp: int):  # noqa: ANN202 - a closure over pdfium handles
         """Font size (points, text matrix applied) and boldness at a char index."""
-        fonts = self._fonts
-        matrix, flags, name_buf = self._matrix, self._flags, self._name_buf
-        get_object = pdfium_c.FPDFText_GetTextObject
-        get_font = pdfium_c.FPDFTextObj_GetFont
-        get_size = pdfium_c.FPDFText_GetFontSize
-        get_matrix = pdfium_c.FPDFText_GetMatrix
+        fast, fonts = self._fast, self._fonts
+        m = self._matrix
+        m_addr, flags_addr = ctypes.addressof(m), ctypes.addressof(self._flags)
+        name_buf, name_addr = self._name_buf, ctypes.addressof(self._name_buf)
         fonts.clear()  # font handles are only trusted within one page
 
         def probe(index: int) -> tuple[float, bool]:
-            size = float(get_size(text_page, index))
-            if get_matrix(text_page, index, matrix):
-                size *= math.sqrt(abs(matrix.a * matrix.d - matrix.b * matrix.c))
-            obj = get_object(text_page, index)
-            font = ctypes.cast(get_font(obj), ctypes.c_void_p).value if obj else None
+            size = fast.font_size(tp, index)
+            if fast.matrix(tp, index, m_addr):
+                size *= math.sqrt(abs(m[0] * m[3] - m[1] * m[2]))
+            obj = fast.text_object(tp, index)
+            font = fast.font(obj) if obj else None
             bold = fonts.get(font) if font else None
             if bold is None:
-                weight = int(pdfium_c.FPDFText_GetFontWeight(text_page, index))
-                n = pdfium_c.FPDFText_GetFontInfo(text_page, index, name_buf, 128, flags)
+                weight = fast.weight(tp, index)
+                n = fast.font_info(tp, index, name_addr, 128, flags_addr)
                 font_name = name_buf.raw[: max(0, min(n, 128) - 1)].decode("latin-1").lower()
-                bold = weight >= 600 or bool(flags.value & _FONTFLAG_FORCEBOLD) or any(
+                bold = weight >= 600 or bool(self._flags.value & _FONTFLAG_FORCEBOLD) or any(
                     b in font_name for b in _BOLD_NAMES)
                 if font:
                     fonts[font] = bold
@@ -544,24 +545,55 @@ class _PageReader:
         return probe
 
 
-def _fast_loose_box():  # noqa: ANN202 - a ctypes function
-    """FPDFText_GetLooseCharBox taking plain integers (the per-character hot loop)."""
+class _Fast:
+    """pdfium text functions declared with plain-integer arguments, for the hot paths (one call
+    per character, a few per segment): ctypes then skips its pointer-type conversions."""
+
+    def __init__(self) -> None:
+        lib = ctypes.CDLL(_pdfium_library())
+        vp, i = ctypes.c_void_p, ctypes.c_int
+        self.loose_box = self._fn(lib.FPDFText_GetLooseCharBox, [vp, i, vp], i)
+        self.font_size = self._fn(lib.FPDFText_GetFontSize, [vp, i], ctypes.c_double)
+        self.matrix = self._fn(lib.FPDFText_GetMatrix, [vp, i, vp], i)
+        self.text_object = self._fn(lib.FPDFText_GetTextObject, [vp, i], vp)
+        self.font = self._fn(lib.FPDFTextObj_GetFont, [vp], vp)
+        self.weight = self._fn(lib.FPDFText_GetFontWeight, [vp, i], i)
+        self.font_info = self._fn(lib.FPDFText_GetFontInfo, [vp, i, vp, ctypes.c_ulong, vp],
+                                  ctypes.c_ulong)
+        self.unmapped = self._fn(lib.FPDFText_HasUnicodeMapError, [vp, i], i)
+
+    @staticmethod
+    def _fn(fn: ctypes._CFuncPtr, argtypes: list, restype: object) -> ctypes._CFuncPtr:
+        fn.argtypes = argtypes
+        fn.restype = restype
+        return fn
+
+
+def _pdfium_library() -> str:
+    """Path of the pdfium shared library pypdfium2 loaded."""
     try:
         from pypdfium2_raw.bindings import _libs
 
-        fn = ctypes.CDLL(_libs["pdfium"]._name).FPDFText_GetLooseCharBox
-        fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
-        fn.restype = ctypes.c_int
-        return fn
-    except Exception:  # a different pypdfium2 layout: fall back to the typed binding
-        _log.debug("fast char boxes unavailable; using the typed pdfium binding")
+        return str(_libs["pdfium"]._name)
+    except (ImportError, KeyError, AttributeError):
+        import pypdfium2_raw
 
-        def slow(tp_addr: int, i: int, addr: int) -> int:
-            rect = pdfium_c.FS_RECTF.from_address(addr)
-            tp = ctypes.cast(ctypes.c_void_p(tp_addr), pdfium_c.FPDF_TEXTPAGE)
-            return int(pdfium_c.FPDFText_GetLooseCharBox(tp, i, ctypes.byref(rect)))
+        folder = Path(pypdfium2_raw.__file__).parent
+        found = sorted(p for p in folder.iterdir() if "pdfium" in p.name
+                       and p.suffix in (".so", ".dll", ".dylib"))
+        if not found:
+            raise ImportError(f"pdfium library not found next to {folder}") from None
+        return str(found[0])
 
-        return slow
+
+_FAST: _Fast | None = None
+
+
+def _fast() -> _Fast:
+    global _FAST
+    if _FAST is None:
+        _FAST = _Fast()
+    return _FAST
 
 
 def _mark_hyphens(text_page: object, text: str) -> str:
@@ -867,8 +899,10 @@ def _classify_cells(segs: list[_Seg]) -> None:
     """Numeric cells, and row labels: a numeric cell of a number column follows on the row."""
     for s in segs:
         tokens = s.text.split()
+        # "2018." ending a sentence is prose, not a cell
         s.numeric = bool(tokens) and all(_NUM_TOKEN.fullmatch(t) for t in tokens) and any(
-            ch.isdigit() or ch in "–—-" for ch in s.text)
+            ch.isdigit() or ch in "–—-" for ch in s.text) and not s.text.endswith(
+            (".", ",", ";", ":"))
     numeric = sorted((s for s in segs if s.numeric), key=lambda s: s.top)
     in_column: set[int] = set()
     for i, s in enumerate(numeric):
@@ -1000,7 +1034,7 @@ def _split(blks: list[_Blk], axis: str, min_gap: float) -> list[list[_Blk]]:
         return [blks]
     groups: list[list[_Blk]] = [[] for _ in range(len(cuts) + 1)]
     for b in blks:
-        groups[sum(1 for c in cuts if key(b) > c)].append(b)
+        groups[bisect_left(cuts, key(b))].append(b)
     return [g for g in groups if g]
 
 
@@ -1093,9 +1127,11 @@ def _keeps_hyphen(line: str, nxt: str, vocab: set[str]) -> bool:
     return f"{head}-{tail}" in vocab and f"{head}{tail}" not in vocab
 
 
-def _bbox(x0: float, top: float, x1: float, bottom: float) -> BBox:
-    return BBox.model_construct(x0=round(x0, 2), top=round(top, 2), x1=round(x1, 2),
-                                bottom=round(bottom, 2))
+def _bbox(x0: float, top: float, x1: float, bottom: float) -> dict[str, float]:
+    # records are built from plain dicts in one validation per page (pydantic-core is faster
+    # at that than constructing thousands of models one by one)
+    return {"x0": round(x0, 2), "top": round(top, 2), "x1": round(x1, 2),
+            "bottom": round(bottom, 2)}
 
 
 def _table_text(blks: list[_Blk]) -> str:
@@ -1127,8 +1163,8 @@ def _build_page(raw: _RawPage, doc_id: str, body_size: float, vocab: set[str]) -
 
     parts: list[str] = []
     pos = 0
-    lines: list[Line] = []
-    blocks: list[Block] = []
+    lines: list[dict[str, object]] = []
+    blocks: list[dict[str, object]] = []
     header = [s for s in running if s.running == "header" or (
         s.running == "page_number" and s.top < raw.height / 2)]
     footer = [s for s in running if s not in header]
@@ -1145,23 +1181,23 @@ def _build_page(raw: _RawPage, doc_id: str, body_size: float, vocab: set[str]) -
             pos += 2
         start = pos
         for s, (a, e) in zip(b.segs, spans, strict=True):
-            lines.append(Line.model_construct(
-                start=start + a, end=start + e, bbox=_bbox(s.x0, s.top, s.x1, s.bottom)))
+            lines.append({"start": start + a, "end": start + e,
+                          "bbox": _bbox(s.x0, s.top, s.x1, s.bottom)})
         parts.append(text)
         pos += len(text)
         blocks.append(_block(b.kind, b.x0, b.top, b.x1, b.bottom, start=start, end=pos))
     for s in sorted(footer, key=lambda s: (s.top, s.x0)):
         blocks.append(_block(s.running, s.x0, s.top, s.x1, s.bottom, text=s.text))
-    return Page(doc_id=doc_id, page_no=raw.page_no, width=round(raw.width, 2),
-                height=round(raw.height, 2), rotation=raw.rotation, text="\n\n".join(parts),
-                lines=tuple(lines), blocks=tuple(blocks), status="ok")
+    return Page.model_validate({
+        "doc_id": doc_id, "page_no": raw.page_no, "width": round(raw.width, 2),
+        "height": round(raw.height, 2), "rotation": raw.rotation, "text": "\n\n".join(parts),
+        "lines": lines, "blocks": blocks, "status": "ok"})
 
 
 def _block(kind: str, x0: float, top: float, x1: float, bottom: float, *, start: int = -1,
-           end: int = -1, text: str = "") -> Block:
-    # records built from values this module computed: skip re-validating thousands of them
-    return Block.model_construct(kind=kind, start=start, end=end,
-                                 bbox=_bbox(x0, top, x1, bottom), text=text)
+           end: int = -1, text: str = "") -> dict[str, object]:
+    return {"kind": kind, "start": start, "end": end, "bbox": _bbox(x0, top, x1, bottom),
+            "text": text}
 
 
 def _absorb_into_tables(ordered: list[_Blk]) -> None:
@@ -1209,19 +1245,35 @@ def _merge_tables(blks: list[_Blk]) -> list[_Blk]:
         return i
 
     rows = [{s.row for s in t.segs} for t in tables]
-    for i, a in enumerate(tables):
-        for j in range(i + 1, len(tables)):
+    # side by side on shared rows: neighbours along each row are enough to connect a table
+    by_row: dict[int, list[int]] = {}
+    for i, row_set in enumerate(rows):
+        for r in row_set:
+            by_row.setdefault(r, []).append(i)
+    pairs: set[tuple[int, int]] = set()
+    for members in by_row.values():
+        members.sort(key=lambda i: tables[i].x0)
+        pairs.update(zip(members, members[1:], strict=False))
+    for i, j in pairs:
+        a, b = tables[i], tables[j]
+        if min(a.x1, b.x1) > max(a.x0, b.x0):
+            continue  # stacked, not side by side: handled below
+        h = max(a.segs[0].h, b.segs[0].h)
+        gap = max(a.x0, b.x0) - min(a.x1, b.x1)
+        shared = len(rows[i] & rows[j])
+        if (gap < 8 * h or (shared >= 2 and shared * 2 >= min(len(rows[i]), len(rows[j])))) \
+                and not _text_between(others, a, b):
+            parent[find(j)] = find(i)
+    # stacked: one table block right above another
+    order = sorted(range(len(tables)), key=lambda i: tables[i].top)
+    for k, i in enumerate(order):
+        a = tables[i]
+        for j in order[k + 1:]:
             b = tables[j]
             h = max(a.segs[0].h, b.segs[0].h)
-            if min(a.x1, b.x1) > max(a.x0, b.x0):
-                joined = -h < b.top - a.bottom < 2 * h or -h < a.top - b.bottom < 2 * h
-            else:
-                gap = max(a.x0, b.x0) - min(a.x1, b.x1)
-                shared = len(rows[i] & rows[j])
-                joined = shared > 0 and (gap < 8 * h or (
-                    shared >= 2 and shared * 2 >= min(len(rows[i]), len(rows[j])))
-                ) and not _text_between(others, a, b)
-            if joined:
+            if b.top > a.bottom + 2 * h:
+                break
+            if min(a.x1, b.x1) > max(a.x0, b.x0) and b.top - a.bottom > -h:
                 parent[find(j)] = find(i)
     groups: dict[int, list[_Blk]] = {}
     for i, t in enumerate(tables):
