@@ -61,7 +61,7 @@ def _words(listing: str) -> frozenset[str]:
 # Never end a sentence: titles and Latin/short forms that always lead into more words.
 _NEVER_END = _words("""
     mr. mrs. ms. messrs. dr. prof. st. mt. gen. gov. sen. rep. hon. rev. e.g. i.e. eg. ie. vs. v.
-    cf. approx. appx. ca. incl. excl. esp. viz. resp. dept. ave. blvd. ref. abt.
+    cf. approx. appx. ca. incl. excl. esp. viz. resp. dept. ave. blvd. ref. abt. pub. stat.
 """)
 
 # End a sentence only when no number follows ("No. 5", "Jan. 31, 2022", "fig. 3", "pp. 12-14").
@@ -91,12 +91,14 @@ _STARTERS = _words("""
     Meanwhile Nevertheless Nonetheless Consequently Accordingly Additionally Also Finally Overall
     Similarly Likewise However In On At As For From During After Before Since While Although
     Though When Where If Unless Because With Without By To Under Our We It Its He She His Her I
-    You Your Each Every Such Any All Both Most Many Some Several A An No None Other Management
+    You Your Each Every Such Any All Both Most Many Some Several A An No None Other
 """)
 
 # Lower-case words that may still open a sentence.
 _LOWER_STARTERS = frozenset({"iPhone", "iPad", "iPod", "iOS", "iCloud", "iMac", "eBay", "eToro"})
 
+_ABBREVIATED_STARTERS = frozenset({"No", "A", "I"})
+_OPENING_QUOTES = frozenset({"\u201c", "\u2018", "\u00ab"})
 _CLOSERS = frozenset({'"', "'", "\u201d", "\u2019", ")", "]", "}", "\u00bb"})
 _TERMINAL = frozenset({".", "!", "?", "!?", "?!", "..", "...", "\u2026", "!!", "??"})
 _ACRONYM = re.compile(r"^(?:[a-z]\.){2,}$")
@@ -158,15 +160,30 @@ def _sentence_starts(tok: _Tokens) -> list[int]:
             break
         if not tok.gaps[j - 1] and k == j:
             continue  # no whitespace after the stop: "U.S.-based", "Inc.,", glued text
-        if _ends_here(tok, i, tok.word(k)):
+        if _ends_here(tok, i, k):
             starts.append(k)
         done = k
     return starts
 
 
-def _ends_here(tok: _Tokens, i: int, nxt: str) -> bool:
-    """Whether the terminal token at i ends its sentence, given the next word `nxt`."""
+def _opens_sentence(tok: _Tokens, k: int) -> bool:
+    """Whether token k clearly opens a sentence (used after an ambiguous abbreviation)."""
+    word = tok.word(k)
+    after = tok.word(k + 1) if k + 1 < tok.n else ""
+    if word in _STARTERS:
+        # "Pub. L. No. 107-56": "No" (or "A.") glued to a stop is an abbreviation, not a start.
+        return not (word in _ABBREVIATED_STARTERS and after == "." and not tok.gaps[k])
+    if word in _OPENING_QUOTES:
+        return True  # '... Markets Inc. “Code” means ...'
+    # "... Section 2.13. (c) If ...": an enumerator opens a new provision.
+    return (word == "(" and k + 2 < tok.n and tok.word(k + 2) == ")"
+            and bool(_REF_NUMBER.match(after)))
+
+
+def _ends_here(tok: _Tokens, i: int, k: int) -> bool:
+    """Whether the terminal token at i ends its sentence, the next word being token k."""
     word = tok.word(i)
+    nxt = tok.word(k)
     if word in _TERMINAL and word != ".":
         # "!", "?" and ellipses end a sentence unless the text goes on in lower case.
         if word in {"..", "...", "\u2026"}:
@@ -176,21 +193,25 @@ def _ends_here(tok: _Tokens, i: int, nxt: str) -> bool:
         if i == 0 or tok.gaps[i - 1] or tok.spaces[i - 1]:
             return not _is_lower_start(nxt)  # a stray " ." after a space
         prev = tok.word(i - 1)
-        abbr = prev.lower() + "."
         if (_REF_NUMBER.match(prev) and i > 1
                 and tok.word(i - 2).lower().rstrip(".") in _NUMBERED):
-            return nxt in _STARTERS  # "Note 3. Revenue", "Item 7. Management's ..."
+            return _opens_sentence(tok, k)  # "Note 3. Revenue", "Item 7. Management's ..."
     else:
-        abbr = word.lower()  # the tokenizer kept the stop: "Inc.", "U.S.", "1A.", "EMEA."
-        if (i > 0 and any(c.isdigit() for c in abbr)
+        # The tokenizer kept the stop: "Inc.", "U.S.", "1A.", "EMEA.".
+        prev = word[:-1]
+        if (i > 0 and any(c.isdigit() for c in prev)
                 and tok.word(i - 1).lower().rstrip(".") in _NUMBERED):
-            return nxt in _STARTERS  # "Item 1A. Risk Factors"
-    if abbr in _NEVER_END:
+            return _opens_sentence(tok, k)  # "Item 1A. Risk Factors"
+    abbr = prev.lower() + "."
+    acronym = len(prev) >= 3 and prev.isupper()  # "the SEC.", "EMEA.": not "Sec." or "Dec."
+    if abbr in _NEVER_END and not acronym:
         return False
+    if abbr in _MAY_END or _ACRONYM.match(abbr) or (len(prev) == 1 and prev.isalpha()):
+        return _opens_sentence(tok, k)  # "U.S.", "Inc.", "INC.", initials ("J. Smith")
+    if acronym:
+        return not _is_lower_start(nxt)
     if abbr in _BEFORE_NUMBER:
-        return not nxt[:1].isdigit() and nxt in _STARTERS
-    if abbr in _MAY_END or _ACRONYM.match(abbr) or (len(abbr) == 2 and abbr[0].isalpha()):
-        return nxt in _STARTERS  # "U.S.", "Inc.", initials ("J. Smith")
+        return not nxt[:1].isdigit() and _opens_sentence(tok, k)
     return not _is_lower_start(nxt)
 
 
@@ -319,7 +340,7 @@ _NOT_A_SECTION = re.compile(
     r"|^(fiscal )?(years?|quarters?|(three|six|nine|twelve) months|periods?|weeks?) ended\b"
     r"|^as of\b|^\(?in (millions|thousands|billions)\b"
     r"|^(outstanding|value|amount|total|balance|shares|number|price|date|percent|change"
-    r"|description|name|title|signatures?)$",
+    r"|description|name|title)$",
     re.IGNORECASE,
 )
 

@@ -91,6 +91,23 @@ def test_abbreviation_followed_by_a_sentence_starter_ends_the_sentence() -> None
     ]
 
 
+def test_acronyms_quotes_and_legal_citations_split_where_prose_does() -> None:
+    text = ("The report was filed with the SEC. \u201cIRS\u201d means the U.S. Internal Revenue "
+            "Service. \u201cCitigroup\u201d means Citigroup Global Markets Inc. \u201cCode\u201d "
+            "means the Internal Revenue Code. See Title III of Pub. L. No. 107-56. Revenue is "
+            "reported net (i.e. \u201cnet\u201d of fees). Sales in EMEA. Grew.")
+    assert split_paragraph(text) == [
+        "The report was filed with the SEC.",
+        "\u201cIRS\u201d means the U.S. Internal Revenue Service.",
+        "\u201cCitigroup\u201d means Citigroup Global Markets Inc.",
+        "\u201cCode\u201d means the Internal Revenue Code.",
+        "See Title III of Pub. L. No. 107-56.",
+        "Revenue is reported net (i.e. \u201cnet\u201d of fees).",
+        "Sales in EMEA.",
+        "Grew.",
+    ]
+
+
 def test_amounts_and_percentages_stay_whole() -> None:
     text = ("Revenue rose to \u20ac1.5 million. Debt was $2.3 billion. Margin improved 3.2% to "
             "41.7%. The loss was (1,234.5). Leverage stood at 1.5x. Guidance is 2.0x-2.5x.")
