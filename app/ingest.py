@@ -68,6 +68,7 @@ _SEG_GAP = 0.9
 _BULLETS = frozenset("•●▪■□◦○·‣⁃∙►▶➢➤✓✔–—-*")
 _HYPHENS = ("-", "\u00ad", "\u2010", "\x02")
 _SOFT_HYPHENS = ("\u00ad", "\x02")
+_CONJUNCTIONS = frozenset(("and", "or", "to", "en", "of", "tot", "und", "oder", "bis", "et", "ou"))
 _VOCAB_WORD = re.compile(r"[^\W\d_][\w'’-]*[^\W\d_]")
 _LEAD_LETTERS = re.compile(r"[^\W\d_]+")
 _NUM_TOKEN = re.compile(
@@ -772,13 +773,20 @@ def _mark_running(raw_pages: dict[int, _RawPage]) -> None:
             seen.setdefault((zone, _norm_running(s.text)), set()).add(page_no)
     need = 2 if len(pages) <= 4 else 3
     for page_no, cands in edges.items():
-        outer = _outer_rows(raw_pages[page_no])
+        raw = raw_pages[page_no]
+        outer = _outer_rows(raw)
         for zone, s in cands:
             text = s.text.strip()
             if s.row in outer and _PAGE_NUMBER.fullmatch(text):
                 s.running = "page_number"
             elif len(seen[(zone, _norm_running(text))]) >= need:
                 s.running = zone
+        # a number alone on the last row, wherever the page's content ends (EDGAR filings
+        # put it right under the text)
+        last_row = [s for s in raw.segs if s.row == max(outer, default=-1)]
+        if len(last_row) == 1 and last_row[0].running is None and _PAGE_NUMBER.fullmatch(
+                last_row[0].text.strip()) and len(raw.segs) > 1:
+            last_row[0].running = "page_number"
         # what shares a row with a running header at the page's edge is furniture too
         # (a section name beside the report title, changing from chapter to chapter)
         furniture_rows = {s.row for _, s in cands if s.running}
@@ -901,7 +909,7 @@ def _classify_cells(segs: list[_Seg]) -> None:
         tokens = s.text.split()
         # "2018." ending a sentence is prose, not a cell
         s.numeric = bool(tokens) and all(_NUM_TOKEN.fullmatch(t) for t in tokens) and any(
-            ch.isdigit() or ch in "–—-" for ch in s.text) and not s.text.endswith(
+            ch.isdigit() or ch in "–—-$€£¥%" for ch in s.text) and not s.text.endswith(
             (".", ",", ";", ":"))
     numeric = sorted((s for s in segs if s.numeric), key=lambda s: s.top)
     in_column: set[int] = set()
@@ -922,12 +930,29 @@ def _classify_cells(segs: list[_Seg]) -> None:
         for s in row:
             if s.numeric or _LEADERS.search(s.text) or _ends_with_numbers(s.text):
                 s.tabular = True
+    for s in segs:
+        if s.label and _in_paragraph(segs, s):
+            s.label = False
+
+
+def _in_paragraph(segs: list[_Seg], s: _Seg) -> bool:
+    """A long line set flush with a long line of prose right above or below it is prose too,
+    whatever stands to its right (a spread's facing page, a chart across the gutter)."""
+    if len(s.text.split()) < 6:
+        return False
+    for t in segs:
+        if t is s or t.label or t.tabular or len(t.text.split()) < 6:
+            continue
+        step = abs(t.top - s.top)
+        if 0.5 * s.h < step <= 2.2 * max(s.size, 1.0) and abs(t.x0 - s.x0) <= 2 * s.h:
+            return True
+    return False
 
 
 def _between(segs: list[_Seg], left: _Seg, right: _Seg) -> bool:
     """Whether text on nearby rows lies wholly between two cells: then a column gutter and
     another column's table separate them, and `left` is body text, not the row's label."""
-    reach = 10 * left.h
+    reach = 5 * left.h
     return any(t.x0 > left.x1 and t.x1 < right.x0 and not t.numeric
                and abs(t.top - left.top) < reach for t in segs)
 
@@ -990,7 +1015,9 @@ def _blocks(segs: list[_Seg]) -> list[_Blk]:
             if step <= 0.5 * last.h or not regular or gap < -0.3 * s.h:
                 continue
             overlap = min(s.x1, b.x1) - max(s.x0, b.x0)
-            if overlap < 0.5 * min(s.x1 - s.x0, b.x1 - b.x0) or s.x0 < b.x0 - 1.5 * s.h:
+            # the second line may start well left of an indented first line
+            outdent = 3.0 * s.h if len(b.segs) == 1 else 1.5 * s.h
+            if overlap < 0.5 * min(s.x1 - s.x0, b.x1 - b.x0) or s.x0 < b.x0 - outdent:
                 continue
             if gap < best_gap:
                 best, best_gap = b, gap
@@ -1095,7 +1122,9 @@ def _join_lines(lines: list[str], vocab: set[str]) -> tuple[str, list[tuple[int,
         nxt = lines[i + 1] if i + 1 < len(lines) else ""
         if nxt and line.endswith(_HYPHENS) and len(line) >= 2 and line[-2].isalpha() \
                 and nxt[:1].islower():
-            if line.endswith(_SOFT_HYPHENS) or not _keeps_hyphen(line, nxt, vocab):
+            if nxt.split(" ", 1)[0] in _CONJUNCTIONS and not line.endswith(_SOFT_HYPHENS):
+                out += " "  # "short-" + "and long-term": the hyphen stands for a word part
+            elif line.endswith(_SOFT_HYPHENS) or not _keeps_hyphen(line, nxt, vocab):
                 out = out[:-1]
                 end = len(out)
         elif nxt:
@@ -1166,7 +1195,7 @@ def _build_page(raw: _RawPage, doc_id: str, body_size: float, vocab: set[str]) -
     lines: list[dict[str, object]] = []
     blocks: list[dict[str, object]] = []
     header = [s for s in running if s.running == "header" or (
-        s.running == "page_number" and s.top < raw.height / 2)]
+        s.running == "page_number" and s.bottom <= raw.height * _EDGE_ZONE)]
     footer = [s for s in running if s not in header]
     for s in sorted(header, key=lambda s: (s.top, s.x0)):
         blocks.append(_block(s.running, s.x0, s.top, s.x1, s.bottom, text=s.text))
@@ -1206,7 +1235,7 @@ def _absorb_into_tables(ordered: list[_Blk]) -> None:
     if not tables:
         return
     for b in ordered:
-        if b.kind not in ("text", "heading") or len(b.segs) > 2:
+        if b.kind not in ("text", "heading") or len(b.segs) > 4:
             continue
         h = max(s.h for s in b.segs)
         above = any(t.bottom <= b.top + 0.3 * h and b.top - t.bottom < 2 * h
@@ -1219,7 +1248,7 @@ def _absorb_into_tables(ordered: list[_Blk]) -> None:
         label = len(text.split()) <= 3 and len(text) <= 25 and (
             not any(ch.islower() for ch in text) or any(ch.isdigit() for ch in text)) and any(
             _distance(b, t) < 3 * h for t in tables)
-        if (above and below) or (below and column_head) or label:
+        if (above and below and len(b.segs) <= 2) or (below and column_head) or label:
             b.kind = "table"
 
 

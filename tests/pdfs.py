@@ -82,14 +82,16 @@ HYPHENATED_LINES = (
     "cial position remained strong through-",
     "out the year, and we signed a long-",
     "term supply contract with a new customer.",
-    "A second long-term contract followed in May.",
+    "A second long-term contract followed in May. Both short-",
+    "and long-term debt fell.",
 )
 HYPHENATED_TEXT = (
     "The group's financial position remained strong throughout the year, and we signed a "
-    "long-term supply contract with a new customer. A second long-term contract followed in May."
+    "long-term supply contract with a new customer. A second long-term contract followed in May. "
+    "Both short- and long-term debt fell."
 )
 """`HYPHENATED_LINES` as one paragraph: breaks closed, the compound's hyphen kept (the report
-writes "long-term" elsewhere)."""
+writes "long-term" elsewhere), the hyphen before "and" kept with its space."""
 
 TABLE_INTRO = "The table below summarises the results of the last two years."
 TABLE_OUTRO = "Operating profit improved because of lower raw material costs."
