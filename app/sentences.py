@@ -109,6 +109,11 @@ def _is_lower_start(word: str) -> bool:
     return word[:1].islower() and word not in _LOWER_STARTERS
 
 
+# Lexeme suffix hash -> whether it ends in a stop. Hashes are the same in every vocabulary and
+# there are only so many three-letter suffixes, so the cache stays small.
+_STOP_SUFFIX: dict[int, bool] = {}
+
+
 class _Tokens:
     """A doc's tokens as plain arrays: the rules read only the few words they need.
 
@@ -128,8 +133,13 @@ class _Tokens:
         gaps[:-1] = ends[:-1] < starts[1:]
         gaps[-1] = bool(doc[-1].whitespace_)
         suffixes, inverse = np.unique(arr[:, 3], return_inverse=True)
-        strings = doc.vocab.strings
-        stops = np.array([strings[int(h)][-1:] in ".!?\u2026" for h in suffixes], dtype=bool)
+        known, strings = _STOP_SUFFIX, doc.vocab.strings
+        stops = np.empty(len(suffixes), dtype=bool)
+        for pos, h in enumerate(suffixes.tolist()):
+            stop = known.get(h)
+            if stop is None:
+                stop = known[h] = strings[h][-1:] in ".!?\u2026"
+            stops[pos] = stop
         self.candidates = np.flatnonzero(stops[inverse.reshape(-1)] & ~space).tolist()
         self.gaps, self.spaces = gaps.tolist(), space.tolist()
         self._words: dict[int, str] = {}
@@ -314,7 +324,7 @@ _SECTION_TYPES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
                                r"|message from"),
         ("highlights", r"highlights|at a glance|key figures"),
         ("sustainability", r"sustainab|\besg\b|environmental, social|climate"),
-        ("business", r"^(item \d+\.?\s*)?business( overview)?$|^our business|business overview"),
+        ("business", r"^(item \d+\.?\s*)?business\b|^our business|business overview"),
     )
 )
 
@@ -332,6 +342,7 @@ _TOP_LEVEL = re.compile(
     r"|appendix\b|annex\b)",
     re.IGNORECASE,
 )
+_PART = re.compile(r"^part\s+[ivx]+\b", re.IGNORECASE)
 _ITEM = re.compile(r"^(part\s+[ivx]+|item\s+\d)", re.IGNORECASE)
 # Titles that do not open a section: contents pages, and table column headers that look like
 # titles ("Year Ended", "Outstanding", "(In millions)").
@@ -373,6 +384,7 @@ _SMALL_WORDS = _words("""
     &
 """)
 _FURNITURE = re.compile(r"^(page|p\.|pg\.?)?\s*[a-z]?-?\d+(\s*(of|/)\s*\d+)?$", re.IGNORECASE)
+_ENUMERATOR = re.compile(r"^[(\[]?([ivxlc]{1,6}|[a-z]|\d{1,3})[)\].]?[.:]?$", re.IGNORECASE)
 _WORD = re.compile(r"[^\W\d_]{2,}")
 _FIGURE = re.compile(r"[$\u20ac\u00a3%]|\d,\d{3}")
 _BRACKETS = "[](){}\"'\u201c\u201d\u2018\u2019"
@@ -397,8 +409,12 @@ class _Unit:
 
 
 def _has_word(text: str) -> bool:
-    """Whether text carries a word: two letters in a row, page furniture ("Page 3 of 9") aside."""
-    return bool(_WORD.search(text)) and not _FURNITURE.match(text.strip())
+    """Whether text carries a word: two letters in a row, page furniture and enumerators aside."""
+    core = text.strip()
+    if not _WORD.search(core) or _FURNITURE.match(core):
+        return False
+    # Enumerators ("(ii)", "iv.", "(b)") are not words either.
+    return any(_WORD.search(t) and not _ENUMERATOR.match(t) for t in core.split())
 
 
 def _line_spans(text: str, a: int, b: int) -> list[tuple[int, int] | None]:
@@ -645,8 +661,12 @@ class _Sent:
     extra: dict[str, object] = field(default_factory=dict)
 
 
-def _continues(tail: str, head: str) -> bool:
-    """Whether a page's last sentence (tail) goes on in the next page's first one (head)."""
+def _continues(tail: str, head: str, *, strict: bool = False) -> bool:
+    """Whether a unit's last sentence (tail) goes on in the next unit's first one (head).
+
+    `strict` is for list items, which often end without a stop: only a clearly open end or a
+    lower-case continuation counts then.
+    """
     core = tail.rstrip(_CLOSING_CHARS + " ")
     if not core or core[-1] in _ENDS_SENTENCE:
         return False
@@ -656,7 +676,35 @@ def _continues(tail: str, head: str) -> bool:
     # A long run of prose stopping on a lower-case word is unfinished ("... 7% of our global"
     # / "Gross Bookings."); a short label ("Revenue by segment") is not.
     words = core.split()
-    return len(words) >= 6 and words[-1][:1].islower()
+    return not strict and len(words) >= 6 and words[-1][:1].islower()
+
+
+def _joinable(tail: _Sent, head: _Sent, texts: Sequence[str]) -> bool:
+    """Whether head (first sentence of a paragraph) continues tail (last of the unit before)."""
+    kind = tail.extra.get("unit_kind")
+    if (kind not in ("text", "list_item") or head.extra.get("unit_kind") != "text"
+            or len(tail.segs) != 1 or len(head.segs) != 1):
+        return False
+    (tp, ts, te), (hp, hs, he) = tail.segs[0], head.segs[0]
+    return _continues(texts[tp][ts:te], texts[hp][hs:he], strict=kind == "list_item")
+
+
+def _join_blocks(texts: Sequence[str], per_page: list[list[_Sent]]) -> None:
+    """Join a sentence that a block boundary cut on the same page (layout split a paragraph)."""
+    for sents in per_page:
+        out: list[_Sent] = []
+        for sent in sents:
+            prev = out[-1] if out else None
+            if (prev is not None and sent.unit[1] == prev.unit[1] + 1
+                    and _joinable(prev, sent, texts)):
+                # Adjacent units: prev ends its unit and sent opens the next, nothing between,
+                # so one span on the page covers both (the blank line is whitespace).
+                page, start, _ = prev.segs[0]
+                prev.segs[0] = (page, start, sent.segs[0][2])
+                prev.unit, prev.extra = sent.unit, sent.extra
+                continue
+            out.append(sent)
+        sents[:] = out
 
 
 _CLAUSE_CUTS = (
@@ -724,7 +772,8 @@ def _boxes(page: Page, line_starts: list[int], lines: Sequence, a: int, b: int) 
                 continue
             box, width = line.bbox, line.bbox.x1 - line.bbox.x0
             span = line.end - line.start
-            out.append(BBox(
+            # Built without validation: every value is a float computed here (13k boxes a 10-K).
+            out.append(BBox.model_construct(
                 x0=box.x0 + width * (lo - line.start) / span,
                 top=box.top,
                 x1=box.x0 + width * (hi - line.start) / span,
@@ -771,6 +820,7 @@ def split_sentences(
                                        {"unit_kind": u.kind}))
         per_page.append(sents)
 
+    _join_blocks(texts, per_page)
     _join_page_breaks(ordered, texts, per_page)
 
     flat = [piece for sents in per_page for sent in sents
@@ -788,15 +838,13 @@ def _join_page_breaks(ordered: Sequence[Page], texts: Sequence[str],
         if not here or not there:
             continue
         tail, head = here[-1], there[0]
-        if (tail.extra.get("unit_kind") != "text" or head.extra.get("unit_kind") != "text"
-                or len(tail.segs) != 1 or len(head.segs) != 1):
+        if not _joinable(tail, head, texts):
             continue
-        (tp, ts, te), (hp, hs, he) = tail.segs[0], head.segs[0]
+        hp, hs, he = head.segs[0]
         if texts[hp][:hs].strip():
             continue  # something precedes the head on its page: not a plain continuation
-        if _continues(texts[tp][ts:te], texts[hp][hs:he]):
-            tail.segs.append((hp, hs, he))
-            there.pop(0)
+        tail.segs.append((hp, hs, he))
+        there.pop(0)
 
 
 def _records(ordered: Sequence[Page], texts: Sequence[str], flat: list[_Sent]) -> list[Sentence]:
@@ -813,7 +861,9 @@ def _records(ordered: Sequence[Page], texts: Sequence[str], flat: list[_Sent]) -
             seen_unit = sent.unit
             section = sent.heading_text
             found = classify_section(section)
-            if _TOP_LEVEL.match(section):
+            if _PART.match(section) and not found:
+                pass  # "PART II" only groups Items; each Item sets its own type
+            elif _TOP_LEVEL.match(section):
                 top_type = found
                 itemised = itemised or bool(_ITEM.match(section))
             elif found in (_MAJOR_IN_ITEMS if itemised else _MAJOR_TYPES):

@@ -283,7 +283,8 @@ def test_indices_are_dense_over_the_document_in_page_order() -> None:
 
 
 def test_wordless_fragments_are_dropped_and_short_words_kept() -> None:
-    text = "Page 3 of 10\n\n(1,234.5)\n\n- 12 -\n\nF-7\n\nNo.\n\nYes. 42. Revenue grew."
+    text = ("Page 3 of 10\n\n(1,234.5)\n\n- 12 -\n\nF-7\n\nNo.\n\nYes. 42. Revenue grew. (ii) "
+            "(b) iv.")
     page = Page(doc_id="d", page_no=1, width=612, height=792, text=text)
     assert texts(split_sentences([page], OPTIONS)) == ["No.", "Yes.", "Revenue grew."]
 
@@ -410,6 +411,26 @@ def test_no_join_across_missing_pages() -> None:
     p1 = make_page([("text", "Our results depend on the")], 1)
     p3 = make_page([("text", "weather in Europe.")], 3)
     assert [s.end_page_no for s in split_sentences([p1, p3], OPTIONS)] == [None, None]
+
+
+def test_sentence_cut_by_a_block_boundary_on_one_page_is_joined() -> None:
+    page = make_page([
+        ("list_item", "(c) in the case of a Foreign Lender claiming the exemption under Section"),
+        ("text", "881(c) of the Code, a certificate to that effect. Costs fell."),
+        ("list_item", "\u2022 lower demand for our products in every region we serve"),
+        ("text", "The Company expects growth."),
+    ])
+    out = split_sentences([page], OPTIONS)
+    assert [(s.kind, s.text) for s in out] == [
+        ("list_item", "in the case of a Foreign Lender claiming the exemption under Section "
+                      "881(c) of the Code, a certificate to that effect."),
+        ("sentence", "Costs fell."),
+        ("list_item", "lower demand for our products in every region we serve"),
+        ("sentence", "The Company expects growth."),
+    ]
+    joined = out[0]
+    assert joined.text == norm(page.text[joined.start:joined.end])
+    assert [b.top for b in joined.boxes] == [72, 96]  # its line in each block
 
 
 def test_long_units_are_split_at_clause_boundaries() -> None:
