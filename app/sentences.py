@@ -298,15 +298,18 @@ _SECTION_TYPES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("going_concern", r"going concern"),
         ("auditors_report", r"report of (the )?independent|independent (registered|auditor)"
                             r"|auditor'?s'? report|audit report|registered public accounting"
-                            r"|opinions? on the (consolidated )?financial statements"
+                            r"|opinions? on (the )?(consolidated )?financial statements"
+                            r"|opinions? on (the company's )?internal control"
                             r"|basis for (the )?opinion|(critical|key) audit matters?"),
         ("subsequent_events", r"subsequent events?|events after the (balance sheet|reporting)"),
+        ("legal_proceedings", r"legal proceedings|litigation"),
         ("market_risk", r"market risk"),
         ("risk_factors", r"risk factors|principal risks|risks? (related|relating) to"
                          r"|risk management|\brisks and uncertainties|\brisks$"),
         ("notes", r"notes to (the )?(consolidated |condensed |group |company )*financial"
                   r"|^note \d+"),
-        ("financial_statements", r"financial statements|balance sheets?|income statements?"
+        ("financial_statements", r"financial statements|(?<!off-)(?<!off )balance sheets?"
+                                 r"|income statements?"
                                  r"|statements? of (consolidated )?(operations|income|earnings"
                                  r"|cash flows?|comprehensive|financial (position|condition)"
                                  r"|changes in|stockholders|shareholders|equity)"),
@@ -317,14 +320,13 @@ _SECTION_TYPES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("outlook", r"outlook|guidance|looking ahead|prospects|future developments"),
         ("critical_accounting", r"critical accounting"),
         ("controls_procedures", r"controls and procedures|internal control"),
-        ("legal_proceedings", r"legal proceedings|litigation"),
         ("corporate_governance", r"corporate governance|^governance"),
         ("remuneration", r"remuneration|executive compensation"),
         ("shareholder_letter", r"letter (to|from)|chairman'?s|chief executive'?s|ceo'?s"
                                r"|message from"),
         ("highlights", r"highlights|at a glance|key figures"),
         ("sustainability", r"sustainab|\besg\b|environmental, social|climate"),
-        ("business", r"^(item \d+\.?\s*)?business\b|^our business|business overview"),
+        ("business", r"^item \d+\.?\s*business\b|^business( overview)?$|^our business$"),
     )
 )
 
@@ -866,8 +868,9 @@ def _records(ordered: Sequence[Page], texts: Sequence[str], flat: list[_Sent]) -
             elif _TOP_LEVEL.match(section):
                 top_type = found
                 itemised = itemised or bool(_ITEM.match(section))
-            elif found in (_MAJOR_IN_ITEMS if itemised else _MAJOR_TYPES):
-                top_type = found
+            elif found in _MAJOR_IN_ITEMS or (
+                    found in _MAJOR_TYPES and (not itemised or section.isupper())):
+                top_type = found  # an all-caps "BUSINESS" is an Item title cut from its number
             section_type = found or top_type
         (p0, s0, e0) = sent.segs[0]
         page = ordered[p0]

@@ -369,6 +369,12 @@ def test_subsections_inherit_the_type_of_their_top_level_section_only() -> None:
     ("Events after the reporting period", "subsequent_events"),
     ("Cautionary Note Regarding Forward-Looking Statements", "forward_looking"),
     ("Quantitative and Qualitative Disclosures About Market Risk", "market_risk"),
+    ("Item 1. Business", "business"),
+    ("Business Combinations", None),
+    ("Opinion on Internal Control over Financial Reporting", "auditors_report"),
+    ("Off-Balance Sheet Arrangements", None),
+    ("Legal Proceedings Described in Note 15 to Our Consolidated Financial Statements",
+     "legal_proceedings"),
     ("Employees", None),
 ])
 def test_headings_map_to_normalised_section_types(heading: str, expected: str | None) -> None:
