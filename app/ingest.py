@@ -31,6 +31,7 @@ import hashlib
 import logging
 import math
 import re
+import threading
 import unicodedata
 from bisect import bisect_left
 from collections import Counter
@@ -59,10 +60,14 @@ from app.records import Document, Page, PageStatus, StageError
 
 _log = logging.getLogger(__name__)
 
+_PDFIUM_LOCK = threading.RLock()
 _RUNNING_SAMPLE = 8
 """Pages outside a short page range that are read to recognise running headers and footers."""
 _EDGE_ZONE = 0.1
 """Share of the page height at the top and bottom where running headers/footers may sit."""
+_MAX_SEGMENTS = 1200
+"""Pages with more line segments than this (report pages have a few hundred) are read line by
+line: the layout's cost grows faster than linearly."""
 _SEG_GAP = 0.9
 """Largest gap between words of one line segment, in line heights (about one em)."""
 _BULLETS = frozenset("•●▪■□◦○·‣⁃∙►▶➢➤✓✔–—-*")
@@ -151,14 +156,15 @@ def read_pdf(
 def pdf_page_count(source: Path | bytes, password: str | None = None) -> int:
     """Number of pages of a PDF without reading its text (0 when it cannot be opened)."""
     data = source.read_bytes() if isinstance(source, Path) else source
-    try:
-        handle = _open_document(data, password, "document.pdf")
-    except IngestError:
-        return 0
-    try:
-        return int(pdfium_c.FPDF_GetPageCount(handle.raw))
-    finally:
-        handle.close()
+    with _PDFIUM_LOCK:
+        try:
+            handle = _open_document(data, password, "document.pdf")
+        except IngestError:
+            return 0
+        try:
+            return int(pdfium_c.FPDF_GetPageCount(handle.raw))
+        finally:
+            handle.close()
 
 
 # --------------------------------------------------------------------------------------
@@ -171,38 +177,13 @@ def _read(source: Path | bytes, options: IngestOptions, name: str,
     data = _load_bytes(source, options, name)
     doc_id = hashlib.sha256(data).hexdigest()
     _check_is_pdf(data, name)
-    handle = _open_document(data, options.password, name)
-    try:
-        n_pages = int(pdfium_c.FPDF_GetPageCount(handle.raw))
-        document = Document(
-            doc_id=doc_id, file_name=name, size_bytes=len(data), n_pages=n_pages,
-            encrypted=pdfium_c.FPDF_GetSecurityHandlerRevision(handle.raw) != -1,
-            title=_meta(handle.raw, "Title"), producer=_meta(handle.raw, "Producer"),
-        )
-        if n_pages == 0:
-            raise _with(EmptyPdfError(f"{name}: the PDF has no pages; nothing to read. "
-                                      "Ask the client for a complete copy of the report."),
-                        document)
-        if n_pages > options.max_pages:
-            raise _with(TooManyPagesError(
-                f"{name}: {n_pages} pages is over the limit of {options.max_pages}; not read. "
-                "Raise ingest.max_pages (SESAME_INGEST__MAX_PAGES) or read it in page ranges."),
-                document)
-        if not _looks_complete(data):
-            errors.append(DamagedPdfError(
-                f"{name}: the file looks truncated (no end-of-file marker); pdfium repaired "
-                "it, but text near the end may be missing. Ask the client for a fresh copy.",
-                fatal=False).to_record())
-        first, last = _resolve_range(page_range, n_pages, name)
-        wanted = list(range(first, last + 1))
-        extra = _running_sample(first, last, n_pages) if options.remove_running else []
-        raw_pages: dict[int, _RawPage] = {}
-        reader = _PageReader(handle.raw)
-        for page_no in sorted(wanted + extra):
-            raw_pages[page_no] = reader.read(page_no)
-    finally:
-        handle.close()
-
+    with _PDFIUM_LOCK:  # pdfium is not thread-safe (the review UI reads in threads)
+        handle = _open_document(data, options.password, name)
+        try:
+            document, wanted, raw_pages = _read_pages(handle, data, doc_id, options, name,
+                                                      page_range, errors)
+        finally:
+            handle.close()
     pages, page_errors = _finish(raw_pages, wanted, options, name, doc_id)
     fatal = _document_verdict(pages, name)
     if fatal is not None:
@@ -210,6 +191,37 @@ def _read(source: Path | bytes, options: IngestOptions, name: str,
         raise _with(fatal, document, pages)
     errors.extend(page_errors)
     return document, pages
+
+
+def _read_pages(handle: _DocHandle, data: bytes, doc_id: str, options: IngestOptions,
+                name: str, page_range: tuple[int, int] | None, errors: list[StageError],
+                ) -> tuple[Document, list[int], dict[int, _RawPage]]:
+    """The document record and the raw layout of the wanted pages (plus a header sample)."""
+    n_pages = int(pdfium_c.FPDF_GetPageCount(handle.raw))
+    document = Document(
+        doc_id=doc_id, file_name=name, size_bytes=len(data), n_pages=n_pages,
+        encrypted=pdfium_c.FPDF_GetSecurityHandlerRevision(handle.raw) != -1,
+        title=_meta(handle.raw, "Title"), producer=_meta(handle.raw, "Producer"),
+    )
+    if n_pages == 0:
+        raise _with(EmptyPdfError(f"{name}: the PDF has no pages; nothing to read. "
+                                  "Ask the client for a complete copy of the report."), document)
+    first, last = _resolve_range(page_range, n_pages, name)
+    if last - first + 1 > options.max_pages:
+        what = f"{n_pages} pages" if page_range is None else f"pages {first}-{last}"
+        raise _with(TooManyPagesError(
+            f"{name}: {what} is over the limit of {options.max_pages} pages; not read. Raise "
+            "ingest.max_pages (SESAME_INGEST__MAX_PAGES) or read it in page ranges."), document)
+    if not _looks_complete(data):
+        errors.append(DamagedPdfError(
+            f"{name}: the file looks truncated (no end-of-file marker); pdfium repaired it, but "
+            "text near the end may be missing. Ask the client for a fresh copy.",
+            fatal=False).to_record())
+    wanted = list(range(first, last + 1))
+    extra = _running_sample(first, last, n_pages) if options.remove_running else []
+    reader = _PageReader(handle.raw)
+    raw_pages = {page_no: reader.read(page_no) for page_no in sorted(wanted + extra)}
+    return document, wanted, raw_pages
 
 
 def _with(exc: IngestError, document: Document | None, pages: list[Page] | None = None
@@ -846,7 +858,16 @@ def _finish(raw_pages: dict[int, _RawPage], wanted: list[int], options: IngestOp
             pages.append(Page(doc_id=doc_id, page_no=page_no, width=raw.width,
                               height=raw.height, rotation=raw.rotation, text="", status=status))
             continue
-        pages.append(_build_page(raw, doc_id, body_size, vocab))
+        try:
+            pages.append(_build_page(raw, doc_id, body_size, vocab))
+        except Exception as exc:  # a layout bug on one page must not lose the document
+            _log.exception("%s page %d: layout failed", name, page_no)
+            errors.append(PageReadError(
+                f"{name} page {page_no}: its layout could not be read ({type(exc).__name__}); "
+                "the rest of the document was read. Report this file to the sesame team.",
+                page_no=page_no).to_record())
+            pages.append(Page(doc_id=doc_id, page_no=page_no, width=raw.width,
+                              height=raw.height, rotation=raw.rotation, text="", status="error"))
     return pages, errors
 
 
@@ -938,11 +959,7 @@ class _Blk:
 def _classify_cells(segs: list[_Seg]) -> None:
     """Numeric cells, and row labels: a numeric cell of a number column follows on the row."""
     for s in segs:
-        tokens = s.text.split()
-        # "2018." ending a sentence is prose, not a cell
-        s.numeric = bool(tokens) and all(_NUM_TOKEN.fullmatch(t) for t in tokens) and any(
-            ch.isdigit() or ch in "–—-$€£¥%" for ch in s.text) and not s.text.endswith(
-            (".", ",", ";", ":"))
+        s.numeric = _is_number(s.text)
     numeric = sorted((s for s in segs if s.numeric), key=lambda s: s.top)
     in_column: set[int] = set()
     for i, s in enumerate(numeric):
@@ -965,6 +982,15 @@ def _classify_cells(segs: list[_Seg]) -> None:
     for s in segs:
         if s.label and _in_paragraph(segs, s):
             s.label = False
+
+
+def _is_number(text: str) -> bool:
+    """A figure, an amount, a dash standing for zero: a table cell, not prose."""
+    tokens = text.split()
+    # "2018." ending a sentence is prose, not a cell
+    return bool(tokens) and all(_NUM_TOKEN.fullmatch(t) for t in tokens) and any(
+        ch.isdigit() or ch in "–—-$€£¥%" for ch in text) and not text.endswith(
+        (".", ",", ";", ":"))
 
 
 def _in_paragraph(segs: list[_Seg], s: _Seg) -> bool:
@@ -1211,6 +1237,11 @@ def _table_text(blks: list[_Blk]) -> str:
 def _build_page(raw: _RawPage, doc_id: str, body_size: float, vocab: set[str]) -> Page:
     running = [s for s in raw.segs if s.running]
     body = [s for s in raw.segs if not s.running]
+    if len(body) > _MAX_SEGMENTS:
+        # maps, charts drawn as text, glyph clouds: read line by line, top to bottom, rather
+        # than spend seconds on a layout no report page has
+        _log.info("page %d: %d line segments; reading it line by line", raw.page_no, len(body))
+        return _plain_page(raw, body, running, doc_id)
     _classify_cells(body)
     blks = _blocks(body)
     for b in blks:
@@ -1252,6 +1283,36 @@ def _build_page(raw: _RawPage, doc_id: str, body_size: float, vocab: set[str]) -
     return Page.model_validate({
         "doc_id": doc_id, "page_no": raw.page_no, "width": round(raw.width, 2),
         "height": round(raw.height, 2), "rotation": raw.rotation, "text": "\n\n".join(parts),
+        "lines": lines, "blocks": blocks, "status": "ok"})
+
+
+def _plain_page(raw: _RawPage, body: list[_Seg], running: list[_Seg], doc_id: str) -> Page:
+    """A page of too many pieces for the layout: its figures in one table block, the rest in
+    one text block, rows top to bottom."""
+    ordered = sorted(body, key=lambda s: (s.row, s.x0))
+    figures = [s for s in ordered if _is_number(s.text)]
+    words = [s for s in ordered if not _is_number(s.text)]
+    lines: list[dict[str, object]] = []
+    text = ""
+    for s in words:
+        if text:
+            text += " "
+        lines.append({"start": len(text), "end": len(text) + len(s.text),
+                      "bbox": _bbox(s.x0, s.top, s.x1, s.bottom)})
+        text += s.text
+    blocks = []
+    for kind, segs in (("text", words), ("table", figures)):
+        if segs:
+            blocks.append(_block(
+                kind, min(s.x0 for s in segs), min(s.top for s in segs),
+                max(s.x1 for s in segs), max(s.bottom for s in segs),
+                start=0 if kind == "text" else -1, end=len(text) if kind == "text" else -1,
+                text="" if kind == "text" else " ".join(s.text for s in segs)))
+    blocks += [_block(s.running or "header", s.x0, s.top, s.x1, s.bottom, text=s.text)
+               for s in running]
+    return Page.model_validate({
+        "doc_id": doc_id, "page_no": raw.page_no, "width": round(raw.width, 2),
+        "height": round(raw.height, 2), "rotation": raw.rotation, "text": text,
         "lines": lines, "blocks": blocks, "status": "ok"})
 
 

@@ -110,6 +110,8 @@ ROTATED_LINES = (
 )
 """Drawn turned on a sideways-stored page (/Rotate 90) so that they read upright."""
 
+DENSE_SENTENCE = "The appendix lists every measurement taken during the year."
+
 SCANNED_LOOK = "image-only page: a grey page with black bars, no text layer"
 
 GARBLED_LINES = (
@@ -284,6 +286,21 @@ def write_rotated_page(path: Path) -> Path:
         c.rotate(90)
         c.drawString(0, 0, line)
         c.restoreState()
+    c.showPage()
+    c.save()
+    return path
+
+
+def write_dense_page(path: Path, rows: int = 150, cols: int = 18) -> Path:
+    """One page packed with `rows` x `cols` tiny figures (about 2,700 cells, far more than a
+    report page holds) and one sentence, DENSE_SENTENCE, above them."""
+    c = _canvas(path)
+    c.setFont(BODY_FONT, BODY_SIZE)
+    c.drawString(MARGIN, PAGE_H - 30, DENSE_SENTENCE)
+    c.setFont(BODY_FONT, 4)
+    for r in range(rows):
+        for k in range(cols):
+            c.drawRightString(60 + k * 29, PAGE_H - 50 - r * 5, f"{(r * 31 + k * 7) % 9999:,}")
     c.showPage()
     c.save()
     return path

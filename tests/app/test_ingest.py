@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pdfs
@@ -179,6 +180,25 @@ def test_ingest_line_and_block_spans_map_into_the_page_text(
                 assert b.start == b.end == -1 and b.text
 
 
+def test_ingest_page_packed_with_figures_is_read_line_by_line(tmp_path: Path) -> None:
+    pdf = pdfs.write_dense_page(tmp_path / "dense.pdf")
+    _, pages, errors = read_pdf(pdf, OPTIONS)
+
+    page = pages[0]
+    assert errors == [] and page.status == "ok"
+    assert page.text == pdfs.DENSE_SENTENCE  # the figures are kept out of the text
+    tables = block_texts(page, "table")
+    assert len(tables) == 1 and len(tables[0].split()) >= 2000
+
+
+def test_ingest_reads_safely_from_several_threads(tmp_path: Path) -> None:
+    pdf = pdfs.write_two_column_page(tmp_path / "two_columns.pdf")
+    expected = read_pdf(pdf, OPTIONS)[1][0].text
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        texts = list(pool.map(lambda _: read_pdf(pdf, OPTIONS)[1][0].text, range(8)))
+    assert texts == [expected] * 8
+
+
 def test_pdf_page_count_counts_without_reading(tmp_path: Path) -> None:
     assert pdf_page_count(pdfs.write_pages(tmp_path / "p.pdf", 3)) == 3
     assert pdf_page_count(pdfs.NOT_A_PDF) == 0
@@ -295,6 +315,18 @@ def test_ingest_refuses_documents_over_the_page_limit(tmp_path: Path, mode: str)
     doc, pages, errors = read_pdf(pdf, options)
     assert doc is not None and doc.n_pages == 3 and pages == []
     assert errors[0].code == "too_many_pages" and "3 pages" in errors[0].message
+
+
+def test_ingest_page_limit_applies_to_the_range_read(tmp_path: Path) -> None:
+    pdf = pdfs.write_pages(tmp_path / "long.pdf", 5)
+    options = IngestOptions(max_pages=2)
+
+    _, pages, errors = read_pdf(pdf, options, page_range=(3, 4))
+    assert errors == [] and [p.page_no for p in pages] == [3, 4]
+    assert "This is page 3 of the test document." in pages[0].text
+
+    _, _, errors = read_pdf(pdf, options, page_range=(1, 3))
+    assert errors[0].code == "too_many_pages" and "pages 1-3" in errors[0].message
 
 
 @pytest.mark.parametrize("mode", ["record", "raise"])
