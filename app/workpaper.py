@@ -10,8 +10,8 @@ titles, so each printed page carries it too.
 Two things matter beyond looks:
 - Document text is data, never a formula. Every string is written as a string cell (openpyxl
   would otherwise turn text starting with "=" into a formula and "#N/A" into an error), and text
-  starting with = + - @ tab or CR also gets Excel's quote prefix, so re-entering the cell in
-  Excel keeps it text.
+  starting with = + - @ or a tab or line break also gets Excel's quote prefix, so re-entering
+  the cell in Excel keeps it text. Nothing is prepended: the cell holds the document's text.
 - A 300-page 10-K has about 10,000 sentences: the workbook is written in openpyxl's streaming
   (write-only) mode, and each cell copies one of a few prebuilt styles instead of building its
   own.
@@ -120,6 +120,7 @@ _BANNERS = {
     "partial": ("000000", "FFC000"),
     "failed": ("FFFFFF", "C00000"),
 }
+_BOX = Border(*(Side(style="thin", color="BFBFBF") for _ in range(4)))
 _TOP = Alignment(vertical="top")
 _WRAP = Alignment(vertical="top", wrap_text=True)
 _FORMATS: dict[str, dict[str, Any]] = {
@@ -167,26 +168,28 @@ class _Styler:
 
     def __init__(self, wb: Workbook) -> None:
         self._wb = wb
-        self._styles: dict[tuple[str, str | None], Any] = {}
+        self._styles: dict[tuple[str, str | None, bool], Any] = {}
         self._probe = wb.create_sheet("_probe")
 
     def done(self) -> None:
         """Drop the sheet the style templates were built on."""
         self._wb.remove(self._probe)
 
-    def _style(self, fmt: str, fill: str | None) -> Any:
-        key = (fmt, fill)
+    def _style(self, fmt: str, fill: str | None, boxed: bool) -> Any:
+        key = (fmt, fill, boxed)
         if key not in self._styles:
             template = WriteOnlyCell(self._probe)
             for attr, value in _FORMATS[fmt].items():
                 setattr(template, attr, value)
             if fill is not None:
                 template.fill = PatternFill("solid", fgColor=fill)
+            if boxed:
+                template.border = _BOX
             self._styles[key] = template._style
         return self._styles[key]
 
-    def cell(self, ws: Any, value: object, fmt: str = "text", fill: str | None = None
-             ) -> WriteOnlyCell:
+    def cell(self, ws: Any, value: object, fmt: str = "text", fill: str | None = None,
+             boxed: bool = False) -> WriteOnlyCell:
         """A cell holding `value` as data: strings stay strings, whatever they start with."""
         cell = WriteOnlyCell(ws)
         if isinstance(value, str):
@@ -200,7 +203,7 @@ class _Styler:
             cell.value = "yes" if value else "no"
         else:
             cell.value = value
-        cell._style = copy(self._style(fmt, fill))
+        cell._style = copy(self._style(fmt, fill, boxed))
         if isinstance(value, str) and text.startswith(_FORMULA_START):
             cell.quotePrefix = True
         return cell
@@ -214,7 +217,7 @@ def wrapped_lines(text: str, width: float) -> int:
     """About how many lines `text` takes when wrapped in a column `width` characters wide."""
     # A column unit is one "0" of the default font; running text averages about 1.2 characters
     # per unit, less a few characters lost at each word break. Erring tall keeps text visible.
-    per_line = max(1.0, width * 1.15 - 2)
+    per_line = max(1.0, width * 1.2 - 2)
     return sum(max(1, -(-len(part) // int(per_line))) for part in text.split("\n"))
 
 
@@ -249,9 +252,12 @@ class _Sheet:
             # A table's column headers follow the header rows; everything above its data stays
             # in view, and so do the columns left of `freeze_col`.
             self.ws.freeze_panes = f"{freeze_col}{HEADER_ROWS + 2}"
+        self.boxed = False
         self.append([self.cell(heading, "title")])
         for line in lines:
             self.append([self.cell(line, "stamp")])
+        # Table cells get thin borders (not printed grid lines, which would cross the header).
+        self.boxed = freeze_col is not None
 
     def _page_setup(self, landscape: bool) -> None:
         ws = self.ws
@@ -268,8 +274,8 @@ class _Sheet:
         ws.HeaderFooter.oddFooter.left.size = ws.HeaderFooter.oddFooter.right.size = 8
 
     def cell(self, value: object, fmt: str = "text", fill: str | None = None) -> WriteOnlyCell:
-        """A styled cell for this sheet."""
-        return self.styler.cell(self.ws, value, fmt, fill)
+        """A styled cell for this sheet (with a thin border in a table)."""
+        return self.styler.cell(self.ws, value, fmt, fill, self.boxed and fmt != "note")
 
     def append(self, cells: Iterable[WriteOnlyCell | None], merge_to: int | None = None,
                height: float | None = None) -> int:
@@ -337,8 +343,6 @@ class _Sheet:
         """Freeze everything above the first data row, filter the table, set the print area."""
         last_col = get_column_letter(n_cols)
         self.ws.auto_filter.ref = f"A{header_row}:{last_col}{max(last_row, header_row)}"
-        # Cells carry fills but no borders; printed grid lines keep long rows apart on paper.
-        self.ws.print_options.gridLines = True
         self.ws.print_area = (f"A1:{get_column_letter(print_cols or n_cols)}"
                               f"{max(last_row, header_row)}")
 
@@ -484,7 +488,7 @@ _SENTENCE_COLUMNS: tuple[tuple[str, float], ...] = (
     ("sentence id", 8), ("page", 5), ("section", 16), ("kind", 8), ("sentence", 55),
     ("label", 9), ("P(positive)", 10), ("P(negative)", 10), ("P(neutral)", 10),
     ("confidence", 10), ("evidence (SHAP)", 38), ("review status", 10), ("reviewer label", 9),
-    ("review comment", 22), ("reviewer", 10), ("reviewed at (UTC)", 15), ("model version", 8),
+    ("review comment", 22), ("reviewer", 10), ("reviewed at (UTC)", 15), ("model version", 11),
     # The stamp on every row, right of what is printed (the printed header rows carry it).
     ("model name", 18), ("model sha256", 20), ("code version", 10), ("git commit", 14),
     ("run id", 18), ("created at", 19), ("input sha256", 20),

@@ -449,3 +449,14 @@ def test_empty_batch_gets_a_workpaper(tmp_path):
     wb = load_workbook(write_batch_workpaper([], tmp_path / "b.xlsx", stamp=make_stamp()))
     assert wb["Batch"].cell(row=HEADER_ROWS + 2, column=1).value.startswith("0 documents")
 
+
+
+def test_rows_with_long_text_are_tall_enough_to_show_it(tmp_path):
+    long = "The group recorded an impairment of goodwill. " * 8
+    wb = load_workbook(write_workpaper(make_result(texts=[long, "Short."]), tmp_path / "wp.xlsx"))
+    ws = wb["Sentences"]
+    heights = {ws.cell(row=r, column=5).value: ws.row_dimensions[r].height
+               for r in range(HEADER_ROWS + 2, ws.max_row + 1)}
+    # 376 characters in a 55-wide column wrap to six or seven lines of 15 points.
+    assert heights[long] >= 6 * 15
+    assert heights["Short."] is None  # one line: the default height
