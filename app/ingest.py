@@ -369,6 +369,8 @@ class _Seg:
     running: str | None = None
     h: float = 0.0
     """Line height (bottom - top), kept as a field: the layout loops read it constantly."""
+    font: int = 0
+    """pdfium's font handle at the first character (only compared within one page)."""
 
     def __post_init__(self) -> None:
         self.h = self.bottom - self.top
@@ -524,10 +526,12 @@ class _PageReader:
             seg_text = " ".join(words[a:b]) if b - a > 1 else words[a]
             if not seg_text.isascii():
                 seg_text = unicodedata.normalize("NFKC", seg_text)
-            size, bold = probe(first_l[a])
+            size, bold, font = probe(first_l[a])
             if bold and b - a > 2:
                 bold = probe(first_l[b - 1])[1]  # a bold lead-in does not make a bold line
-            segs.append(_Seg(seg_text, sx0[k], stop[k], sx1[k], sbot[k], size, bold, nch[k]))
+            seg = _Seg(seg_text, sx0[k], stop[k], sx1[k], sbot[k], size, bold, nch[k])
+            seg.font = font
+            segs.append(seg)
         raw.segs = _merge_rows(segs)
 
     def _font_probe(self, tp: int):  # noqa: ANN202 - a closure over pdfium handles
@@ -538,7 +542,7 @@ class _PageReader:
         name_buf, name_addr = self._name_buf, ctypes.addressof(self._name_buf)
         fonts.clear()  # font handles are only trusted within one page
 
-        def probe(index: int) -> tuple[float, bool]:
+        def probe(index: int) -> tuple[float, bool, int]:
             size = fast.font_size(tp, index)
             if fast.matrix(tp, index, m_addr):
                 size *= math.sqrt(abs(m[0] * m[3] - m[1] * m[2]))
@@ -553,7 +557,7 @@ class _PageReader:
                     b in font_name for b in _BOLD_NAMES)
                 if font:
                     fonts[font] = bold
-            return round(size, 2), bold
+            return round(size, 2), bold, font or 0
 
         return probe
 
@@ -738,6 +742,7 @@ def _join(a: _Seg, b: _Seg) -> _Seg:
         x1=max(a.x1, b.x1), bottom=max(a.bottom, b.bottom),
         size=a.size if a.n_chars >= b.n_chars else b.size,
         bold=(a.bold * a.n_chars + b.bold * b.n_chars) * 2 > n, n_chars=n,
+        font=a.font,
     )
 
 
@@ -1060,6 +1065,8 @@ def _blocks(segs: list[_Seg]) -> list[_Blk]:
             size = max(s.size, last.size, 0.1)
             if abs(s.size - last.size) > 0.12 * size or s.bold != last.bold:
                 continue
+            if s.bold and s.font != last.font:
+                continue  # "Note 5 - Income Taxes" over an italic bold sub-heading
             step = s.top - last.top
             gap = s.top - last.bottom
             if len(b.segs) >= 2:
