@@ -1,27 +1,46 @@
 """Read a PDF into a `Document` and its `Page`s: body text in reading order, with its layout.
 
-How a page is read (each page is opened once, with pypdfium2 only):
+    document, pages, errors = read_pdf(Path("q3.pdf"), settings.ingest)
+
+How a page is read (each page is opened once, with pypdfium2 only; about 60-190 pages per
+CPU-second on the corpus, see benchmarks/bench_ingest.py):
 
 1. pdfium's text page gives every character with its loose box (font ascent to descent, so
    every glyph of a line has the same height); pdfium has already inserted the spaces a PDF
-   leaves out, which fixes run-together words ("ConsolidatedStatementsofCashFlows").
-2. characters -> words (numpy; vertical text is set aside) -> line *segments*: words on one
-   baseline joined while the gap between them stays under about one em, so the columns of a
-   page and the cells of a table stay apart.
-3. segments -> blocks (lines stacked at a regular pitch, same size and weight) -> reading order
-   by recursive XY-cut, where bands that share a gutter are read column by column.
-4. kinds: tables (numeric cells and their row labels), headings (larger or bold short
-   blocks), list items (bullets), and, over the whole document, running headers, footers and
-   page numbers that repeat at the page edges.
+   leaves out, which fixes run-together words ("ConsolidatedStatementsofCashFlows"). Boxes are
+   turned into page-image coordinates (points, origin top-left, after /Rotate).
+2. characters -> words (numpy; text set vertically is left out; a glyph printed twice on one
+   spot is kept once) -> line *segments*: words on one baseline joined while the gap between
+   them stays under about one em, so the columns of a page and the cells of a table stay apart.
+3. segments -> blocks (lines stacked at a regular pitch, same size and weight) -> tables
+   gathered into one block each -> reading order by recursive XY-cut, where bands that share
+   a gutter are read column by column.
+4. kinds: `table` (figures, their row labels, column heads and section rows inside the table,
+   and a chart's labels next to its figures), `heading` (larger, or bold and short),
+   `list_item` (bullets, "1.", "(a)"), `text`; over the whole document, `header`, `footer`
+   and `page_number`: lines at the page edges, set apart from the body, that repeat (digits
+   aside) or stand where repeating ones stand.
 
 `Page.text` holds only body blocks (text, heading, list_item), joined with blank lines; the
-lines of a block are joined with spaces and hyphenated line breaks are closed up. Tables,
-headers, footers and page numbers are blocks with their text in `Block.text` only.
+lines of a block are joined with spaces and hyphenated line breaks are closed up ("finan-" +
+"cial" -> "financial"; "value-" + "added" stays hyphenated when the report writes it so
+elsewhere). `Page.lines` are the lines of those blocks with their spans in `Page.text`. Tables,
+headers, footers and page numbers are blocks with their text in `Block.text` only (a table's
+rows on lines, its cells separated by tabs) and start == end == -1.
 
-Bad input never passes as an empty success: it becomes a `StageError` (or is raised, with
-`on_error="raise"`). With `page_range`, running headers are found on the pages of the range
-plus, when the range is short, up to `_RUNNING_SAMPLE` pages next to it, so a batch that
-splits a report into ranges removes the same headers as a whole-document read.
+Page status: `ok`; `empty` (no text and no image: a blank page, no error); `needs_ocr` (an
+image without a text layer); `unreadable` (a text layer of glyph codes without letters: fonts
+without a Unicode map); `error` (pdfium or the layout failed on that page). A bad page among
+good ones is a non-fatal StageError (the document is partial); when no page is readable, one
+fatal error says why for the whole document. Bad files (not a PDF, encrypted, damaged, no
+pages, over `max_bytes` or `max_pages`) are fatal too. Nothing passes as an empty success: in
+`on_error="record"` mode problems come back as StageErrors, in "raise" mode the first is raised.
+
+With `page_range` (the batch splits big reports), running headers are found on the pages of
+the range plus, when the range is shorter than `_RUNNING_SAMPLE` pages, on the pages next to
+it, so a range read removes the same headers as a whole-document read; `max_pages` then
+applies to the range. pdfium is not thread-safe: reading is serialised by a lock (the layout
+work after it is not). Pages with more than `_MAX_SEGMENTS` pieces are read line by line.
 """
 
 from __future__ import annotations
@@ -38,6 +57,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pypdfium2.raw as pdfium_c
@@ -430,7 +450,7 @@ class _PageReader:
         finally:
             pdfium_c.FPDF_ClosePage(page)
 
-    def _read_text(self, page: object, text_page: object, raw: _RawPage) -> None:
+    def _read_text(self, page: object, text_page: Any, raw: _RawPage) -> None:
         n = int(pdfium_c.FPDFText_CountChars(text_page))
         if n <= 0:
             return
@@ -442,7 +462,7 @@ class _PageReader:
             text = _mark_hyphens(text_page, text)
         boxes = np.empty((n, 4), dtype=np.float32)  # left, top, right, bottom in PDF space
         loose = self._fast.loose_box
-        tp = ctypes.cast(text_page, ctypes.c_void_p).value
+        tp = ctypes.cast(text_page, ctypes.c_void_p).value or 0
         base = boxes.ctypes.data
         for i in range(n):
             loose(tp, i, base + 16 * i)
@@ -501,8 +521,9 @@ class _PageReader:
         words = [text[a:b] for a, b in zip(first.tolist(), (ink[ends - 1] + 1).tolist(),
                                            strict=True)]
         raw.n_words = len(words)
-        sample = words[:: max(1, len(words) // 60)]
-        raw.n_odd_words = round(sum(map(_odd_word, sample)) * len(words) / max(len(sample), 1))
+        some_words = words[:: max(1, len(words) // 60)]
+        raw.n_odd_words = round(sum(map(_odd_word, some_words)) * len(words)
+                                / max(len(some_words), 1))
 
         # segments: consecutive words on one baseline with less than about an em between them
         wh = wbot - wtop
@@ -580,7 +601,7 @@ class _Fast:
         self.unmapped = self._fn(lib.FPDFText_HasUnicodeMapError, [vp, i], i)
 
     @staticmethod
-    def _fn(fn: ctypes._CFuncPtr, argtypes: list, restype: object) -> ctypes._CFuncPtr:
+    def _fn(fn: Any, argtypes: list[Any], restype: Any) -> Any:
         fn.argtypes = argtypes
         fn.restype = restype
         return fn
@@ -613,7 +634,7 @@ def _fast() -> _Fast:
     return _FAST
 
 
-def _mark_hyphens(text_page: object, text: str) -> str:
+def _mark_hyphens(text_page: Any, text: str) -> str:
     """pdfium writes U+FFFE for a hyphen ending a line and for a glyph it could not map;
     hyphens become "-", unmapped glyphs stay U+FFFE (`_fix_ligatures` resolves them)."""
     chars = list(text)
@@ -623,7 +644,7 @@ def _mark_hyphens(text_page: object, text: str) -> str:
     return "".join(chars)
 
 
-def _page_text(text_page: object, n: int) -> str:
+def _page_text(text_page: Any, n: int) -> str:
     buf = (ctypes.c_ushort * (n + 1))()
     got = pdfium_c.FPDFText_GetText(text_page, 0, n, buf)
     text = bytes(memoryview(buf).cast("B")[: max(0, got - 1) * 2]).decode(
@@ -1268,7 +1289,7 @@ def _build_page(raw: _RawPage, doc_id: str, body_size: float, vocab: set[str]) -
         s.running == "page_number" and s.bottom <= raw.height * _EDGE_ZONE)]
     footer = [s for s in running if s not in header]
     for s in sorted(header, key=lambda s: (s.top, s.x0)):
-        blocks.append(_block(s.running, s.x0, s.top, s.x1, s.bottom, text=s.text))
+        blocks.append(_block(s.running or "header", s.x0, s.top, s.x1, s.bottom, text=s.text))
     for b in ordered:
         if b.kind == "table":
             blocks.append(_block("table", b.x0, b.top, b.x1, b.bottom, text=_table_text([b])))
@@ -1286,7 +1307,7 @@ def _build_page(raw: _RawPage, doc_id: str, body_size: float, vocab: set[str]) -
         pos += len(text)
         blocks.append(_block(b.kind, b.x0, b.top, b.x1, b.bottom, start=start, end=pos))
     for s in sorted(footer, key=lambda s: (s.top, s.x0)):
-        blocks.append(_block(s.running, s.x0, s.top, s.x1, s.bottom, text=s.text))
+        blocks.append(_block(s.running or "header", s.x0, s.top, s.x1, s.bottom, text=s.text))
     return Page.model_validate({
         "doc_id": doc_id, "page_no": raw.page_no, "width": round(raw.width, 2),
         "height": round(raw.height, 2), "rotation": raw.rotation, "text": "\n\n".join(parts),
