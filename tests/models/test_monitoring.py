@@ -1,0 +1,371 @@
+"""Drift monitoring: profiles, tests, reports, agreement, and the `sesame monitor` commands."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.monitoring import (
+    ArraySample,
+    DriftThresholds,
+    Feedback,
+    Profile,
+    agreement,
+    build_profile,
+    categorical_test,
+    compare,
+    continuous_test,
+    describe_texts,
+    domain_classifier_test,
+    feedback_digest,
+    feedback_examples,
+    load_profile,
+    load_reports,
+    mean_pooled_embedder,
+    run_report_dir,
+    save_profile,
+    write_report,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Generated text: report-like sentences and tweet-like posts
+
+SUBJECTS = ["Revenue", "Net income", "Operating profit", "The Group's gross margin", "Free cash",
+            "Adjusted EBITDA", "Comparable sales", "Total equity", "The order book",
+            "Net debt", "Operating expenses", "Research and development spending"]
+VERBS = ["increased", "decreased", "remained stable", "improved", "declined", "grew"]
+AMOUNTS = ["by 4.2%", "to EUR 1,234 million", "by USD 56 million", "to 12.5% of sales",
+           "by 310 basis points", "compared with the prior year"]
+TAILS = ["mainly due to higher volumes in North America.",
+         "reflecting the impairment of goodwill recognised in the fourth quarter.",
+         "as a result of the restructuring programme announced in 2022.",
+         "driven by favourable currency effects and pricing.",
+         "in line with the outlook communicated at the beginning of the year.",
+         "which the Board considers adequate for the Group's liquidity needs."]
+TICKERS = ["$AAPL", "$TSLA", "$FB", "$AMZN", "$NFLX", "$SPY", "$GOOG"]
+SLANG = ["to the moon", "lol", "buying more calls", "short squeeze incoming", "bagholders",
+         "this is gonna rip", "dump it", "long setup", "MACD cross", "bullish af"]
+
+
+def report_sentences(n: int, seed: int = 0) -> list[str]:
+    """Long, formal, number-bearing sentences like those of an annual report."""
+    rng = random.Random(seed)
+    return [f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(AMOUNTS)} in "
+            f"{rng.choice(['2021', '2022', '2023', 'the quarter', 'the first half'])}, "
+            f"{rng.choice(TAILS)}" for _ in range(n)]
+
+
+def tweet_posts(n: int, seed: int = 0) -> list[str]:
+    """Short microblog posts with tickers, slang and links."""
+    rng = random.Random(seed)
+    return [f"{rng.choice(TICKERS)} {rng.choice(SLANG)} {rng.choice(['!!', '', ':)', '...'])} "
+            f"{rng.choice(['http://stks.co/' + str(rng.randint(100, 999)), '', '#stocks'])}"
+            .strip() for _ in range(n)]
+
+
+def probs_for(labels: list[int], seed: int = 0, peak: float = 0.8) -> np.ndarray:
+    """Probabilities whose argmax follows `labels` (columns positive, negative, neutral)."""
+    rng = np.random.default_rng(seed)
+    out = rng.uniform(0.0, 1.0 - peak, size=(len(labels), 3))
+    out[np.arange(len(labels)), labels] = rng.uniform(peak, 1.0, size=len(labels))
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def english(texts):
+    """A stand-in language detector: the tests are not about langdetect."""
+    return ["en"] * len(texts)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir: Path):
+    """Tokenizer, model and embedder of the tiny real model."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    model = AutoModelForSequenceClassification.from_pretrained(str(tiny_model_dir)).eval()
+    # The tiny model's classes are negative, neutral, positive; sesame's columns are
+    # positive, negative, neutral.
+    order = [2, 0, 1]
+
+    def proba(texts: list[str]) -> np.ndarray:
+        with torch.inference_mode():
+            enc = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+            return torch.softmax(model(**enc).logits, -1).numpy()[:, order]
+
+    return tokenizer, proba, mean_pooled_embedder(tokenizer, model)
+
+
+def profile_of(texts, tiny, seed=0, **kwargs) -> Profile:
+    tokenizer, proba, embed = tiny
+    return build_profile(texts, proba(texts), tokenizer=tokenizer, embed=embed,
+                         languages=english, seed=seed, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Descriptors and profiles
+
+
+def test_descriptors_count_words_numbers_and_split_words(tiny):
+    tokenizer, _, _ = tiny
+    d = describe_texts(["Revenue rose 5% to 1,200", "the the the", ""], tokenizer)
+    assert d[0, 0] == 5 and d[1, 0] == 3 and d[2, 0] == 0
+    assert d[0, 2] == pytest.approx(2 / 5)  # "5%" and "1,200"
+    assert d[1, 1] == 0.0  # "the" is one word piece
+    jargon = describe_texts(["Xylophonisation hyperquantitative zzyzx"], tokenizer)
+    assert jargon[0, 1] == 1.0
+
+
+def test_descriptors_without_tokenizer_leave_split_share_unknown():
+    d = describe_texts(["Revenue rose"], None)
+    assert np.isnan(d[0, 1])
+
+
+def test_profile_round_trips_through_json(tiny, tmp_path):
+    texts = report_sentences(80)
+    prof = profile_of(texts, tiny, source="reference <test>")
+    path = save_profile(prof, tmp_path / "p.json")
+    back = load_profile(path)
+    assert back.n_sentences == 80 and back.source == "reference <test>"
+    assert sum(back.label_counts.values()) == 80
+    assert back.embeddings is not None
+    assert np.allclose(back.embeddings.array(), prof.embeddings.array())
+    assert "Revenue" not in path.read_text()  # profiles carry numbers, never the text
+
+
+def test_profile_samples_are_capped():
+    texts = report_sentences(300)
+    prof = build_profile(texts, probs_for([2] * 300), languages=english, sample_size=100,
+                         embed=lambda xs: np.ones((len(xs), 4)), embed_size=20)
+    assert prof.n_sentences == 300 and prof.n_sample == 100
+    assert prof.embeddings.shape == (20, 4)
+    assert prof.label_counts["neutral"] == 300
+
+
+def test_profile_refuses_probabilities_of_the_wrong_shape():
+    with pytest.raises(ValueError, match="probabilities"):
+        build_profile(["a", "b"], np.ones((3, 3)) / 3, languages=english)
+
+
+def test_array_sample_packs_float16():
+    a = np.arange(12, dtype=np.float32).reshape(3, 4) / 7
+    assert np.allclose(ArraySample.of(a).array(), a, atol=1e-3)
+
+
+def test_languages_are_detected_repeatably():
+    from models.monitoring import detect_languages
+
+    texts = ["The company reported a strong increase in revenue for the year.",
+             "Het bedrijf rapporteerde een sterke stijging van de omzet dit jaar.", "12345"]
+    first = detect_languages(texts)
+    assert first[:2] == ["en", "nl"] and first[2] == "unknown"
+    assert detect_languages(texts) == first
+
+
+# ---------------------------------------------------------------------------------------------
+# Drift tests
+
+
+def test_tweets_against_report_sentences_are_drift(tiny):
+    ref = profile_of(report_sentences(300, seed=1), tiny, seed=1)
+    cur = profile_of(tweet_posts(150, seed=2), tiny, seed=2)
+    report = compare(ref, cur)
+    assert report.drifted
+    drifted = {t.name for t in report.drifted_tests()}
+    assert {"domain_classifier", "n_words"} <= drifted
+    domain = next(t for t in report.tests if t.name == "domain_classifier")
+    assert domain.effect > 0.95
+
+
+def test_two_halves_of_the_same_sentences_are_not_drift(tiny):
+    texts = report_sentences(600, seed=3)
+    ref = profile_of(texts[:300], tiny, seed=1)
+    cur = profile_of(texts[300:], tiny, seed=2)
+    report = compare(ref, cur)
+    assert not report.drifted, [t for t in report.tests if t.drifted]
+    domain = next(t for t in report.tests if t.name == "domain_classifier")
+    assert domain.effect < 0.7
+
+
+def test_strong_label_mix_shift_is_drift_and_a_small_one_is_not():
+    rng = np.random.default_rng(0)
+    texts = report_sentences(1200, seed=4)
+    ref_labels = rng.choice(3, size=600, p=[0.2, 0.1, 0.7]).tolist()
+    ref = build_profile(texts[:600], probs_for(ref_labels, 1), languages=english)
+    shifted = rng.choice(3, size=600, p=[0.2, 0.6, 0.2]).tolist()
+    cur = build_profile(texts[600:], probs_for(shifted, 2), languages=english)
+    report = compare(ref, cur)
+    label = next(t for t in report.tests if t.name == "label_shares")
+    assert label.drifted and report.drifted and label.effect > 0.5
+    similar = rng.choice(3, size=600, p=[0.22, 0.12, 0.66]).tolist()
+    cur2 = build_profile(texts[600:], probs_for(similar, 3), languages=english)
+    label2 = next(t for t in compare(ref, cur2).tests if t.name == "label_shares")
+    assert not label2.drifted and label2.effect < 0.2
+
+
+def test_large_samples_need_a_large_effect_not_just_a_small_p_value():
+    # 50,000 vs 50,000 sentences, shares off by 2 points: the chi-square p-value is tiny, the
+    # PSI is not, and the decision follows the effect.
+    test = categorical_test("label_shares", {"positive": 10000, "negative": 5000,
+                                             "neutral": 35000},
+                            {"positive": 11000, "negative": 5000, "neutral": 34000},
+                            psi_threshold=0.2, alpha=0.01)
+    assert test.p_value < 1e-10 and test.effect < 0.01 and not test.drifted
+
+
+def test_small_samples_need_a_small_p_value_not_just_a_large_effect():
+    test = categorical_test("label_shares", {"positive": 2, "negative": 1, "neutral": 7},
+                            {"positive": 5, "negative": 3, "neutral": 2},
+                            psi_threshold=0.2, alpha=0.01)
+    assert test.effect > 0.2 and test.p_value > 0.01 and not test.drifted
+
+
+def test_a_category_missing_on_one_side_keeps_psi_finite():
+    test = categorical_test("language", {"en": 500}, {"en": 200, "nl": 300},
+                            psi_threshold=0.2, alpha=0.01)
+    assert np.isfinite(test.effect) and test.drifted
+
+
+def test_continuous_shift_is_measured_in_reference_spreads():
+    rng = np.random.default_rng(0)
+    ref = rng.normal(20, 5, 2000)
+    same = continuous_test("n_words", ref, rng.normal(20, 5, 2000), threshold=0.5, alpha=0.01)
+    moved = continuous_test("n_words", ref, rng.normal(8, 3, 500), threshold=0.5, alpha=0.01)
+    assert not same.drifted and same.effect < 0.2
+    assert moved.drifted and moved.effect == pytest.approx(12 / 5, rel=0.15)
+
+
+def test_continuous_test_with_a_constant_reference_stays_defined():
+    test = continuous_test("numeric_share", [0.0] * 100, [0.5] * 100, threshold=0.5, alpha=0.01)
+    assert np.isfinite(test.effect) and test.drifted
+
+
+def test_domain_classifier_separates_different_rows_only():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0, 1, (300, 20)), rng.normal(0, 1, (300, 20))
+    same = domain_classifier_test(a, b, threshold=0.75, alpha=0.01)
+    moved = domain_classifier_test(a, b + 1.0, threshold=0.75, alpha=0.01)
+    assert not same.drifted and same.effect < 0.65
+    assert moved.drifted and moved.effect > 0.9 and moved.p_value < 1e-6
+
+
+def test_a_run_too_small_to_test_is_not_called_drift():
+    texts = report_sentences(200)
+    ref = build_profile(texts, probs_for([2] * 200), languages=english)
+    cur = build_profile(tweet_posts(5), probs_for([1] * 5), languages=english)
+    report = compare(ref, cur, DriftThresholds(min_sentences=30))
+    assert not report.drifted
+    assert [t.status for t in report.tests] == ["skipped"]
+
+
+def test_non_gating_tests_are_shown_but_do_not_decide():
+    rng = np.random.default_rng(0)
+    texts = report_sentences(1000, seed=5)
+    ref = build_profile(texts[:500], probs_for(rng.choice(3, 500, p=[.2, .1, .7]).tolist()),
+                        languages=english)
+    cur = build_profile(texts[500:], probs_for(rng.choice(3, 500, p=[.1, .8, .1]).tolist()),
+                        languages=english)
+    info_only = DriftThresholds(gating=("domain_classifier",))
+    report = compare(ref, cur, info_only)
+    label = next(t for t in report.tests if t.name == "label_shares")
+    assert label.drifted and not label.gating and not report.drifted
+
+
+def test_profiles_without_embeddings_fall_back_to_descriptors():
+    ref = build_profile(report_sentences(300, 1), probs_for([2] * 300), languages=english)
+    cur = build_profile(tweet_posts(200, 2), probs_for([2] * 200), languages=english)
+    domain = next(t for t in compare(ref, cur).tests if t.name == "domain_classifier")
+    assert domain.detail["features"] == 4 and domain.drifted
+
+
+# ---------------------------------------------------------------------------------------------
+# Reports
+
+
+def _drift_report(run_id: str = "run-1"):
+    ref = build_profile(report_sentences(300, 1), probs_for([2] * 300), languages=english,
+                        source="reference <b>v1</b>")
+    cur = build_profile(tweet_posts(200, 2), probs_for([1] * 200), languages=english)
+    return compare(ref, cur, run_id=run_id), cur
+
+
+def test_report_files_are_written_and_html_is_escaped(tmp_path):
+    report, cur = _drift_report(run_id="<script>alert(1)</script>")
+    paths = write_report(report, tmp_path / "r", current=cur)
+    assert set(paths) == {"json", "html", "profile"}
+    data = json.loads(paths["json"].read_text())
+    assert data["drifted"] is True and data["run_id"] == "<script>alert(1)</script>"
+    page = paths["html"].read_text()
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "&lt;b&gt;v1&lt;/b&gt;" in page and "DRIFT" in page
+
+
+def test_saved_reports_are_listed_oldest_first(tmp_path):
+    first, _ = _drift_report("run-a")
+    second, _ = _drift_report("run-b")
+    write_report(second, run_report_dir(tmp_path, "run-b"))
+    write_report(first, run_report_dir(tmp_path, "run-a"))
+    (run_report_dir(tmp_path, "broken")).mkdir(parents=True)
+    (run_report_dir(tmp_path, "broken") / "report.json").write_text("{not json")
+    assert [r.run_id for r in load_reports(tmp_path)] == ["run-a", "run-b"]
+
+
+def test_run_report_dir_is_safe_for_odd_run_ids(tmp_path):
+    path = run_report_dir(tmp_path, "../../etc/passwd")
+    assert tmp_path in path.parents and ".." not in path.parts
+
+
+# ---------------------------------------------------------------------------------------------
+# Agreement and feedback
+
+
+def _feedback(version: str, agree: int, disagree: int, start: datetime,
+              key_prefix: str = "") -> list[Feedback]:
+    rows = []
+    for i in range(agree + disagree):
+        rows.append(Feedback(sentence_key=f"{key_prefix}{version}:{i}", model_version=version,
+                             model_label="positive",
+                             reviewer_label="positive" if i < agree else "negative",
+                             reviewed_at=start + timedelta(hours=i), text=f"sentence {i}"))
+    return rows
+
+
+def test_agreement_per_version_and_week_flags_the_low_one():
+    monday = datetime(2024, 1, 1, 9, tzinfo=UTC)
+    fb = _feedback("1", 45, 5, monday) + _feedback("2", 20, 20, monday + timedelta(days=7))
+    rep = agreement(fb, threshold=0.8, min_reviews=20)
+    rows = {(r.model_version, r.period): r for r in rep.rows}
+    assert rows[("1", "2024-W01")].rate == pytest.approx(0.9)
+    assert rows[("2", "2024-W02")].rate == pytest.approx(0.5)
+    assert [(a.model_version, a.period) for a in rep.alerts] == [("2", "2024-W02"), ("2", "all")]
+    low = rows[("2", "2024-W02")]
+    assert low.ci_low < 0.5 < low.ci_high
+
+
+def test_agreement_needs_enough_reviews_before_alarming():
+    fb = _feedback("1", 1, 4, datetime(2024, 1, 1, tzinfo=UTC))
+    rep = agreement(fb, threshold=0.8, min_reviews=20)
+    assert rep.overall[0].rate == pytest.approx(0.2) and not rep.alerts
+
+
+def test_agreement_counts_the_latest_review_of_each_sentence():
+    t0 = datetime(2024, 3, 1, tzinfo=UTC)
+    first = Feedback(sentence_key="d:1", model_version="1", model_label="neutral",
+                     reviewer_label="negative", reviewed_at=t0)
+    second = first.model_copy(update={"reviewer_label": "neutral",
+                                      "reviewed_at": t0 + timedelta(hours=1)})
+    rep = agreement([second, first], min_reviews=1)
+    assert rep.overall[0].n == 1 and rep.overall[0].agreed == 1
+
+
+def test_feedback_examples_and_digest_do_not_depend_on_order():
+    fb = _feedback("1", 3, 2, datetime(2024, 1, 1, tzinfo=UTC))
+    rows = feedback_examples(fb)
+    assert len(rows) == 5 and ("sentence 4", "negative") in rows
+    assert feedback_digest(rows) == feedback_digest(feedback_examples(list(reversed(fb))))
+    assert feedback_digest(rows) != feedback_digest(rows[:-1])
