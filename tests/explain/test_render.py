@@ -1,0 +1,75 @@
+"""Rendering evidence: escaped HTML for the UI, coloured runs and rich text for Excel."""
+
+from __future__ import annotations
+
+from app.records import Explanation, WordWeight
+from explain.render import (
+    LABEL_RGB,
+    colour_runs,
+    evidence_text,
+    excel_rich_text,
+    highlight_html,
+    word_colours,
+)
+
+
+def explanation(words: tuple[str, ...], values: tuple[float, ...],
+                label: str = "negative") -> Explanation:
+    return Explanation(
+        sentence_index=0, label=label, words=words, values=values, base_value=0.2,  # type: ignore[arg-type]
+        output_value=0.2 + sum(values), additivity_error=0.0,
+        top_for=(WordWeight(word="loss", weight=0.5),),
+        top_against=(WordWeight(word="record", weight=-0.1),))
+
+
+TEXT = "Net  loss <widened> at a record."
+EXP = explanation(("Net", "loss", "<widened>", "at", "a", "record."),
+                  (0.02, 0.5, 0.2, 0.0, 0.001, -0.1))
+
+
+def test_runs_cover_the_text_exactly_and_colour_only_evidence():
+    runs = colour_runs(TEXT, EXP)
+    assert "".join(piece for piece, _ in runs) == TEXT  # double space kept
+    coloured = {piece: colour for piece, colour in runs if colour}
+    assert set(coloured) == {"loss", "<widened>", "record."}
+    red = "{:02X}{:02X}{:02X}".format(*LABEL_RGB["negative"])
+    assert coloured["loss"] == red  # the strongest word takes the full label colour
+    assert coloured["record."] != red  # pushing against the label: another colour
+
+
+def test_strength_is_relative_to_the_strongest_word():
+    colours = word_colours(EXP)
+    assert colours[1] is not None and colours[1][1] == 1.0
+    assert colours[0] is None and colours[3] is None  # too weak to colour
+
+
+def test_html_escapes_the_sentence():
+    out = highlight_html(TEXT, EXP)
+    assert "<widened>" not in out and "&lt;widened&gt;" in out
+    assert 'title="+0.500 for negative"' in out
+    nasty = explanation(('"><script>alert(1)</script>',), (0.3,))
+    html_out = highlight_html(None, nasty)
+    assert "<script>" not in html_out
+
+
+def test_changed_text_falls_back_to_the_words():
+    runs = colour_runs("Another sentence entirely", EXP)
+    assert "".join(p for p, _ in runs) == "Net loss <widened> at a record."
+
+
+def test_excel_rich_text_holds_coloured_bold_words(tmp_path):
+    from openpyxl import Workbook, load_workbook
+
+    rich = excel_rich_text(TEXT, EXP)
+    assert str(rich) == TEXT
+    wb = Workbook()
+    wb.active["A1"] = rich
+    wb.save(tmp_path / "w.xlsx")
+    cell = load_workbook(tmp_path / "w.xlsx", rich_text=True).active["A1"].value
+    blocks = [b for b in cell if not isinstance(b, str)]
+    assert [b.text for b in blocks] == ["loss", "<widened>", "record."]
+    assert all(b.font.b for b in blocks)
+
+
+def test_evidence_text_lists_for_and_against():
+    assert evidence_text(EXP) == "for negative: loss (+0.50); against: record (-0.10)"
