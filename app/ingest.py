@@ -239,7 +239,7 @@ def _read_pages(handle: _DocHandle, data: bytes, doc_id: str, options: IngestOpt
             fatal=False).to_record())
     wanted = list(range(first, last + 1))
     extra = _running_sample(first, last, n_pages) if options.remove_running else []
-    reader = _PageReader(handle.raw)
+    reader = _PageReader(handle.raw, options.min_chars_per_page)
     raw_pages = {page_no: reader.read(page_no) for page_no in sorted(wanted + extra)}
     return document, wanted, raw_pages
 
@@ -416,8 +416,9 @@ class _RawPage:
 class _PageReader:
     """Reads pages of one open document through pdfium's raw text API."""
 
-    def __init__(self, raw_doc: object) -> None:
+    def __init__(self, raw_doc: object, min_chars: int = 20) -> None:
         self.raw_doc = raw_doc
+        self.min_chars = min_chars  # below this, look for an image (a scan needing OCR)
         self._fast = _fast()
         self._matrix = (ctypes.c_float * 6)()
         self._flags = ctypes.c_int()
@@ -441,7 +442,7 @@ class _PageReader:
                 self._read_text(page, text_page, raw)
             finally:
                 pdfium_c.FPDFText_ClosePage(text_page)
-            if raw.n_chars < 20:
+            if raw.n_chars < max(self.min_chars, 1):
                 raw.has_image = _has_image(page)
             return raw
         except Exception as exc:  # a broken page must not sink the document
@@ -904,12 +905,11 @@ def _page_status(raw: _RawPage, options: IngestOptions,
         return "error", PageReadError(f"{where}: could not be read ({raw.error}); the rest of "
                                       "the document was read. Check the page in a PDF viewer.",
                                       page_no=raw.page_no)
-    if raw.n_chars < max(options.min_chars_per_page, 1):
-        if raw.has_image:
-            return "needs_ocr", NeedsOcrError(
-                f"{where}: an image without a text layer (needs OCR); page not read. Run OCR on "
-                "the file (e.g. ocrmypdf) and submit it again.", page_no=raw.page_no,
-                fatal=False)
+    if raw.n_chars < max(options.min_chars_per_page, 1) and raw.has_image:
+        return "needs_ocr", NeedsOcrError(
+            f"{where}: an image without a text layer (needs OCR); page not read. Run OCR on "
+            "the file (e.g. ocrmypdf) and submit it again.", page_no=raw.page_no, fatal=False)
+    if raw.n_chars == 0:
         return "empty", None
     share = _garbled_share(raw)
     if share > options.max_garbled_share:

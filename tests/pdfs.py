@@ -342,6 +342,19 @@ def write_truncated(path: Path, keep: float = 0.5) -> Path:
     return path
 
 
+def write_blank_pages(path: Path, n_pages: int = 2, text_on: Sequence[int] = ()) -> Path:
+    """`n_pages` pages with nothing on them, except "Text on page i." on the pages in
+    `text_on` (1-based)."""
+    c = _canvas(path)
+    for i in range(1, n_pages + 1):
+        if i in text_on:
+            c.setFont(BODY_FONT, BODY_SIZE)
+            c.drawString(MARGIN, PAGE_H - MARGIN, f"Text on page {i}.")
+        c.showPage()
+    c.save()
+    return path
+
+
 def _scan_image(seed: int = 0) -> ImageReader:
     """A grey 'scanned page' image with black bars where lines of type would be."""
     from PIL import Image, ImageDraw

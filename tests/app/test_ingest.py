@@ -273,6 +273,43 @@ def test_ingest_one_bad_page_among_good_ones_leaves_the_document_partial(
     assert info.value.page_no == 2 and not info.value.fatal
 
 
+def test_ingest_blank_pages_are_empty_not_errors(tmp_path: Path) -> None:
+    pdf = pdfs.write_blank_pages(tmp_path / "blank.pdf", 3, text_on=(2,))
+    _, pages, errors = read_pdf(pdf, OPTIONS)
+
+    assert errors == []
+    assert [p.status for p in pages] == ["empty", "ok", "empty"]
+    assert pages[1].text == "Text on page 2."
+
+
+@pytest.mark.parametrize("mode", ["record", "raise"])
+def test_ingest_document_of_blank_pages_fails(tmp_path: Path, mode: str) -> None:
+    pdf = pdfs.write_blank_pages(tmp_path / "blank.pdf", 2)
+    if mode == "raise":
+        with pytest.raises(EmptyPdfError):
+            read_pdf(pdf, OPTIONS, on_error="raise")
+        return
+    _, pages, errors = read_pdf(pdf, OPTIONS)
+    assert [(e.code, e.fatal) for e in errors] == [("no_pages", True)]
+    assert "no text and no images" in errors[0].message
+    assert [p.status for p in pages] == ["empty", "empty"]
+
+
+@pytest.mark.parametrize("mode", ["record", "raise"])
+def test_ingest_truncated_file_pdfium_can_repair_is_read_with_a_warning(
+        tmp_path: Path, mode: str) -> None:
+    pdf = pdfs.write_truncated(tmp_path / "cut.pdf", keep=0.995)  # only the trailer is lost
+    if mode == "raise":
+        with pytest.raises(DamagedPdfError) as info:
+            read_pdf(pdf, OPTIONS, on_error="raise")
+        assert not info.value.fatal
+        return
+    doc, pages, errors = read_pdf(pdf, OPTIONS)
+    assert doc is not None and [p.status for p in pages] == ["ok", "ok", "ok"]
+    assert [(e.code, e.fatal) for e in errors] == [("damaged", False)]
+    assert "truncated" in errors[0].message
+
+
 def test_ingest_reads_encrypted_pdf_with_its_password(tmp_path: Path) -> None:
     pdf = pdfs.write_encrypted(tmp_path / "locked.pdf")
     doc, pages, errors = read_pdf(pdf, IngestOptions(password="userpass"))
