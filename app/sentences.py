@@ -43,7 +43,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from app.config import SentenceOptions
-from app.records import BBox, Block, Page, Sentence, SentenceKind
+from app.records import BBox, Block, Line, Page, Sentence, SentenceKind
 
 _log = logging.getLogger(__name__)
 
@@ -243,7 +243,7 @@ class FinancialSentencizer:
 
     def predict(self, docs: Sequence[Doc]) -> list[list[int]]:
         """Per doc, the token indices that open a sentence (0 included for non-empty docs)."""
-        out = []
+        out: list[list[int]] = []
         for doc in docs:
             if not len(doc):
                 out.append([])
@@ -258,7 +258,7 @@ class FinancialSentencizer:
                 continue
             arr = np.full((len(doc), 1), -1, dtype="int64")
             arr[idx, 0] = 1
-            doc.from_array([SENT_START], arr.astype("uint64"))
+            doc.from_array([SENT_START], arr.astype("uint64"))  # type: ignore[arg-type]
 
 
 @Language.factory(COMPONENT)
@@ -761,7 +761,8 @@ def _split_long(sent: _Sent, texts: Sequence[str], max_chars: int) -> list[_Sent
     return out
 
 
-def _boxes(page: Page, line_starts: list[int], lines: Sequence, a: int, b: int) -> list[BBox]:
+def _boxes(page: Page, line_starts: list[int], lines: Sequence[Line], a: int,
+           b: int) -> list[BBox]:
     """One box per line that [a, b) touches, clipped proportionally to the covered characters."""
     out = []
     if lines:

@@ -503,3 +503,40 @@ def test_corpus_pages_keep_every_invariant(corpus) -> None:
                                   + by_no[s.end_page_no].text[:s.end_page_end])
         assert len(s.text) <= OPTIONS.max_chars
     assert {s.section_type for s in out} >= {"risk_factors"}
+
+
+def check_invariants(pages: list[Page], out: list[Sentence]) -> None:
+    by_no = {p.page_no: p for p in pages}
+    assert [s.index for s in out] == list(range(len(out)))
+    for s in out:
+        page = by_no[s.page_no]
+        if s.end_page_no is None:
+            assert s.text == norm(page.text[s.start:s.end])
+        else:
+            assert s.end_page_no == s.page_no + 1
+            assert s.text == norm(page.text[s.start:s.end] + " "
+                                  + by_no[s.end_page_no].text[:s.end_page_end])
+        assert len(s.text) <= OPTIONS.max_chars
+        for box in s.boxes:
+            on = by_no[box.page_no or s.page_no]
+            assert 0 <= box.x0 <= box.x1 <= on.width + 1 and 0 <= box.top <= on.height
+
+
+@pytest.mark.corpus
+def test_ingested_corpus_pages_keep_every_invariant(corpus) -> None:
+    from app.config import IngestOptions
+    from app.ingest import read_pdf
+
+    _, pages, errors = read_pdf(corpus / "uber_2021_10k.pdf", IngestOptions(),
+                                page_range=(13, 30))
+    assert not errors
+    out = split_sentences(pages, OPTIONS)
+    assert len(out) > 200
+    check_invariants(pages, out)
+    assert sum(1 for s in out if s.boxes) == len(out)  # ingest gives lines: every one is drawn
+    assert any(s.end_page_no for s in out)
+    # Page 13 opens with the end of Item 1; from "ITEM 1A. RISK FACTORS" on, all is risk factors.
+    first = next(k for k, s in enumerate(out) if s.section_type == "risk_factors")
+    assert out[first].page_no == 13
+    assert {s.section_type for s in out[first:]} == {"risk_factors"}
+
