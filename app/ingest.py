@@ -104,6 +104,9 @@ _LEADERS = re.compile(r"(\.\s?){4,}|…{2,}|_{4,}")
 _PAGE_NUMBER = re.compile(
     r"(page\s*)?[-–—]?\s*(\d{1,3}|[ivxlc]{1,6})\s*[-–—]?(\s*(of|/)\s*\d{1,4})?", re.IGNORECASE
 )
+_ENUMERATOR = re.compile(
+    r"\(?[0-9]{1,3}(\.[0-9]{1,3}){0,3}[.)]?|\(?[a-zA-Z][.)]|\([ivxlc]{1,5}\)|[ivxlc]{1,5}\.|"
+    r"(section|article|item|note)\s+[0-9][0-9.a-z]*\.?", re.IGNORECASE)
 _ORDERED_ITEM = re.compile(r"(\(?[0-9]{1,2}[.)]|\(?[a-z][.)]|\([ivx]{1,4}\))\s")
 _WORDISH = re.compile(r"[^\W\d_]{2,}")
 _VOWELS = frozenset("aeiouyàáâäèéêëìíîïòóôöùúûüAEIOUYÀÁÂÄÈÉÊËÌÍÎÏÒÓÔÖÙÚÛÜ")
@@ -743,8 +746,11 @@ def _merge_rows(segs: list[_Seg]) -> list[_Seg]:
                 h = max(prev.h, s.h, 0.1)
                 gap = s.x0 - prev.x1
                 lone_bullet = len(prev.text) == 1 and prev.text in _BULLETS and gap < 4 * h
-                if lone_bullet or (-0.5 * h < gap < _SEG_GAP * h
-                                   and abs(prev.size - s.size) <= 0.2 * max(prev.size, s.size)):
+                similar = abs(prev.size - s.size) <= 0.2 * max(prev.size, s.size)
+                # "5.15" or "(k)" before a hanging paragraph: its number, not a table cell
+                numbered = similar and 0 < gap < 8 * h and len(prev.text) <= 12 \
+                    and _ENUMERATOR.fullmatch(prev.text) is not None and s.text[:1].isalpha()
+                if lone_bullet or numbered or (-0.5 * h < gap < _SEG_GAP * h and similar):
                     merged[-1] = _join(prev, s)
                     merged[-1].bullet = lone_bullet or prev.bullet
                     continue
