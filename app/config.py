@@ -92,6 +92,23 @@ class StoreOptions(Options):
     """SQLAlchemy URL; None means a SQLite file in the data directory."""
 
 
+class UIOptions(Options):
+    """The review screen: who may log in and what may be uploaded."""
+
+    login: Literal["auto", "users", "oidc"] = "auto"
+    """users: the users file; oidc: Streamlit's built-in login (an [auth] section in
+    .streamlit/secrets.toml); auto: oidc when that section exists, else the users file."""
+    users_file: Path | None = None
+    """TOML file of users with bcrypt password hashes; None: users.toml in the data directory."""
+    oidc_provider: str | None = None
+    """The [auth.NAME] provider st.login uses when several are configured."""
+    max_upload_mb: int = Field(50, gt=0)
+    """Uploads larger than this are refused with a message (each file)."""
+    max_pages: int = Field(500, gt=0)
+    """Uploads with more pages than this are refused with a message; larger reports go through
+    `sesame analyze` or the batch."""
+
+
 class Settings(BaseSettings):
     """Everything configurable, resolved from environment, file and defaults."""
 
@@ -110,6 +127,7 @@ class Settings(BaseSettings):
     scoring: ScoringOptions = ScoringOptions()
     explain: ExplainOptions = ExplainOptions()
     store: StoreOptions = StoreOptions()
+    ui: UIOptions = UIOptions()
 
     @classmethod
     def settings_customise_sources(
