@@ -47,16 +47,21 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.records import LABELS, Label
+from app.errors import SesameError
+from app.records import LABELS, Label, RunInfo, Stage
 
 if TYPE_CHECKING:
+    from app.config import Settings
+    from app.store import ResultStore
     from models.scoring import SentimentScorer
 
 _log = logging.getLogger(__name__)
 
 PROFILE_VERSION = 1
-REFERENCE_ARTIFACT = "monitoring/reference_profile.json"
-"""Where the reference profile lives among a model version's MLflow artifacts."""
+REFERENCE_FILE = "reference_profile.json"
+"""The reference profile's name inside a model directory: it travels with the model through
+the registry's artifacts, the fetch cache and the bundled default (the weights digest ignores
+it)."""
 
 DESCRIPTORS: tuple[str, ...] = ("n_words", "split_share", "numeric_share")
 """Per-sentence input descriptors, in the column order of `Profile.descriptors`."""
@@ -103,13 +108,16 @@ class Profile(_Model):
     """What the sentences were: "reference: eval set of sesame-sentiment v3", "run 2024...-ab"."""
     model_name: str | None = None
     model_version: str | None = None
+    model_digest: str | None = None
+    """sha256 of the weights that produced the probabilities and embeddings."""
     n_sentences: int
     label_counts: dict[Label, int]
     """Predicted-label counts over all sentences."""
     confidence: list[float]
     """Top-class probability of each sampled sentence."""
-    descriptors: dict[str, list[float]]
-    """Each of `DESCRIPTORS` for each sampled sentence (same row order as `confidence`)."""
+    descriptors: dict[str, list[float | None]]
+    """Each of `DESCRIPTORS` for each sampled sentence (same row order as `confidence`); None
+    where unknown (the split share without a tokenizer)."""
     language_counts: dict[str, int]
     """langdetect codes over a capped sample; "unknown" where detection failed."""
     embedding_mean: list[float] | None = None
@@ -127,10 +135,15 @@ class Profile(_Model):
         total = max(sum(self.label_counts.values()), 1)
         return {lab: self.label_counts.get(lab, 0) / total for lab in LABELS}
 
+    def descriptor(self, name: str) -> np.ndarray:
+        """One descriptor over the sample as floats, NaN where unknown."""
+        return np.array([np.nan if v is None else v for v in self.descriptors[name]],
+                        dtype=np.float64)
+
     def descriptor_matrix(self, rows: int | None = None) -> np.ndarray:
         """(n, len(DESCRIPTORS)+1) matrix: the descriptors and confidence of the sample."""
-        cols = [self.descriptors[d] for d in DESCRIPTORS] + [self.confidence]
-        matrix = np.asarray(cols, dtype=np.float64).T
+        cols = [self.descriptor(d) for d in DESCRIPTORS] + [np.asarray(self.confidence)]
+        matrix = np.vstack(cols).T.astype(np.float64)
         return matrix if rows is None else matrix[:rows]
 
 
@@ -179,12 +192,15 @@ class DriftReport(_Model):
     created_at: datetime
     model_name: str | None = None
     model_version: str | None = None
+    model_digest: str | None = None
     reference_source: str
     reference_sentences: int
     current_sentences: int
     tests: tuple[DriftTest, ...]
     drifted: bool
     thresholds: DriftThresholds
+    notes: tuple[str, ...] = ()
+    """Caveats: a reference from other weights, embeddings that could not be compared."""
 
     def drifted_tests(self) -> list[DriftTest]:
         """The gating tests that found drift."""
@@ -297,6 +313,7 @@ def build_profile(
     source: str = "",
     model_name: str | None = None,
     model_version: str | None = None,
+    model_digest: str | None = None,
     sample_size: int = 2000,
     embed_size: int = 500,
     language_size: int = 200,
@@ -333,10 +350,11 @@ def build_profile(
         source=source,
         model_name=model_name,
         model_version=model_version,
+        model_digest=model_digest,
         n_sentences=len(texts),
         label_counts={lab: int(counts.get(lab, 0)) for lab in LABELS},
         confidence=[round(float(c), 5) for c in conf],
-        descriptors={name: [round(float(v), 5) for v in desc[:, j]]
+        descriptors={name: [round(float(v), 5) if math.isfinite(v) else None for v in desc[:, j]]
                      for j, name in enumerate(DESCRIPTORS)},
         language_counts=dict(langs.most_common()),
         embedding_mean=emb_mean,
@@ -353,7 +371,8 @@ def reference_profile(eval_texts: Sequence[str], scorer: SentimentScorer, *,
     return build_profile(texts, probs, tokenizer=_scorer_parts(scorer)[0],
                          embed=scorer_embedder(scorer),
                          source=source, model_name=getattr(scorer, "name", None),
-                         model_version=getattr(scorer, "version", None))
+                         model_version=getattr(scorer, "version", None),
+                         model_digest=getattr(scorer, "digest", None))
 
 
 def save_profile(profile: Profile, path: Path) -> Path:
@@ -494,6 +513,12 @@ def compare(reference: Profile, current: Profile,
     th = thresholds or DriftThresholds()
     gate = set(th.gating)
     tests: list[DriftTest] = []
+    notes: list[str] = []
+    if reference.model_digest and current.model_digest \
+            and reference.model_digest != current.model_digest:
+        notes.append(f"the reference was profiled with other weights (sha256 "
+                     f"{reference.model_digest[:12]}…, current {current.model_digest[:12]}…): "
+                     "label and confidence tests compare two models, not two inputs")
     too_small = current.n_sentences < th.min_sentences
     if too_small:
         reason = f"{current.n_sentences} sentences; at least {th.min_sentences} are needed"
@@ -510,15 +535,19 @@ def compare(reference: Profile, current: Profile,
                                      threshold=th.wasserstein, alpha=th.alpha,
                                      gating="confidence" in gate))
         for name in DESCRIPTORS:
-            tests.append(continuous_test(name, reference.descriptors[name],
-                                         current.descriptors[name], threshold=th.wasserstein,
+            tests.append(continuous_test(name, reference.descriptor(name),
+                                         current.descriptor(name), threshold=th.wasserstein,
                                          alpha=th.alpha, gating=name in gate))
         both_embedded = (reference.embeddings is not None and current.embeddings is not None
                          and reference.embeddings.shape[1] == current.embeddings.shape[1])
         if reference.embeddings is not None and current.embeddings is not None \
                 and not both_embedded:
-            _log.warning("embedding sizes differ (%s vs %s): domain classifier uses "
-                         "descriptors only", reference.embeddings.shape, current.embeddings.shape)
+            notes.append(f"embedding sizes differ ({reference.embeddings.shape[1]} vs "
+                         f"{current.embeddings.shape[1]}): the domain classifier used the "
+                         "descriptors only")
+        elif not both_embedded:
+            notes.append("no embeddings on one side: the domain classifier used the "
+                         "descriptors only")
         tests.append(domain_classifier_test(
             _domain_features(reference, both_embedded), _domain_features(current, both_embedded),
             threshold=th.domain_auc, alpha=th.alpha, gating="domain_classifier" in gate))
@@ -528,12 +557,14 @@ def compare(reference: Profile, current: Profile,
         created_at=datetime.now(UTC),
         model_name=current.model_name or reference.model_name,
         model_version=current.model_version or reference.model_version,
+        model_digest=current.model_digest or reference.model_digest,
         reference_source=reference.source or "reference",
         reference_sentences=reference.n_sentences,
         current_sentences=current.n_sentences,
         tests=tuple(tests),
         drifted=drifted,
         thresholds=th,
+        notes=tuple(notes),
     )
 
 
@@ -568,6 +599,7 @@ def report_html(report: DriftReport) -> str:
         "current sentences": report.current_sentences,
         "created": report.created_at.isoformat(timespec="seconds"),
     }
+    notes = "".join(f"<p class='note'>Note: {e(n)}</p>" for n in report.notes)
     meta_rows = "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in meta.items())
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -586,6 +618,7 @@ tr.drift td {{ background: #fdd; }} tr.skipped td {{ color: #888; }}
 <th>p-value</th><th>status</th><th>detail</th></tr>
 {''.join(rows)}
 </table>
+{notes}
 <p>A test drifts when its effect passes the threshold and its p-value is below
 {e(_fmt(report.thresholds.alpha))}.</p>
 </body></html>
@@ -764,3 +797,231 @@ def feedback_digest(rows: Iterable[tuple[str, str]]) -> str:
     """sha256 of the feedback training rows (canonical JSON), for the model's lineage."""
     canonical = json.dumps(sorted(rows), ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Integration: references with model versions, runs from the results store
+
+
+class MonitorError(SesameError):
+    """Monitoring could not run: no such run, no reference profile, no model to embed with."""
+
+    stage: Stage = "monitor"
+    code = "monitor"
+
+
+def write_reference(model_dir: Path, eval_texts: Sequence[str], scorer: SentimentScorer, *,
+                    source: str = "evaluation set") -> Path:
+    """Profile the evaluation set and save it as `reference_profile.json` in the model dir.
+
+    Call it at blessing time before the version is registered: the file then travels with the
+    model's artifacts (the weights digest does not cover it).
+    """
+    profile = reference_profile(eval_texts, scorer, source=source)
+    return save_profile(profile, Path(model_dir) / REFERENCE_FILE)
+
+
+def reference_cache_path(data_dir: Path, model_digest: str) -> Path:
+    """Where a reference made after registration (`sesame monitor reference`) is kept."""
+    return monitoring_dir(data_dir) / "reference" / f"{model_digest[:16]}.json"
+
+
+def find_reference(data_dir: Path, *, model_dir: Path | None, model_digest: str | None
+                   ) -> Profile | None:
+    """The reference profile of a model: from its directory, else from the data directory."""
+    candidates = []
+    if model_dir is not None:
+        candidates.append(Path(model_dir) / REFERENCE_FILE)
+    if model_digest:
+        candidates.append(reference_cache_path(data_dir, model_digest))
+    for path in candidates:
+        if path.is_file():
+            profile = load_profile(path)
+            if model_digest and profile.model_digest and profile.model_digest != model_digest:
+                _log.warning("%s was profiled with weights %s, not %s; ignored", path,
+                             profile.model_digest[:12], model_digest[:12])
+                continue
+            return profile
+    return None
+
+
+def run_sentences(store: ResultStore, run_id: str) -> tuple[list[str], np.ndarray]:
+    """The scored sentences of a run's results and their (n, 3) probabilities (LABELS order).
+
+    A run's inputs point at their results; a result kept from an earlier run (same document,
+    model and settings) belongs to this run all the same.
+    """
+    result_ids = sorted({d.result_id for d in store.run_documents(run_id)
+                         if d.result_id is not None})
+    if not result_ids:
+        result_ids = sorted(r.result_id for r in store.list_results(run_id=run_id))
+    texts: list[str] = []
+    rows: list[list[float]] = []
+    for result_id in result_ids:
+        for sentence, score in store.sentences(result_id):
+            if score is not None:
+                texts.append(sentence.text)
+                rows.append([score.probabilities.get(lab, 0.0) for lab in LABELS])
+    return texts, np.asarray(rows, dtype=np.float64).reshape(len(rows), len(LABELS))
+
+
+def run_scorer(settings: Settings, run: RunInfo) -> tuple[SentimentScorer, Path]:
+    """Load the model that scored a run (its registry version, or its model directory)."""
+    from models import registry
+    from models.scoring import SentimentScorer
+
+    stamp = run.stamp
+    if stamp is None:
+        raise MonitorError(f"run {run.run_id} has no model stamp; it cannot be profiled.")
+    scoring = settings.scoring
+    if stamp.model_version:
+        info = registry.get_version(settings, stamp.model_name, stamp.model_version)
+        if info is None:
+            raise MonitorError(f"run {run.run_id}: model {stamp.model_name} version "
+                               f"{stamp.model_version} is no longer in the registry.")
+        path = registry.fetch_version(settings, info)
+    else:
+        recorded = (run.settings.get("scoring") or {}) if isinstance(run.settings, dict) else {}
+        model_dir = recorded.get("model_dir") if isinstance(recorded, dict) else None
+        if not model_dir:
+            raise MonitorError(f"run {run.run_id} used an unregistered model whose directory "
+                               "was not recorded; pass --model-dir.")
+        path = Path(str(model_dir))
+    scorer = SentimentScorer.from_dir(path, scoring.model_copy(update={"model_dir": None}),
+                                      name=stamp.model_name, version=stamp.model_version,
+                                      expected_digest=stamp.model_digest)
+    return scorer, path
+
+
+def monitor_run(
+    settings: Settings,
+    run_id: str | None = None,
+    *,
+    store: ResultStore | None = None,
+    scorer: SentimentScorer | None = None,
+    model_dir: Path | None = None,
+    reference: Profile | None = None,
+    thresholds: DriftThresholds | None = None,
+    save: bool = True,
+) -> tuple[DriftReport, dict[str, Path]]:
+    """Profile a run's sentences, test them against the model's reference, save the report.
+
+    `run_id` None takes the latest run. The analyze and batch commands call this at the end of
+    a run with the scorer they already loaded; `sesame monitor report` calls it afterwards.
+    Reports go to data_dir/monitoring/runs/<run_id>/ and the store's monitor_reports (kind
+    "drift").
+    """
+    from app.store import ResultStore
+
+    store = store or ResultStore.from_settings(settings)
+    if run_id is None:
+        runs = store.list_runs(limit=1)
+        if not runs:
+            raise MonitorError("the results store holds no runs yet; analyze some reports first.")
+        run = runs[0]
+    else:
+        found = store.get_run(run_id)
+        if found is None:
+            raise MonitorError(f"no run {run_id} in the results store; list runs with "
+                               "`sesame batch status` or omit RUN for the latest.")
+        run = found
+    texts, probs = run_sentences(store, run.run_id)
+    if scorer is None:
+        if model_dir is not None:
+            from models.scoring import SentimentScorer
+
+            stamp = run.stamp
+            scorer = SentimentScorer.from_dir(
+                model_dir, settings.scoring.model_copy(update={"model_dir": None}),
+                name=stamp.model_name if stamp else None,
+                version=stamp.model_version if stamp else None)
+        else:
+            scorer, model_dir = run_scorer(settings, run)
+    else:
+        model_dir = model_dir or getattr(scorer, "path", None)
+    digest = getattr(scorer, "digest", None)
+    if reference is None:
+        reference = find_reference(settings.data_dir, model_dir=model_dir, model_digest=digest)
+    if reference is None:
+        raise MonitorError(
+            f"model {getattr(scorer, 'name', '?')} version {getattr(scorer, 'version', None)} "
+            f"(sha256 {str(digest)[:12]}…) has no reference profile. Make one with `sesame "
+            "monitor reference`, or bless the model again (the reference is saved at blessing).")
+    current = build_profile(texts, probs, tokenizer=_scorer_parts(scorer)[0],
+                            embed=scorer_embedder(scorer), source=f"run {run.run_id}",
+                            model_name=getattr(scorer, "name", None),
+                            model_version=getattr(scorer, "version", None), model_digest=digest)
+    report = compare(reference, current, thresholds, run_id=run.run_id)
+    paths: dict[str, Path] = {}
+    if save:
+        paths = write_report(report, run_report_dir(settings.data_dir, run.run_id),
+                             current=current)
+        store.add_monitor_report("drift", report.model_dump(mode="json"), model_digest=digest,
+                                 run_id=run.run_id)
+    _log.info("%s", report.summary())
+    return report, paths
+
+
+def run_figures(store: ResultStore, run_id: str) -> dict[str, Any]:
+    """System figures of a run for the Monitoring page: documents, pages, sentences, rates,
+    failures, and peak memory when the run recorded it in its summary (`peak_rss_mb`)."""
+    run = store.get_run(run_id)
+    if run is None:
+        raise MonitorError(f"no run {run_id} in the results store.")
+    docs = store.run_documents(run_id)
+    results = {r.result_id: r for r in store.list_results(run_id=run_id)}
+    for d in docs:
+        if d.result_id is not None and d.result_id not in results:
+            results.update({r.result_id: r for r in store.list_results(doc_id=d.doc_id)
+                            if r.result_id == d.result_id})
+    pages = sum(r.n_pages for r in results.values())
+    sentences = sum(r.n_sentences for r in results.values())
+    elapsed = None
+    if run.finished_at is not None:
+        elapsed = (run.finished_at - run.started_at).total_seconds()
+    summary = run.summary if isinstance(run.summary, dict) else {}
+    peak = summary.get("peak_rss_mb")
+    return {
+        "run_id": run_id, "kind": run.kind, "status": run.status,
+        "started_at": run.started_at, "finished_at": run.finished_at,
+        "model_version": run.stamp.model_version if run.stamp else None,
+        "documents": len(docs) or len(results),
+        "document_counts": dict(run.document_counts),
+        "failed": int(run.document_counts.get("failed", 0)),
+        "pages": pages, "sentences": sentences, "elapsed_s": elapsed,
+        "pages_per_s": round(pages / elapsed, 3) if elapsed else None,
+        "sentences_per_s": round(sentences / elapsed, 3) if elapsed else None,
+        "peak_rss_mb": float(peak) if isinstance(peak, int | float) else None,
+        "errors": [d.error for d in docs if d.error],
+    }
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB (for a run's summary: `peak_rss_mb`)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
+def feedback_from_store(store: ResultStore) -> list[Feedback]:
+    """Every reviewed sentence as feedback: the model's label (its score) vs the reviewer's."""
+    out: list[Feedback] = []
+    for result in store.list_results():
+        actions = [a for a in store.reviews(result_id=result.result_id)
+                   if a.action in ("agree", "override") and a.sentence_index is not None
+                   and a.label is not None]
+        if not actions:
+            continue
+        scored = {s.index: (s.text, sc) for s, sc in store.sentences(result.result_id)
+                  if sc is not None}
+        version = result.model_version or f"unregistered:{result.model_digest[:12]}"
+        for a in actions:
+            if a.sentence_index not in scored:
+                continue
+            text, score = scored[a.sentence_index]
+            out.append(Feedback(sentence_key=f"{result.result_id}:{a.sentence_index}",
+                                model_version=version, model_label=score.label,
+                                reviewer_label=a.label, reviewed_at=a.created_at, text=text))
+    return out

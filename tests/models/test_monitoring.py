@@ -369,3 +369,136 @@ def test_feedback_examples_and_digest_do_not_depend_on_order():
     assert len(rows) == 5 and ("sentence 4", "negative") in rows
     assert feedback_digest(rows) == feedback_digest(feedback_examples(list(reversed(fb))))
     assert feedback_digest(rows) != feedback_digest(rows[:-1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs in the results store and the `sesame monitor` commands
+
+
+@pytest.fixture(scope="module")
+def model_with_reference(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A copy of the tiny model with its reference profile (report-like sentences) saved."""
+    import shutil
+
+    from app.config import ScoringOptions
+    from models.monitoring import REFERENCE_FILE, write_reference
+    from models.scoring import SentimentScorer
+
+    model_dir = tmp_path_factory.mktemp("model") / "tiny"
+    shutil.copytree(tiny_model_dir, model_dir)
+    scorer = SentimentScorer.from_dir(model_dir, ScoringOptions(), name="tiny")
+    write_reference(model_dir, report_sentences(300, seed=11), scorer, source="report-like")
+    assert (model_dir / REFERENCE_FILE).is_file()
+    return model_dir, scorer
+
+
+def store_run(texts: list[str], scorer, model_dir: Path, run_id: str) -> str:
+    """Save a hand-built analyzed document and its run in the test's results store."""
+    import hashlib
+
+    from app.config import load_settings
+    from app.records import Document, DocumentResult, Sentence, Stamp
+    from app.store import ResultStore
+
+    doc_id = hashlib.sha256(run_id.encode()).hexdigest()
+    sentences = [Sentence(doc_id=doc_id, index=i, page_no=1, start=0, end=len(t), text=t)
+                 for i, t in enumerate(texts)]
+    stamp = Stamp(model_name="tiny", model_version=None, model_digest=scorer.digest,
+                  code_version="test", run_id=run_id, created_at=datetime.now(UTC))
+    settings = {"scoring": {"model_dir": str(model_dir)}}
+    result = DocumentResult(
+        source=f"{run_id}.pdf", status="ok", stamp=stamp, settings=settings,
+        document=Document(doc_id=doc_id, file_name=f"{run_id}.pdf", size_bytes=1, n_pages=1),
+        sentences=tuple(sentences), scores=tuple(scorer.score(sentences)))
+    store = ResultStore.from_settings(load_settings())
+    store.start_run("analyze", run_id=run_id, stamp=stamp, settings=settings)
+    result_id = store.save_result(result, run_id=run_id)
+    store.record_run_document(run_id, f"{run_id}.pdf", "ok", doc_id=doc_id, result_id=result_id)
+    store.finish_run(run_id)
+    return run_id
+
+
+def invoke(*args: str):
+    from typer.testing import CliRunner
+
+    from app.cli import app
+
+    return CliRunner().invoke(app, ["monitor", *args])
+
+
+def test_monitor_report_exits_1_when_a_run_drifts(model_with_reference):
+    from app.config import load_settings
+    from app.store import ResultStore
+
+    model_dir, scorer = model_with_reference
+    run_id = store_run(tweet_posts(120, seed=5), scorer, model_dir, "run-tweets")
+    result = invoke("report", run_id)
+    assert result.exit_code == 1, result.output
+    assert "DRIFT" in result.output and "domain_classifier" in result.output
+    settings = load_settings()
+    saved = run_report_dir(settings.data_dir, run_id)
+    assert (saved / "report.json").is_file() and (saved / "report.html").is_file()
+    stored = ResultStore.from_settings(settings).monitor_reports("drift")
+    assert [r.run_id for r in stored] == [run_id] and stored[0].report["drifted"] is True
+
+
+def test_monitor_report_exits_0_for_the_latest_run_like_the_reference(model_with_reference,
+                                                                       tmp_path):
+    model_dir, scorer = model_with_reference
+    store_run(tweet_posts(60, seed=6), scorer, model_dir, "run-1-older")
+    store_run(report_sentences(200, seed=12), scorer, model_dir, "run-2-latest")
+    result = invoke("report", "--out", str(tmp_path / "copy"))
+    assert result.exit_code == 0, result.output
+    assert "run-2-latest" in result.output and "no drift" in result.output
+    assert json.loads((tmp_path / "copy" / "report.json").read_text())["drifted"] is False
+    history = invoke("history", "--json")
+    assert [r["run_id"] for r in json.loads(history.output)] == ["run-2-latest"]
+
+
+def test_monitor_report_without_a_run_or_reference_exits_2(tiny_model_dir, model_with_reference):
+    from app.config import ScoringOptions
+    from models.scoring import SentimentScorer
+
+    assert invoke("report").exit_code == 2
+    assert invoke("report", "no-such-run").exit_code == 2
+    bare = SentimentScorer.from_dir(tiny_model_dir, ScoringOptions(), name="tiny")
+    store_run(report_sentences(50), bare, tiny_model_dir, "run-no-reference")
+    result = invoke("report", "run-no-reference")
+    assert result.exit_code == 2 and "no reference profile" in result.output
+
+
+def test_monitor_compare_exit_status_follows_the_verdict(tmp_path):
+    ref = build_profile(report_sentences(300, 1), probs_for([2] * 300), languages=english)
+    same = build_profile(report_sentences(300, 2), probs_for([2] * 300, 1), languages=english)
+    tweets = build_profile(tweet_posts(200, 2), probs_for([1] * 200), languages=english)
+    for name, prof in (("ref", ref), ("same", same), ("tweets", tweets)):
+        save_profile(prof, tmp_path / f"{name}.json")
+    assert invoke("compare", str(tmp_path / "ref.json"), str(tmp_path / "same.json")
+                  ).exit_code == 0
+    drift = invoke("compare", str(tmp_path / "ref.json"), str(tmp_path / "tweets.json"),
+                   "--out", str(tmp_path / "r"))
+    assert drift.exit_code == 1 and (tmp_path / "r" / "report.html").is_file()
+    assert invoke("compare", str(tmp_path / "ref.json"), str(tmp_path / "nope.json")
+                  ).exit_code == 2
+
+
+def test_monitor_agreement_alerts_on_reviewer_overrides(model_with_reference):
+    from app.config import load_settings
+    from app.store import ResultStore
+
+    model_dir, scorer = model_with_reference
+    store_run(report_sentences(10, seed=3), scorer, model_dir, "run-reviewed")
+    store = ResultStore.from_settings(load_settings())
+    (result,) = store.list_results(run_id="run-reviewed")
+    assert invoke("agreement", "--min-reviews", "1").exit_code == 0  # nothing reviewed yet
+    labels = {s.index: sc.label for s, sc in store.sentences(result.result_id)}
+    for index in range(4):
+        other = next(lab for lab in ("positive", "negative", "neutral") if lab != labels[index])
+        store.add_review(result.result_id, "override", "alice", expected_previous=None,
+                         sentence_index=index, label=other)
+    store.add_review(result.result_id, "agree", "alice", expected_previous=None,
+                     sentence_index=5)
+    agreement_rows = invoke("agreement", "--min-reviews", "5")
+    assert agreement_rows.exit_code == 1, agreement_rows.output
+    assert "20.0%" in agreement_rows.output  # 1 of 5 reviewed sentences kept the model's label
+    assert invoke("agreement", "--min-reviews", "6").exit_code == 0
