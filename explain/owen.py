@@ -2,15 +2,23 @@
 
 This is the recursion of shap's PartitionExplainer (`owen`, fixed_context=None): split a node
 of the tree into its two children in both contexts (sibling absent, sibling present), recurse
-into the children whose output moved most first, and when the evaluation budget is spent leave
-the unexplained change on the open node, to be shared among its words by size. Each sentence is
-one `OwenGame`; `play` runs all games in lock-step rounds and sends every round's masked texts
-from every sentence to the model in one length-sorted call, where shap calls the model with
-about five texts at a time, one sentence after another. With the budget large enough for the
-whole tree the values equal shap's PartitionExplainer on the same tree (tested).
+into the children whose output moved most first. With the budget large enough for the whole
+tree the values equal shap's PartitionExplainer on the same tree (tested).
 
-Each game expands a fixed number of nodes per round, so a sentence's values do not depend on
-which other sentences share its rounds: the same sentence gets the same evidence in any report.
+Where the budget is short, shap leaves the unexplained change on the open nodes and shares it
+evenly among their words, so most words of a sentence tie, and rank correlation with a
+high-budget run collapses. Here every open node keeps a reserve of two evaluations per split
+below it: a node is split in both contexts only while the reserve for all open nodes still
+fits the budget, and otherwise in one context (the Shapley split between its two children is
+still exact; each child recurses in the context where it moved the output most, and the rest
+of its share stays on it). So any budget of at least twice the word count reaches every word,
+and an additive model gets exact values at that budget (tested).
+
+Each sentence is one `OwenGame`; `play` runs all games in lock-step rounds and sends every
+round's masked texts from every sentence to the model in one length-sorted call, where shap
+calls the model with about five texts at a time, one sentence after another. Each game expands
+a fixed number of nodes per round, so a sentence's values do not depend on which other
+sentences share its rounds: the same sentence gets the same evidence in any report.
 """
 
 from __future__ import annotations
@@ -40,7 +48,8 @@ class OwenGame:
     """One sentence's Owen-value estimate of one output column under an evaluation budget."""
 
     def __init__(self, words: Sequence[str], column: int, budget: int, *,
-                 mask_token: str = "[MASK]", pairs_per_round: int = 2) -> None:
+                 mask_token: str = "[MASK]", pieces: Sequence[int] | None = None,
+                 pairs_per_round: int = 2) -> None:
         if budget < 2:
             raise ValueError(f"an explanation needs at least 2 model evaluations, not {budget}")
         self.words = list(words)
@@ -51,10 +60,19 @@ class OwenGame:
         self.pairs_per_round = pairs_per_round
         self.tree = word_tree(self.words)
         self._masks = node_masks(self.tree, self.m) if self.m else np.zeros((0, 0), bool)
+        # a hidden word shows one mask token per sub-token, as shap's Text masker does: the
+        # sentence keeps its length, and a long word hidden weighs as much as it does in shap
+        pieces = pieces if pieces is not None else [1] * self.m
+        self._hidden = [" ".join([mask_token] * max(1, n)) if mask_token else ""
+                        for n in pieces]
+        # evaluations needed to split every node under a node once (one context): 2 per split
+        self._cost = (2 * (node_sizes(self.tree, self.m) - 1)).astype(int) if self.m else []
+        self._reserved = 0
         self._dvalues = np.zeros(max(2 * self.m - 1, 0))
         self._queue: list[tuple[float, int, tuple[np.ndarray, float, float, int, float]]] = []
         self._tick = itertools.count()
-        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray, float, float, int, float]]
+        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray, float, float, int, float,
+                                  bool]]
         self._pending = []
         self._started = False
         self.evals = 0
@@ -68,22 +86,28 @@ class OwenGame:
             return []
         if not self._started:
             none = np.zeros(self.m, dtype=bool)
-            return [render_masked(self.words, none, self.mask_token),
-                    render_masked(self.words, ~none, self.mask_token)]
+            return [self._render(none), self._render(~none)]
         texts: list[str] = []
         while self._queue and len(self._pending) < self.pairs_per_round:
-            if self.evals + 2 * (len(self._pending) + 1) > self.budget:
+            committed = self.evals + 2 * len(self._pending)
+            if committed + 2 > self.budget:
                 break
             _prio, _t, (m00, f00, f11, ind, weight) = heapq.heappop(self._queue)
+            self._reserved -= self._cost[ind]
             if ind < self.m:
                 self._dvalues[ind] += (f11 - f00) * weight
                 continue
             left, right = (int(c) for c in self.tree[ind - self.m, :2])
+            children = self._cost[left] + self._cost[right]
+            # full Owen split (both contexts) only while every open node can still be split
+            # once more down to its words; otherwise one context, so no word is left unvisited
+            full = committed + 2 + self._reserved + 2 * children <= self.budget
+            self._reserved += 2 * children if full else children
             m10 = m00 | self._masks[left]
             m01 = m00 | self._masks[right]
-            self._pending.append((m00, m10, m01, f00, f11, ind, weight))
-            texts.append(render_masked(self.words, m10, self.mask_token))
-            texts.append(render_masked(self.words, m01, self.mask_token))
+            self._pending.append((m00, m10, m01, f00, f11, ind, weight, full))
+            texts.append(self._render(m10))
+            texts.append(self._render(m01))
         if not self._pending:
             # budget spent or tree exhausted: open nodes keep their unexplained change
             for _prio, _t, (_m00, f00, f11, ind, weight) in self._queue:
@@ -91,6 +115,10 @@ class OwenGame:
             self._queue.clear()
             self.done = True
         return texts
+
+    def _render(self, keep: np.ndarray) -> str:
+        return " ".join(w if k else m for w, m, k in zip(self.words, self._hidden, keep,
+                                                          strict=True) if k or m)
 
     def receive(self, outputs: np.ndarray) -> None:
         """Take the model's outputs (rows of class probabilities) for the last requests."""
@@ -101,16 +129,30 @@ class OwenGame:
             self.base_value, self.output_value = float(values[0]), float(values[1])
             root = 2 * self.m - 2
             none = np.zeros(self.m, dtype=bool)
+            self._reserved = self._cost[root]
             self._push(none, self.base_value, self.output_value, root, 1.0)
             return
-        for i, (m00, m10, m01, f00, f11, ind, weight) in enumerate(self._pending):
+        for i, (m00, m10, m01, f00, f11, ind, weight, full) in enumerate(self._pending):
             f10, f01 = float(values[2 * i]), float(values[2 * i + 1])
             left, right = (int(c) for c in self.tree[ind - self.m, :2])
-            half = weight / 2
-            self._push(m00, f00, f10, left, half)
-            self._push(m00, f00, f01, right, half)
-            self._push(m01, f01, f11, left, half)
-            self._push(m10, f10, f11, right, half)
+            if full:
+                half = weight / 2
+                self._push(m00, f00, f10, left, half)
+                self._push(m00, f00, f01, right, half)
+                self._push(m01, f01, f11, left, half)
+                self._push(m10, f10, f11, right, half)
+                continue
+            # one context per child: the Shapley split of this node between its two children
+            # is exact; each child recurses in the context where it moved the output most, and
+            # the difference to its exact share stays on the child (shared by its words)
+            share_left = ((f10 - f00) + (f11 - f01)) / 2
+            share_right = ((f01 - f00) + (f11 - f10)) / 2
+            for child, share, alone, along in ((left, share_left, (m00, f00, f10), (m01, f01, f11)),
+                                               (right, share_right, (m00, f00, f01),
+                                                (m10, f10, f11))):
+                ctx = alone if abs(alone[2] - alone[1]) >= abs(along[2] - along[1]) else along
+                self._dvalues[child] += (share - (ctx[2] - ctx[1])) * weight
+                self._push(ctx[0], ctx[1], ctx[2], child, weight)
         self._pending = []
 
     def _push(self, m00: np.ndarray, f00: float, f11: float, ind: int, weight: float) -> None:

@@ -1,15 +1,16 @@
 """Per-sentence SHAP evidence: which words pushed the model towards the sentence's label.
 
 Each sentence's predicted-class probability is attributed to its whitespace words with Owen
-values (shap's Partition explainer) over a clause-aware word tree, masking a word with the
-tokenizer's mask token. What makes it affordable for whole reports (shap's defaults spend about
-500 model calls per sentence, five at a time):
+values (shap's Partition explainer) over a clause-aware word tree. A hidden word is replaced by
+one mask token per sub-token, as shap's Text masker does (with the scorer's tokenizer; without
+one, a single mask token per word, which agrees less with shap). What makes it affordable for
+whole reports (shap's defaults spend about 500 model calls per sentence, five at a time):
 
 - words, not sub-tokens, are the features (fewer features, and what an auditor reads);
-- the evaluation budget grows with the sentence's length (`evals_per_word`), and the Partition
-  recursion spends it on the parts of the sentence that move the output most;
-- all sentences' masked texts go to the model together, a few thousand per call, sorted by
-  length so padding is small (`explain.owen.play`);
+- the evaluation budget grows with the sentence's length (`evals_per_word`), and every word is
+  reached even at two evaluations per word (see `explain.owen`);
+- all sentences' masked texts go to the model together, thousands per call, sorted by length
+  so padding is small (`explain.owen.play`);
 - a disk cache keyed by (model digest, text, label, settings) explains repeated boilerplate
   once across documents and runs; repeats inside one call are explained once as well.
 
@@ -36,7 +37,7 @@ from explain.words import bare_word, split_words
 
 _log = logging.getLogger(__name__)
 
-ALGORITHM = "partition-owen-words/1"
+ALGORITHM = "partition-owen-words/2"
 """Bump when a change alters the numbers, so cached explanations of older code are not reused."""
 ADDITIVITY_TOLERANCE = 1e-4
 """|base + sum(values) - output| allowed, in probability units (the recursion is exact; this
@@ -72,11 +73,24 @@ class SentenceExplainer:
 
     def __init__(self, predict_proba: Callable[[list[str]], np.ndarray], *, model_digest: str,
                  options: ExplainOptions, cache_dir: Path | None = None,
-                 mask_token: str | None = None) -> None:
+                 tokenizer: Any | None = None, mask_token: str | None = None) -> None:
+        """`tokenizer` (the scorer's, found on a bound `predict_proba` when not given) lets a
+        hidden word show one mask token per sub-token, as shap's Text masker does."""
         self.predict_proba = predict_proba
         self.model_digest = model_digest
         self.options = options
-        self.mask_token = options.mask_token if mask_token is None else mask_token
+        if tokenizer is None:
+            owner = getattr(predict_proba, "__self__", None)
+            tokenizer = getattr(owner, "tokenizer", None) or getattr(owner, "_tokenizer", None)
+        self.tokenizer = tokenizer if callable(tokenizer) else None
+        if tokenizer is None:
+            _log.info("explain: no tokenizer given; a hidden word shows a single mask token")
+        if mask_token is None:
+            own = getattr(self.tokenizer, "mask_token", None)
+            explicit = "mask_token" in options.model_fields_set
+            mask_token = own if isinstance(own, str) and own and not explicit else \
+                options.mask_token
+        self.mask_token = mask_token
         self.cache = (ExplanationCache(Path(cache_dir) / "explanations.sqlite")
                       if cache_dir is not None and options.cache else None)
         self.model_calls = 0
@@ -88,6 +102,7 @@ class SentenceExplainer:
             "algorithm": ALGORITHM,
             "features": "words",
             "mask_token": self.mask_token,
+            "mask_per": "sub-token" if self.tokenizer is not None else "word",
             "max_evals": self.options.max_evals,
             "evals_per_word": None if self.options.max_evals else self.options.evals_per_word,
             "pairs_per_round": PAIRS_PER_ROUND,
@@ -119,7 +134,8 @@ class SentenceExplainer:
             words = [sentence.text[a:b] for a, b in split_words(sentence.text)]
             games[key] = OwenGame(words, LABELS.index(score.label),
                                   evaluation_budget(len(words), self.options),
-                                  mask_token=self.mask_token, pairs_per_round=PAIRS_PER_ROUND)
+                                  mask_token=self.mask_token, pieces=self._pieces(words),
+                                  pairs_per_round=PAIRS_PER_ROUND)
         _log.info("explain: %d sentences, %d cached, %d to explain", len(jobs),
                   len(jobs) - sum(k not in cached for k in keys), len(games))
 
@@ -143,6 +159,13 @@ class SentenceExplainer:
             payload = cached.get(key) or fresh[key]
             out.append(self._record(sentence, score, payload, cached=key in cached))
         return out
+
+    def _pieces(self, words: list[str]) -> list[int] | None:
+        """Sub-tokens per word, or None without a tokenizer."""
+        if self.tokenizer is None or not words:
+            return None
+        ids = self.tokenizer(words, add_special_tokens=False)["input_ids"]
+        return [max(1, len(x)) for x in ids]
 
     def _predict(self, texts: list[str]) -> np.ndarray:
         try:

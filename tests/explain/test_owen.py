@@ -78,3 +78,22 @@ def test_removal_masking_drops_words():
     words = ["Net", "loss", "widened"]
     assert render_masked(words, np.array([True, False, True]), "") == "Net widened"
     assert render_masked(words, np.array([True, False, True]), "[MASK]") == "Net [MASK] widened"
+
+
+def additive_model(texts: list[str]) -> np.ndarray:
+    """Each word adds its own amount to column 1: Owen (and Shapley) values are those amounts."""
+    weights = {"net": 0.05, "loss": 0.4, "widened": 0.1, "record": -0.2, "rose": -0.05}
+    col = np.array([sum(weights.get(w.lower(), 0.0) for w in t.split()) for t in texts])
+    return np.stack([np.zeros_like(col), col, np.zeros_like(col)], axis=1)
+
+
+@pytest.mark.parametrize("per_word", [2, 3, 6])
+def test_a_small_budget_still_reaches_every_word(per_word):
+    words = SENTENCE.split()
+    budget = 2 + per_word * len(words)
+    game = OwenGame(words, column=1, budget=budget)
+    play([game], additive_model)
+    assert game.evals <= budget
+    expected = [{"net": 0.05, "loss": 0.4, "widened": 0.1, "record": -0.2,
+                 "rose": -0.05}.get(w.lower(), 0.0) for w in words]
+    np.testing.assert_allclose(game.values(), expected, atol=1e-12)
