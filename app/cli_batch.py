@@ -1,9 +1,274 @@
-"""`sesame` commands: batch (not yet built)."""
+"""`sesame batch run` (score a folder of filings on Ray, resumably) and `sesame batch status`."""
 
 from __future__ import annotations
 
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
 import typer
+
+_log = logging.getLogger(__name__)
+
+batch_app = typer.Typer(
+    name="batch",
+    help="Score every PDF of a folder on Ray (nightly), resume after a crash, list runs.",
+    no_args_is_help=True,
+)
+
+
+@batch_app.command("run", no_args_is_help=True)
+def run(
+    input_dir: Annotated[Path, typer.Argument(
+        help="Folder searched (with its subfolders) for *.pdf.", show_default=False)],
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Folder for the workpapers, JSON and batch summary.")],
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster address (host:port, auto, ray://…). Default: RAY_ADDRESS, else a new "
+             "local Ray instance.", show_default=False)] = None,
+    executor: Annotated[Literal["ray", "local"], typer.Option(
+        help="ray: Ray actors; local: this process only, no Ray (same results).")] = "ray",
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="Ray actors to start (default: one per CPU of the cluster).",
+        show_default=False)] = None,
+    cpus_per_worker: Annotated[float, typer.Option(
+        min=0.1, help="CPUs Ray reserves per actor (also its torch threads).")] = 1.0,
+    num_cpus: Annotated[int | None, typer.Option(
+        min=1, help="CPUs of a new local Ray instance (default: all).",
+        show_default=False)] = None,
+    pages_per_part: Annotated[int, typer.Option(
+        min=0, help="Split documents longer than this into page-range parts (0: never).")]
+    = 50,
+    max_attempts: Annotated[int, typer.Option(
+        min=1, help="Tries per part when its worker dies, before the document is failed.")] = 2,
+    task_timeout: Annotated[float | None, typer.Option(
+        min=1, help="Stop a worker whose part runs longer than this many seconds (retried).",
+        show_default=False)] = None,
+    run_id: Annotated[str | None, typer.Option(
+        help="Run id to start or resume (default: resume the last unfinished run of the same "
+             "folders, model and settings, else a new id).", show_default=False)] = None,
+    resume: Annotated[bool, typer.Option(
+        help="Resume the last unfinished matching run (finished documents are always "
+             "skipped by content, either way).")] = True,
+    explain: Annotated[Literal["none", "flagged", "all"] | None, typer.Option(
+        help="SHAP evidence for: none, flagged (positive and negative; default) or all.",
+        show_default=False)] = None,
+    model: Annotated[str | None, typer.Option(
+        help="Registered model as NAME, NAME@ALIAS or NAME/VERSION (default: the champion).",
+        show_default=False)] = None,
+    model_dir: Annotated[Path | None, typer.Option(
+        help="Score with a local Hugging Face model directory instead of the registry.",
+        show_default=False)] = None,
+    password: Annotated[str | None, typer.Option(
+        help="Password for encrypted PDFs (applied to every input).")] = None,
+    client: Annotated[str | None, typer.Option(help="Client name for the workpapers.")] = None,
+    engagement: Annotated[str | None, typer.Option(
+        help="Engagement for the workpapers.")] = None,
+    store: Annotated[str | None, typer.Option(
+        help="Results-store URL (sqlite:///… or postgresql+psycopg://…); default: settings.",
+        show_default=False)] = None,
+    title: Annotated[str | None, typer.Option(
+        help="Heading of the batch workpaper.", show_default=False)] = None,
+) -> None:
+    """Analyze every PDF under INPUT_DIR that is not yet scored with this model and settings.
+
+    Exit status: 0 every document read fully; 1 any partial or failed (see the batch
+    workpaper's Exceptions); 2 usage error; 3 the run could not start (Ray unreachable, store or
+    model unavailable, another batch writing to OUT); 4 interrupted (run it again to resume).
+    """
+    from rich.console import Console
+
+    from app.config import load_settings
+    from batch.run import (
+        EXIT_NOT_STARTED,
+        EXIT_USAGE,
+        BatchOptions,
+        BatchStartError,
+        BatchUsageError,
+        run_batch,
+    )
+
+    console = Console(stderr=True)
+    settings = _settings(load_settings(), explain=explain, model=model, model_dir=model_dir,
+                         password=password, store=store)
+    options = BatchOptions(
+        input_dir=input_dir, out=out, executor=executor, address=address, workers=workers,
+        cpus_per_worker=cpus_per_worker, num_cpus=num_cpus, pages_per_part=pages_per_part,
+        max_attempts=max_attempts, task_timeout_s=task_timeout, run_id=run_id, resume=resume,
+        client=client, engagement=engagement, title=title,
+    )
+    try:
+        outcome = run_batch(options, settings, console=console)
+    except BatchUsageError as e:
+        console.print(f"[red]usage: {e}[/]")
+        raise typer.Exit(EXIT_USAGE) from e
+    except BatchStartError as e:
+        console.print(f"[red]the batch could not start: {e}[/]")
+        raise typer.Exit(EXIT_NOT_STARTED) from e
+    if outcome.message:
+        console.print(f"[yellow]{outcome.message}[/]")
+    if outcome.summary_path:
+        console.print(f"summary: {outcome.summary_path}"
+                      + (f" and {outcome.workpaper_path.name}" if outcome.workpaper_path else ""))
+    typer.echo(outcome.count_line)
+    sys.stdout.flush()
+    raise typer.Exit(outcome.exit_code)
+
+
+def _settings(settings: Any, *, explain: str | None, model: str | None, model_dir: Path | None,
+              password: str | None, store: str | None) -> Any:
+    """The settings with the command's overrides on top."""
+    from app.cli_analyze import parse_model_ref
+
+    scoring = settings.scoring
+    if model_dir is not None:
+        scoring = scoring.model_copy(update={"model_dir": model_dir.resolve()})
+    elif model is not None:
+        scoring = scoring.model_copy(update=parse_model_ref(model))
+    update: dict[str, Any] = {"scoring": scoring}
+    if explain is not None:
+        update["explain"] = settings.explain.model_copy(update={"mode": explain})
+    if password is not None:
+        update["ingest"] = settings.ingest.model_copy(update={"password": password})
+    if store is not None:
+        update["store"] = settings.store.model_copy(update={"url": store})
+    return settings.model_copy(update=update)
+
+
+@batch_app.command("status")
+def status(
+    run_id: Annotated[str | None, typer.Argument(
+        help="A run id (or 'latest'); without it, list the batch runs.", show_default=False)]
+    = None,
+    failed: Annotated[bool, typer.Option(
+        "--failed", help="List only documents that are partial or failed.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+    = False,
+    limit: Annotated[int, typer.Option(min=1, help="Runs to list.")] = 20,
+    store: Annotated[str | None, typer.Option(
+        help="Results-store URL; default: settings.", show_default=False)] = None,
+) -> None:
+    """List batch runs, or one run's progress and documents (works while a run is going)."""
+    from rich.console import Console
+
+    from app.config import load_settings
+    from app.store import ResultStore
+
+    settings = load_settings()
+    if store is not None:
+        settings = settings.model_copy(update={
+            "store": settings.store.model_copy(update={"url": store})})
+    console = Console()
+    with ResultStore.from_settings(settings) as result_store:
+        if run_id is None:
+            runs = result_store.list_runs(kind="batch", limit=limit)
+            if as_json:
+                typer.echo(json.dumps([r.model_dump(mode="json", exclude={"manifest", "settings"})
+                                       for r in runs], indent=1, default=str))
+                return
+            _print_runs(console, runs)
+            return
+        if run_id == "latest":
+            runs = result_store.list_runs(kind="batch", limit=1)
+            if not runs:
+                console.print("no batch runs yet")
+                raise typer.Exit(2)
+            run_id = runs[0].run_id
+        info = result_store.get_run(run_id)
+        if info is None:
+            console.print(f"[red]no run {run_id}[/]; `sesame batch status` lists them")
+            raise typer.Exit(2)
+        docs = result_store.run_documents(run_id)
+        results = {r.result_id: r for r in result_store.list_results(run_id=run_id)}
+        if failed:
+            docs = [d for d in docs if d.status in ("partial", "failed")]
+        if as_json:
+            typer.echo(json.dumps({
+                "run": info.model_dump(mode="json", exclude={"manifest"}),
+                "progress": run_progress(info, docs, results),
+                "documents": [d.model_dump(mode="json") for d in docs],
+            }, indent=1, default=str))
+            return
+        _print_run(console, info, docs, results)
+
+
+def run_progress(info: Any, docs: list[Any], results: dict[int, Any]) -> dict[str, Any]:
+    """Documents, pages and sentences done, rate and ETA of a run, from the store."""
+    total = len(info.manifest) or sum(info.document_counts.values())
+    counts = info.document_counts
+    done = sum(counts.get(k, 0) for k in ("ok", "partial", "failed"))
+    skipped = counts.get("skipped", 0)
+    pages = sum(r.n_pages for r in results.values())
+    sentences = sum(r.n_sentences for r in results.values())
+    end = info.finished_at or datetime.now(UTC)
+    elapsed = max((end - info.started_at).total_seconds(), 1e-6)
+    left = max(total - done - skipped, 0)
+    rate = done / elapsed
+    return {
+        "documents": total, "done": done, "skipped": skipped, "left": left,
+        "pages": pages, "sentences": sentences, "elapsed_s": round(elapsed, 1),
+        "documents_per_min": round(rate * 60, 2), "pages_per_s": round(pages / elapsed, 2),
+        "sentences_per_s": round(sentences / elapsed, 2),
+        "eta_s": round(left / rate) if info.status == "running" and rate > 0 else None,
+    }
+
+
+def _print_runs(console: Any, runs: list[Any]) -> None:
+    from rich.table import Table
+
+    if not runs:
+        console.print("no batch runs yet")
+        return
+    table = Table(title="batch runs (newest first)")
+    for name in ("run", "status", "started (UTC)", "finished", "ok", "partial", "failed",
+                 "skipped", "left", "model"):
+        table.add_column(name)
+    for r in runs:
+        c = r.document_counts
+        left = c.get("pending", 0) + c.get("running", 0)
+        model = f"{r.stamp.model_name} {r.stamp.model_version or 'unreg.'}" if r.stamp else "?"
+        table.add_row(r.run_id, r.status, f"{r.started_at:%Y-%m-%d %H:%M}",
+                      f"{r.finished_at:%H:%M}" if r.finished_at else "",
+                      *(str(c.get(k, 0)) for k in ("ok", "partial", "failed", "skipped")),
+                      str(left), model)
+    console.print(table)
+
+
+def _print_run(console: Any, info: Any, docs: list[Any], results: dict[int, Any]) -> None:
+    from rich.table import Table
+
+    p = run_progress(info, docs, results)
+    batch = info.settings.get("batch") or {}
+    console.print(f"run {info.run_id}: [bold]{info.status}[/] · started "
+                  f"{info.started_at:%Y-%m-%d %H:%M:%S} UTC"
+                  + (f" · finished {info.finished_at:%H:%M:%S}" if info.finished_at else ""))
+    if batch:
+        console.print(f"input {batch.get('input_dir')} → {batch.get('out')}")
+    if info.stamp:
+        console.print(f"model {info.stamp.model_name} {info.stamp.model_version or 'unregistered'}"
+                      f" (sha256 {info.stamp.model_digest[:12]}…)")
+    eta = f" · ETA {p['eta_s'] // 60} min" if p["eta_s"] is not None else ""
+    console.print(f"{p['done']} of {p['documents']} documents done, {p['skipped']} skipped, "
+                  f"{p['left']} left · {p['pages']:,} pages · {p['sentences']:,} sentences · "
+                  f"{p['pages_per_s']} pages/s{eta}")
+    if info.summary.get("count_line"):
+        console.print(str(info.summary["count_line"]))
+    table = Table()
+    for name in ("document", "status", "attempts", "pages", "sentences", "seconds", "error"):
+        table.add_column(name)
+    for d in docs:
+        r = results.get(d.result_id) if d.result_id is not None else None
+        seconds = sum(d.timings.values())
+        error = (d.error or "").splitlines()[0] if d.error else ""
+        table.add_row(d.source, d.status, str(d.attempts), str(r.n_pages) if r else "",
+                      str(r.n_sentences) if r else "", f"{seconds:.1f}" if seconds else "",
+                      error[:120])
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:
-    """Attach this group's commands to the root app."""
+    """Attach the `batch` group to the root app."""
+    app.add_typer(batch_app, name="batch")
