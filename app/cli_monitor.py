@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -263,10 +263,11 @@ def history_cmd(
     from models.monitoring import load_reports
 
     reports = load_reports(load_settings().data_dir)
-    rows = [{"run_id": r.run_id, "created_at": r.created_at.isoformat(timespec="seconds"),
-             "model_version": r.model_version, "sentences": r.current_sentences,
-             "drifted": r.drifted, "tests": [t.name for t in r.drifted_tests()]}
-            for r in reports]
+    rows: list[dict[str, Any]] = [
+        {"run_id": r.run_id, "created_at": r.created_at.isoformat(timespec="seconds"),
+         "model_version": r.model_version, "sentences": r.current_sentences,
+         "drifted": r.drifted, "tests": [t.name for t in r.drifted_tests()]}
+        for r in reports]
     if as_json:
         typer.echo(json.dumps(rows, indent=1))
         return

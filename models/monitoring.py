@@ -39,7 +39,7 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -132,8 +132,9 @@ class Profile(_Model):
 
     def label_shares(self) -> dict[str, float]:
         """Predicted-label shares in LABELS order."""
-        total = max(sum(self.label_counts.values()), 1)
-        return {lab: self.label_counts.get(lab, 0) / total for lab in LABELS}
+        counts = {str(k): v for k, v in self.label_counts.items()}
+        total = max(sum(counts.values()), 1)
+        return {lab: counts.get(lab, 0) / total for lab in LABELS}
 
     def descriptor(self, name: str) -> np.ndarray:
         """One descriptor over the sample as floats, NaN where unknown."""
@@ -401,7 +402,7 @@ def _finite(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-def categorical_test(name: str, reference: dict[str, int], current: dict[str, int], *,
+def categorical_test(name: str, reference: Mapping[Any, int], current: Mapping[Any, int], *,
                      psi_threshold: float, alpha: float, gating: bool = True) -> DriftTest:
     """Chi-square test of homogeneity and PSI between two sets of category counts.
 
@@ -435,7 +436,8 @@ def categorical_test(name: str, reference: dict[str, int], current: dict[str, in
                      detail={"reference_shares": ref_sh, "current_shares": cur_sh})
 
 
-def continuous_test(name: str, reference: Sequence[float], current: Sequence[float], *,
+def continuous_test(name: str, reference: Sequence[float] | np.ndarray,
+                    current: Sequence[float] | np.ndarray, *,
                     threshold: float, alpha: float, gating: bool = True) -> DriftTest:
     """Two-sample KS test plus the Wasserstein distance in reference standard deviations."""
     from scipy.stats import ks_2samp, wasserstein_distance
@@ -454,10 +456,10 @@ def continuous_test(name: str, reference: Sequence[float], current: Sequence[flo
     return DriftTest(name=name, method="ks+wasserstein", statistic=float(ks.statistic),
                      p_value=float(ks.pvalue), effect=w, threshold=threshold, drifted=drifted,
                      status="drift" if drifted else "ok", gating=gating,
-                     detail={"reference_median": float(np.median(ref)),
-                             "current_median": float(np.median(cur)),
-                             "reference_std": float(np.std(ref)),
-                             "current_std": float(np.std(cur))})
+                     detail={"reference_median": round(float(np.median(ref)), 4),
+                             "current_median": round(float(np.median(cur)), 4),
+                             "reference_std": round(float(np.std(ref)), 4),
+                             "current_std": round(float(np.std(cur)), 4)})
 
 
 def domain_classifier_test(reference: np.ndarray, current: np.ndarray, *, threshold: float,
@@ -861,7 +863,8 @@ def run_sentences(store: ResultStore, run_id: str) -> tuple[list[str], np.ndarra
         for sentence, score in store.sentences(result_id):
             if score is not None:
                 texts.append(sentence.text)
-                rows.append([score.probabilities.get(lab, 0.0) for lab in LABELS])
+                probs = {str(k): v for k, v in score.probabilities.items()}
+                rows.append([probs.get(lab, 0.0) for lab in LABELS])
     return texts, np.asarray(rows, dtype=np.float64).reshape(len(rows), len(LABELS))
 
 

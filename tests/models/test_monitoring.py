@@ -502,3 +502,19 @@ def test_monitor_agreement_alerts_on_reviewer_overrides(model_with_reference):
     assert agreement_rows.exit_code == 1, agreement_rows.output
     assert "20.0%" in agreement_rows.output  # 1 of 5 reviewed sentences kept the model's label
     assert invoke("agreement", "--min-reviews", "6").exit_code == 0
+
+
+def test_run_figures_count_documents_pages_and_sentences(model_with_reference):
+    from app.config import load_settings
+    from app.store import ResultStore
+    from models.monitoring import MonitorError, run_figures
+
+    model_dir, scorer = model_with_reference
+    store_run(report_sentences(12, seed=8), scorer, model_dir, "run-figures")
+    store = ResultStore.from_settings(load_settings())
+    figures = run_figures(store, "run-figures")
+    assert (figures["documents"], figures["pages"], figures["sentences"]) == (1, 1, 12)
+    assert figures["failed"] == 0 and figures["status"] == "ok"
+    assert figures["elapsed_s"] is not None and figures["peak_rss_mb"] is None
+    with pytest.raises(MonitorError, match="no run"):
+        run_figures(store, "missing")
