@@ -1,0 +1,139 @@
+"""The PDFs behind stored results, and page images with a sentence's boxes drawn on them.
+
+Uploaded PDFs are kept in the data directory under the sha256 of their bytes
+(`<data_dir>/documents/<sha256>.pdf`): an uploaded file name is shown, never used as a path.
+Results of the CLI and the batch point at their source path instead; that file is used when it
+still holds the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from app.config import Settings
+from app.records import BBox, Sentence
+
+_log = logging.getLogger(__name__)
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+BOX_RGB = (230, 120, 0)
+"""Sentence boxes are drawn in orange: distinct from the label colours of the evidence."""
+
+
+def documents_dir(settings: Settings) -> Path:
+    """Where uploaded PDFs are kept, by sha256."""
+    return settings.data_dir / "documents"
+
+
+def keep_pdf(settings: Settings, data: bytes) -> tuple[str, Path]:
+    """Keep an uploaded file under its sha256 (once); returns (sha256, path)."""
+    digest = hashlib.sha256(data).hexdigest()
+    folder = documents_dir(settings)
+    path = folder / f"{digest}.pdf"
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except OSError:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    return digest, path
+
+
+def find_pdf(settings: Settings, doc_id: str | None, source: str | None = None) -> bytes | None:
+    """The bytes of a stored result's PDF: the kept upload, else its source path when that file
+    still has the same sha256; None when neither is there."""
+    if not doc_id or not _SHA256.fullmatch(doc_id):
+        return None
+    kept = documents_dir(settings) / f"{doc_id}.pdf"
+    if kept.is_file():
+        return kept.read_bytes()
+    if source:
+        path = Path(source)
+        try:
+            if path.is_absolute() and path.is_file():
+                data = path.read_bytes()
+                if hashlib.sha256(data).hexdigest() == doc_id:
+                    return data
+                _log.info("%s changed since it was analyzed; no page image", path)
+        except OSError as e:
+            _log.info("cannot read %s for a page image: %s", path, e)
+    return None
+
+
+def sentence_pages(sentence: Sentence) -> list[int]:
+    """The pages a sentence lies on, in order (two when it runs across a page break)."""
+    pages = {sentence.page_no}
+    pages.update(b.page_no for b in sentence.boxes if b.page_no is not None)
+    if sentence.end_page_no is not None:
+        pages.add(sentence.end_page_no)
+    return sorted(pages)
+
+
+def boxes_on(sentence: Sentence, page_no: int) -> list[BBox]:
+    """The sentence's boxes that lie on one page."""
+    return [b for b in sentence.boxes if (b.page_no or sentence.page_no) == page_no]
+
+
+def render_page(pdf: bytes, page_no: int, boxes: Sequence[BBox] = (), *, width_px: int = 900,
+                frame: tuple[float, float] | None = None, focus_pt: float | None = None,
+                password: str | None = None) -> Image.Image:
+    """A page of the PDF as an RGB image, `boxes` outlined and tinted on it.
+
+    Args:
+        boxes: PDF points, origin top-left, in the page as it is shown (rotation applied).
+        frame: the (width, height) in points of the boxes' page, from its `Page` record;
+            None takes pdfium's page size.
+        focus_pt: crop to the band of the page holding the boxes, this many points above and
+            below them (full width, so the reader keeps the line's context); None: whole page.
+    """
+    import pypdfium2 as pdfium
+
+    # pdfium is not thread-safe, and Streamlit serves every session from its own thread: take
+    # the same lock that ingest holds while it reads.
+    from app.ingest import _PDFIUM_LOCK
+
+    with _PDFIUM_LOCK:
+        doc = pdfium.PdfDocument(pdf, password=password)
+        try:
+            page = doc[page_no - 1]
+            try:
+                points_w, points_h = page.get_size()
+                scale = width_px / points_w
+                image = page.render(scale=scale).to_pil().convert("RGB")
+            finally:
+                page.close()
+        finally:
+            doc.close()
+    if not boxes:
+        return image
+    # The image shows the page upright, as ingest measured the boxes: scale by the sides of
+    # the frame that match the image's orientation.
+    fw, fh = frame or (points_w, points_h)
+    if (image.width > image.height) != (fw > fh) and abs(fw - fh) >= 1:
+        fw, fh = fh, fw
+    sx, sy = image.width / fw, image.height / fh
+    overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    pad = 2
+    for b in boxes:
+        rect = (b.x0 * sx - pad, b.top * sy - pad, b.x1 * sx + pad, b.bottom * sy + pad)
+        draw.rectangle(rect, fill=(*BOX_RGB, 60), outline=(*BOX_RGB, 255), width=3)
+    drawn = Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB")
+    if focus_pt is None:
+        return drawn
+    top = max(0, round((min(b.top for b in boxes) - focus_pt) * sy))
+    bottom = min(drawn.height, round((max(b.bottom for b in boxes) + focus_pt) * sy))
+    return drawn.crop((0, top, drawn.width, max(bottom, top + 1)))
+

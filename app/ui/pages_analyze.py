@@ -1,0 +1,302 @@
+"""Analyze page: upload PDFs with client and engagement, watch them run, see each file's outcome.
+
+Uploads are checked against the UI's size and page limits first (a clear message, nothing
+analyzed). Each accepted file is analyzed by the shared `Analyzer` (loaded once per server),
+stored with its run, and its bytes are kept under their sha256 for the page images. A file
+already analyzed with the same model and settings is not analyzed again: its stored result,
+with any reviews, is opened instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import streamlit as st
+
+from app.config import Settings, UIOptions
+from app.errors import SesameError
+from app.records import ManifestEntry
+from app.ui.common import (
+    PAGE_REVIEW,
+    LoadedAnalyzer,
+    esc,
+    get_analyzer,
+    get_settings,
+    get_store,
+)
+from app.ui.documents import keep_pdf
+from app.ui.tables import stamp_label
+
+_log = logging.getLogger(__name__)
+
+_OUTCOMES_KEY = "analyze_outcomes"
+STAGE_TEXT = {
+    "ingest": "reading the pages", "sentences": "splitting sentences",
+    "scoring": "scoring sentences", "explain": "computing SHAP evidence", "done": "done",
+}
+_STAGE_SHARE = {"ingest": 0.0, "sentences": 0.3, "scoring": 0.45, "explain": 0.6, "done": 1.0}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+# Told the share of the whole upload done (0..1) and what is happening now.
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one uploaded file ended."""
+
+    name: str
+    status: str  # ok, partial or failed (the document's status), or refused (over a limit)
+    result_id: int | None = None
+    sha256: str | None = None
+    sentences: int = 0
+    messages: tuple[str, ...] = ()
+    note: str = ""
+
+
+@dataclass
+class UploadRun:
+    """One press of Analyze: its run id, model and the outcome of every file."""
+
+    run_id: str
+    model: str
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def count_line(self) -> str:
+        """`3 documents: 2 ok, 0 partial, 1 failed` (refused files count as failed)."""
+        counts = Counter("failed" if o.status == "refused" else o.status for o in self.outcomes)
+        n = len(self.outcomes)
+        return (f"{n} document{'' if n == 1 else 's'}: {counts['ok']} ok, "
+                f"{counts['partial']} partial, {counts['failed']} failed")
+
+
+def display_name(name: str) -> str:
+    """An uploaded file's name for display and records: its last part, no control characters."""
+    base = re.split(r"[\\/]", name or "")[-1]
+    return _CONTROL.sub("", base).strip()[:200] or "upload.pdf"
+
+
+def check_limits(data: bytes, name: str, ui: UIOptions) -> str | None:
+    """Why an upload is refused (too large, too many pages), or None when it may be analyzed."""
+    from app.ingest import pdf_page_count
+
+    mb = len(data) / 1024 / 1024
+    if mb > ui.max_upload_mb:
+        return (f"{name}: {mb:.1f} MB is over the upload limit of {ui.max_upload_mb} MB; not "
+                "analyzed. Analyze it with `sesame analyze` or the nightly batch, or ask an "
+                "administrator to raise ui.max_upload_mb.")
+    pages = pdf_page_count(data)  # 0 when it cannot be opened: the analysis then says why
+    if pages > ui.max_pages:
+        return (f"{name}: {pages} pages is over the upload limit of {ui.max_pages} pages; not "
+                "analyzed. Analyze it with `sesame analyze` or the nightly batch, or ask an "
+                "administrator to raise ui.max_pages.")
+    return None
+
+
+def _unique(names: Sequence[str]) -> list[str]:
+    seen: Counter[str] = Counter()
+    out = []
+    for name in names:
+        seen[name] += 1
+        out.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    return out
+
+
+def analyze_uploads(
+    files: Sequence[tuple[str, bytes]],
+    *,
+    settings: Settings,
+    loaded: LoadedAnalyzer,
+    reviewer: str,
+    client: str | None = None,
+    engagement: str | None = None,
+    progress: Progress | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
+) -> UploadRun:
+    """Check, analyze, keep and store each uploaded file as one run; never raises for a file."""
+    from app.pipeline import new_run_id
+    from app.store import ResultStore
+
+    store: ResultStore = get_store(settings)
+    analyzer = loaded.analyzer
+    names = _unique([display_name(n) for n, _ in files])
+    run_id = new_run_id()
+    stamp = analyzer.stamp(run_id)
+    store.start_run(
+        "analyze", run_id=run_id, stamp=stamp, settings=analyzer.settings_data,
+        manifest=[ManifestEntry(path=name, sha256=hashlib.sha256(data).hexdigest(),
+                                size_bytes=len(data)) for name, (_, data) in zip(names, files,
+                                                                                 strict=True)],
+    )
+    run = UploadRun(run_id=run_id, model=stamp_label(stamp))
+    n = len(files)
+    for i, (name, (_, data)) in enumerate(zip(names, files, strict=True)):
+        def tell(stage: str, _i: int = i, _name: str = name) -> None:
+            if progress:
+                share = (_i + _STAGE_SHARE.get(stage, 0.0)) / n
+                progress(min(share, 1.0), f"{_name} ({_i + 1} of {n}): "
+                                          f"{STAGE_TEXT.get(stage, stage)}")
+
+        tell("ingest")
+        outcome = _analyze_one(name, data, settings=settings, loaded=loaded, run_id=run_id,
+                               client=client, engagement=engagement, progress=tell)
+        run.outcomes.append(outcome)
+        if on_outcome:
+            on_outcome(outcome)
+    store.finish_run(run_id, summary={
+        "via": "review UI", "user": reviewer, "count_line": run.count_line(),
+        "client": client, "engagement": engagement,
+        "documents": [{"source": o.name, "sha256": o.sha256, "status": o.status,
+                       "result_id": o.result_id, "errors": list(o.messages)}
+                      for o in run.outcomes],
+    })
+    if progress:
+        progress(1.0, run.count_line())
+    return run
+
+
+def _analyze_one(name: str, data: bytes, *, settings: Settings, loaded: LoadedAnalyzer,
+                 run_id: str, client: str | None, engagement: str | None,
+                 progress: Callable[[str], None]) -> Outcome:
+    store = get_store(settings)
+    analyzer = loaded.analyzer
+    sha = hashlib.sha256(data).hexdigest()
+    refusal = check_limits(data, name, settings.ui)
+    if refusal:
+        store.record_run_document(run_id, name, "failed", doc_id=sha, error=refusal)
+        return Outcome(name=name, status="refused", sha256=sha, messages=(refusal,))
+    stored = store.result_id(sha, analyzer.scorer.digest, analyzer.settings_digest)
+    if stored is not None:
+        summary = store.list_results(doc_id=sha, model_digest=analyzer.scorer.digest)
+        found = next((s for s in summary if s.result_id == stored), None)
+        store.record_run_document(run_id, name, "skipped", doc_id=sha, result_id=stored)
+        keep_pdf(settings, data)
+        if found is not None:
+            errors = tuple(e.message for e in (store.load_result(stored).errors  # type: ignore[union-attr]
+                                               if found.n_errors else ()))
+            return Outcome(
+                name=name, status=found.status, result_id=stored, sha256=sha,
+                sentences=found.n_sentences, messages=errors,
+                note=f"analysed before with this model and settings "
+                     f"({found.created_at:%Y-%m-%d %H:%M} UTC); the stored result and its "
+                     "reviews are kept",
+            )
+    try:
+        with loaded.lock:  # one analysis at a time: two cores, and one model in memory
+            result = analyzer.analyze(data, file_name=name, run_id=run_id, client=client,
+                                      engagement=engagement, on_error="record",
+                                      progress=progress)
+        if result.document is not None:
+            keep_pdf(settings, data)
+        result_id = store.save_result(result, run_id=run_id)
+    except SesameError as e:
+        store.record_run_document(run_id, name, "failed", doc_id=sha, error=e.message)
+        return Outcome(name=name, status="failed", sha256=sha, messages=(e.message,))
+    store.record_run_document(
+        run_id, name, result.status, doc_id=result.doc_id, timings=result.timings,
+        result_id=result_id, error="; ".join(e.message for e in result.errors) or None)
+    return Outcome(name=name, status=result.status, result_id=result_id, sha256=result.doc_id,
+                   sentences=len(result.sentences),
+                   messages=tuple(e.message for e in result.errors))
+
+
+_STATUS_ICON = {"ok": ":material/check_circle:", "partial": ":material/warning:",
+                "failed": ":material/error:", "refused": ":material/block:"}
+
+
+def _show_outcome(outcome: Outcome) -> None:
+    head = f"{_STATUS_ICON.get(outcome.status, '')} **{esc(outcome.name)}**: {outcome.status}"
+    if outcome.status in ("ok", "partial"):
+        head += f", {outcome.sentences} sentences"
+    if outcome.note:
+        head += f" ({esc(outcome.note)})"
+    body = "\n".join(f"- {esc(m)}" for m in outcome.messages)
+    text = head + ("\n\n" + body if body else "")
+    if outcome.status in ("failed", "refused"):
+        st.error(text)
+    elif outcome.status == "partial":
+        st.warning(text)
+    else:
+        st.success(text)
+
+
+def _show_run(run: UploadRun) -> None:
+    counts = Counter(o.status for o in run.outcomes)
+    line = run.count_line()
+    (st.success if counts["ok"] == len(run.outcomes) else st.warning)(
+        f"{line}. Run {esc(run.run_id)}, model {esc(run.model)}.")
+    for outcome in run.outcomes:
+        _show_outcome(outcome)
+        reviewable = outcome.result_id is not None and outcome.status in ("ok", "partial")
+        if reviewable and st.button(f"Review {esc(outcome.name)}", key=f"open_{outcome.result_id}",
+                                    icon=":material/rule:"):
+            st.switch_page(PAGE_REVIEW, query_params={"result": str(outcome.result_id)})
+
+
+def render() -> None:
+    """The Analyze page."""
+    from app.ui.auth import current_user
+
+    settings = get_settings()
+    user = current_user()
+    ui = settings.ui
+    st.title("Analyze reports")
+    st.caption(
+        "Upload one or more financial reports (PDF). Each is read page by page, split into "
+        "sentences, scored positive / negative / neutral and, for flagged sentences, explained "
+        "with SHAP evidence. Results are stored for review; the files are kept on this server "
+        "under their checksum, never under their name.")
+    with st.form("analyze_form"):
+        left, right = st.columns(2)
+        client = left.text_input("Client", key="analyze_client", placeholder="e.g. Acme Holdings")
+        engagement = right.text_input("Engagement", key="analyze_engagement",
+                                      placeholder="e.g. FY2023 audit")
+        files = st.file_uploader(
+            "Financial reports (PDF)", type=["pdf"], accept_multiple_files=True,
+            key="analyze_files", max_upload_size=ui.max_upload_mb,
+            help=f"Up to {ui.max_upload_mb} MB and {ui.max_pages} pages per file. Larger "
+                 "reports go through `sesame analyze` or the nightly batch.")
+        submitted = st.form_submit_button("Analyze", type="primary", icon=":material/play_arrow:")
+    if submitted:
+        if not files:
+            st.warning("Choose at least one PDF to analyze.")
+        else:
+            try:
+                with st.spinner("Loading the model (the first analysis after a restart takes "
+                                "a little longer)…"):
+                    loaded = get_analyzer(settings)
+            except SesameError as e:
+                st.error(f"No model to analyze with: {esc(e.message)}")
+                return
+            bar = st.progress(0.0, text="starting…")
+            done = st.container()
+
+            def progress(share: float, text: str) -> None:
+                bar.progress(share, text=text)
+
+            def on_outcome(outcome: Outcome) -> None:
+                with done:
+                    st.caption(f"{_STATUS_ICON.get(outcome.status, '')} {esc(outcome.name)}: "
+                               f"{outcome.status}")
+
+            run = analyze_uploads(
+                [(f.name, f.getvalue()) for f in files], settings=settings, loaded=loaded,
+                reviewer=user.signature if user else "unknown",
+                client=client.strip() or None, engagement=engagement.strip() or None,
+                progress=progress, on_outcome=on_outcome)
+            bar.empty()
+            done.empty()
+            st.session_state[_OUTCOMES_KEY] = run
+    run = st.session_state.get(_OUTCOMES_KEY)
+    if run is not None:
+        st.subheader("Results")
+        _show_run(run)
+
+
+if __name__ == "__main__":
+    render()

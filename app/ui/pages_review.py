@@ -1,0 +1,561 @@
+"""Review page: a document's summary, its sentences with evidence and page image, the auditor's
+decisions (agree, override, comment) and the preparer / reviewer sign-off.
+
+Every decision is appended to the store with the signed-in user's name; nothing is changed in
+place. A decision is made on the version the reviewer saw: the page remembers the latest action
+it showed (per sentence, and for the whole document), and the store refuses the decision with
+a conflict when someone else acted in between. The reviewer then sees the other decision and
+acts again, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import logging
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+from app.records import LABELS, DocumentResult, ResultSummary, ReviewAction, Sentence
+from app.ui.common import esc, flash, get_settings, get_store, model_identity, store_at
+from app.ui.documents import boxes_on, find_pdf, render_page, sentence_pages
+from app.ui.tables import (
+    ACTION_TEXT,
+    REVIEW_STATUSES,
+    document_tone,
+    download_name,
+    evidence_line,
+    filter_rows,
+    label_summary,
+    latest_action,
+    most_negative,
+    review_log,
+    section_summary,
+    sentence_frame,
+    sentence_rows,
+    signoffs,
+    stamp_label,
+)
+from explain.render import LABEL_RGB
+
+_log = logging.getLogger(__name__)
+
+ALL = "All"
+FOCUS_PT = 110.0  # points of page shown above and below a sentence in its detail image
+DOC_KEY = "review_result"
+TAB_KEY = "review_tab"
+TABS = ("Summary", "Sentences", "Sign-off and review log")
+DECISIONS = ("Agree", "Override", "Comment only")
+SIGNOFF_CHOICES = ("Sign off as preparer", "Sign off as reviewer", "Comment on the document")
+LABEL_COLOUR = {label: "#{:02X}{:02X}{:02X}".format(*rgb) for label, rgb in LABEL_RGB.items()}
+_SIGNOFF_ACTION = {SIGNOFF_CHOICES[0]: "signoff_preparer", SIGNOFF_CHOICES[1]: "signoff_reviewer",
+                   SIGNOFF_CHOICES[2]: "comment"}
+
+
+# ---------------------------------------------------------------------------------------------
+# data (cached: a stored result never changes; reviews are read fresh on every run)
+
+
+@st.cache_resource(show_spinner="Loading the document…", max_entries=8, ttl=600)
+def load_result(store_url: str, result_id: int) -> DocumentResult | None:
+    """A stored result (shared read-only between sessions: records are frozen)."""
+    return store_at(store_url).load_result(result_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=64, ttl=600)
+def page_png(doc_id: str, source: str, page_no: int, boxes_json: str,
+             frame: tuple[float, float] | None, focus_pt: float | None = None) -> bytes | None:
+    """A page image with boxes drawn, as PNG; None when the PDF is not on this server."""
+    from app.records import BBox
+
+    pdf = find_pdf(get_settings(), doc_id, source)
+    if pdf is None:
+        return None
+    boxes = [BBox.model_validate(b) for b in json.loads(boxes_json)]
+    image = render_page(pdf, page_no, boxes, frame=frame,
+                        focus_pt=focus_pt if boxes else None, width_px=1100)
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def workpaper_bytes(store_url: str, result_id: int) -> bytes:
+    """The document's Excel workpaper with every review action recorded so far."""
+    from app.store import ResultStore
+    from app.workpaper import write_workpaper
+
+    # Runs in a thread of its own when the button is clicked: its own store, closed after.
+    with ResultStore(store_url) as store:
+        result = store.load_result(result_id)
+        if result is None:
+            raise ValueError(f"no result {result_id}")
+        reviews = store.reviews(result_id=result_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_workpaper(result, Path(tmp) / "workpaper.xlsx", reviews=reviews)
+        return path.read_bytes()
+
+
+def json_bytes(store_url: str, result_id: int) -> bytes:
+    """The document's JSON result (stamp on every sentence) with its review actions."""
+    from app.export import result_to_json
+    from app.store import ResultStore
+
+    with ResultStore(store_url) as store:
+        result = store.load_result(result_id)
+        if result is None:
+            raise ValueError(f"no result {result_id}")
+        reviews = store.reviews(result_id=result_id)
+    data = result_to_json(result)
+    data["reviews"] = [r.model_dump(mode="json") for r in reviews]
+    return json.dumps(data, ensure_ascii=False, indent=1).encode()
+
+
+# ---------------------------------------------------------------------------------------------
+# review actions (button callbacks: they run before the page is drawn again, so the "shown"
+# ids they read are those of the page the reviewer acted on)
+
+
+def _shown_key(result_id: int, sentence_index: int | None) -> str:
+    return f"shown_{result_id}_{'doc' if sentence_index is None else sentence_index}"
+
+
+def _flash_key(result_id: int, sentence_index: int | None) -> str:
+    return f"flash_{result_id}_{'doc' if sentence_index is None else sentence_index}"
+
+
+def conflict_message(other: ReviewAction) -> str:
+    """What a reviewer reads when someone else acted after the version they saw."""
+    what = ACTION_TEXT.get(other.action, other.action)
+    if other.action == "override" and other.label:
+        what += f" the label to {other.label}"
+    where = "this sentence" if other.sentence_index is not None else "this document"
+    said = f' ("{other.comment}")' if other.comment else ""
+    return (f"Not saved: {other.reviewer} {what} on {where} at "
+            f"{other.created_at:%Y-%m-%d %H:%M:%S} UTC{said}, after the version you saw. "
+            "Their decision is shown now; record yours again if you still disagree.")
+
+
+def _record(result_id: int, sentence_index: int | None, action: str, *,
+            label: str | None = None, comment: str | None = None) -> None:
+    from app.store import ReviewConflict, StoreError
+    from app.ui.auth import current_user
+
+    user = current_user()
+    flash_key = _flash_key(result_id, sentence_index)
+    if user is None:
+        st.session_state[flash_key] = ("error", "You are signed out; sign in again to record.")
+        return
+    store = get_store(get_settings())
+    try:
+        done = store.add_review(
+            result_id, action, user.signature,  # type: ignore[arg-type]
+            expected_previous=st.session_state.get(_shown_key(result_id, sentence_index)),
+            sentence_index=sentence_index, label=label, comment=comment,  # type: ignore[arg-type]
+        )
+    except ReviewConflict as e:
+        st.session_state[flash_key] = ("warning", conflict_message(e.current))
+        return
+    except StoreError as e:
+        st.session_state[flash_key] = ("error", e.message)
+        return
+    what = ACTION_TEXT.get(done.action, done.action)
+    if done.action in ("agree", "override"):
+        what += f" ({done.previous_label} → {done.label})" if done.action == "override" \
+            else f" ({done.label})"
+    st.session_state[flash_key] = ("success", f"Recorded: {done.reviewer} {what}.")
+
+
+def _submit_sentence(result_id: int, sentence_index: int, label_in_force: str | None,
+                     form_key: str) -> None:
+    decision = st.session_state.get(f"{form_key}_decision")
+    new_label = st.session_state.get(f"{form_key}_label")
+    comment = (st.session_state.get(f"{form_key}_comment") or "").strip() or None
+    flash_key = _flash_key(result_id, sentence_index)
+    if decision == "Override":
+        if new_label is None or new_label == label_in_force:
+            st.session_state[flash_key] = (
+                "error", f"Choose the new label: one other than {label_in_force}.")
+            return
+        if comment is None:
+            st.session_state[flash_key] = (
+                "error", "Say why you override the model: the comment goes into the workpaper.")
+            return
+        _record(result_id, sentence_index, "override", label=new_label, comment=comment)
+    elif decision == "Agree":
+        _record(result_id, sentence_index, "agree", comment=comment)
+    elif decision == "Comment only":
+        if comment is None:
+            st.session_state[flash_key] = ("error", "Write the comment first.")
+            return
+        _record(result_id, sentence_index, "comment", comment=comment)
+    else:
+        st.session_state[flash_key] = ("error", "Choose Agree, Override or Comment only first.")
+
+
+def _submit_signoff(result_id: int, form_key: str, signer_of: dict[str, str | None]) -> None:
+    from app.ui.auth import current_user
+
+    choice = st.session_state.get(f"{form_key}_choice")
+    comment = (st.session_state.get(f"{form_key}_comment") or "").strip() or None
+    action = _SIGNOFF_ACTION.get(choice or "")
+    flash_key = _flash_key(result_id, None)
+    user = current_user()
+    if user is None:
+        st.session_state[flash_key] = ("error", "You are signed out; sign in again to record.")
+        return
+    if action is None:
+        st.session_state[flash_key] = ("error", "Choose what to record first.")
+        return
+    # Four eyes: the reviewer's sign-off must come from someone other than the preparer.
+    other = {"signoff_reviewer": "signoff_preparer",
+             "signoff_preparer": "signoff_reviewer"}.get(action)
+    if other and signer_of.get(other) == user.signature:
+        role = "preparer" if other == "signoff_preparer" else "reviewer"
+        st.session_state[flash_key] = (
+            "error", f"You signed this document off as {role}; the other sign-off must come "
+                     "from a different person.")
+        return
+    if action == "comment" and comment is None:
+        st.session_state[flash_key] = ("error", "Write the comment first.")
+        return
+    _record(result_id, None, action, comment=comment)
+
+
+# ---------------------------------------------------------------------------------------------
+# drawing
+
+
+def _choose_document(results: list[ResultSummary]) -> int:
+    ids = [r.result_id for r in results]
+    by_id = {r.result_id: r for r in results}
+    wanted = st.query_params.get("result")
+    if wanted and wanted.isdigit() and int(wanted) in by_id \
+            and st.session_state.get("_review_wanted") != wanted:
+        st.session_state[DOC_KEY] = int(wanted)
+        st.session_state["_review_wanted"] = wanted
+
+    def name(rid: int) -> str:
+        r = by_id[rid]
+        who = " · ".join(x for x in (r.client, r.engagement) if x)
+        return (f"{r.file_name or r.source} · {r.status}" + (f" · {who}" if who else "")
+                + f" · {r.created_at:%Y-%m-%d %H:%M} · result {rid}")
+
+    rid = st.selectbox("Document", ids, format_func=name, key=DOC_KEY,
+                       help="Newest first. The Runs page lists every run and its documents.")
+    st.query_params["result"] = str(rid)
+    st.session_state["_review_wanted"] = str(rid)
+    return int(rid)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _header(result: DocumentResult, summary: ResultSummary) -> None:
+    doc = result.document
+    facts = [f"status **{result.status}**"]
+    if result.client:
+        facts.append(f"client **{esc(result.client)}**")
+    if result.engagement:
+        facts.append(f"engagement **{esc(result.engagement)}**")
+    facts += [_count(summary.n_pages, "page"), _count(len(result.sentences), "sentence"),
+              f"{len(result.explanations)} with SHAP evidence"]
+    st.subheader(esc(doc.file_name if doc else result.source))
+    st.markdown(" · ".join(facts))
+    st.caption(f"Analysed by model **{esc(stamp_label(result.stamp))}** on "
+               f"{result.stamp.created_at:%Y-%m-%d %H:%M} UTC · run {esc(result.stamp.run_id)}"
+               f" · code {esc(result.stamp.code_version)}"
+               + (f" · document sha256 {result.doc_id[:12]}…" if result.doc_id else ""))
+    current = model_identity(get_settings())
+    if not current.error and current.digest != result.stamp.model_digest:
+        st.info(f"New analyses now use {esc(current.label)}. This document keeps the model "
+                "that produced it; analyze it again to compare.", icon=":material/info:")
+    if result.errors:
+        lines = "\n".join(f"- {esc(e.message)}" for e in result.errors)
+        if result.status == "failed":
+            st.error(f"**This document was not analysed.**\n\n{lines}")
+        else:
+            st.warning(f"**Part of this document could not be read.**\n\n{lines}")
+
+
+def _downloads(result: DocumentResult, result_id: int, store_url: str) -> None:
+    left, right, _ = st.columns([1, 1, 3])
+    left.download_button(
+        "Workpaper (Excel)", data=lambda: workpaper_bytes(store_url, result_id),
+        file_name=download_name(result.document.file_name if result.document else result.source,
+                                result.doc_id, result.stamp, "xlsx"),
+        mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        icon=":material/download:", on_click="ignore", key=f"dl_xlsx_{result_id}",
+        help="Cover, Summary, Sentences (with review columns), Exceptions and the Review log, "
+             "as of the moment you click.")
+    right.download_button(
+        "Result (JSON)", data=lambda: json_bytes(store_url, result_id),
+        file_name=download_name(result.document.file_name if result.document else result.source,
+                                result.doc_id, result.stamp, "json"),
+        mime="application/json", icon=":material/data_object:", on_click="ignore",
+        key=f"dl_json_{result_id}")
+
+
+def _summary_tab(result: DocumentResult, reviews: list[ReviewAction]) -> None:
+    from app.workpaper import TONE_DEFINITION
+
+    if not result.scores:
+        st.info("No scored sentences: nothing to summarise.")
+        return
+    labels = label_summary(result)
+    tone = document_tone(result)
+    cols = st.columns(5)
+    cols[0].metric("Tone index", f"{tone:+.2f}" if tone is not None else "n/a",
+                   help=TONE_DEFINITION)
+    cols[1].metric("Sentences scored", len(result.scores))
+    for col, row in zip(cols[2:], labels.itertuples(), strict=True):
+        col.metric(row.label.capitalize(), f"{row.sentences} ({row.share:.0%})")
+    decided = {r.sentence_index: r for r in reviews
+               if r.action in ("agree", "override") and r.sentence_index is not None}
+    overridden = sum(1 for r in decided.values() if r.action == "override")
+    st.caption(f"Reviewed so far: {len(decided)} of {len(result.sentences)} sentences "
+               f"({len(decided) - overridden} agreed, {overridden} overridden). Figures on this "
+               "tab are the model's labels, as on the workpaper's Summary sheet.")
+    st.markdown("**Labels per section** (headings as printed in the report)")
+    sections = section_summary(result)
+    share = {}
+    for label in LABELS:
+        sections[f"{label} share"] = sections[f"{label} share"] * 100
+        share[f"{label} share"] = st.column_config.ProgressColumn(
+            label, format="%.0f%%", min_value=0, max_value=100, color=LABEL_COLOUR[label])
+    st.dataframe(sections, hide_index=True, width="stretch", column_config={
+        **share, "tone index": st.column_config.NumberColumn(format="%+.2f"),
+        "section": st.column_config.TextColumn(width="medium")})
+    st.markdown("**Most negative sentences** (top 10 by P(negative); headings left out). Open "
+                "one on the Sentences tab by its number.")
+    st.dataframe(most_negative(result), hide_index=True, width="stretch", column_config={
+        "P(negative)": st.column_config.NumberColumn(format="%.2f"),
+        "sentence": st.column_config.TextColumn(width="large")})
+
+
+def _on_table_select(table_key: str, indices: list[int], select_key: str) -> None:
+    state = st.session_state.get(table_key)
+    rows = state.selection.rows if state is not None else []
+    if rows:
+        st.session_state[select_key] = indices[rows[0]]
+
+
+def _sentences_tab(result: DocumentResult, result_id: int, reviews: list[ReviewAction]) -> None:
+    scores = {s.sentence_index: s for s in result.scores}
+    rows = sentence_rows([(s, scores.get(s.index)) for s in result.sentences], reviews)
+    if not rows:
+        st.info("No sentences were read from this document.")
+        return
+    sections = list(dict.fromkeys(r.section for r in rows))
+    pages = sorted({r.page for r in rows})
+    f = st.columns([1, 2, 1, 1.4, 1.2])
+    label = f[0].selectbox("Label in force", [ALL, *LABELS], key=f"f_label_{result_id}")
+    section = f[1].selectbox("Section", [ALL, *sections], key=f"f_section_{result_id}")
+    page = f[2].selectbox("Page", [ALL, *pages], key=f"f_page_{result_id}")
+    min_conf = f[3].slider("Minimum confidence", 0.0, 1.0, 0.0, 0.05,
+                           key=f"f_conf_{result_id}")
+    review = f[4].selectbox("Review status", [ALL, *REVIEW_STATUSES],
+                            key=f"f_review_{result_id}")
+    view = filter_rows(rows, label=None if label == ALL else label,
+                       section=None if section == ALL else section,
+                       page=None if page == ALL else int(page), min_confidence=min_conf,
+                       review=None if review == ALL else review)
+    select_key = f"sentence_{result_id}"
+    table_key = f"table_{result_id}_{abs(hash((label, section, page, min_conf, review)))}"
+    st.caption(f"{len(view)} of {len(rows)} sentences. Click a row to open the sentence, or "
+               "choose it by number below.")
+    st.dataframe(
+        sentence_frame(view), key=table_key, hide_index=True, width="stretch", height=380,
+        on_select=functools.partial(_on_table_select, table_key, [r.index for r in view],
+                                    select_key),
+        selection_mode="single-row",
+        column_config={
+            "#": st.column_config.NumberColumn(width="small"),
+            "page": st.column_config.NumberColumn(width="small"),
+            "sentence": st.column_config.TextColumn(width="large"),
+            "confidence": st.column_config.NumberColumn(format="%.2f", width="small"),
+        })
+    by_index = {r.index: r for r in rows}
+    chosen = st.selectbox(
+        "Open sentence", list(by_index), index=None, key=select_key,
+        format_func=lambda i: f"#{i} · page {by_index[i].page} · {by_index[i].text[:100]}",
+        placeholder="Choose a sentence, or click a row of the table")
+    if chosen is not None:
+        st.divider()
+        _sentence_detail(result, result_id, chosen, by_index[chosen].label, reviews)
+
+
+def _sentence_detail(result: DocumentResult, result_id: int, index: int,
+                     label_in_force: str | None, reviews: list[ReviewAction]) -> None:
+    from app.workpaper import EVIDENCE_LEGEND
+    from explain.render import highlight_html
+
+    sentence = next(s for s in result.sentences if s.index == index)
+    score = next((s for s in result.scores if s.sentence_index == index), None)
+    expl = next((e for e in result.explanations if e.sentence_index == index), None)
+    mine = [r for r in reviews if r.sentence_index == index]
+    # What this page shows now is the version the reviewer's next decision is made on.
+    latest = latest_action(reviews, index)
+    st.session_state[_shown_key(result_id, index)] = latest.id if latest else None
+
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        st.markdown(f"#### Sentence {index}")
+        where = f"Page {sentence.page_no}"
+        if sentence.end_page_no and sentence.end_page_no != sentence.page_no:
+            where += f" (continues on page {sentence.end_page_no})"
+        st.caption(f"{where} · section: {esc(sentence.section or '(before the first heading)')}"
+                   f" · {sentence.kind}")
+        if expl is not None:
+            st.html('<div style="font-size: 1.15rem; line-height: 1.9">'
+                    f"{highlight_html(sentence.text, expl)}</div>")
+            st.caption(f"Evidence {esc(evidence_line(expl))}.")
+            with st.expander("How to read the colours"):
+                st.caption(esc(EVIDENCE_LEGEND))
+        else:
+            st.html('<div style="font-size: 1.15rem; line-height: 1.9">'
+                    f"{_escape_html(sentence.text)}</div>")
+            mode = str((result.settings.get("explain") or {}).get("mode", ""))  # type: ignore[union-attr]
+            st.caption("No SHAP evidence for this sentence"
+                       + (": evidence is computed for positive and negative sentences only."
+                          if mode == "flagged" else "."))
+        if score is not None:
+            probs = " · ".join(f"P({k}) {score.probabilities.get(k, 0):.2f}" for k in LABELS)
+            st.markdown(f"Model: **{score.label}** (confidence {score.confidence:.2f}) · {probs}")
+        else:
+            st.markdown("Model: **not scored**")
+        if mine:
+            decided = next((r for r in reversed(mine) if r.action in ("agree", "override")),
+                           None)
+            if decided is not None:
+                st.markdown(f"Label in force: **{decided.label}** "
+                            f"({ACTION_TEXT[decided.action]} by {esc(decided.reviewer)}, "
+                            f"{decided.created_at:%Y-%m-%d %H:%M} UTC)")
+            st.dataframe(review_log(mine, {index: sentence}).drop(columns=["sentence", "page"]),
+                         hide_index=True, width="stretch")
+        flash(_flash_key(result_id, index))
+        _review_form(result_id, index, label_in_force, score is not None)
+    with right:
+        _page_images(result, sentence)
+
+
+def _escape_html(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
+def _review_form(result_id: int, index: int, label_in_force: str | None, scored: bool) -> None:
+    form_key = f"review_{result_id}_{index}"
+    with st.form(form_key, clear_on_submit=True, border=True):
+        st.markdown("**Your decision** (recorded as you, with the time and the label before)")
+        st.radio("Decision", DECISIONS if scored else DECISIONS[2:], horizontal=True,
+                 key=f"{form_key}_decision", label_visibility="collapsed", index=None)
+        st.selectbox("New label (for an override)",
+                     [x for x in LABELS if x != label_in_force], index=None,
+                     key=f"{form_key}_label", placeholder="Choose the correct label")
+        st.text_area("Comment (required for an override; it goes into the workpaper)",
+                     key=f"{form_key}_comment", height=80)
+        st.form_submit_button("Record decision", type="primary", on_click=_submit_sentence,
+                              args=(result_id, index, label_in_force, form_key))
+
+
+def _page_images(result: DocumentResult, sentence: Sentence) -> None:
+    frames = {p.page_no: (p.width, p.height) for p in result.pages}
+    for page_no in sentence_pages(sentence):
+        boxes = json.dumps([b.model_dump(mode="json") for b in boxes_on(sentence, page_no)])
+        try:
+            detail = page_png(result.doc_id or "", result.source, page_no, boxes,
+                              frames.get(page_no), FOCUS_PT)
+            whole = page_png(result.doc_id or "", result.source, page_no, boxes,
+                             frames.get(page_no))
+        except Exception as e:  # an encrypted or damaged PDF: the text review goes on
+            _log.warning("page image %s p.%d failed: %s", result.doc_id, page_no, e)
+            st.info(f"Page {page_no} could not be drawn ({esc(type(e).__name__)}).")
+            continue
+        if detail is None or whole is None:
+            st.info("The PDF is not on this server (it was analysed elsewhere, or its source "
+                    "file has moved or changed), so the page image cannot be shown.")
+            return
+        st.image(detail, width="stretch",
+                 caption=f"Page {page_no}, around the sentence (outlined in orange).")
+        with st.expander(f"Whole page {page_no}"):
+            st.image(whole, width="stretch")
+
+
+def _signoff_tab(result: DocumentResult, result_id: int, reviews: list[ReviewAction]) -> None:
+    latest = latest_action(reviews, whole_result=True)
+    st.session_state[_shown_key(result_id, None)] = latest.id if latest else None
+    signed = signoffs(reviews)
+    cols = st.columns(2)
+    for col, (action, role) in zip(cols, (("signoff_preparer", "Preparer"),
+                                          ("signoff_reviewer", "Reviewer")), strict=True):
+        done = signed[action]
+        with col.container(border=True):
+            st.markdown(f"**{role} sign-off**")
+            if done is None:
+                st.markdown("Not signed off.")
+            else:
+                st.markdown(f":material/verified: {esc(done.reviewer)}, "
+                            f"{done.created_at:%Y-%m-%d %H:%M} UTC"
+                            + (f" — {esc(done.comment)}" if done.comment else ""))
+                later = [r for r in reviews if r.id > done.id
+                         and r.action in ("agree", "override")]
+                if later:
+                    st.caption(f"{len(later)} sentence decision(s) recorded since this "
+                               "sign-off.")
+    flash(_flash_key(result_id, None))
+    form_key = f"signoff_{result_id}"
+    with st.form(form_key, clear_on_submit=True):
+        st.radio("Action", SIGNOFF_CHOICES, key=f"{form_key}_choice", horizontal=True,
+                 index=None)
+        st.text_area("Comment (optional for a sign-off)", key=f"{form_key}_comment", height=80)
+        st.form_submit_button(
+            "Record", type="primary", on_click=_submit_signoff,
+            args=(result_id, form_key,
+                  {k: (v.reviewer if v else None) for k, v in signed.items()}))
+    st.markdown("**Review log** (every action, oldest first; it is the workpaper's Review log "
+                "sheet)")
+    if reviews:
+        st.dataframe(review_log(reviews, {s.index: s for s in result.sentences}),
+                     hide_index=True, width="stretch")
+    else:
+        st.caption("No review actions yet.")
+
+
+def render() -> None:
+    """The Review page."""
+    settings = get_settings()
+    store = get_store(settings)
+    st.title("Review")
+    results = store.list_results(limit=500)
+    if not results:
+        st.info("No analysed documents yet. Upload reports on the Analyze page, or run "
+                "`sesame analyze`.")
+        return
+    result_id = _choose_document(results)
+    summary = next(r for r in results if r.result_id == result_id)
+    result = load_result(settings.store_url(), result_id)
+    if result is None:
+        st.error(f"Result {result_id} is no longer in the store.")
+        return
+    reviews = store.reviews(result_id=result_id)
+    _header(result, summary)
+    _downloads(result, result_id, settings.store_url())
+    tabs = st.tabs(list(TABS), key=TAB_KEY, on_change="rerun")
+    with tabs[0]:
+        if tabs[0].open:
+            _summary_tab(result, reviews)
+    with tabs[1]:
+        if tabs[1].open:
+            _sentences_tab(result, result_id, reviews)
+    with tabs[2]:
+        if tabs[2].open:
+            _signoff_tab(result, result_id, reviews)
+
+
+if __name__ == "__main__":
+    render()
