@@ -83,7 +83,7 @@ class SentenceExplainer:
             owner = getattr(predict_proba, "__self__", None)
             tokenizer = getattr(owner, "tokenizer", None) or getattr(owner, "_tokenizer", None)
         self.tokenizer = tokenizer if callable(tokenizer) else None
-        if tokenizer is None:
+        if self.tokenizer is None:
             _log.info("explain: no tokenizer given; a hidden word shows a single mask token")
         if mask_token is None:
             own = getattr(self.tokenizer, "mask_token", None)
