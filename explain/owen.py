@@ -66,7 +66,8 @@ class OwenGame:
         self._hidden = [" ".join([mask_token] * max(1, n)) if mask_token else ""
                         for n in pieces]
         # evaluations needed to split every node under a node once (one context): 2 per split
-        self._cost = (2 * (node_sizes(self.tree, self.m) - 1)).astype(int) if self.m else []
+        self._cost: list[int] = [2 * (int(n) - 1) for n in node_sizes(self.tree, self.m)] \
+            if self.m else []
         self._reserved = 0
         self._dvalues = np.zeros(max(2 * self.m - 1, 0))
         self._queue: list[tuple[float, int, tuple[np.ndarray, float, float, int, float]]] = []
