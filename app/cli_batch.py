@@ -35,7 +35,8 @@ def run(
         min=1, help="Ray actors to start (default: one per CPU of the cluster).",
         show_default=False)] = None,
     cpus_per_worker: Annotated[float, typer.Option(
-        min=0.1, help="CPUs Ray reserves per actor (also its torch threads).")] = 1.0,
+        min=0.1, help="CPUs Ray reserves per actor, and torch threads per worker (also with "
+                      "--executor local).")] = 1.0,
     num_cpus: Annotated[int | None, typer.Option(
         min=1, help="CPUs of a new local Ray instance (default: all).",
         show_default=False)] = None,

@@ -93,6 +93,7 @@ class BatchOptions:
     workers: int | None = None
     """Actors to start; None: one per `cpus_per_worker` CPUs of the cluster."""
     cpus_per_worker: float = 1.0
+    """CPUs (and torch threads) per worker; the local executor uses as many threads."""
     num_cpus: int | None = None
     """CPUs of a new local Ray instance; None: all of this machine's."""
     pages_per_part: int = DEFAULT_PAGES_PER_PART
@@ -374,7 +375,7 @@ class _Driver:
         assert self.stamp is not None
         if self.o.executor == "local":
             executor: LocalExecutor | RayExecutor = LocalExecutor(
-                self.settings, self.stamp.model_digest)
+                self.settings, self.stamp.model_digest, cpus_per_worker=self.o.cpus_per_worker)
             with self.console.status("loading the model…"):
                 executor.start()
             return executor

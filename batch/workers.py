@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import socket
 import time
 from collections import deque
@@ -42,6 +43,18 @@ WORKER_ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
 }
 """Set in every Ray worker: models load from local directories only, even on a cluster."""
+
+
+def worker_settings(settings: Settings, cpus_per_worker: float) -> Settings:
+    """The settings a worker analyzes with: torch threads pinned to the worker's CPUs.
+
+    Every executor pins them the same way because the thread count can change the last bits
+    of a probability (a matrix product summed in another order), and the batch promises the
+    same rows whatever runs it. Threads are not part of the settings digest.
+    """
+    threads = max(1, int(cpus_per_worker))
+    return settings.model_copy(update={
+        "scoring": settings.scoring.model_copy(update={"threads": threads})})
 
 
 class WorkerStartError(RuntimeError):
@@ -120,8 +133,9 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, settings: Settings, expected_digest: str | None = None) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, expected_digest: str | None = None, *,
+                 cpus_per_worker: float = 1.0) -> None:
+        self.settings = worker_settings(settings, cpus_per_worker)
         self.expected_digest = expected_digest
         self._queue: deque[tuple[Job, bytes]] = deque()
         self._worker: PartWorker | None = None
@@ -204,10 +218,8 @@ class RayExecutor:
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         # Torch threads follow the CPUs Ray gives each actor, so actors do not oversubscribe
-        # the node (threads are not part of the settings digest: results do not change).
-        threads = max(1, int(cpus_per_worker))
-        self.settings = settings.model_copy(update={
-            "scoring": settings.scoring.model_copy(update={"threads": threads})})
+        # the node.
+        self.settings = worker_settings(settings, cpus_per_worker)
         self.expected_digest = expected_digest
         self.address = address
         self.n_workers = workers
@@ -462,12 +474,15 @@ def check_reachable(address: str | None, timeout_s: float) -> None:
 
 def _death_reason(error: Exception) -> str:
     text = str(error)
-    if "OutOfMemory" in text or "out of memory" in text.lower() or "OOM" in text:
-        why = "ran out of memory"
-    elif "node" in text.lower() and "died" in text.lower():
+    if "running low on memory" in text or "OutOfMemoryError" in type(error).__name__:
+        why = "was stopped by Ray: its node ran low on memory"
+    elif "node" in text.lower() and ("died" in text.lower() or "dead" in text.lower()) \
+            and "worker process has died" not in text:
         why = "lost its node"
     else:
-        why = "died (killed, or crashed in a native library)"
+        exit_type = re.search(r"Worker exit type: (\w+)", text)
+        why = ("died (killed, out of memory, or crashed in a native library"
+               + (f"; Ray says {exit_type.group(1)}" if exit_type else "") + ")")
     return f"the Ray worker analyzing it {why}"
 
 

@@ -53,11 +53,12 @@ def _at(path: Path) -> Path:
 
 
 def batch_settings(model_dir: Path, store_url: str, *, explain: str = "none",
-                   threads: int | None = None) -> Any:
-    """Settings for a batch test: the tiny model, this store, and the explain mode."""
+                   threads: int | None = None, data_dir: Path | None = None) -> Any:
+    """Settings for a batch test: the tiny model, this store, and the explain mode (and a
+    data directory: module-scoped fixtures run before the per-test one is set)."""
     from app.config import load_settings
 
-    settings = load_settings()
+    settings = load_settings(**({"data_dir": data_dir} if data_dir else {}))
     return settings.model_copy(update={
         "scoring": settings.scoring.model_copy(update={"model_dir": model_dir,
                                                        "threads": threads}),
