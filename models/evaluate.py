@@ -327,7 +327,10 @@ def frozen_eval_set(settings, champion, card: dict | None,  # noqa: ANN001
         train = (card or {}).get("training") or {}
         split = train.get("split") or {}
         data = [s for s in train.get("sources", []) if s.get("role", "data") == "data"]
-        paths = [Path(s["path"]) for s in data]
+        # Bundled cards name their data relative to the project root (../shared/data/...).
+        root = Path(__file__).resolve().parents[1]
+        paths = [Path(s["path"]) if Path(s["path"]).is_absolute() else root / s["path"]
+                 for s in data]
         if data and not split.get("eval_file") and all(
                 p.is_file() and file_digest(p) == s["sha256"]
                 for p, s in zip(paths, data, strict=True)):
