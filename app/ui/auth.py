@@ -23,7 +23,8 @@ from app.ui.users import User, load_users, users_path, verify
 
 _log = logging.getLogger(__name__)
 
-_USER_KEY = "sesame_user"
+USER_KEY = "sesame_user"
+"""Where the signed-in user (a `User`) is kept in the session state."""
 
 
 def oidc_configured() -> bool:
@@ -43,7 +44,7 @@ def login_mode(settings: Settings) -> Literal["users", "oidc"]:
 
 def current_user() -> User | None:
     """The signed-in user of this session, if any."""
-    user = st.session_state.get(_USER_KEY)
+    user = st.session_state.get(USER_KEY)
     if user is not None:
         return user
     if oidc_configured() and st.user.is_logged_in:
@@ -54,7 +55,7 @@ def current_user() -> User | None:
 
 def logout() -> None:
     """End the session's login (and the OIDC cookie when that is how the user came in)."""
-    user = st.session_state.pop(_USER_KEY, None)
+    user = st.session_state.pop(USER_KEY, None)
     if user is None and oidc_configured() and st.user.is_logged_in:
         st.logout()
 
@@ -106,6 +107,6 @@ def _password_login(settings: Settings) -> None:
             _log.warning("failed sign-in for %r", login)
             st.error("The user name or password is wrong.")
             return
-        st.session_state[_USER_KEY] = user
+        st.session_state[USER_KEY] = user
         _log.info("%s signed in", user.login)
         st.rerun()

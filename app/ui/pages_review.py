@@ -11,6 +11,7 @@ acts again, so nothing is lost.
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import json
 import logging
@@ -364,7 +365,9 @@ def _sentences_tab(result: DocumentResult, result_id: int, reviews: list[ReviewA
                        page=None if page == ALL else int(page), min_confidence=min_conf,
                        review=None if review == ALL else review)
     select_key = f"sentence_{result_id}"
-    table_key = f"table_{result_id}_{abs(hash((label, section, page, min_conf, review)))}"
+    # A new table (no stale selection) whenever the filters change.
+    filters = hashlib.sha256(repr((label, section, page, min_conf, review)).encode())
+    table_key = f"table_{result_id}_{filters.hexdigest()[:12]}"
     st.caption(f"{len(view)} of {len(rows)} sentences. Click a row to open the sentence, or "
                "choose it by number below.")
     st.dataframe(

@@ -1,0 +1,431 @@
+"""The review UI's page logic with Streamlit's AppTest: sign-in, Analyze, Review, Runs, Models.
+
+Each test runs the real app in-process against its own data directory, the tiny model and a
+real store; a report analyzed once per module is saved into each test's store.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import openpyxl
+import pytest
+from pdfs import write_clean_report, write_not_a_pdf, write_pages
+from streamlit.testing.v1 import AppTest
+
+from app.config import load_settings
+from app.records import DocumentResult
+from app.store import ResultStore
+from app.ui import auth
+from app.ui.common import PAGE_ANALYZE, PAGE_MODELS, PAGE_REVIEW, PAGE_RUNS, esc
+from app.ui.documents import documents_dir, keep_pdf
+from app.ui.pages_review import workpaper_bytes
+from app.ui.tables import model_label
+from app.ui.users import User, add_user
+
+APP = Path(__file__).resolve().parents[2] / "streamlit_app.py"
+ALICE = User(login="alice", name="Alice Auditor")
+BOB = User(login="bob", name="Bob Reviewer")
+
+
+@pytest.fixture
+def ui_env(monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path):
+    """Settings as the app resolves them: this test's data directory, the tiny model."""
+    monkeypatch.setenv("SESAME_SCORING__MODEL_DIR", str(tiny_model_dir))
+    return load_settings()
+
+
+@pytest.fixture(scope="module")
+def analyzed(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):
+    """The clean report analyzed once with SHAP evidence: (result, PDF bytes)."""
+    from app.pipeline import Analyzer
+
+    folder = tmp_path_factory.mktemp("analyzed")
+    settings = load_settings(data_dir=folder / "data", scoring={"model_dir": tiny_model_dir})
+    pdf = write_clean_report(folder / "annual_report.pdf").read_bytes()
+    result = Analyzer.from_settings(settings).analyze(pdf, file_name="annual_report.pdf",
+                                                      client="Acme Holdings",
+                                                      engagement="FY2023 audit")
+    assert result.status == "ok" and result.explanations
+    return result, pdf
+
+
+@pytest.fixture
+def stored(ui_env, analyzed) -> tuple[int, DocumentResult]:
+    """The analyzed report in this test's store, its PDF kept: (result id, result)."""
+    result, pdf = analyzed
+    keep_pdf(ui_env, pdf)
+    with ResultStore.from_settings(ui_env) as store:
+        return store.save_result(result), result
+
+
+def app_as(user: User | None) -> AppTest:
+    """The app in a fresh session, signed in as `user` (None: signed out)."""
+    at = AppTest.from_file(str(APP), default_timeout=180)
+    if user is not None:
+        at.session_state[auth.USER_KEY] = user
+    return at
+
+
+def run(at: AppTest) -> AppTest:
+    """Run the app and fail on any exception it showed."""
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def texts(at: AppTest, kind: str) -> list[str]:
+    """The values of every element of one kind (success, warning, error, info, caption, ...)."""
+    return [e.value for e in getattr(at, kind)]
+
+
+def button(at: AppTest, label: str):
+    """The one button with this label."""
+    found = [b for b in at.button if b.label == label]
+    assert len(found) == 1, [b.label for b in at.button]
+    return found[0]
+
+
+def open_review(at: AppTest, result_id: int, tab: str = "Summary",
+                sentence: int | None = None) -> AppTest:
+    """Switch to the Review page on one document, tab and (optionally) sentence."""
+    run(at)  # AppTest switches pages only after a first run
+    at.query_params["result"] = str(result_id)
+    at.session_state["review_tab"] = tab
+    if sentence is not None:
+        at.session_state[f"sentence_{result_id}"] = sentence
+    at.switch_page(PAGE_REVIEW)
+    return run(at)
+
+
+def negative_sentence(result: DocumentResult) -> int:
+    """A sentence the tiny model calls negative and that has SHAP evidence."""
+    explained = {e.sentence_index for e in result.explanations}
+    return next(s.sentence_index for s in result.scores
+                if s.label == "negative" and s.sentence_index in explained
+                and result.sentences[s.sentence_index].kind == "sentence")
+
+
+def decide(at: AppTest, result_id: int, index: int, decision: str, label: str | None = None,
+           comment: str = "") -> AppTest:
+    """Fill the sentence's review form and record the decision."""
+    form = f"review_{result_id}_{index}"
+    at.radio(key=f"{form}_decision").set_value(decision)
+    if label is not None:
+        at.selectbox(key=f"{form}_label").set_value(label)
+    at.text_area(key=f"{form}_comment").input(comment)
+    button(at, "Record decision").click()
+    return run(at)
+
+
+# --- sign-in ----------------------------------------------------------------------------------
+
+
+def test_sign_in_is_required_and_checks_the_password(ui_env):
+    at = run(app_as(None))
+    assert texts(at, "title") == ["sesame: sign in"]
+    assert "sesame users add NAME" in texts(at, "warning")[0]
+    assert not at.sidebar.button  # no navigation, no pages before sign-in
+
+    add_user(ui_env.data_dir / "users.toml", "alice", "correct horse", name="Alice Auditor",
+             rounds=4)
+    at = run(app_as(None))
+    at.text_input(key="login_name").input("alice")
+    at.text_input(key="login_password").input("wrong horse")
+    button(at, "Sign in").click()
+    run(at)
+    assert texts(at, "error") == ["The user name or password is wrong."]
+    assert texts(at, "title") == ["sesame: sign in"]
+
+    at.text_input(key="login_password").input("correct horse")
+    button(at, "Sign in").click()
+    run(at)
+    assert texts(at, "title") == ["Analyze reports"]
+    assert at.session_state[auth.USER_KEY] == User("alice", "Alice Auditor")
+    assert f"Signed in as **{esc('Alice Auditor (alice)')}**" in texts(at.sidebar, "caption")
+
+    button(at, "Log out").click()
+    run(at)
+    assert texts(at, "title") == ["sesame: sign in"]
+
+
+def test_every_page_shows_the_model_version(ui_env, stored):
+    from models.scoring import weights_digest
+
+    label = model_label("sesame-sentiment", None, weights_digest(ui_env.scoring.model_dir))
+    at = run(app_as(ALICE))
+    for page in (PAGE_ANALYZE, PAGE_REVIEW, PAGE_RUNS, PAGE_MODELS):
+        at.switch_page(page)
+        run(at)
+        footer = " ".join(texts(at.sidebar, "caption"))
+        assert f"Model for new analyses: **{esc(label)}**" in footer, page
+        assert "sesame 0" in footer
+
+
+# --- Analyze ----------------------------------------------------------------------------------
+
+
+def test_analyze_stores_reports_and_explains_every_refused_or_failed_file(
+        ui_env, monkeypatch, tmp_path):
+    monkeypatch.setenv("SESAME_EXPLAIN__MODE", "none")  # evidence is tested on Review
+    monkeypatch.setenv("SESAME_UI__MAX_PAGES", "2")
+    monkeypatch.setenv("SESAME_UI__MAX_UPLOAD_MB", "1")
+    report = write_clean_report(tmp_path / "report.pdf").read_bytes()
+    uploads = [
+        ("../../etc/report.pdf", report, "application/pdf"),
+        ("webpage.pdf", write_not_a_pdf(tmp_path / "w.pdf").read_bytes(), "application/pdf"),
+        ("long.pdf", write_pages(tmp_path / "long.pdf", 3).read_bytes(), "application/pdf"),
+        ("huge.pdf", b"%PDF-1.4\n" + b"0" * (1024 * 1024 + 10), "application/pdf"),
+    ]
+    at = run(app_as(ALICE))
+    at.text_input(key="analyze_client").input("Acme Holdings")
+    at.text_input(key="analyze_engagement").input("FY2023 audit")
+    at.file_uploader(key="analyze_files").set_value(uploads)
+    button(at, "Analyze").click()
+    run(at)
+
+    assert texts(at, "warning")[0].startswith("4 documents: 1 ok, 0 partial, 3 failed")
+    assert f"**{esc('report.pdf')}**: ok, 15 sentences" in texts(at, "success")
+    errors = "\n".join(texts(at, "error"))
+    assert esc("webpage.pdf: an HTML web page") in errors
+    assert esc("long.pdf: 3 pages is over the upload limit of 2 pages") in errors
+    assert esc("huge.pdf: 1.0 MB is over the upload limit of 1 MB") in errors
+
+    with ResultStore.from_settings(ui_env) as store:
+        results = store.list_results()
+        assert sorted((r.source, r.status) for r in results) == [
+            ("report.pdf", "ok"), ("webpage.pdf", "failed")]
+        ok = next(r for r in results if r.status == "ok")
+        assert (ok.client, ok.engagement) == ("Acme Holdings", "FY2023 audit")
+        run_info = store.list_runs()[0]
+        assert run_info.summary["user"] == "Alice Auditor (alice)"
+        assert run_info.document_counts == {"failed": 3, "ok": 1}
+    # the report is kept by its checksum only: neither its name nor the "../.." reached the disk
+    assert [p.name for p in documents_dir(ui_env).iterdir()] == [f"{ok.doc_id}.pdf"]
+    assert not (ui_env.data_dir.parent / "etc").exists()
+
+    # the same report again: the stored result (and any reviews) is reused, not re-analyzed
+    at.file_uploader(key="analyze_files").set_value([uploads[0]])
+    button(at, "Analyze").click()
+    run(at)
+    assert any("analysed before with this model and settings" in t for t in texts(at, "success"))
+    with ResultStore.from_settings(ui_env) as store:
+        assert len(store.list_results()) == 2
+
+    button(at, esc("Review report.pdf")).click()
+    run(at)
+    assert texts(at, "title") == ["Review"]
+    assert at.query_params["result"] == str(ok.result_id)
+
+
+def test_analyze_without_files_says_what_to_do(ui_env):
+    at = run(app_as(ALICE))
+    button(at, "Analyze").click()
+    run(at)
+    assert texts(at, "warning") == ["Choose at least one PDF to analyze."]
+
+
+# --- Review -----------------------------------------------------------------------------------
+
+
+def test_review_summary_shows_tone_labels_per_section_and_most_negative(stored):
+    result_id, result = stored
+    at = open_review(app_as(ALICE), result_id)
+    assert texts(at, "subheader") == [esc("annual_report.pdf")]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Sentences scored"] == "15"
+    assert set(metrics) >= {"Tone index", "Positive", "Negative", "Neutral"}
+    sections, negative = (d.value for d in at.dataframe)
+    assert list(sections["section"])[1:] == ["Risk factors", "Going concern", "Outlook"]
+    assert len(negative) == 10 and "Risk factors" not in set(negative["sentence"])
+    assert any("sesame\\-sentiment unregistered" in c for c in texts(at, "caption"))
+
+
+def test_review_sentence_shows_evidence_page_image_and_filters(stored):
+    result_id, result = stored
+    index = negative_sentence(result)
+    at = open_review(app_as(ALICE), result_id, "Sentences", index)
+    table = at.dataframe[0].value
+    assert len(table) == 15
+    evidence = [h.proto.body for h in at.get("html")]
+    assert len(evidence) == 1 and 'class="sesame-evidence"' in evidence[0]
+    assert "for negative" in evidence[0]  # a word's tooltip
+    assert any(c.startswith(esc("Evidence for negative:")) for c in texts(at, "caption"))
+    images = at.get("image")
+    assert len(images) == 2  # around the sentence, and the whole page
+
+    at.selectbox(key=f"f_label_{result_id}").set_value("negative")
+    at.selectbox(key=f"f_section_{result_id}").set_value("Risk factors")
+    run(at)
+    filtered = at.dataframe[0].value
+    assert index in set(filtered["#"])
+    assert set(filtered["label in force"]) == {"negative"}
+    assert set(filtered["section"]) == {"Risk factors"}
+
+
+def test_override_needs_a_comment_and_is_recorded_with_the_user(stored, ui_env):
+    result_id, result = stored
+    index = negative_sentence(result)
+    at = open_review(app_as(ALICE), result_id, "Sentences", index)
+    decide(at, result_id, index, "Override", "neutral")
+    assert texts(at, "error") == [esc("Say why you override the model: the comment goes into "
+                                      "the workpaper.")]
+    decide(at, result_id, index, "Override", "neutral", "Boilerplate risk wording.")
+    assert texts(at, "success") == [esc("Recorded: Alice Auditor (alice) overrode "
+                                        "(negative → neutral).")]
+    at.selectbox(key=f"f_review_{result_id}").set_value("overridden")
+    run(at)
+    row = at.dataframe[0].value.iloc[0]
+    assert (row["#"], row["label in force"], row["reviewer"]) == (
+        index, "neutral", "Alice Auditor (alice)")
+
+    with ResultStore.from_settings(ui_env) as store:
+        (action,) = store.reviews(result_id=result_id)
+    assert (action.action, action.reviewer, action.previous_label, action.label,
+            action.comment) == ("override", "Alice Auditor (alice)", "negative", "neutral",
+                                "Boilerplate risk wording.")
+    book = openpyxl.load_workbook(io.BytesIO(workpaper_bytes(ui_env.store_url(), result_id)))
+    log = [r for r in book["Review log"].iter_rows(values_only=True)
+           if "Alice Auditor (alice)" in r]
+    assert len(log) == 1 and "override" in log[0] and "Boilerplate risk wording." in log[0]
+    sentences = [r for r in book["Sentences"].iter_rows(values_only=True)
+                 if "Boilerplate risk wording." in str(r)]
+    assert len(sentences) == 1 and "overridden" in sentences[0] and "neutral" in sentences[0]
+
+
+def test_two_reviewers_on_one_sentence_the_second_sees_a_conflict_and_nothing_is_lost(
+        stored, ui_env):
+    result_id, result = stored
+    index = negative_sentence(result)
+    alice = open_review(app_as(ALICE), result_id, "Sentences", index)
+    bob = open_review(app_as(BOB), result_id, "Sentences", index)  # both see no decision yet
+
+    decide(alice, result_id, index, "Override", "neutral", "Boilerplate.")
+    decide(bob, result_id, index, "Agree", comment="Reads negative to me.")
+    (warning,) = texts(bob, "warning")
+    assert warning.startswith(esc("Not saved: Alice Auditor (alice) overrode the label to "
+                                  "neutral on this sentence"))
+    with ResultStore.from_settings(ui_env) as store:
+        assert [r.reviewer for r in store.reviews(result_id=result_id)] == [
+            "Alice Auditor (alice)"]
+
+    # Bob now sees Alice's decision and acts on it: both decisions are kept, in order.
+    decide(bob, result_id, index, "Override", "negative", "Reads negative to me.")
+    assert texts(bob, "success")
+    with ResultStore.from_settings(ui_env) as store:
+        actions = store.reviews(result_id=result_id)
+    assert [(a.reviewer, a.previous_label, a.label) for a in actions] == [
+        ("Alice Auditor (alice)", "negative", "neutral"),
+        ("Bob Reviewer (bob)", "neutral", "negative")]
+
+
+def test_sign_off_needs_two_people_and_is_logged(stored, ui_env):
+    result_id, _ = stored
+    alice = open_review(app_as(ALICE), result_id, "Sign-off and review log")
+    alice.radio(key=f"signoff_{result_id}_choice").set_value("Sign off as preparer")
+    button(alice, "Record").click()
+    run(alice)
+    assert texts(alice, "success") == [esc("Recorded: Alice Auditor (alice) signed off as "
+                                           "preparer.")]
+    alice.radio(key=f"signoff_{result_id}_choice").set_value("Sign off as reviewer")
+    button(alice, "Record").click()
+    run(alice)
+    assert esc("the other sign-off must come from a different person") in texts(alice, "error")[0]
+
+    bob = open_review(app_as(BOB), result_id, "Sign-off and review log")
+    bob.radio(key=f"signoff_{result_id}_choice").set_value("Sign off as reviewer")
+    bob.text_area(key=f"signoff_{result_id}_comment").input("Reviewed; no exceptions.")
+    button(bob, "Record").click()
+    run(bob)
+    log = bob.dataframe[0].value
+    assert list(log["action"]) == ["signed off as preparer", "signed off as reviewer"]
+    assert list(log["who"]) == ["Alice Auditor (alice)", "Bob Reviewer (bob)"]
+    with ResultStore.from_settings(ui_env) as store:
+        assert [a.action for a in store.reviews(result_id=result_id)] == [
+            "signoff_preparer", "signoff_reviewer"]
+
+
+def test_failed_document_shows_why_on_review(ui_env, analyzed):
+    # a failed result, built from the analyzed one (same stamp and settings)
+    result, _ = analyzed
+    failed = result.model_copy(update={
+        "source": "locked.pdf", "document": None, "status": "failed", "sentences": (),
+        "scores": (), "explanations": (), "pages": (),
+        "errors": (result.errors + (_fatal("locked.pdf: password-protected; no text read. "
+                                           "Ask the client for an unlocked copy."),)),
+    })
+    with ResultStore.from_settings(ui_env) as store:
+        result_id = store.save_result(failed)
+    at = open_review(app_as(ALICE), result_id, "Sentences")
+    (error,) = texts(at, "error")
+    assert error.startswith("**This document was not analysed.**")
+    assert esc("locked.pdf: password-protected") in error
+    assert texts(at, "info") == ["No sentences were read from this document."]
+
+
+def _fatal(message: str):
+    from app.records import StageError
+
+    return StageError(stage="ingest", code="encrypted", message=message, fatal=True)
+
+
+def test_review_without_documents_points_to_analyze(ui_env):
+    at = run(app_as(ALICE))
+    at.switch_page(PAGE_REVIEW)
+    run(at)
+    assert "Upload reports on the Analyze page" in texts(at, "info")[0]
+
+
+# --- Runs and Models --------------------------------------------------------------------------
+
+
+def test_runs_page_lists_runs_and_opens_a_document_in_review(stored, ui_env):
+    result_id, result = stored
+    with ResultStore.from_settings(ui_env) as store:
+        store.start_run("batch", run_id="nightly-1", stamp=result.stamp)
+        store.record_run_document("nightly-1", "/filings/acme.pdf", "ok", doc_id=result.doc_id,
+                                  result_id=result_id)
+        store.record_run_document("nightly-1", "/filings/broken.pdf", "failed",
+                                  error="broken.pdf: the file is damaged.")
+        store.finish_run("nightly-1")
+    at = run(app_as(ALICE))
+    at.switch_page(PAGE_RUNS)
+    run(at)
+    runs, docs = (d.value for d in at.dataframe)
+    assert list(runs["run"]) == ["nightly-1"]
+    assert (runs.iloc[0]["status"], runs.iloc[0]["ok"], runs.iloc[0]["failed"]) == (
+        "partial", 1, 1)
+    assert list(docs["problem"]) == ["", "broken.pdf: the file is damaged."]
+    button(at, "Open in Review").click()
+    run(at)
+    assert texts(at, "title") == ["Review"]
+    assert at.query_params["result"] == str(result_id)
+
+
+def test_models_page_shows_versions_champion_metrics_card_and_lineage(
+        monkeypatch, tiny_model_dir, _isolated_data_dir):
+    from models import registry
+
+    monkeypatch.delenv("SESAME_SCORING__MODEL_DIR", raising=False)
+    settings = load_settings()
+    card = {"name": "sesame-sentiment", "origin": "test", "summary": "A tiny test model.",
+            "evaluation": {"eval_set": "template sentences", "eval_digest": "e" * 64,
+                           "metrics": {"accuracy": 0.91, "macro_f1": 0.9, "n": 120}},
+            "blessing": {"blessed": True, "reasons": ["accuracy 0.91 >= 0.80"]},
+            "commercial_use": True, "code_version": "0.1.0"}
+    registry.register_version(settings, tiny_model_dir, card, name="sesame-sentiment",
+                              make_champion=True)
+    at = run(app_as(ALICE))
+    at.switch_page(PAGE_MODELS)
+    run(at)
+    markdown = "\n".join(texts(at, "markdown"))
+    assert "New analyses use **sesame\\-sentiment v1" in markdown
+    assert "Champion: **version 1**" in markdown
+    assert "accuracy 0\\.91 · macro\\-F1 0\\.9" in markdown
+    assert "# sesame-sentiment" in markdown and "A tiny test model." in markdown  # the card
+    versions = at.dataframe[0].value
+    assert list(versions["version"]) == ["1"] and list(versions["aliases"]) == ["champion"]
+    lineage = [j.value for j in at.json]
+    assert '"version": "1"' in lineage[0] and '"eval_digest"' in lineage[0]
+    assert "sesame\\-sentiment v1" in " ".join(texts(at.sidebar, "caption"))
