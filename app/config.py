@@ -79,7 +79,7 @@ class ExplainOptions(Options):
     """Model evaluations per sentence; None ties the budget to sentence length."""
     top_k: int = Field(5, gt=0)
     cache: bool = True
-    evals_per_word: float = Field(4.0, ge=2)
+    evals_per_word: float = Field(3.0, ge=2)
     """With max_evals None: the budget is 2 + evals_per_word x the sentence's word count."""
     mask_token: str = "[MASK]"
     """What replaces a hidden word: the tokenizer's mask token ("" drops the word)."""
