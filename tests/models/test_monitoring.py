@@ -392,7 +392,8 @@ def model_with_reference(tiny_model_dir: Path, tmp_path_factory: pytest.TempPath
     return model_dir, scorer
 
 
-def store_run(texts: list[str], scorer, model_dir: Path, run_id: str) -> str:
+def store_run(texts: list[str], scorer, model_dir: Path, run_id: str,
+              headings: tuple[str, ...] = ()) -> str:
     """Save a hand-built analyzed document and its run in the test's results store."""
     import hashlib
 
@@ -403,6 +404,8 @@ def store_run(texts: list[str], scorer, model_dir: Path, run_id: str) -> str:
     doc_id = hashlib.sha256(run_id.encode()).hexdigest()
     sentences = [Sentence(doc_id=doc_id, index=i, page_no=1, start=0, end=len(t), text=t)
                  for i, t in enumerate(texts)]
+    sentences += [Sentence(doc_id=doc_id, index=len(texts) + i, page_no=1, start=0,
+                           end=len(t), text=t, kind="heading") for i, t in enumerate(headings)]
     stamp = Stamp(model_name="tiny", model_version=None, model_digest=scorer.digest,
                   code_version="test", run_id=run_id, created_at=datetime.now(UTC))
     settings = {"scoring": {"model_dir": str(model_dir)}}
@@ -518,3 +521,19 @@ def test_run_figures_count_documents_pages_and_sentences(model_with_reference):
     assert figures["elapsed_s"] is not None and figures["peak_rss_mb"] is None
     with pytest.raises(MonitorError, match="no run"):
         run_figures(store, "missing")
+
+
+def test_run_sentences_leave_headings_out(model_with_reference):
+    from app.config import load_settings
+    from app.store import ResultStore
+    from models.monitoring import run_sentences
+
+    model_dir, scorer = model_with_reference
+    store_run(report_sentences(7, seed=9), scorer, model_dir, "run-headings",
+              headings=("Risk Factors", "Outlook"))
+    store = ResultStore.from_settings(load_settings())
+    texts, probs = run_sentences(store, "run-headings")
+    assert len(texts) == 7 and probs.shape == (7, 3) and "Outlook" not in texts
+    assert np.allclose(probs.sum(axis=1), 1.0)
+    everything, _ = run_sentences(store, "run-headings", kinds=("sentence", "heading"))
+    assert len(everything) == 9
