@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(
@@ -13,9 +17,34 @@ app = typer.Typer(
 )
 
 
+# Offline by design (models load from local directories only) and quiet by default: library
+# progress bars and INFO chatter would drown sesame's own progress and messages.
+_QUIET_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TOKENIZERS_PARALLELISM": "false",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_ENABLE_TELEMETRY": "false",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "DO_NOT_TRACK": "1",
+}
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens inside.")]
+    = False,
+) -> None:
     """Financial-report sentiment for auditors: PDFs in, evidence-backed Excel workpapers out."""
+    for key, value in _QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("mlflow", "alembic", "transformers", "httpx", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 @app.command()
