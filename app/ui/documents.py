@@ -24,6 +24,8 @@ from app.records import BBox, Sentence
 _log = logging.getLogger(__name__)
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_SIDE_PT = 36.0
+_MIN_FOCUS_WIDTH_PT = 300.0
 BOX_RGB = (230, 120, 0)
 """Sentence boxes are drawn in orange: distinct from the label colours of the evidence."""
 
@@ -95,8 +97,9 @@ def render_page(pdf: bytes, page_no: int, boxes: Sequence[BBox] = (), *, width_p
         boxes: PDF points, origin top-left, in the page as it is shown (rotation applied).
         frame: the (width, height) in points of the boxes' page, from its `Page` record;
             None takes pdfium's page size.
-        focus_pt: crop to the band of the page holding the boxes, this many points above and
-            below them (full width, so the reader keeps the line's context); None: whole page.
+        focus_pt: crop to the part of the page holding the boxes, this many points above and
+            below them and a little to their sides (at least a column's width, so the reader
+            keeps the sentence's context); None: the whole page.
     """
     import pypdfium2 as pdfium
 
@@ -135,5 +138,13 @@ def render_page(pdf: bytes, page_no: int, boxes: Sequence[BBox] = (), *, width_p
         return drawn
     top = max(0, round((min(b.top for b in boxes) - focus_pt) * sy))
     bottom = min(drawn.height, round((max(b.bottom for b in boxes) + focus_pt) * sy))
-    return drawn.crop((0, top, drawn.width, max(bottom, top + 1)))
+    x0, x1 = min(b.x0 for b in boxes) - _SIDE_PT, max(b.x1 for b in boxes) + _SIDE_PT
+    if x1 - x0 < _MIN_FOCUS_WIDTH_PT:
+        middle = (x0 + x1) / 2
+        x0, x1 = middle - _MIN_FOCUS_WIDTH_PT / 2, middle + _MIN_FOCUS_WIDTH_PT / 2
+    # slide the window back onto the page rather than narrowing it at an edge
+    shift = max(0.0, -x0) - max(0.0, x1 - fw)
+    x0, x1 = max(0.0, x0 + shift), min(fw, x1 + shift)
+    left, right = max(0, round(x0 * sx)), min(drawn.width, round(x1 * sx))
+    return drawn.crop((left, top, max(right, left + 1), max(bottom, top + 1)))
 

@@ -274,7 +274,8 @@ def render() -> None:
                 st.error(f"No model to analyze with: {esc(e.message)}")
                 return
             bar = st.progress(0.0, text="starting…")
-            done = st.container()
+            finished = st.empty()  # a line per file while the upload runs
+            done = finished.container()
 
             def progress(share: float, text: str) -> None:
                 bar.progress(share, text=text)
@@ -290,7 +291,7 @@ def render() -> None:
                 client=client.strip() or None, engagement=engagement.strip() or None,
                 progress=progress, on_outcome=on_outcome)
             bar.empty()
-            done.empty()
+            finished.empty()
             st.session_state[_OUTCOMES_KEY] = run
     run = st.session_state.get(_OUTCOMES_KEY)
     if run is not None:

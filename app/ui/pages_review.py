@@ -404,7 +404,7 @@ def _sentence_detail(result: DocumentResult, result_id: int, index: int,
     latest = latest_action(reviews, index)
     st.session_state[_shown_key(result_id, index)] = latest.id if latest else None
 
-    left, right = st.columns([3, 2], gap="large")
+    left, right = st.columns([1, 1], gap="large")
     with left:
         st.markdown(f"#### Sentence {index}")
         where = f"Page {sentence.page_no}"
@@ -430,19 +430,27 @@ def _sentence_detail(result: DocumentResult, result_id: int, index: int,
             st.markdown(f"Model: **{score.label}** (confidence {score.confidence:.2f}) · {probs}")
         else:
             st.markdown("Model: **not scored**")
+        decided = next((r for r in reversed(mine) if r.action in ("agree", "override")), None)
+        if decided is not None:
+            how = "agreed by" if decided.action == "agree" else "override by"
+            st.markdown(f"Label in force: **{decided.label}** ({how} "
+                        f"{esc(decided.reviewer)}, {decided.created_at:%Y-%m-%d %H:%M} UTC)")
         if mine:
-            decided = next((r for r in reversed(mine) if r.action in ("agree", "override")),
-                           None)
-            if decided is not None:
-                st.markdown(f"Label in force: **{decided.label}** "
-                            f"({ACTION_TEXT[decided.action]} by {esc(decided.reviewer)}, "
-                            f"{decided.created_at:%Y-%m-%d %H:%M} UTC)")
-            st.dataframe(review_log(mine, {index: sentence}).drop(columns=["sentence", "page"]),
-                         hide_index=True, width="stretch")
+            st.markdown("**History**\n\n" + "\n".join(f"- {esc(_history_line(r))}"
+                                                       for r in mine))
         flash(_flash_key(result_id, index))
         _review_form(result_id, index, label_in_force, score is not None)
     with right:
         _page_images(result, sentence)
+
+
+def _history_line(r: ReviewAction) -> str:
+    line = f"{r.created_at:%Y-%m-%d %H:%M:%S} UTC, {r.reviewer} {ACTION_TEXT[r.action]}"
+    if r.action == "override":
+        line += f" {r.previous_label} → {r.label}"
+    elif r.action == "agree":
+        line += f" ({r.label})"
+    return line + (f': "{r.comment}"' if r.comment else "")
 
 
 def _escape_html(text: str) -> str:

@@ -273,6 +273,7 @@ def runs_frame(runs: Sequence[RunInfo]) -> pd.DataFrame:
         counts = run.document_counts
         rows.append({
             "run": run.run_id, "kind": run.kind, "status": run.status,
+            "model": stamp_label(run.stamp) if run.stamp else "",
             "started (UTC)": run.started_at.strftime("%Y-%m-%d %H:%M"),
             "finished (UTC)": run.finished_at.strftime("%Y-%m-%d %H:%M")
             if run.finished_at else "",
@@ -280,12 +281,11 @@ def runs_frame(runs: Sequence[RunInfo]) -> pd.DataFrame:
             "ok": counts.get("ok", 0), "partial": counts.get("partial", 0),
             "failed": counts.get("failed", 0),
             "other": sum(v for k, v in counts.items() if k not in ("ok", "partial", "failed")),
-            "model": stamp_label(run.stamp) if run.stamp else "",
             "by": str(run.summary.get("user", "")),
         })
-    return pd.DataFrame(rows, columns=["run", "kind", "status", "started (UTC)",
+    return pd.DataFrame(rows, columns=["run", "kind", "status", "model", "started (UTC)",
                                        "finished (UTC)", "documents", "ok", "partial", "failed",
-                                       "other", "model", "by"])
+                                       "other", "by"])
 
 
 def run_documents_frame(docs: Sequence[RunDocument]) -> pd.DataFrame:

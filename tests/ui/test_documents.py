@@ -62,8 +62,11 @@ def test_page_image_outlines_the_boxes_and_focus_crops_around_them(tmp_path):
     assert all(abs(a - b) <= 40 for a, b in zip(edge, BOX_RGB, strict=True)), edge
     assert _colour_share(drawn, BOX_RGB) > 0.001
     focused = render_page(pdf, 1, [box], width_px=600, focus_pt=50)
-    assert focused.width == 600
     assert abs(focused.height - round((12 + 100) * scale)) <= 3
+    assert abs(focused.width - round((300 - 72 + 2 * 36) * scale)) <= 3
+    narrow = render_page(pdf, 1, [box.model_copy(update={"x1": 100})], width_px=600,
+                         focus_pt=50)
+    assert abs(narrow.width - round(300 * scale)) <= 3  # at least a column's width
 
 
 def test_sentence_running_onto_the_next_page_has_boxes_on_both(tmp_path):

@@ -1,0 +1,219 @@
+"""End to end in a real browser: an auditor signs in, uploads a report, overrides a sentence and
+finds the override in the downloaded workpaper.
+
+`streamlit run streamlit_app.py` runs as a subprocess against a fresh data directory and the
+tiny model; Debian's chromium is driven by Playwright (never `playwright install`). Set
+SESAME_UI_SCREENSHOTS=/some/dir to keep a screenshot of every page visited.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import openpyxl
+import pytest
+from pdfs import write_clean_report
+
+from app.ui.users import add_user
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+COMMENT = "Boilerplate wording, not a finding (browser test)."
+SLOW_MS = 300_000  # model load and analysis on a busy two-core machine
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium, installed with apt when missing and possible; else the test skips."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    reason = "chromium is not installed"
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        done = subprocess.run(
+            "apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium",
+            shell=True, capture_output=True, text=True, env=env, timeout=900)
+        found = shutil.which("chromium")
+        if found:
+            return found
+        reason += f" and apt-get could not install it: {done.stderr.strip()[-300:]}"
+    else:
+        reason += " and this user cannot install it (run `make sysdeps` as root)"
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path: Path, tiny_model_dir: Path) -> Iterator[str]:
+    """The review UI served by `streamlit run` on a free port, with one user; yields its URL."""
+    data_dir = tmp_path / "data"
+    add_user(data_dir / "users.toml", "alice", "correct horse battery", name="Alice Auditor",
+             rounds=4)
+    port = _free_port()
+    env = {**os.environ, "SESAME_DATA_DIR": str(data_dir),
+           "SESAME_SCORING__MODEL_DIR": str(tiny_model_dir), "HF_HUB_OFFLINE": "1",
+           "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    log = (tmp_path / "streamlit.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
+         "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
+         "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.read() == b"ok":
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("streamlit did not come up:\n"
+                            + (tmp_path / "streamlit.log").read_text()[-3000:])
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _settle(page) -> None:
+    """Wait until Streamlit has finished the current run (its status widget is gone)."""
+    page.wait_for_timeout(300)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+                           timeout=SLOW_MS)
+
+
+def _shot(page, name: str) -> None:
+    folder = os.environ.get("SESAME_UI_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        # widgets draw a moment after the run ends (their code loads on first use)
+        page.wait_for_load_state("networkidle")
+        page.wait_for_timeout(2500)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"))
+
+
+def test_auditor_uploads_overrides_and_finds_the_override_in_the_workpaper(
+        server, chromium, tmp_path, tiny_model_dir):
+    from playwright.sync_api import expect, sync_playwright
+
+    from models.scoring import weights_digest
+
+    digest = weights_digest(tiny_model_dir)
+    report = write_clean_report(tmp_path / "annual_report.pdf")
+    with sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=chromium, args=CHROMIUM_ARGS,
+            headless=True, viewport={"width": 1400, "height": 2000}, accept_downloads=True)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(60_000)
+
+            # sign in
+            page.goto(server)
+            page.get_by_label("User name").fill("alice")
+            page.get_by_label("Password", exact=True).fill("correct horse battery")
+            _shot(page, "0_sign_in")
+            page.get_by_role("button", name="Sign in").click()
+            expect(page.get_by_role("heading", name="Analyze reports")).to_be_visible()
+            sidebar = page.get_by_test_id("stSidebar")
+            expect(sidebar).to_contain_text("Signed in as Alice Auditor (alice)")
+            expect(sidebar).to_contain_text(f"unregistered (sha256 {digest[:8]}…)")
+
+            # upload a generated report and wait for its result
+            page.get_by_label("Client").fill("Acme Holdings")
+            page.locator("input[type=file]").set_input_files(str(report))
+            expect(page.get_by_text("annual_report.pdf").first).to_be_visible()
+            page.get_by_role("button", name="Analyze").click()
+            expect(page.get_by_text("1 document: 1 ok, 0 partial, 0 failed")).to_be_visible(
+                timeout=SLOW_MS)
+            _settle(page)
+            _shot(page, "1_analyze")
+
+            # open it on the Review page, Sentences tab, and click a row of the table
+            page.get_by_role("button", name="Review annual_report.pdf").click()
+            expect(page.get_by_role("heading", name="Review", exact=True)).to_be_visible()
+            _settle(page)
+            _shot(page, "2_review_summary")
+            page.get_by_role("tab", name="Sentences").click()
+            expect(page.get_by_text("15 of 15 sentences.")).to_be_visible()
+            _settle(page)
+            grid = page.get_by_test_id("stDataFrame").first
+            expect(grid).to_be_visible()
+            box = grid.bounding_box()
+            row_px, row = 35, 3  # default row height; the 4th sentence
+            page.mouse.click(box["x"] + 14, box["y"] + row_px * (row + 1) + row_px / 2)
+            heading = page.get_by_role("heading", name=re.compile(r"^Sentence \d+$"))
+            expect(heading).to_be_visible()
+            index = int(heading.inner_text().split()[-1])
+            assert index == row
+            _settle(page)
+            _shot(page, "3_review_sentence")
+
+            # override it, with a comment
+            page.get_by_text("Override", exact=True).click()
+            page.get_by_label("New label (for an override)").click()
+            new_label = page.get_by_role("option").first.inner_text().strip()
+            page.get_by_role("option").first.click()
+            page.get_by_label("Comment (required for an override").fill(COMMENT)
+            page.get_by_role("button", name="Record decision").click()
+            expect(page.get_by_text("Recorded: Alice Auditor (alice) overrode")).to_be_visible()
+            _settle(page)
+            _shot(page, "4_review_override")
+
+            # download the workpaper: its name carries the model version
+            with page.expect_download(timeout=SLOW_MS) as download:
+                page.get_by_role("button", name="Workpaper (Excel)").click()
+            name = download.value.suggested_filename
+            assert name.startswith("annual_report_") and name.endswith(
+                f"_sesame-sentiment-unregistered-{digest[:8]}.xlsx"), name
+            saved = tmp_path / name
+            download.value.save_as(saved)
+
+            # every page shows the model version
+            for title in ("Runs", "Models"):
+                page.get_by_role("link", name=title).click()
+                expect(page.get_by_role("heading", name=title, exact=True)).to_be_visible()
+                _settle(page)
+                expect(sidebar).to_contain_text(f"unregistered (sha256 {digest[:8]}…)")
+                _shot(page, f"5_{title.lower()}")
+        finally:
+            browser.close()
+
+    book = openpyxl.load_workbook(saved)
+    log = [r for r in book["Review log"].iter_rows(values_only=True) if COMMENT in r]
+    assert len(log) == 1
+    assert {"Alice Auditor (alice)", "override", index, new_label} <= set(log[0])
+    rows = [r for r in book["Sentences"].iter_rows(values_only=True)
+            if r and r[0] == index and COMMENT in str(r)]
+    assert len(rows) == 1 and "overridden" in rows[0] and new_label in rows[0]
