@@ -294,7 +294,7 @@ def deduplicate(examples: Sequence[Example]) -> tuple[list[Example], dict[str, i
         labels_of.setdefault(normalise(e.text), set()).add(e.label)
     kept: list[Example] = []
     seen: set[str] = set()
-    removed = Counter()
+    removed: Counter[str] = Counter()
     for e in examples:
         key = normalise(e.text)
         if len(labels_of[key]) > 1:
