@@ -1051,3 +1051,23 @@ def feedback_from_store(store: ResultStore) -> list[Feedback]:
                                 model_version=version, model_label=score.label,
                                 reviewer_label=a.label, reviewed_at=a.created_at, text=text))
     return out
+
+
+def export_feedback(settings: Settings, path: Path) -> tuple[Path, int, str]:
+    """Write reviewed sentences as a `text,label` CSV for `sesame train --feedback`.
+
+    Returns (path, rows, digest). Rows are sorted, so the same reviews give the same file and
+    digest; the file is read like any extra training data and carries its own digest in the
+    model's lineage.
+    """
+    import csv
+
+    from app.store import ResultStore
+
+    rows = feedback_examples(feedback_from_store(ResultStore.from_settings(settings)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return path, len(rows), feedback_digest(rows)

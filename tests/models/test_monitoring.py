@@ -537,3 +537,27 @@ def test_run_sentences_leave_headings_out(model_with_reference):
     assert np.allclose(probs.sum(axis=1), 1.0)
     everything, _ = run_sentences(store, "run-headings", kinds=("sentence", "heading"))
     assert len(everything) == 9
+
+
+def test_reviewed_sentences_export_as_training_csv(model_with_reference, tmp_path):
+    import csv
+
+    from app.config import load_settings
+    from app.store import ResultStore
+    from models.monitoring import export_feedback
+
+    model_dir, scorer = model_with_reference
+    texts = report_sentences(6, seed=21)
+    store_run(texts, scorer, model_dir, "run-feedback")
+    store = ResultStore.from_settings(load_settings())
+    (result,) = store.list_results(run_id="run-feedback")
+    store.add_review(result.result_id, "override", "bob", expected_previous=None,
+                     sentence_index=2, label="negative")
+    store.add_review(result.result_id, "agree", "bob", expected_previous=None, sentence_index=4)
+    path, n, digest = export_feedback(load_settings(), tmp_path / "feedback.csv")
+    with path.open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert n == 2 and {r["text"] for r in rows} == {texts[2], texts[4]}
+    assert next(r["label"] for r in rows if r["text"] == texts[2]) == "negative"
+    again = export_feedback(load_settings(), tmp_path / "again.csv")
+    assert again[2] == digest and again[0].read_bytes() == path.read_bytes()
