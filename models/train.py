@@ -394,14 +394,14 @@ def train_pipeline(opts: PipelineOptions, settings: Settings,
     raw = list(data.examples) + list(extra.examples if extra else ())
     early = check_examples(raw, schema, "input")
     lap("load")
-    champ = registry.champion_info(settings, opts.name)
-    champ_card = registry.version_card(settings, champ) if champ else None
-    previous = ((champ_card or {}).get("training") or {}).get("label_shares")
     blocking = [a for a in early if a.code not in opts.allow]
     if blocking:
         stats = compute_statistics(raw)
         report = ValidationReport(train=stats, eval=stats, anomalies=tuple(blocking))
-        return _stop(opts, run_dir, report, timings, champ)
+        return _stop(opts, run_dir, report, timings, None)
+    champ = registry.champion_info(settings, opts.name)
+    champ_card = registry.version_card(settings, champ) if champ else None
+    previous = ((champ_card or {}).get("training") or {}).get("label_shares")
 
     # Split, statistics, schema, validation
     split, removed = _frozen_split(opts, data)

@@ -137,11 +137,11 @@ def test_trained_version_carries_its_lineage(tmp_path: Path) -> None:
     base = build_tiny_base(tmp_path / "base")
     data = write_csv([Example(text=t, label=lab, source="t")
                       for t, lab in unique_template_rows(20)], tmp_path / "d.csv")
-    opts = PipelineOptions(data=[data], base=base, licence="CC0-1.0",
+    opts = PipelineOptions(data=[data], base=base, licence="CC0-1.0", name="tiny",
                            train=TrainOptions(max_steps=3, threads=1),
                            gate=GateOptions(min_accuracy=0, min_macro_f1=0))
     train_pipeline(opts, load_settings())
-    result = CliRunner().invoke(app, ["models", "show", "sesame-sentiment/1"])
+    result = CliRunner().invoke(app, ["models", "show", "tiny/1"])
     assert result.exit_code == 0, result.output
     lineage = json.loads(result.stdout)
     assert lineage["origin"] == "trained" and len(lineage["sha256"]) == 64
@@ -153,7 +153,7 @@ def test_trained_version_carries_its_lineage(tmp_path: Path) -> None:
     assert lineage["blessing"]["blessed"] is True
     assert lineage["code_version"] and "torch" in lineage["libraries"]
     assert lineage["commercial_use"] is True
-    card = CliRunner().invoke(app, ["models", "show", "sesame-sentiment/1", "--card"]).stdout
+    card = CliRunner().invoke(app, ["models", "show", "tiny/1", "--card"]).stdout
     assert "## Training data" in card and "CC0-1.0" in card
 
 

@@ -21,6 +21,8 @@ GOOD = TrainOptions(epochs=30, learning_rate=5e-3, batch_size=16, threads=1,
                     freeze_embeddings=False, save_dtype="float32")
 BAD = GOOD.model_copy(update={"max_steps": 1})
 NO_FLOORS = GateOptions(min_accuracy=0.0, min_macro_f1=0.0)
+NAME = "tiny-sentiment"
+"""Not the default name, so the bundled default (when present) never becomes the champion."""
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,8 @@ def _one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _run(data: Path, base: Path, train: TrainOptions = GOOD, gate: GateOptions | None = None,
          **kw: object):
-    opts = PipelineOptions(data=[data], base=base, train=train, gate=gate or GateOptions(), **kw)
+    opts = PipelineOptions(data=[data], base=base, train=train, gate=gate or GateOptions(),
+                           name=NAME, **kw)
     return train_pipeline(opts, load_settings())
 
 
@@ -90,7 +93,7 @@ def test_worse_candidate_is_not_blessed_and_champion_stays(tiny_base: Path,
     assert "worse than the champion" in report.gate.blessing.summary()
     assert report.gate.champion.eval_digest == report.gate.candidate.eval_digest
     assert (report.version, report.champion_after) == ("2", "1")
-    assert registry.get_version(load_settings(), "sesame-sentiment", "2").tags["blessed"] == \
+    assert registry.get_version(load_settings(), NAME, "2").tags["blessed"] == \
         "False"
 
 
@@ -108,10 +111,10 @@ def test_train_command_exit_status_follows_the_blessing(tiny_base: Path, data_cs
                                                         tmp_path: Path) -> None:
     runner = CliRunner()
     args = ["train", "--data", str(data_csv), "--base", str(tiny_base), "--lr", "5e-3",
-            "--threads", "1"]
+            "--threads", "1", "--name", NAME]
     ok = runner.invoke(app, [*args, "--epochs", "30", "--train-embeddings"])
     assert ok.exit_code == 0, ok.output
-    assert "registered sesame-sentiment version 1" in ok.output
+    assert f"registered {NAME} version 1" in ok.output
     worse = runner.invoke(app, [*args, "--max-steps", "1", "--min-accuracy", "0",
                                 "--min-macro-f1", "0"])
     assert worse.exit_code == 1
