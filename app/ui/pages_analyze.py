@@ -15,6 +15,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
@@ -31,6 +32,9 @@ from app.ui.common import (
 )
 from app.ui.documents import keep_pdf
 from app.ui.tables import stamp_label
+
+if TYPE_CHECKING:
+    from app.pipeline import Analyzer
 
 _log = logging.getLogger(__name__)
 
@@ -57,6 +61,7 @@ class Outcome:
     sentences: int = 0
     messages: tuple[str, ...] = ()
     note: str = ""
+    codes: tuple[str, ...] = ()  # the StageError codes, for hints specific to this screen
 
 
 @dataclass
@@ -81,7 +86,8 @@ def display_name(name: str) -> str:
     return _CONTROL.sub("", base).strip()[:200] or "upload.pdf"
 
 
-def check_limits(data: bytes, name: str, ui: UIOptions) -> str | None:
+def check_limits(data: bytes, name: str, ui: UIOptions,
+                 password: str | None = None) -> str | None:
     """Why an upload is refused (too large, too many pages), or None when it may be analyzed."""
     from app.ingest import pdf_page_count
 
@@ -90,7 +96,7 @@ def check_limits(data: bytes, name: str, ui: UIOptions) -> str | None:
         return (f"{name}: {mb:.1f} MB is over the upload limit of {ui.max_upload_mb} MB; not "
                 "analyzed. Analyze it with `sesame analyze` or the nightly batch, or ask an "
                 "administrator to raise ui.max_upload_mb.")
-    pages = pdf_page_count(data)  # 0 when it cannot be opened: the analysis then says why
+    pages = pdf_page_count(data, password)  # 0 when it cannot be opened: analysis says why
     if pages > ui.max_pages:
         return (f"{name}: {pages} pages is over the upload limit of {ui.max_pages} pages; not "
                 "analyzed. Analyze it with `sesame analyze` or the nightly batch, or ask an "
@@ -107,6 +113,17 @@ def _unique(names: Sequence[str]) -> list[str]:
     return out
 
 
+def with_password(analyzer: Analyzer, password: str | None) -> Analyzer:
+    """The analyzer reading PDFs with this password; the loaded models are shared, not copied."""
+    from app.pipeline import Analyzer
+
+    if not password:
+        return analyzer
+    ingest = analyzer.settings.ingest.model_copy(update={"password": password})
+    settings = analyzer.settings.model_copy(update={"ingest": ingest})
+    return Analyzer(settings, analyzer.scorer, analyzer.nlp, analyzer.explainer, analyzer.model)
+
+
 def analyze_uploads(
     files: Sequence[tuple[str, bytes]],
     *,
@@ -115,14 +132,20 @@ def analyze_uploads(
     reviewer: str,
     client: str | None = None,
     engagement: str | None = None,
+    password: str | None = None,
     progress: Progress | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
 ) -> UploadRun:
-    """Check, analyze, keep and store each uploaded file as one run; never raises for a file."""
+    """Check, analyze, keep and store each uploaded file as one run; never raises for a file.
+
+    `password` opens password-protected files of this upload (it is never stored; the result's
+    settings only say that one was given).
+    """
     from app.pipeline import new_run_id
     from app.store import ResultStore
 
     store: ResultStore = get_store(settings)
+    loaded = LoadedAnalyzer(with_password(loaded.analyzer, password), loaded.lock)
     analyzer = loaded.analyzer
     names = _unique([display_name(n) for n, _ in files])
     run_id = new_run_id()
@@ -166,7 +189,7 @@ def _analyze_one(name: str, data: bytes, *, settings: Settings, loaded: LoadedAn
     store = get_store(settings)
     analyzer = loaded.analyzer
     sha = hashlib.sha256(data).hexdigest()
-    refusal = check_limits(data, name, settings.ui)
+    refusal = check_limits(data, name, settings.ui, analyzer.settings.ingest.password)
     if refusal:
         store.record_run_document(run_id, name, "failed", doc_id=sha, error=refusal)
         return Outcome(name=name, status="refused", sha256=sha, messages=(refusal,))
@@ -177,11 +200,12 @@ def _analyze_one(name: str, data: bytes, *, settings: Settings, loaded: LoadedAn
         store.record_run_document(run_id, name, "skipped", doc_id=sha, result_id=stored)
         keep_pdf(settings, data)
         if found is not None:
-            errors = tuple(e.message for e in (store.load_result(stored).errors  # type: ignore[union-attr]
-                                               if found.n_errors else ()))
+            loaded_result = store.load_result(stored) if found.n_errors else None
+            errors = loaded_result.errors if loaded_result is not None else ()
             return Outcome(
                 name=name, status=found.status, result_id=stored, sha256=sha,
-                sentences=found.n_sentences, messages=errors,
+                sentences=found.n_sentences, messages=tuple(e.message for e in errors),
+                codes=tuple(e.code for e in errors),
                 note=f"analysed before with this model and settings "
                      f"({found.created_at:%Y-%m-%d %H:%M} UTC); the stored result and its "
                      "reviews are kept",
@@ -202,9 +226,14 @@ def _analyze_one(name: str, data: bytes, *, settings: Settings, loaded: LoadedAn
         result_id=result_id, error="; ".join(e.message for e in result.errors) or None)
     return Outcome(name=name, status=result.status, result_id=result_id, sha256=result.doc_id,
                    sentences=len(result.sentences),
-                   messages=tuple(e.message for e in result.errors))
+                   messages=tuple(e.message for e in result.errors),
+                   codes=tuple(e.code for e in result.errors))
 
 
+_HINTS = {
+    "encrypted": "On this screen: enter the password under PDF password and analyze the file "
+                 "again.",
+}
 _STATUS_ICON = {"ok": ":material/check_circle:", "partial": ":material/warning:",
                 "failed": ":material/error:", "refused": ":material/block:"}
 
@@ -215,7 +244,9 @@ def _show_outcome(outcome: Outcome) -> None:
         head += f", {outcome.sentences} sentences"
     if outcome.note:
         head += f" ({esc(outcome.note)})"
-    body = "\n".join(f"- {esc(m)}" for m in outcome.messages)
+    hints = [_HINTS[c] for c in dict.fromkeys(outcome.codes) if c in _HINTS]
+    body = "\n".join([*(f"- {esc(m)}" for m in outcome.messages),
+                      *(f"- **{esc(h)}**" for h in hints)])
     text = head + ("\n\n" + body if body else "")
     if outcome.status in ("failed", "refused"):
         st.error(text)
@@ -256,6 +287,10 @@ def render() -> None:
         client = left.text_input("Client", key="analyze_client", placeholder="e.g. Acme Holdings")
         engagement = right.text_input("Engagement", key="analyze_engagement",
                                       placeholder="e.g. FY2023 audit")
+        password = st.text_input(
+            "PDF password (only for password-protected files)", type="password",
+            key="analyze_password", autocomplete="off",
+            help="Used to open the files of this upload; never stored.")
         files = st.file_uploader(
             "Financial reports (PDF)", type=["pdf"], accept_multiple_files=True,
             key="analyze_files", max_upload_size=ui.max_upload_mb,
@@ -289,7 +324,7 @@ def render() -> None:
                 [(f.name, f.getvalue()) for f in files], settings=settings, loaded=loaded,
                 reviewer=user.signature if user else "unknown",
                 client=client.strip() or None, engagement=engagement.strip() or None,
-                progress=progress, on_outcome=on_outcome)
+                password=password or None, progress=progress, on_outcome=on_outcome)
             bar.empty()
             finished.empty()
             st.session_state[_OUTCOMES_KEY] = run

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,8 @@ def _show_card(card: dict | None, tags: dict[str, str], info: Any = None) -> Non
     st.markdown(f"**Metrics:** {esc(_metrics_line(card, tags))}")
     if tags.get("blessed") or (card or {}).get("blessing"):
         blessed = str(tags.get("blessed", (card or {}).get("blessing", {}).get("blessed")))
-        st.markdown(f"**Blessed by the evaluation gate:** {esc(blessed)}")
+        st.markdown("**Blessed by the evaluation gate:** "
+                    + {"True": "yes", "False": "no"}.get(blessed, esc(blessed)))
     if card is None:
         st.info("No model card (card.json) comes with this model.")
         return
@@ -73,7 +75,8 @@ def _show_card(card: dict | None, tags: dict[str, str], info: Any = None) -> Non
         st.warning("Non-commercial: trained on data whose licence forbids commercial use.")
     card_tab, lineage_tab = st.tabs(["Model card", "Lineage"])
     with card_tab:
-        st.markdown(render_card(card))
+        # the card's own headings sit under this page's: two levels down
+        st.markdown(re.sub(r"^(#{1,4}) ", r"##\1 ", render_card(card), flags=re.MULTILINE))
     with lineage_tab:
         st.json(lineage(info, card) if info is not None else card, expanded=2)
 

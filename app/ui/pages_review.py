@@ -378,6 +378,7 @@ def _sentences_tab(result: DocumentResult, result_id: int, reviews: list[ReviewA
         column_config={
             "#": st.column_config.NumberColumn(width="small"),
             "page": st.column_config.NumberColumn(width="small"),
+            "section": st.column_config.TextColumn(width="medium"),
             "sentence": st.column_config.TextColumn(width="large"),
             "confidence": st.column_config.NumberColumn(format="%.2f", width="small"),
         })
@@ -475,6 +476,10 @@ def _review_form(result_id: int, index: int, label_in_force: str | None, scored:
 
 
 def _page_images(result: DocumentResult, sentence: Sentence) -> None:
+    if result.document is not None and result.document.encrypted:
+        st.info("This PDF is password-protected and the password is not stored, so its pages "
+                "cannot be drawn here. The page number above locates the sentence.")
+        return
     frames = {p.page_no: (p.width, p.height) for p in result.pages}
     for page_no in sentence_pages(sentence):
         boxes = json.dumps([b.model_dump(mode="json") for b in boxes_on(sentence, page_no)])

@@ -429,3 +429,29 @@ def test_models_page_shows_versions_champion_metrics_card_and_lineage(
     lineage = [j.value for j in at.json]
     assert '"version": "1"' in lineage[0] and '"eval_digest"' in lineage[0]
     assert "sesame\\-sentiment v1" in " ".join(texts(at.sidebar, "caption"))
+
+
+def test_password_protected_upload_says_where_the_password_goes_and_opens_with_it(
+        ui_env, monkeypatch, tmp_path):
+    from pdfs import write_encrypted
+
+    monkeypatch.setenv("SESAME_EXPLAIN__MODE", "none")
+    locked = ("locked.pdf", write_encrypted(tmp_path / "locked.pdf").read_bytes(),
+              "application/pdf")
+    at = run(app_as(ALICE))
+    at.file_uploader(key="analyze_files").set_value([locked])
+    button(at, "Analyze").click()
+    run(at)
+    (error,) = texts(at, "error")
+    assert "password" in error and esc("enter the password under PDF password") in error
+
+    at.text_input(key="analyze_password").input("userpass")
+    at.file_uploader(key="analyze_files").set_value([locked])
+    button(at, "Analyze").click()
+    run(at)
+    assert any(t.startswith(f"**{esc('locked.pdf')}**: ok") for t in texts(at, "success"))
+    with ResultStore.from_settings(ui_env) as store:
+        statuses = sorted(r.status for r in store.list_results())
+        settings = [store.load_result(r.result_id).settings for r in store.list_results()]
+    assert statuses == ["failed", "ok"]  # two settings, two results: nothing overwritten
+    assert all("userpass" not in str(s) for s in settings)
