@@ -10,9 +10,9 @@ evenly among their words, so most words of a sentence tie, and rank correlation 
 high-budget run collapses. Here every open node keeps a reserve of two evaluations per split
 below it: a node is split in both contexts only while the reserve for all open nodes still
 fits the budget, and otherwise in one context (the Shapley split between its two children is
-still exact; each child recurses in the context where it moved the output most, and the rest
-of its share stays on it). So any budget of at least twice the word count reaches every word,
-and an additive model gets exact values at that budget (tested).
+still exact; each child recurses in the context where it moved the output most, scaled to
+its exact share). So any budget of at least twice the word count reaches every word, and an
+additive model gets exact values at that budget (tested).
 
 Each sentence is one `OwenGame`; `play` runs all games in lock-step rounds and sends every
 round's masked texts from every sentence to the model in one length-sorted call, where shap
@@ -35,6 +35,8 @@ from explain.words import node_masks, node_sizes, word_tree
 _log = logging.getLogger(__name__)
 
 Predict = Callable[[list[str]], np.ndarray]
+MAX_SCALE = 4.0
+"""Largest factor a one-context child's attributions are scaled by to meet its exact share."""
 
 
 def render_masked(words: Sequence[str], keep: np.ndarray, mask_token: str) -> str:
@@ -144,16 +146,22 @@ class OwenGame:
                 self._push(m10, f10, f11, right, half)
                 continue
             # one context per child: the Shapley split of this node between its two children
-            # is exact; each child recurses in the context where it moved the output most, and
-            # the difference to its exact share stays on the child (shared by its words)
+            # is exact; each child recurses in the context where it moved the output most,
+            # scaled to its exact share, so its words keep their proportions (when the scale
+            # would be extreme, unscaled, with the difference left on the child instead)
             share_left = ((f10 - f00) + (f11 - f01)) / 2
             share_right = ((f01 - f00) + (f11 - f10)) / 2
             for child, share, alone, along in ((left, share_left, (m00, f00, f10), (m01, f01, f11)),
                                                (right, share_right, (m00, f00, f01),
                                                 (m10, f10, f11))):
                 ctx = alone if abs(alone[2] - alone[1]) >= abs(along[2] - along[1]) else along
-                self._dvalues[child] += (share - (ctx[2] - ctx[1])) * weight
-                self._push(ctx[0], ctx[1], ctx[2], child, weight)
+                moved = ctx[2] - ctx[1]
+                scale = share / moved if abs(moved) > 1e-9 else 0.0
+                if 0.0 < scale <= MAX_SCALE:
+                    self._push(ctx[0], ctx[1], ctx[2], child, weight * scale)
+                else:
+                    self._dvalues[child] += (share - moved) * weight
+                    self._push(ctx[0], ctx[1], ctx[2], child, weight)
         self._pending = []
 
     def _push(self, m00: np.ndarray, f00: float, f11: float, ind: int, weight: float) -> None:

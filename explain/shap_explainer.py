@@ -37,7 +37,7 @@ from explain.words import bare_word, split_words
 
 _log = logging.getLogger(__name__)
 
-ALGORITHM = "partition-owen-words/2"
+ALGORITHM = "partition-owen-words/3"
 """Bump when a change alters the numbers, so cached explanations of older code are not reused."""
 ADDITIVITY_TOLERANCE = 1e-4
 """|base + sum(values) - output| allowed, in probability units (the recursion is exact; this
