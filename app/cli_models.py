@@ -58,6 +58,9 @@ def train(
         "CSV text,label, SEntFiN CSV or FiQA JSON. Repeat for several.", show_default=False)],
     extra: Annotated[list[Path] | None, typer.Option(
         "--extra", help="Training-only files, deduplicated against the evaluation set.")] = None,
+    feedback: Annotated[list[Path] | None, typer.Option(
+        "--feedback", help="Reviewed sentences exported by `sesame monitor` (text,label CSV); "
+        "training-only, like --extra.")] = None,
     eval_file: Annotated[Path | None, typer.Option(
         "--eval", help="A frozen evaluation set (text,label); then all of --data is trained on.")]
     = None,
@@ -98,7 +101,7 @@ def train(
     settings = _settings()
     try:
         opts = PipelineOptions(
-            data=data, extra=extra or [], eval_file=eval_file, base=base,
+            data=data, extra=[*(extra or []), *(feedback or [])], eval_file=eval_file, base=base,
             name=name or settings.scoring.model or DEFAULT_MODEL_NAME, eval_share=eval_share,
             split_seed=seed, licence=licence, allow=allow or [], out_dir=out,
             promote=not no_promote,

@@ -112,10 +112,14 @@ def test_train_command_exit_status_follows_the_blessing(tiny_base: Path, data_cs
     runner = CliRunner()
     args = ["train", "--data", str(data_csv), "--base", str(tiny_base), "--lr", "5e-3",
             "--threads", "1", "--name", NAME]
+    feedback = write_csv([Example(text="The board reviewed the quarterly report.",
+                                  label="neutral", source="review")], tmp_path / "feedback.csv")
     ok = runner.invoke(app, [*args, "--epochs", "30", "--train-embeddings"])
     assert ok.exit_code == 0, ok.output
     assert f"registered {NAME} version 1" in ok.output
     worse = runner.invoke(app, [*args, "--max-steps", "1", "--min-accuracy", "0",
-                                "--min-macro-f1", "0"])
+                                "--min-macro-f1", "0", "--feedback", str(feedback)])
     assert worse.exit_code == 1
     assert "NOT BLESSED" in worse.output and "champion: 1 -> 1" in worse.output
+    shown = json.loads(runner.invoke(app, ["models", "show", f"{NAME}/2"]).stdout)
+    assert [s["role"] for s in shown["data_sources"]] == ["data", "extra"]
