@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-SETTINGS_HASH = {Settings: lambda s: s.model_dump_json()}
+SETTINGS_HASH: dict[str | type[Any], Callable[[Any], Any]] = {
+    Settings: lambda s: s.model_dump_json()}
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 PAGE_ANALYZE = "app/ui/pages_analyze.py"

@@ -25,7 +25,7 @@ _log = logging.getLogger(__name__)
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SIDE_PT = 36.0
-_MIN_FOCUS_WIDTH_PT = 300.0
+_MIN_FOCUS_WIDTH_PT = 420.0
 BOX_RGB = (230, 120, 0)
 """Sentence boxes are drawn in orange: distinct from the label colours of the evidence."""
 
@@ -53,24 +53,27 @@ def keep_pdf(settings: Settings, data: bytes) -> tuple[str, Path]:
     return digest, path
 
 
-def find_pdf(settings: Settings, doc_id: str | None, source: str | None = None) -> bytes | None:
-    """The bytes of a stored result's PDF: the kept upload, else its source path when that file
-    still has the same sha256; None when neither is there."""
+def find_pdf(settings: Settings, doc_id: str | None,
+             sources: Sequence[str | None] = ()) -> bytes | None:
+    """The bytes of a stored result's PDF: the kept upload, else the first of its source paths
+    (as the CLI or batch run listed them) that still holds the same sha256; None when none."""
     if not doc_id or not _SHA256.fullmatch(doc_id):
         return None
     kept = documents_dir(settings) / f"{doc_id}.pdf"
     if kept.is_file():
         return kept.read_bytes()
-    if source:
+    for source in dict.fromkeys(s for s in sources if s):
         path = Path(source)
         try:
-            if path.is_absolute() and path.is_file():
-                data = path.read_bytes()
-                if hashlib.sha256(data).hexdigest() == doc_id:
-                    return data
-                _log.info("%s changed since it was analyzed; no page image", path)
+            if not path.is_file():
+                continue
+            data = path.read_bytes()
         except OSError as e:
             _log.info("cannot read %s for a page image: %s", path, e)
+            continue
+        if hashlib.sha256(data).hexdigest() == doc_id:
+            return data
+        _log.info("%s changed since it was analyzed; not used for page images", path)
     return None
 
 

@@ -328,10 +328,10 @@ def render() -> None:
             bar.empty()
             finished.empty()
             st.session_state[_OUTCOMES_KEY] = run
-    run = st.session_state.get(_OUTCOMES_KEY)
-    if run is not None:
+    last: UploadRun | None = st.session_state.get(_OUTCOMES_KEY)
+    if last is not None:
         st.subheader("Results")
-        _show_run(run)
+        _show_run(last)
 
 
 if __name__ == "__main__":

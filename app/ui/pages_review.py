@@ -67,12 +67,12 @@ def load_result(store_url: str, result_id: int) -> DocumentResult | None:
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=600)
-def page_png(doc_id: str, source: str, page_no: int, boxes_json: str,
+def page_png(doc_id: str, sources: tuple[str, ...], page_no: int, boxes_json: str,
              frame: tuple[float, float] | None, focus_pt: float | None = None) -> bytes | None:
     """A page image with boxes drawn, as PNG; None when the PDF is not on this server."""
     from app.records import BBox
 
-    pdf = find_pdf(get_settings(), doc_id, source)
+    pdf = find_pdf(get_settings(), doc_id, sources)
     if pdf is None:
         return None
     boxes = [BBox.model_validate(b) for b in json.loads(boxes_json)]
@@ -344,7 +344,8 @@ def _on_table_select(table_key: str, indices: list[int], select_key: str) -> Non
         st.session_state[select_key] = indices[rows[0]]
 
 
-def _sentences_tab(result: DocumentResult, result_id: int, reviews: list[ReviewAction]) -> None:
+def _sentences_tab(result: DocumentResult, result_id: int, reviews: list[ReviewAction],
+                   run_id: str | None) -> None:
     scores = {s.sentence_index: s for s in result.scores}
     rows = sentence_rows([(s, scores.get(s.index)) for s in result.sentences], reviews)
     if not rows:
@@ -362,7 +363,7 @@ def _sentences_tab(result: DocumentResult, result_id: int, reviews: list[ReviewA
                             key=f"f_review_{result_id}")
     view = filter_rows(rows, label=None if label == ALL else label,
                        section=None if section == ALL else section,
-                       page=None if page == ALL else int(page), min_confidence=min_conf,
+                       page=None if page == ALL else int(str(page)), min_confidence=min_conf,
                        review=None if review == ALL else review)
     select_key = f"sentence_{result_id}"
     # A new table (no stale selection) whenever the filters change.
@@ -389,11 +390,12 @@ def _sentences_tab(result: DocumentResult, result_id: int, reviews: list[ReviewA
         placeholder="Choose a sentence, or click a row of the table")
     if chosen is not None:
         st.divider()
-        _sentence_detail(result, result_id, chosen, by_index[chosen].label, reviews)
+        _sentence_detail(result, result_id, chosen, by_index[chosen].label, reviews, run_id)
 
 
 def _sentence_detail(result: DocumentResult, result_id: int, index: int,
-                     label_in_force: str | None, reviews: list[ReviewAction]) -> None:
+                     label_in_force: str | None, reviews: list[ReviewAction],
+                     run_id: str | None) -> None:
     from app.workpaper import EVIDENCE_LEGEND
     from explain.render import highlight_html
 
@@ -422,12 +424,16 @@ def _sentence_detail(result: DocumentResult, result_id: int, index: int,
         else:
             st.html('<div style="font-size: 1.15rem; line-height: 1.9">'
                     f"{_escape_html(sentence.text)}</div>")
-            mode = str((result.settings.get("explain") or {}).get("mode", ""))  # type: ignore[union-attr]
-            st.caption("No SHAP evidence for this sentence"
-                       + (": evidence is computed for positive and negative sentences only."
-                          if mode == "flagged" else "."))
+            explain = result.settings.get("explain")
+            mode = explain.get("mode", "") if isinstance(explain, dict) else ""
+            st.caption({
+                "flagged": "No SHAP evidence: it is computed for positive and negative "
+                           "sentences only.",
+                "none": "No SHAP evidence: it was switched off for this analysis.",
+            }.get(mode, "No SHAP evidence for this sentence."))
         if score is not None:
-            probs = " · ".join(f"P({k}) {score.probabilities.get(k, 0):.2f}" for k in LABELS)
+            probs = " · ".join(f"P({k}) {v:.2f}" for k in LABELS
+                               for label, v in score.probabilities.items() if label == k)
             st.markdown(f"Model: **{score.label}** (confidence {score.confidence:.2f}) · {probs}")
         else:
             st.markdown("Model: **not scored**")
@@ -442,7 +448,9 @@ def _sentence_detail(result: DocumentResult, result_id: int, index: int,
         flash(_flash_key(result_id, index))
         _review_form(result_id, index, label_in_force, score is not None)
     with right:
-        _page_images(result, sentence)
+        sources = source_paths(get_settings().store_url(), result_id, run_id, result.source,
+                               result.doc_id)
+        _page_images(result, sentence, sources)
 
 
 def _history_line(r: ReviewAction) -> str:
@@ -475,21 +483,31 @@ def _review_form(result_id: int, index: int, label_in_force: str | None, scored:
                               args=(result_id, index, label_in_force, form_key))
 
 
-def _page_images(result: DocumentResult, sentence: Sentence) -> None:
-    if result.document is not None and result.document.encrypted:
-        st.info("This PDF is password-protected and the password is not stored, so its pages "
-                "cannot be drawn here. The page number above locates the sentence.")
-        return
+@st.cache_data(show_spinner=False, max_entries=64, ttl=600)
+def source_paths(store_url: str, result_id: int, run_id: str | None, source: str,
+                 doc_id: str | None) -> tuple[str, ...]:
+    """Where a CLI or batch result's PDF was read from: its run's inputs of the same sha256."""
+    paths = [source]
+    if run_id and doc_id:
+        paths += [d.source for d in store_at(store_url).run_documents(run_id)
+                  if d.doc_id == doc_id or d.result_id == result_id]
+    return tuple(paths)
+
+
+def _page_images(result: DocumentResult, sentence: Sentence, sources: tuple[str, ...]) -> None:
     frames = {p.page_no: (p.width, p.height) for p in result.pages}
     for page_no in sentence_pages(sentence):
         boxes = json.dumps([b.model_dump(mode="json") for b in boxes_on(sentence, page_no)])
         try:
-            detail = page_png(result.doc_id or "", result.source, page_no, boxes,
+            detail = page_png(result.doc_id or "", sources, page_no, boxes,
                               frames.get(page_no), FOCUS_PT)
-            whole = page_png(result.doc_id or "", result.source, page_no, boxes,
-                             frames.get(page_no))
-        except Exception as e:  # an encrypted or damaged PDF: the text review goes on
+            whole = page_png(result.doc_id or "", sources, page_no, boxes, frames.get(page_no))
+        except Exception as e:  # a password or a damaged page: the text review goes on
             _log.warning("page image %s p.%d failed: %s", result.doc_id, page_no, e)
+            if result.document is not None and result.document.encrypted:
+                st.info("This PDF is password-protected and the password is not stored, so "
+                        "its pages cannot be drawn here. The page number locates the sentence.")
+                return
             st.info(f"Page {page_no} could not be drawn ({esc(type(e).__name__)}).")
             continue
         if detail is None or whole is None:
@@ -567,7 +585,7 @@ def render() -> None:
             _summary_tab(result, reviews)
     with tabs[1]:
         if tabs[1].open:
-            _sentences_tab(result, result_id, reviews)
+            _sentences_tab(result, result_id, reviews, summary.run_id)
     with tabs[2]:
         if tabs[2].open:
             _signoff_tab(result, result_id, reviews)

@@ -20,7 +20,8 @@ def render() -> None:
                "batch, newest first, with the model that ran it and how each document ended.")
     kind = st.segmented_control("Kind", ["all", "analyze", "batch"], default="all",
                                 key="runs_kind")
-    runs = store.list_runs(kind=None if kind in (None, "all") else kind, limit=200)
+    runs = store.list_runs(kind=kind if kind in ("analyze", "batch") else None,  # type: ignore[arg-type]
+                           limit=200)
     if not runs:
         st.info("No runs yet. Analyze reports on the Analyze page, or run `sesame analyze` / "
                 "`sesame batch`.")

@@ -455,3 +455,26 @@ def test_password_protected_upload_says_where_the_password_goes_and_opens_with_i
         settings = [store.load_result(r.result_id).settings for r in store.list_results()]
     assert statuses == ["failed", "ok"]  # two settings, two results: nothing overwritten
     assert all("userpass" not in str(s) for s in settings)
+
+
+def test_batch_result_pages_come_from_the_source_file_while_it_is_unchanged(
+        ui_env, analyzed, tmp_path):
+    result, pdf = analyzed
+    source = tmp_path / "filings" / "acme" / "annual_report.pdf"
+    source.parent.mkdir(parents=True)
+    source.write_bytes(pdf)
+    with ResultStore.from_settings(ui_env) as store:
+        store.start_run("batch", run_id="nightly-2", stamp=result.stamp)
+        result_id = store.save_result(result, run_id="nightly-2")
+        store.record_run_document("nightly-2", str(source), "ok", doc_id=result.doc_id,
+                                  result_id=result_id)
+        store.finish_run("nightly-2")
+    index = negative_sentence(result)
+    at = open_review(app_as(ALICE), result_id, "Sentences", index)
+    assert len(at.get("image")) == 2
+    assert not documents_dir(ui_env).exists()  # read in place, not copied
+
+    source.write_bytes(pdf + b"\n% edited after the analysis\n")
+    at = open_review(app_as(ALICE), result_id, "Sentences", index + 1)  # not yet cached
+    assert not at.get("image")
+    assert any("The PDF is not on this server" in t for t in texts(at, "info"))

@@ -36,11 +36,12 @@ def test_batch_results_read_their_source_only_while_it_holds_the_same_bytes(tmp_
     settings = load_settings()
     source = write_clean_report(tmp_path / "report.pdf")
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
-    assert find_pdf(settings, digest, str(source)) == source.read_bytes()
+    data = source.read_bytes()
+    assert find_pdf(settings, digest, ["report.pdf", None, str(source)]) == data
     source.write_bytes(b"%PDF-1.4 something else")
-    assert find_pdf(settings, digest, str(source)) is None
-    assert find_pdf(settings, digest, None) is None
-    assert find_pdf(settings, "../../etc/passwd", str(source)) is None
+    assert find_pdf(settings, digest, [str(source)]) is None
+    assert find_pdf(settings, digest) is None
+    assert find_pdf(settings, "../../etc/passwd", [str(source)]) is None
 
 
 def _colour_share(image, rgb, tolerance=40) -> float:
@@ -63,10 +64,10 @@ def test_page_image_outlines_the_boxes_and_focus_crops_around_them(tmp_path):
     assert _colour_share(drawn, BOX_RGB) > 0.001
     focused = render_page(pdf, 1, [box], width_px=600, focus_pt=50)
     assert abs(focused.height - round((12 + 100) * scale)) <= 3
-    assert abs(focused.width - round((300 - 72 + 2 * 36) * scale)) <= 3
-    narrow = render_page(pdf, 1, [box.model_copy(update={"x1": 100})], width_px=600,
-                         focus_pt=50)
-    assert abs(narrow.width - round(300 * scale)) <= 3  # at least a column's width
+    assert abs(focused.width - round(420 * scale)) <= 3  # at least a column's width
+    wide = render_page(pdf, 1, [box.model_copy(update={"x1": 520})], width_px=600,
+                       focus_pt=50)
+    assert abs(wide.width - round((520 - 72 + 2 * 36) * scale)) <= 3
 
 
 def test_sentence_running_onto_the_next_page_has_boxes_on_both(tmp_path):
