@@ -162,48 +162,31 @@ def reference_cmd(
         help="Registered model as NAME, NAME@ALIAS or NAME/VERSION (default: the champion).",
         show_default=False)] = None,
     texts: Annotated[Path | None, typer.Option(
-        help="Reference sentences, one per line (default: the version's frozen eval set).",
+        help="Reference sentences, one per line.", show_default=False)] = None,
+    run: Annotated[str | None, typer.Option(
+        help="Take a trusted run's sentences (and its model) as the reference.",
         show_default=False)] = None,
 ) -> None:
-    """Make the reference profile of a registered version that was blessed without one."""
-    from app.cli_analyze import parse_model_ref
+    """Make the reference profile runs are tested against (default: the model's eval set).
+
+    Use report sentences (--texts) or a run the auditors trust (--run) when the evaluation
+    set is not like the reports the model serves. It takes precedence over the reference
+    saved with the model at blessing.
+    """
     from app.config import load_settings
     from app.errors import SesameError
-    from models import registry
-    from models.evaluate import read_eval_file
-    from models.monitoring import reference_cache_path, reference_profile, save_profile
-    from models.scoring import SentimentScorer
+    from models.monitoring import make_reference
 
+    if texts is not None and run is not None:
+        raise _fail("give --texts or --run, not both")
     settings = load_settings()
     settings.ensure_dirs()
-    if model is not None:
-        settings = settings.model_copy(update={
-            "scoring": settings.scoring.model_copy(update=parse_model_ref(model))})
     try:
-        resolved = registry.resolve_model(settings)
-        if texts is not None:
-            lines = [x.strip() for x in texts.read_text(encoding="utf-8").splitlines()
-                     if x.strip()]
-            source = texts.name
-        else:
-            info = registry.get_version(settings, resolved.name, resolved.version or "")
-            eval_csv = registry.eval_set_of(settings, info) if info else None
-            if eval_csv is None:
-                raise _fail(f"{resolved.name} v{resolved.version} has no frozen evaluation set "
-                            "in the registry; pass --texts with report sentences.")
-            lines = [e.text for e in read_eval_file(eval_csv)[0]]
-            source = f"evaluation set of {resolved.name} v{resolved.version}"
-        scorer = SentimentScorer.from_dir(resolved.path, settings.scoring, name=resolved.name,
-                                          version=resolved.version,
-                                          expected_digest=resolved.digest)
-    except (OSError, UnicodeDecodeError, SesameError) as e:
+        profile, path = make_reference(settings, model=model, texts=texts, run_id=run)
+    except (OSError, UnicodeDecodeError, ValueError, SesameError) as e:
         raise _fail(getattr(e, "message", str(e))) from e
-    if not lines:
-        raise _fail("no reference sentences")
-    profile = reference_profile(lines, scorer, source=source)
-    path = save_profile(profile, reference_cache_path(settings.data_dir, scorer.digest))
-    typer.echo(f"reference profile of {resolved.name} v{resolved.version or 'unregistered'} "
-               f"({len(lines)} sentences): {path}")
+    typer.echo(f"reference profile of {profile.model_name} v{profile.model_version or '-'} "
+               f"from {profile.source} ({profile.n_sentences} sentences): {path}")
 
 
 @monitor_app.command("agreement")

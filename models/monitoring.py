@@ -844,18 +844,20 @@ def write_reference(model_dir: Path, eval_texts: Sequence[str], scorer: Sentimen
 
 
 def reference_cache_path(data_dir: Path, model_digest: str) -> Path:
-    """Where a reference made after registration (`sesame monitor reference`) is kept."""
+    """Where a reference made after registration (`sesame monitor reference`) is kept; it
+    takes precedence over the one in the model directory."""
     return monitoring_dir(data_dir) / "reference" / f"{model_digest[:16]}.json"
 
 
 def find_reference(data_dir: Path, *, model_dir: Path | None, model_digest: str | None
                    ) -> Profile | None:
-    """The reference profile of a model: from its directory, else from the data directory."""
+    """The reference profile of a model: one made here (`sesame monitor reference`) first,
+    else the one saved in its directory at blessing."""
     candidates = []
-    if model_dir is not None:
-        candidates.append(Path(model_dir) / REFERENCE_FILE)
     if model_digest:
         candidates.append(reference_cache_path(data_dir, model_digest))
+    if model_dir is not None:
+        candidates.append(Path(model_dir) / REFERENCE_FILE)
     for path in candidates:
         if path.is_file():
             profile = load_profile(path)
@@ -986,6 +988,59 @@ def monitor_run(
                                  run_id=run.run_id)
     _log.info("%s", report.summary())
     return report, paths
+
+
+def make_reference(settings: Settings, *, model: str | None = None, texts: Path | None = None,
+                   run_id: str | None = None) -> tuple[Profile, Path]:
+    """Profile a reference for a model and keep it in the data directory (it then wins).
+
+    From a trusted run's sentences (`run_id`, with the run's model), from a text file of
+    sentences, or else from the frozen evaluation set logged with the registered version.
+    """
+    from app.store import ResultStore
+    from models import registry
+    from models.scoring import SentimentScorer
+
+    if run_id is not None:
+        store = ResultStore.from_settings(settings)
+        run = store.get_run(run_id)
+        if run is None:
+            raise MonitorError(f"no run {run_id} in the results store.")
+        scorer, _ = run_scorer(settings, run)
+        lines, probs = run_sentences(store, run_id)
+        if not lines:
+            raise MonitorError(f"run {run_id} has no scored sentences.")
+        profile = build_profile(lines, probs, tokenizer=_scorer_parts(scorer)[0],
+                                embed=scorer_embedder(scorer), source=f"run {run_id}",
+                                model_name=scorer.name, model_version=scorer.version,
+                                model_digest=scorer.digest)
+        return profile, save_profile(profile, reference_cache_path(settings.data_dir,
+                                                                   scorer.digest))
+    if model is not None:
+        name, _, ref = model.partition("@") if "@" in model else model.partition("/")
+        settings = settings.model_copy(update={"scoring": settings.scoring.model_copy(
+            update={"model": name, "version": ref or registry.CHAMPION, "model_dir": None})})
+    resolved = registry.resolve_model(settings)
+    if texts is not None:
+        lines = [x.strip() for x in Path(texts).read_text(encoding="utf-8").splitlines()
+                 if x.strip()]
+        source = Path(texts).name
+    else:
+        from models.evaluate import read_eval_file
+
+        info = registry.get_version(settings, resolved.name, resolved.version or "")
+        eval_csv = registry.eval_set_of(settings, info) if info else None
+        if eval_csv is None:
+            raise MonitorError(f"{resolved.name} v{resolved.version} has no frozen evaluation "
+                               "set in the registry; give report sentences with --texts.")
+        lines = [e.text for e in read_eval_file(eval_csv)[0]]
+        source = f"evaluation set of {resolved.name} v{resolved.version}"
+    if not lines:
+        raise MonitorError("no reference sentences")
+    scorer = SentimentScorer.from_dir(resolved.path, settings.scoring, name=resolved.name,
+                                      version=resolved.version, expected_digest=resolved.digest)
+    profile = reference_profile(lines, scorer, source=source)
+    return profile, save_profile(profile, reference_cache_path(settings.data_dir, scorer.digest))
 
 
 def run_figures(store: ResultStore, run_id: str) -> dict[str, Any]:

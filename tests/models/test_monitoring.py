@@ -561,3 +561,16 @@ def test_reviewed_sentences_export_as_training_csv(model_with_reference, tmp_pat
     assert next(r["label"] for r in rows if r["text"] == texts[2]) == "negative"
     again = export_feedback(load_settings(), tmp_path / "again.csv")
     assert again[2] == digest and again[0].read_bytes() == path.read_bytes()
+
+
+def test_a_trusted_run_becomes_the_reference_and_takes_precedence(model_with_reference):
+    model_dir, scorer = model_with_reference
+    store_run(tweet_posts(150, seed=30), scorer, model_dir, "run-trusted")
+    store_run(tweet_posts(150, seed=31), scorer, model_dir, "run-next")
+    assert invoke("report", "run-next").exit_code == 1  # against the blessing-time reference
+    made = invoke("reference", "--run", "run-trusted")
+    assert made.exit_code == 0, made.output
+    assert "run run-trusted" in made.output
+    again = invoke("report", "run-next")
+    assert again.exit_code == 0, again.output
+    assert invoke("reference", "--run", "missing").exit_code == 2
