@@ -413,8 +413,11 @@ def resolve_model(settings: Settings) -> ResolvedModel:
         path = Path(opts.model_dir)
         if not path.is_dir():
             raise ModelError(f"scoring.model_dir {path} does not exist.")
-        return ResolvedModel(path=path, name=opts.model or path.name, version=None,
-                             digest=weights_digest(path), card=read_card(path))
+        # An unregistered directory is named after itself, never after a registered model.
+        card = read_card(path)
+        name = str((card or {}).get("name") or path.resolve().name)
+        return ResolvedModel(path=path, name=name, version=None, digest=weights_digest(path),
+                             card=card)
     name, ref = opts.model, str(opts.version)
     info = get_version(settings, name, ref)
     if info is None and name == DEFAULT_MODEL_NAME and ref == CHAMPION:
