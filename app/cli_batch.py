@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 import typer
 
+from batch.plan import DEFAULT_PAGES_PER_PART
+
 _log = logging.getLogger(__name__)
 
 batch_app = typer.Typer(
@@ -42,7 +44,7 @@ def run(
         show_default=False)] = None,
     pages_per_part: Annotated[int, typer.Option(
         min=0, help="Split documents longer than this into page-range parts (0: never).")]
-    = 50,
+    = DEFAULT_PAGES_PER_PART,
     max_attempts: Annotated[int, typer.Option(
         min=1, help="Tries per part when its worker dies, before the document is failed.")] = 2,
     task_timeout: Annotated[float | None, typer.Option(
@@ -84,6 +86,7 @@ def run(
 
     from app.config import load_settings
     from batch.run import (
+        EXIT_INTERRUPTED,
         EXIT_NOT_STARTED,
         EXIT_USAGE,
         BatchOptions,
@@ -109,6 +112,11 @@ def run(
     except BatchStartError as e:
         console.print(f"[red]the batch could not start: {e}[/]")
         raise typer.Exit(EXIT_NOT_STARTED) from e
+    except Exception as e:  # the store or cluster went away mid-run: the run is resumable
+        _log.exception("the batch stopped")
+        console.print(f"[red]the batch stopped: {type(e).__name__}: {e}. Run the same "
+                      "command again to resume.[/]")
+        raise typer.Exit(EXIT_INTERRUPTED) from e
     if outcome.message:
         console.print(f"[yellow]{outcome.message}[/]")
     if outcome.summary_path:

@@ -26,7 +26,7 @@ _log = logging.getLogger(__name__)
 
 CONTEXT_PAGES = 1
 """Pages read but not kept on each side of a part's range."""
-DEFAULT_PAGES_PER_PART = 40
+DEFAULT_PAGES_PER_PART = 50
 """Documents longer than this are split into parts of at most this many pages."""
 
 

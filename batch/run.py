@@ -50,6 +50,7 @@ from app.records import (
     Stamp,
     settings_digest,
 )
+from app.store import StoreError
 from batch.merge import merge_parts
 from batch.plan import DEFAULT_PAGES_PER_PART, InputFile, Part, find_pdfs, scan_input, split_parts
 from batch.workers import Done, Job, LocalExecutor, RayExecutor, WorkerStartError
@@ -236,6 +237,9 @@ class _Driver:
         self.run_id: str | None = None
         self.stamp: Stamp | None = None
         self.started_at = datetime.now(UTC)
+        self.startup_s = self.processing_s = self.write_s = self.worker_cpu_s = 0.0
+        self.write_cpu_s = 0.0
+        self.n_inputs = 0
 
     # --- the whole run --------------------------------------------------------------------
 
@@ -254,10 +258,14 @@ class _Driver:
         self.stem = _output_stems(items)
         self.journal = self.out / _STATE_DIR / f"{self.run_id}.jsonl"
         resumed = self.store.get_run(self.run_id) is not None
-        self.store.start_run(
-            "batch", run_id=self.run_id, stamp=self.stamp, settings=self._run_settings(),
-            manifest=[ManifestEntry(path=i.source, sha256=i.sha256, size_bytes=i.size_bytes)
-                      for i in items])
+        try:
+            self.store.start_run(
+                "batch", run_id=self.run_id, stamp=self.stamp, settings=self._run_settings(),
+                manifest=[ManifestEntry(path=i.source, sha256=i.sha256, size_bytes=i.size_bytes)
+                          for i in items])
+        except StoreError as e:  # e.g. --run-id of an analyze run
+            raise BatchUsageError(str(e)) from e
+        self.n_inputs = len(items)
         self.console.print(
             f"batch run {self.run_id}{' (resumed)' if resumed else ''}: {len(items)} PDFs in "
             f"{self.input_dir}; model {self.stamp.model_name} "
@@ -265,14 +273,7 @@ class _Driver:
         self._event("run_started", run_id=self.run_id, resumed=resumed)
 
         todo = self._triage(items)
-        interrupted: str | None = None
-        if todo:
-            try:
-                interrupted = self._execute(todo)
-            except WorkerStartError as e:
-                self.store.finish_run(self.run_id, status="interrupted",
-                                      summary={"error": str(e)})
-                raise BatchStartError(str(e)) from e
+        interrupted = self._execute(todo) if todo else None
         return self._finish(interrupted)
 
     def _resolve_model(self) -> Any:
@@ -303,6 +304,7 @@ class _Driver:
                         and batch.get("input_dir") == str(self.input_dir)
                         and batch.get("out") == str(self.out)
                         and batch.get("settings_digest") == self.settings_digest
+                        and batch.get("pages_per_part") == self.o.pages_per_part
                         and run.stamp is not None and run.stamp.model_digest == model_digest):
                     return run.run_id
         return new_run_id()
@@ -398,7 +400,15 @@ class _Driver:
             Job(part, docs[part.source].item, run_id=self.run_id, client=self.o.client,
                 engagement=self.o.engagement)
             for item in todo for part in docs[item.source].parts)
-        self.executor = self._make_executor(len(queue))
+        t0 = time.perf_counter()
+        try:
+            self.executor = self._make_executor(len(queue))
+        except WorkerStartError as e:
+            assert self.run_id is not None
+            self.store.finish_run(self.run_id, status="interrupted", summary={"error": str(e)})
+            raise BatchStartError(str(e)) from e
+        self.startup_s = time.perf_counter() - t0
+        self.t_work = time.perf_counter()
         progress = self.progress = _Progress(self.console, docs, self.o.progress_every_s)
         stop = _StopSignal()
         try:
@@ -413,11 +423,13 @@ class _Driver:
                     progress.tick()
                     if not queue and self.executor.in_flight == 0:
                         break
-                    if isinstance(self.executor, RayExecutor) and not self.executor._actors:
-                        return "every Ray worker died and none could be replaced"
+        except WorkerStartError as e:  # every worker lost, none could be replaced
+            self.console.print(f"[red]{e}[/]")
+            return str(e)
         except KeyboardInterrupt:
             return "interrupted"
         finally:
+            self.processing_s = time.perf_counter() - self.t_work
             self.executor.close()
         return None
 
@@ -450,6 +462,7 @@ class _Driver:
         if doc.finished:
             return
         part = done.job.part
+        self.worker_cpu_s += done.cpu_s
         if done.result is not None:
             doc.results[part.index] = done.result
             progress.part_done(part, done.result)
@@ -482,6 +495,7 @@ class _Driver:
                        save: bool, wall_s: float | None = None) -> _Row:
         """Outputs, store, run record, journal; in that order, so a crash repeats no work."""
         assert self.run_id is not None
+        t0, cpu0 = time.perf_counter(), time.thread_time()
         if result.document is None and item.sha256 is not None and item.size_bytes is not None:
             # The bytes were read (here), only not opened as a PDF: identify the result by
             # them, so the store keys it by content and the next run skips it like any other.
@@ -507,6 +521,8 @@ class _Driver:
         self._journal(entry)
         self.rows[item.source] = entry
         self._print_doc(entry)
+        self.write_s += time.perf_counter() - t0
+        self.write_cpu_s += time.thread_time() - cpu0
         return entry
 
     def _finish_failed(self, item: InputFile, message: str, *, code: str,
@@ -675,6 +691,7 @@ class _Driver:
             "interrupted": interrupted,
             "count_line": line,
             "counts": {k: counts.get(k, 0) for k in ("ok", "partial", "failed", "skipped")},
+            "left": max(self.n_inputs - len(rows), 0),
             "input_dir": str(self.input_dir),
             "out": str(self.out),
             "started_at": self.started_at.isoformat(timespec="seconds"),
@@ -682,8 +699,18 @@ class _Driver:
             "this_invocation": {
                 "documents": len(done_now), "pages": pages, "sentences": sentences,
                 "wall_s": round(wall, 2),
+                "worker_startup_s": round(self.startup_s, 2),
+                "processing_s": round(self.processing_s, 2),
+                "driver_write_s": round(self.write_s, 2),
+                "driver_write_cpu_s": round(self.write_cpu_s, 2),
+                "worker_cpu_s": round(self.worker_cpu_s, 2),
+                "worker_cpu_s_per_page": round(self.worker_cpu_s / pages, 4) if pages else None,
                 "pages_per_s": round(pages / wall, 3) if wall else None,
                 "sentences_per_s": round(sentences / wall, 3) if wall else None,
+                "processing_pages_per_s": round(pages / self.processing_s, 3)
+                if self.processing_s else None,
+                "processing_sentences_per_s": round(sentences / self.processing_s, 3)
+                if self.processing_s else None,
             },
             "executor": {"kind": self.o.executor,
                          "workers": executor.workers if executor is not None else []},

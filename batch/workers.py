@@ -82,6 +82,8 @@ class Done:
     failure: str | None = None
     retryable: bool = False
     worker: str = ""
+    cpu_s: float = 0.0
+    """CPU seconds the worker process spent on the part (all its threads)."""
 
 
 class PartWorker:
@@ -122,10 +124,18 @@ class PartWorker:
         )
         return trim_part(result, part)
 
+    def analyze_timed(self, data: bytes, part: Part, file_name: str, run_id: str,
+                      client: str | None = None, engagement: str | None = None
+                      ) -> tuple[DocumentResult, float]:
+        """`analyze`, and the CPU seconds this process spent on it (the cost model's unit)."""
+        cpu0 = time.process_time()
+        result = self.analyze(data, part, file_name, run_id, client, engagement)
+        return result, time.process_time() - cpu0
 
-def _analyze_job(worker: PartWorker, data: bytes, job: Job) -> DocumentResult:
-    return worker.analyze(data, job.part, job.item.source, job.run_id, job.client,
-                          job.engagement)
+
+def _analyze_job(worker: PartWorker, data: bytes, job: Job) -> tuple[DocumentResult, float]:
+    return worker.analyze_timed(data, job.part, job.item.source, job.run_id, job.client,
+                                job.engagement)
 
 
 class LocalExecutor:
@@ -173,11 +183,11 @@ class LocalExecutor:
             return []
         job, data = self._queue.popleft()
         try:
-            result = _analyze_job(self._worker, data, job)
+            result, cpu_s = _analyze_job(self._worker, data, job)
         except Exception as e:
             _log.exception("analysis of %s raised", job.part.label)
             return [Done(job, failure=_bug_message(job, e))]
-        return [Done(job, result=result, worker=f"pid {os.getpid()}")]
+        return [Done(job, result=result, worker=f"pid {os.getpid()}", cpu_s=cpu_s)]
 
     def close(self) -> None:
         """Drop the model."""
@@ -330,8 +340,8 @@ class RayExecutor:
             self._requeue.append((job, payload))
             return
         actor = min(ready, key=lambda a: len(a.jobs))
-        ref = actor.handle.analyze.remote(payload, job.part, job.item.source, job.run_id,
-                                          job.client, job.engagement)
+        ref = actor.handle.analyze_timed.remote(payload, job.part, job.item.source,
+                                                job.run_id, job.client, job.engagement)
         if not actor.jobs:
             actor.head_since = time.monotonic()
         actor.jobs.append((job, payload, ref))
@@ -349,7 +359,8 @@ class RayExecutor:
                 refs[ref] = actor
         if not refs:
             if self._requeue and not self._actors:
-                raise WorkerStartError("no Ray worker is left to run the remaining jobs")
+                raise WorkerStartError("every Ray worker died and none could be replaced; "
+                                       "the remaining documents were not analyzed")
             return []
         ready, _ = ray.wait(list(refs), num_returns=1, timeout=timeout)
         # Collect everything else that is ready too, without waiting.
@@ -364,7 +375,7 @@ class RayExecutor:
                 self._on_started(actor)
                 continue
             try:
-                result = ray.get(ref)
+                result, cpu_s = ray.get(ref)
             except ray.exceptions.RayActorError as e:
                 done.extend(self._on_actor_died(actor, e))
                 continue
@@ -374,7 +385,7 @@ class RayExecutor:
                                  worker=actor.name))
                 continue
             job = self._pop(actor, ref)
-            done.append(Done(job, result=result, worker=actor.name))
+            done.append(Done(job, result=result, worker=actor.name, cpu_s=cpu_s))
         self._check_timeouts()
         return done
 

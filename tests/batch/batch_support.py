@@ -153,7 +153,7 @@ def kill_session(proc: subprocess.Popen[str]) -> None:
     proc.wait(timeout=30)
 
 
-def ray_worker_pids(root_pid: int, title: str = "ray::PartWorker.analyze") -> list[int]:
+def ray_worker_pids(root_pid: int, title: str = "ray::PartWorker.analyze_timed") -> list[int]:
     """Processes below `root_pid` whose title says a batch worker is analyzing a part now."""
     import psutil
 
