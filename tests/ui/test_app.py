@@ -21,7 +21,7 @@ from app.ui import auth
 from app.ui.common import PAGE_ANALYZE, PAGE_MODELS, PAGE_REVIEW, PAGE_RUNS, esc
 from app.ui.documents import documents_dir, keep_pdf
 from app.ui.pages_review import workpaper_bytes
-from app.ui.tables import model_label
+from app.ui.tables import model_label, stamp_label
 from app.ui.users import User, add_user
 
 APP = Path(__file__).resolve().parents[2] / "streamlit_app.py"
@@ -150,10 +150,19 @@ def test_sign_in_is_required_and_checks_the_password(ui_env):
     assert texts(at, "title") == ["sesame: sign in"]
 
 
-def test_every_page_shows_the_model_version(ui_env, stored):
-    from models.scoring import weights_digest
+def test_oidc_login_without_an_identity_provider_says_what_to_configure(ui_env, monkeypatch):
+    monkeypatch.setenv("SESAME_UI__LOGIN", "oidc")
+    at = run(app_as(None))
+    assert texts(at, "title") == ["sesame: sign in"]
+    assert "has no [auth] section" in texts(at, "error")[0]
+    assert not at.text_input  # no password form when the firm's SSO is required
 
-    label = model_label("sesame-sentiment", None, weights_digest(ui_env.scoring.model_dir))
+
+def test_every_page_shows_the_model_version(ui_env, stored):
+    from models.registry import resolve_model
+
+    model = resolve_model(ui_env)
+    label = model_label(model.name, None, model.digest)
     at = run(app_as(ALICE))
     for page in (PAGE_ANALYZE, PAGE_REVIEW, PAGE_RUNS, PAGE_MODELS):
         at.switch_page(page)
@@ -239,7 +248,7 @@ def test_review_summary_shows_tone_labels_per_section_and_most_negative(stored):
     sections, negative = (d.value for d in at.dataframe)
     assert list(sections["section"])[1:] == ["Risk factors", "Going concern", "Outlook"]
     assert len(negative) == 10 and "Risk factors" not in set(negative["sentence"])
-    assert any("sesame\\-sentiment unregistered" in c for c in texts(at, "caption"))
+    assert any(esc(stamp_label(result.stamp)) in c for c in texts(at, "caption"))
 
 
 def test_review_sentence_shows_evidence_page_image_and_filters(stored):

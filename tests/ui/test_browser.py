@@ -127,9 +127,11 @@ def test_auditor_uploads_overrides_and_finds_the_override_in_the_workpaper(
         server, chromium, tmp_path, tiny_model_dir):
     from playwright.sync_api import expect, sync_playwright
 
-    from models.scoring import weights_digest
+    from app.config import load_settings
+    from models.registry import resolve_model
 
-    digest = weights_digest(tiny_model_dir)
+    model = resolve_model(load_settings(scoring={"model_dir": tiny_model_dir}))
+    digest = model.digest
     report = write_clean_report(tmp_path / "annual_report.pdf")
     with sync_playwright() as p:
         browser = p.chromium.launch_persistent_context(
@@ -195,8 +197,9 @@ def test_auditor_uploads_overrides_and_finds_the_override_in_the_workpaper(
             with page.expect_download(timeout=SLOW_MS) as download:
                 page.get_by_role("button", name="Workpaper (Excel)").click()
             name = download.value.suggested_filename
+            model_part = re.sub(r"[^\w.-]+", "_", model.name)
             assert name.startswith("annual_report_") and name.endswith(
-                f"_sesame-sentiment-unregistered-{digest[:8]}.xlsx"), name
+                f"_{model_part}-unregistered-{digest[:8]}.xlsx"), name
             saved = tmp_path / name
             download.value.save_as(saved)
 
