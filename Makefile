@@ -25,11 +25,12 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-# System packages the tests drive for real: Debian's chromium (browser tests) and PostgreSQL
-# (results store). Installed only when missing.
+# System packages the tests drive for real: Debian's chromium (browser tests; Playwright drives
+# it at /usr/bin/chromium, never `playwright install`; fonts so screenshots are legible) and
+# PostgreSQL (results store). Installed only when missing.
 sysdeps:
 	@missing=""; \
-	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromium >/dev/null || missing="$$missing chromium fonts-liberation"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \

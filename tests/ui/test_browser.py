@@ -47,7 +47,8 @@ def chromium() -> str:
     if os.geteuid() == 0 and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         done = subprocess.run(
-            "apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium",
+            "apt-get update -qq && apt-get install -y -qq --no-install-recommends "
+            "chromium fonts-liberation",
             shell=True, capture_output=True, text=True, env=env, timeout=900)
         found = shutil.which("chromium")
         if found:
