@@ -58,11 +58,13 @@ def version() -> None:
 def _mount() -> None:
     """Attach every command group. Each group lives beside the code it drives."""
     from app import cli_analyze, cli_batch, cli_models, cli_monitor
+    from app.ui import cli_users
 
     cli_analyze.register(app)
     cli_models.register(app)
     cli_batch.register(app)
     cli_monitor.register(app)
+    cli_users.register(app)
 
 
 _mount()

@@ -80,7 +80,7 @@ from app.records import Document, Page, PageStatus, StageError
 
 _log = logging.getLogger(__name__)
 
-_PDFIUM_LOCK = threading.RLock()
+PDFIUM_LOCK = threading.RLock()
 _RUNNING_SAMPLE = 8
 """Pages outside a short page range that are read to recognise running headers and footers."""
 _EDGE_ZONE = 0.1
@@ -179,7 +179,7 @@ def read_pdf(
 def pdf_page_count(source: Path | bytes, password: str | None = None) -> int:
     """Number of pages of a PDF without reading its text (0 when it cannot be opened)."""
     data = source.read_bytes() if isinstance(source, Path) else source
-    with _PDFIUM_LOCK:
+    with PDFIUM_LOCK:
         try:
             handle = _open_document(data, password, "document.pdf")
         except IngestError:
@@ -200,7 +200,7 @@ def _read(source: Path | bytes, options: IngestOptions, name: str,
     data = _load_bytes(source, options, name)
     doc_id = hashlib.sha256(data).hexdigest()
     _check_is_pdf(data, name)
-    with _PDFIUM_LOCK:  # pdfium is not thread-safe (the review UI reads in threads)
+    with PDFIUM_LOCK:  # pdfium is not thread-safe (the review UI reads in threads)
         handle = _open_document(data, options.password, name)
         try:
             document, wanted, raw_pages = _read_pages(handle, data, doc_id, options, name,

@@ -108,9 +108,9 @@ def render_page(pdf: bytes, page_no: int, boxes: Sequence[BBox] = (), *, width_p
 
     # pdfium is not thread-safe, and Streamlit serves every session from its own thread: take
     # the same lock that ingest holds while it reads.
-    from app.ingest import _PDFIUM_LOCK
+    from app.ingest import PDFIUM_LOCK
 
-    with _PDFIUM_LOCK:
+    with PDFIUM_LOCK:
         doc = pdfium.PdfDocument(pdf, password=password)
         try:
             page = doc[page_no - 1]
