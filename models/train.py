@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -89,6 +90,17 @@ class TrainOptions(BaseModel):
     freeze_embeddings: bool = True
     """Keep the word-embedding table (half of MiniLM's weights) fixed: a third less work per
     step on CPU, and small data cannot move 30k rare-word vectors usefully anyway."""
+    precision: Literal["float32", "bfloat16"] = "float32"
+    """bfloat16 runs the forward pass under CPU autocast (weights and optimiser stay float32):
+    faster on CPUs with AVX512-BF16/AMX."""
+    head_lr_multiplier: float = Field(1.0, gt=0)
+    """Learning rate of the pooler and classifier relative to `learning_rate`; the pooler of a
+    sentence-embedding base (mean-pooled in pre-training) never learned to summarise."""
+    layer_lr_decay: float = Field(1.0, gt=0, le=1)
+    """Layer-wise decay: encoder layer i of L trains at lr * decay**(L - i), embeddings at
+    decay**(L + 1); 1.0 trains every layer at the same rate."""
+    average_share: float = Field(0.0, ge=0, lt=1)
+    """Average the weights over this last share of steps (SWA-style); 0 keeps the final ones."""
 
 
 class TrainResult(Record):
@@ -170,11 +182,41 @@ def _batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> lis
     return batches
 
 
+def _lr_scale(name: str, n_layers: int, options: TrainOptions) -> float:
+    """Learning-rate multiplier of one parameter: head multiplier, layer-wise decay."""
+    if name.startswith(("classifier", "pooler")) or ".pooler." in name:
+        return options.head_lr_multiplier
+    found = _LAYER.search(name)
+    depth = n_layers - int(found.group(1)) if found else n_layers + 1  # else: embeddings
+    return options.layer_lr_decay ** depth
+
+
+_LAYER = re.compile(r"\.layer\.(\d+)\.")
+
+
+def _param_groups(model: object, options: TrainOptions) -> list[dict]:
+    """AdamW groups: (lr multiplier, decay or not); no weight decay on biases and norms."""
+    no_decay = ("bias", "LayerNorm.weight", "layernorm", "norm.weight")
+    n_layers = int(getattr(model.config, "num_hidden_layers", 0))
+    groups: dict[tuple[float, bool], list] = {}
+    for n, p in model.named_parameters():
+        if p.requires_grad:
+            key = (_lr_scale(n, n_layers, options), not any(k in n for k in no_decay))
+            groups.setdefault(key, []).append(p)
+    return [{"params": ps, "lr": options.learning_rate * scale,
+             "weight_decay": options.weight_decay if decay else 0.0}
+            for (scale, decay), ps in sorted(groups.items(), key=lambda kv: kv[0])]
+
+
 def fine_tune(texts: Sequence[str], labels: Sequence[str], out_dir: Path,
               options: TrainOptions | None = None, base_dir: Path | None = None,
               base_sha256: str | None = BASE_SHA256,
-              progress: Callable[[int, int, float], None] | None = None) -> TrainResult:
-    """Fine-tune `base_dir` (default: the pinned MiniLM) on labelled texts; save to `out_dir`."""
+              progress: Callable[[int, int, float], None] | None = None,
+              weights: Sequence[float] | None = None) -> TrainResult:
+    """Fine-tune `base_dir` (default: the pinned MiniLM) on labelled texts; save to `out_dir`.
+
+    `weights` are per-example loss weights (e.g. annotator agreement); None weighs all alike.
+    """
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -199,9 +241,14 @@ def fine_tune(texts: Sequence[str], labels: Sequence[str], out_dir: Path,
     enc = tokenizer(list(texts), truncation=True, max_length=options.max_length)
     ids = enc["input_ids"]
     lengths = [len(x) for x in ids]
-    weights = _class_weights(y, options.class_weight)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights),
+    if weights is not None and (len(weights) != len(y) or min(weights, default=0) < 0):
+        raise ModelError(f"{len(weights)} example weights for {len(y)} examples; give one "
+                         "non-negative weight per example.")
+    sample_w = torch.tensor(list(weights) if weights is not None else [1.0] * len(y))
+    class_w = _class_weights(y, options.class_weight)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(class_w), reduction="none",
                                         label_smoothing=options.label_smoothing)
+    class_t = torch.tensor(class_w)
 
     rng = random.Random(options.seed)
     steps_per_epoch = math.ceil(len(ids) / options.batch_size)
@@ -209,15 +256,10 @@ def fine_tune(texts: Sequence[str], labels: Sequence[str], out_dir: Path,
     if options.max_steps:
         total = min(total, options.max_steps)
     warmup = int(total * options.warmup_share)
-    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    no_decay = ("bias", "LayerNorm.weight", "layernorm", "norm.weight")
-    groups = [
-        {"params": [p for n, p in trainable if not any(k in n for k in no_decay)],
-         "weight_decay": options.weight_decay},
-        {"params": [p for n, p in trainable if any(k in n for k in no_decay)],
-         "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=options.learning_rate)
+    optimizer = torch.optim.AdamW(_param_groups(model, options), lr=options.learning_rate)
+    average_from = total - int(total * options.average_share) if options.average_share else None
+    averaged: dict[str, torch.Tensor] = {}
+    n_averaged = 0
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup
         else max(0.0, (total - s) / max(1, total - warmup)))
@@ -233,14 +275,28 @@ def fine_tune(texts: Sequence[str], labels: Sequence[str], out_dir: Path,
                 break
             padded = tokenizer.pad({"input_ids": [ids[i] for i in batch]}, return_tensors="pt")
             target = torch.tensor([y[i] for i in batch])
-            logits = model(input_ids=padded["input_ids"],
-                           attention_mask=padded["attention_mask"]).logits
-            loss = loss_fn(logits, target)
+            with torch.autocast("cpu", dtype=torch.bfloat16,
+                                enabled=options.precision == "bfloat16"):
+                logits = model(input_ids=padded["input_ids"],
+                               attention_mask=padded["attention_mask"]).logits
+            w = sample_w[batch]
+            # The weighted mean CrossEntropyLoss takes, with per-example weights on top.
+            loss = ((loss_fn(logits.float(), target) * w).sum()
+                    / (class_t[target] * w).sum().clamp_min(1e-12))  # all-zero batch: 0
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
+            if average_from is not None and step + 1 >= average_from:
+                n_averaged += 1
+                with torch.no_grad():
+                    for n, p in model.named_parameters():
+                        if p.requires_grad:
+                            if n in averaged:
+                                averaged[n] += (p.detach() - averaged[n]) / n_averaged
+                            else:
+                                averaged[n] = p.detach().clone()
             losses.append(loss.item())
             step += 1
             seen += len(batch)
@@ -251,6 +307,11 @@ def fine_tune(texts: Sequence[str], labels: Sequence[str], out_dir: Path,
                 _log.info("step %d/%d loss %.4f (%.1f examples/s)", step, total,
                           sum(losses[-25:]) / len(losses[-25:]), rate)
     seconds = time.perf_counter() - start
+    if averaged:
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if n in averaged:
+                    p.copy_(averaged[n])
 
     model.eval()
     if options.save_dtype == "float16":
@@ -267,7 +328,7 @@ def fine_tune(texts: Sequence[str], labels: Sequence[str], out_dir: Path,
         epochs=round(step / steps_per_epoch, 3), seconds=round(seconds, 1),
         examples_per_second=round(seen / seconds, 1) if seconds else 0.0,
         final_loss=round(sum(losses[-tenth:]) / len(losses[-tenth:]), 4),
-        loss_curve=curve, class_weights=dict(zip(LABELS, (round(w, 3) for w in weights),
+        loss_curve=curve, class_weights=dict(zip(LABELS, (round(w, 3) for w in class_w),
                                                  strict=True)),
     )
 

@@ -14,7 +14,7 @@ from app.config import load_settings
 from app.errors import ModelError
 from models import registry
 from models.data import Example, write_csv
-from models.evaluate import GateOptions
+from models.evaluate import GateOptions, evaluate_dir
 from models.train import PipelineOptions, TrainOptions, fine_tune, train_pipeline
 
 GOOD = TrainOptions(epochs=30, learning_rate=5e-3, batch_size=16, threads=1,
@@ -123,3 +123,71 @@ def test_train_command_exit_status_follows_the_blessing(tiny_base: Path, data_cs
     assert "NOT BLESSED" in worse.output and "champion: 1 -> 1" in worse.output
     shown = json.loads(runner.invoke(app, ["models", "show", f"{NAME}/2"]).stdout)
     assert [s["role"] for s in shown["data_sources"]] == ["data", "extra"]
+
+
+def test_head_and_layer_learning_rates_follow_the_options(tiny_base: Path) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    from models.train import _param_groups
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(tiny_base), num_labels=3)
+    opts = TrainOptions(learning_rate=1.0, head_lr_multiplier=10, layer_lr_decay=0.5,
+                        weight_decay=0.1)
+    groups = _param_groups(model, opts)
+    lr = {id(p): g["lr"] for g in groups for p in g["params"]}
+    decay = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    # Two layers: the top one one step below the head, the embeddings three.
+    assert lr[id(named["classifier.weight"])] == lr[id(named["bert.pooler.dense.weight"])] == 10
+    assert lr[id(named["bert.encoder.layer.1.output.dense.weight"])] == 0.5
+    assert lr[id(named["bert.encoder.layer.0.output.dense.weight"])] == 0.25
+    assert lr[id(named["bert.embeddings.position_embeddings.weight"])] == 0.125
+    assert decay[id(named["bert.encoder.layer.0.output.dense.weight"])] == 0.1
+    assert decay[id(named["bert.encoder.layer.0.output.dense.bias"])] == 0.0
+
+
+def test_examples_weighted_zero_leave_the_encoder_as_it_was(tiny_base: Path,
+                                                             tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    rows = unique_template_rows(20)
+    opts = GOOD.model_copy(update={"max_steps": 3, "weight_decay": 0.0})
+    fine_tune([t for t, _ in rows], [lab for _, lab in rows], tmp_path / "m", opts,
+              base_dir=tiny_base, weights=[0.0] * len(rows))
+    key = "encoder.layer.0.output.dense.weight"
+    trained = load_file(tmp_path / "m" / "model.safetensors")[f"bert.{key}"]
+    assert trained.equal(load_file(tiny_base / "model.safetensors")[key])
+
+
+def test_uniform_example_weights_train_as_no_weights(tiny_base: Path, tmp_path: Path) -> None:
+    rows = unique_template_rows(20)
+    texts, labels = [t for t, _ in rows], [lab for _, lab in rows]
+    opts = GOOD.model_copy(update={"max_steps": 4})
+    plain = fine_tune(texts, labels, tmp_path / "a", opts, base_dir=tiny_base)
+    doubled = fine_tune(texts, labels, tmp_path / "b", opts, base_dir=tiny_base,
+                        weights=[2.0] * len(texts))
+    assert doubled.loss_curve == pytest.approx(plain.loss_curve, rel=1e-4)
+    with pytest.raises(ModelError, match="one non-negative weight per example"):
+        fine_tune(texts, labels, tmp_path / "c", opts, base_dir=tiny_base, weights=[1.0])
+
+
+def test_bfloat16_and_averaged_weights_still_learn_the_templates(tiny_base: Path,
+                                                                 tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    rows = unique_template_rows(40)
+    texts, labels = [t for t, _ in rows], [lab for _, lab in rows]
+    final = fine_tune(texts, labels, tmp_path / "final", GOOD, base_dir=tiny_base)
+    averaged = fine_tune(texts, labels, tmp_path / "avg", GOOD.model_copy(
+        update={"average_share": 0.5}), base_dir=tiny_base)
+    bf16 = fine_tune(texts, labels, tmp_path / "bf16", GOOD.model_copy(
+        update={"precision": "bfloat16"}), base_dir=tiny_base)
+    assert bf16.loss_curve[-1] < bf16.loss_curve[0] / 3
+    assert averaged.loss_curve == final.loss_curve  # same steps; only the saved weights differ
+    key = "classifier.weight"
+    assert not load_file(tmp_path / "avg" / "model.safetensors")[key].equal(
+        load_file(tmp_path / "final" / "model.safetensors")[key])
+    for name in ("final", "avg"):
+        metrics = evaluate_dir(tmp_path / name, [Example(text=t, label=lab, source="t")
+                                                 for t, lab in rows])
+        assert metrics.accuracy >= 0.9, name
