@@ -100,6 +100,7 @@ class Analyzer:
 
             explainer = SentenceExplainer(
                 scorer.predict_proba, model_digest=scorer.digest, options=settings.explain,
+                tokenizer=scorer.tokenizer,
                 cache_dir=settings.data_dir / "explain-cache" if settings.explain.cache else None,
             )
         return cls(settings, scorer, make_nlp(settings.sentences), explainer, model)

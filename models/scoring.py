@@ -183,6 +183,16 @@ class SentimentScorer:
             self._projection[index, LABELS.index(label)] = 1.0
         self.max_length = _max_length(options.max_length, tokenizer, model.config)
 
+    @property
+    def tokenizer(self) -> Any:
+        """The model's Hugging Face tokenizer (SHAP masks one token per sub-word with it)."""
+        return self._tokenizer
+
+    @property
+    def model(self) -> Any:
+        """The loaded transformers model (for embeddings in monitoring)."""
+        return self._model
+
     @classmethod
     def from_dir(cls, path: Path, options: ScoringOptions, *, name: str | None = None,
                  version: str | None = None,
