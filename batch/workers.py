@@ -16,6 +16,7 @@ actor so workers stay busy while the driver writes results, and tells apart:
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -259,8 +260,10 @@ class RayExecutor:
             check_reachable(address, self.connect_timeout_s)
             kwargs: dict[str, Any] = dict(
                 include_dashboard=False, log_to_driver=False, configure_logging=False,
-                runtime_env={"env_vars": WORKER_ENV},
             )
+            env_vars = _worker_env_vars()
+            if env_vars:
+                kwargs["runtime_env"] = {"env_vars": env_vars}
             if address is None:
                 kwargs["num_cpus"] = self.num_cpus or os.cpu_count() or 1
             try:
@@ -464,6 +467,22 @@ class RayExecutor:
     def _event(self, kind: str, **data: Any) -> None:
         if self.on_event is not None:
             self.on_event(kind, data)
+
+
+def _worker_env_vars() -> dict[str, str]:
+    """WORKER_ENV without what a Ray Job's own runtime env sets: as a Job's driver, Ray refuses
+    a ray.init runtime env that repeats one of the Job's keys (and the Job's reach the
+    workers anyway)."""
+    job_config = os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")
+    taken: set[str] = set()
+    if job_config:
+        try:
+            runtime_env = json.loads(job_config).get("runtime_env") or {}
+            taken = set((runtime_env.get("env_vars") or {}).keys())
+        except (ValueError, AttributeError):
+            _log.warning("RAY_JOB_CONFIG_JSON_ENV_VAR is not JSON; passing no worker env")
+            return {}
+    return {k: v for k, v in WORKER_ENV.items() if k not in taken}
 
 
 def check_reachable(address: str | None, timeout_s: float) -> None:

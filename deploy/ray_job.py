@@ -12,7 +12,9 @@ Run it from cron or a systemd timer on any machine that reaches the cluster's da
 Ray's object store; they need no shared filesystem). Every node runs the same sesame
 environment (image or virtualenv); this repository is shipped as the job's working_dir, so the
 code is tonight's. Every node must reach the model registry (MLFLOW_TRACKING_URI) or the
-directory given by SESAME_SCORING__MODEL_DIR.
+directory given by SESAME_SCORING__MODEL_DIR. With Ray's token authentication on (the default
+of recent Ray), run this with `RAY_AUTH_MODE=token` and the cluster's token in
+`RAY_AUTH_TOKEN` or `~/.ray/auth_token`.
 
 The exit status is the batch's (0 ok, 1 documents with problems, 2 usage, 3 not started, 4
 interrupted), or 3 when the Jobs API cannot be reached or the job never started.
@@ -27,7 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-EXCLUDES = [".git", ".venv", "out", "**/__pycache__", ".pytest_cache", "benchmarks/results",
+EXCLUDES = [".git", ".venv", "out", "**/__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache",
+            "benchmarks/results",
             "*.db", "*.sqlite"]
 
 
@@ -41,6 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="environment for the job (store URL, tracking URI, …)")
     parser.add_argument("--poll", type=float, default=15.0, help="seconds between log polls")
+    parser.add_argument("--python", default="python",
+                        help="the cluster's Python with sesame's dependencies (default: python "
+                             "on the head node's PATH)")
     parser.add_argument("batch_args", nargs="*",
                         help="extra `sesame batch run` options, after --")
     return parser.parse_args(argv)
@@ -62,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         client = JobSubmissionClient(args.address)
         job_id = client.submit_job(
-            entrypoint="python -m batch.nightly " + " ".join(args.batch_args),
+            entrypoint=f"{args.python} -m batch.nightly " + " ".join(args.batch_args),
             submission_id=f"sesame-nightly-{datetime.now(UTC):%Y%m%dT%H%M%SZ}",
             runtime_env={"working_dir": str(ROOT), "excludes": EXCLUDES, "env_vars": env},
         )
