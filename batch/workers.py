@@ -256,7 +256,9 @@ class RayExecutor:
         import ray
 
         if not ray.is_initialized():
-            address = self.address or os.environ.get("RAY_ADDRESS") or None
+            # No address: a new local instance ("local"), never a cluster that `ray start`
+            # happened to leave on this machine; `--address auto` asks for that one.
+            address = self.address or os.environ.get("RAY_ADDRESS") or "local"
             check_reachable(address, self.connect_timeout_s)
             kwargs: dict[str, Any] = dict(
                 include_dashboard=False, log_to_driver=False, configure_logging=False,
@@ -264,14 +266,14 @@ class RayExecutor:
             env_vars = _worker_env_vars()
             if env_vars:
                 kwargs["runtime_env"] = {"env_vars": env_vars}
-            if address is None:
+            if address == "local":
                 kwargs["num_cpus"] = self.num_cpus or os.cpu_count() or 1
             try:
                 ray.init(address=address, **kwargs)
             except Exception as e:
-                raise WorkerStartError(
-                    f"Ray could not be started or reached at {address or 'a new local instance'}"
-                    f": {e}") from e
+                where = "a new local instance" if address == "local" else address
+                raise WorkerStartError(f"Ray could not be started or reached at {where}: {e}"
+                                       ) from e
             self._started_ray = True
         cpus = float(ray.cluster_resources().get("CPU", 1))
         n = self.n_workers or max(1, int(cpus // self.cpus_per_worker))

@@ -184,7 +184,7 @@ def main() -> None:
 
     if not args.skip_plain:
         timed("plain_loop", plain_loop, inputs, args.model_dir)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": WORKER_ENV})
     for r in range(args.rounds):
         for name, executor, workers in (("batch_local_1", "local", None),

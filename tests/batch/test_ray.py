@@ -40,7 +40,7 @@ def local_ray() -> Iterator[None]:
     """A two-CPU Ray instance for the module."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              object_store_memory=200 * 1024 * 1024, runtime_env={"env_vars": WORKER_ENV})
     yield
     ray.shutdown()
@@ -155,3 +155,36 @@ def test_a_worker_killed_on_the_last_attempt_fails_its_document_with_the_reason(
     again = run(inputs, tmp_path / "out", settings, "ray")
     assert again.counts == {"ok": 1, "skipped": 3}
     assert again.exit_code == EXIT_OK
+
+
+def test_a_part_running_past_the_task_timeout_is_stopped_and_reported(
+        local_ray: None, tiny_model_dir: Path, tmp_path: Path) -> None:
+    from pdfs import write_clean_report
+    from reportlab.pdfgen.canvas import Canvas
+    from tiny_model import template_sentences
+
+    # 200 pages of distinct sentences, each explained: minutes on any machine, unless stopped
+    (tmp_path / "in").mkdir()
+    canvas = Canvas(str(tmp_path / "in" / "huge.pdf"))
+    sentences = [text for text, _ in template_sentences(n_per_class=2000, seed=1)]
+    for page in range(200):
+        canvas.setFont("Helvetica", 10)
+        for line in range(25):
+            canvas.drawString(72, 770 - 26 * line, sentences[(page * 25 + line) % len(sentences)])
+        canvas.showPage()
+    canvas.save()
+    write_clean_report(tmp_path / "in" / "small.pdf")
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    outcome = run_batch(
+        BatchOptions(input_dir=tmp_path / "in", out=tmp_path / "out", executor="ray",
+                     pages_per_part=0, task_timeout_s=1.0, max_attempts=2),
+        batch_settings(tiny_model_dir, url, explain="all"),
+        console=Console(file=io.StringIO(), width=200))
+    assert outcome.exit_code == EXIT_PROBLEMS
+    summary = json.loads(outcome.summary_path.read_text())
+    by_source = {d["source"]: d for d in summary["documents"]}
+    huge = by_source["huge.pdf"]
+    assert huge["status"] == "failed" and huge["attempts"] == 2, huge
+    message = huge["row"]["errors"][0]["message"]
+    assert "still running after 1 s; the worker was stopped" in message
+    assert by_source["small.pdf"]["status"] == "ok"

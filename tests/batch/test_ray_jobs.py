@@ -33,10 +33,10 @@ def _free_port() -> int:
 def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`ray start --head` with the Jobs API on free ports; yields the API's address."""
     log = tmp_path_factory.mktemp("ray-head") / "head.log"
-    dashboard = _free_port()
+    dashboard, gcs = _free_port(), _free_port()
     head = subprocess.Popen(
         [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
-         "--num-cpus", "2", "--port", str(_free_port()), "--include-dashboard", "true",
+         "--num-cpus", "2", "--port", str(gcs), "--include-dashboard", "true",
          "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
          "--dashboard-agent-listen-port", str(_free_port()),
          "--ray-client-server-port", str(_free_port())],
@@ -64,6 +64,11 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 break
             time.sleep(3)
         head.wait(timeout=30)
+        # `ray start` leaves its address for later ray.init() calls on this machine; killed
+        # instead of `ray stop`ped (which would stop every Ray here), it must be removed by hand.
+        current = Path("/tmp/ray/ray_current_cluster")
+        if current.is_file() and current.read_text().strip().endswith(f":{gcs}"):
+            current.unlink()
 
 
 def test_the_nightly_batch_runs_as_a_ray_job_and_its_exit_status_comes_back(
