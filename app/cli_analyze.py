@@ -8,11 +8,19 @@ import re
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from app.errors import SesameError
 from app.records import DocumentResult
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from app.config import Settings
+    from app.pipeline import Analyzer
+    from app.store import ResultStore
 
 _log = logging.getLogger(__name__)
 
@@ -75,6 +83,10 @@ def analyze(
         help="Refuse inputs larger than this many MB.", show_default=False)] = None,
     store: Annotated[bool, typer.Option(
         help="Also save results to the results store (for the review UI and monitoring).")]
+    = True,
+    monitor: Annotated[bool, typer.Option(
+        help="Test the run's sentences for drift against the model's reference profile "
+             "(needs the store; a warning only: `sesame monitor report` gates on it).")]
     = True,
     on_error: Annotated[Literal["record", "raise"], typer.Option(
         help="record: report bad files and go on; raise: stop at the first error (debugging).")]
@@ -158,9 +170,12 @@ def analyze(
             for err in result.errors:
                 console.print(f"  [{'red' if err.fatal else 'yellow'}]{err.message}[/]")
 
+    from models.monitoring import peak_rss_mb
+
     all_ok = all(r.status == "ok" for r in results)
     summary = {
         "run_id": run_id, "stamp": stamp.fields(), "settings": analyzer.settings_data,
+        "peak_rss_mb": peak_rss_mb(),
         "documents": [{"source": r.source, "sha256": r.doc_id, "status": r.status,
                        "sentences": len(r.sentences), "errors": [e.message for e in r.errors]}
                       for r in results],
@@ -169,9 +184,29 @@ def analyze(
     (out / f"run-{run_id}.json").write_text(json.dumps(summary, indent=1, default=str))
     if result_store is not None:
         result_store.finish_run(run_id, summary=summary)
+        if monitor:
+            check_drift(settings, run_id, result_store, analyzer, console)
     typer.echo(count_line(results))
     sys.stdout.flush()
     raise typer.Exit(EXIT_OK if all_ok else EXIT_PROBLEMS)
+
+
+def check_drift(settings: Settings, run_id: str, result_store: ResultStore, analyzer: Analyzer,
+                console: Console) -> None:
+    """Profile the run against the model's reference and say the verdict in one line.
+
+    Drift is a warning here, never a failed analysis: the documents were read and scored.
+    """
+    from models.monitoring import monitor_run
+
+    try:
+        report, paths = monitor_run(settings, run_id, store=result_store, scorer=analyzer.scorer)
+    except SesameError as e:
+        console.print(f"[yellow]drift check skipped: {e.message}[/]")
+        return
+    colour = "yellow" if report.drifted else "green"
+    where = paths.get("html") or next(iter(paths.values()), None)
+    console.print(f"[{colour}]{report.summary()}[/]" + (f" (report: {where})" if where else ""))
 
 
 def parse_model_ref(ref: str) -> dict[str, str]:
