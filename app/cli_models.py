@@ -80,6 +80,17 @@ def train(
     threads: Annotated[int | None, typer.Option(help="Torch threads.")] = None,
     train_embeddings: Annotated[bool, typer.Option(
         "--train-embeddings", help="Also train the word-embedding table (slower).")] = False,
+    precision: Annotated[str, typer.Option(
+        help="float32, or bfloat16 (autocast forward pass; faster on AVX512-BF16/AMX CPUs).")]
+    = "float32",
+    head_lr: Annotated[float, typer.Option(
+        "--head-lr", help="Pooler and classifier learning rate as a multiple of --lr.")] = 1.0,
+    layer_decay: Annotated[float, typer.Option(
+        help="Layer-wise learning-rate decay per layer below the head (1: none).")] = 1.0,
+    average: Annotated[float, typer.Option(
+        help="Average the weights over this last share of steps (0: keep the final ones).")]
+    = 0.0,
+    label_smoothing: Annotated[float, typer.Option(help="Label smoothing of the loss.")] = 0.0,
     allow: Annotated[list[str] | None, typer.Option(
         "--allow", help="Accept an anomaly by code (e.g. class_balance_shift); recorded.")] = None,
     licence: Annotated[str | None, typer.Option(help="Licence of user-supplied CSVs.")] = None,
@@ -108,7 +119,10 @@ def train(
             train=TrainOptions(epochs=epochs, learning_rate=lr, batch_size=batch_size,
                                max_length=max_length, class_weight=class_weight,
                                warmup_share=warmup, seed=seed, max_steps=max_steps,
-                               threads=threads, freeze_embeddings=not train_embeddings),
+                               threads=threads, freeze_embeddings=not train_embeddings,
+                               precision=precision, head_lr_multiplier=head_lr,
+                               layer_lr_decay=layer_decay, average_share=average,
+                               label_smoothing=label_smoothing),
             gate=GateOptions(min_accuracy=min_accuracy, min_macro_f1=min_macro_f1,
                              tolerance=tolerance))
     except ValueError as e:

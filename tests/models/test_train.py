@@ -191,3 +191,21 @@ def test_bfloat16_and_averaged_weights_still_learn_the_templates(tiny_base: Path
         metrics = evaluate_dir(tmp_path / name, [Example(text=t, label=lab, source="t")
                                                  for t, lab in rows])
         assert metrics.accuracy >= 0.9, name
+
+
+def test_train_command_passes_the_recipe_flags_to_the_run(tiny_base: Path, data_csv: Path,
+                                                          tmp_path: Path) -> None:
+    runner = CliRunner()
+    args = ["train", "--data", str(data_csv), "--base", str(tiny_base), "--threads", "1",
+            "--name", NAME, "--max-steps", "2", "--min-accuracy", "0", "--min-macro-f1", "0"]
+    done = runner.invoke(app, [*args, "--out", str(tmp_path / "run"), "--precision", "bfloat16",
+                               "--head-lr", "2", "--layer-decay", "0.9", "--average", "0.25",
+                               "--label-smoothing", "0.1"])
+    assert done.exit_code == 0, done.output
+    recipe = json.loads((tmp_path / "run" / "options.json").read_text())["train"]
+    assert {k: recipe[k] for k in ("precision", "head_lr_multiplier", "layer_lr_decay",
+                                   "average_share", "label_smoothing")} == {
+        "precision": "bfloat16", "head_lr_multiplier": 2.0, "layer_lr_decay": 0.9,
+        "average_share": 0.25, "label_smoothing": 0.1}
+    wrong = runner.invoke(app, [*args, "--precision", "float8"])
+    assert wrong.exit_code == 2 and "precision" in wrong.output
