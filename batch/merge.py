@@ -17,7 +17,15 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 
-from app.records import DocumentResult, Sentence, StageError, document_status
+from app.records import (
+    DocumentResult,
+    Explanation,
+    Page,
+    Score,
+    Sentence,
+    StageError,
+    document_status,
+)
 from batch.plan import Part
 
 _log = logging.getLogger(__name__)
@@ -61,7 +69,10 @@ def merge_parts(results: Sequence[DocumentResult], parts: Sequence[Part]) -> Doc
 
     all_failed = all(r.status == "failed" for _, r in ordered)
     sentences: list[Sentence] = []
-    scores, explanations, pages, errors = [], [], [], []
+    scores: list[Score] = []
+    explanations: list[Explanation] = []
+    pages: list[Page] = []
+    errors: list[StageError] = []
     seen_errors: set[tuple[object, ...]] = set()
     timings: dict[str, float] = defaultdict(float)
     for part, result in ordered:

@@ -96,10 +96,22 @@ def stable_rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
-def rounded(rows: list[tuple[Any, ...]], digits: int = 6) -> list[tuple[Any, ...]]:
-    """Rows with their floats rounded (scores of one sentence batched with other sentences
-    differ in the last bits: padding changes the float sums)."""
-    return [tuple(round(v, digits) if isinstance(v, float) else v for v in row) for row in rows]
+def close(a: Any, b: Any, tol: float = 1e-6) -> bool:
+    """Equal rows, floats (nested ones too) within `tol` (a sentence scored in a batch with
+    other sentences differs in the last bits: padding changes the float sums)."""
+    return float_gap(a, b) <= tol
+
+
+def float_gap(a: Any, b: Any) -> float:
+    """The largest difference between matching floats of two equal-shaped rows (inf when the
+    shapes or any other value differ)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b)
+    if isinstance(a, tuple | list) and isinstance(b, tuple | list):
+        if len(a) != len(b):
+            return float("inf")
+        return max((float_gap(x, y) for x, y in zip(a, b, strict=True)), default=0.0)
+    return 0.0 if a == b else float("inf")
 
 
 def _stable(value: Any) -> Any:
