@@ -1,4 +1,4 @@
-"""Owen values over a word tree, for many sentences at once, in few big model calls.
+"""Owen values over a feature tree, for many sentences at once, in few big model calls.
 
 This is the recursion of shap's PartitionExplainer (`owen`, fixed_context=None): split a node
 of the tree into its two children in both contexts (sibling absent, sibling present), recurse
@@ -6,13 +6,13 @@ into the children whose output moved most first. With the budget large enough fo
 tree the values equal shap's PartitionExplainer on the same tree (tested).
 
 Where the budget is short, shap leaves the unexplained change on the open nodes and shares it
-evenly among their words, so most words of a sentence tie, and rank correlation with a
+evenly among their features, so most words of a sentence tie, and rank correlation with a
 high-budget run collapses. Here every open node keeps a reserve of two evaluations per split
 below it: a node is split in both contexts only while the reserve for all open nodes still
 fits the budget, and otherwise in one context (the Shapley split between its two children is
 still exact; each child recurses in the context where it moved the output most, scaled to
-its exact share). So any budget of at least twice the word count reaches every word, and an
-additive model gets exact values at that budget (tested).
+its exact share). So any budget of at least twice the feature count reaches every feature,
+and an additive model gets exact values at that budget (tested).
 
 Each sentence is one `OwenGame`; `play` runs all games in lock-step rounds and sends every
 round's masked texts from every sentence to the model in one length-sorted call, where shap
@@ -35,6 +35,7 @@ from explain.words import node_masks, node_sizes, word_tree
 _log = logging.getLogger(__name__)
 
 Predict = Callable[[list[str]], np.ndarray]
+Render = Callable[[np.ndarray], str]
 MAX_SCALE = 4.0
 """Largest factor a one-context child's attributions are scaled by to meet its exact share."""
 
@@ -46,29 +47,39 @@ def render_masked(words: Sequence[str], keep: np.ndarray, mask_token: str) -> st
     return " ".join(w for w, k in zip(words, keep, strict=True) if k)
 
 
-class OwenGame:
-    """One sentence's Owen-value estimate of one output column under an evaluation budget."""
+def word_render(words: Sequence[str], mask_token: str,
+                pieces: Sequence[int] | None = None) -> Render:
+    """Render whole words, a hidden word as one mask token per sub-token (`pieces`)."""
+    pieces = pieces if pieces is not None else [1] * len(words)
+    hidden = [" ".join([mask_token] * max(1, n)) if mask_token else "" for n in pieces]
 
-    def __init__(self, words: Sequence[str], column: int, budget: int, *,
-                 mask_token: str = "[MASK]", pieces: Sequence[int] | None = None,
+    def render(keep: np.ndarray) -> str:
+        return " ".join(w if k else h for w, h, k in zip(words, hidden, keep, strict=True)
+                        if k or h)
+
+    return render
+
+
+class OwenGame:
+    """One sentence's Owen-value estimate of one output column under an evaluation budget.
+
+    `n` features sit at the leaves of `tree` (scipy linkage layout); `render(keep)` is the text
+    the model sees with only the features in the boolean mask `keep` shown.
+    """
+
+    def __init__(self, n: int, tree: np.ndarray, render: Render, column: int, budget: int, *,
                  pairs_per_round: int = 2) -> None:
         if budget < 2:
             raise ValueError(f"an explanation needs at least 2 model evaluations, not {budget}")
-        self.words = list(words)
-        self.m = len(self.words)
+        self.m = n
+        self.tree = tree
+        self.render = render
         self.column = column
         self.budget = budget
-        self.mask_token = mask_token
         self.pairs_per_round = pairs_per_round
-        self.tree = word_tree(self.words)
         self._masks = node_masks(self.tree, self.m) if self.m else np.zeros((0, 0), bool)
-        # a hidden word shows one mask token per sub-token, as shap's Text masker does: the
-        # sentence keeps its length, and a long word hidden weighs as much as it does in shap
-        pieces = pieces if pieces is not None else [1] * self.m
-        self._hidden = [" ".join([mask_token] * max(1, n)) if mask_token else ""
-                        for n in pieces]
         # evaluations needed to split every node under a node once (one context): 2 per split
-        self._cost: list[int] = [2 * (int(n) - 1) for n in node_sizes(self.tree, self.m)] \
+        self._cost: list[int] = [2 * (int(s) - 1) for s in node_sizes(self.tree, self.m)] \
             if self.m else []
         self._reserved = 0
         self._dvalues = np.zeros(max(2 * self.m - 1, 0))
@@ -83,13 +94,21 @@ class OwenGame:
         self.output_value = float("nan")
         self.done = self.m == 0
 
+    @classmethod
+    def of_words(cls, words: Sequence[str], column: int, budget: int, *,
+                 mask_token: str = "[MASK]", pieces: Sequence[int] | None = None,
+                 pairs_per_round: int = 2) -> OwenGame:
+        """A game over whitespace words and the clause-aware word tree."""
+        return cls(len(words), word_tree(words), word_render(words, mask_token, pieces), column,
+                   budget, pairs_per_round=pairs_per_round)
+
     def requests(self) -> list[str]:
         """The masked texts this game needs evaluated next; [] once it is done."""
         if self.done:
             return []
         if not self._started:
             none = np.zeros(self.m, dtype=bool)
-            return [self._render(none), self._render(~none)]
+            return [self.render(none), self.render(~none)]
         texts: list[str] = []
         while self._queue and len(self._pending) < self.pairs_per_round:
             committed = self.evals + 2 * len(self._pending)
@@ -103,14 +122,14 @@ class OwenGame:
             left, right = (int(c) for c in self.tree[ind - self.m, :2])
             children = self._cost[left] + self._cost[right]
             # full Owen split (both contexts) only while every open node can still be split
-            # once more down to its words; otherwise one context, so no word is left unvisited
+            # once more down to its features; otherwise one context, so none is left unvisited
             full = committed + 2 + self._reserved + 2 * children <= self.budget
             self._reserved += 2 * children if full else children
             m10 = m00 | self._masks[left]
             m01 = m00 | self._masks[right]
             self._pending.append((m00, m10, m01, f00, f11, ind, weight, full))
-            texts.append(self._render(m10))
-            texts.append(self._render(m01))
+            texts.append(self.render(m10))
+            texts.append(self.render(m01))
         if not self._pending:
             # budget spent or tree exhausted: open nodes keep their unexplained change
             for _prio, _t, (_m00, f00, f11, ind, weight) in self._queue:
@@ -118,10 +137,6 @@ class OwenGame:
             self._queue.clear()
             self.done = True
         return texts
-
-    def _render(self, keep: np.ndarray) -> str:
-        return " ".join(w if k else m for w, m, k in zip(self.words, self._hidden, keep,
-                                                          strict=True) if k or m)
 
     def receive(self, outputs: np.ndarray) -> None:
         """Take the model's outputs (rows of class probabilities) for the last requests."""
@@ -147,8 +162,8 @@ class OwenGame:
                 continue
             # one context per child: the Shapley split of this node between its two children
             # is exact; each child recurses in the context where it moved the output most,
-            # scaled to its exact share, so its words keep their proportions (when the scale
-            # would be extreme, unscaled, with the difference left on the child instead)
+            # scaled to its exact share, so its features keep their proportions (when the
+            # scale would be extreme, unscaled, with the difference left on the child instead)
             share_left = ((f10 - f00) + (f11 - f01)) / 2
             share_right = ((f01 - f00) + (f11 - f10)) / 2
             for child, share, alone, along in ((left, share_left, (m00, f00, f10), (m01, f01, f11)),
@@ -170,7 +185,7 @@ class OwenGame:
                                      (m00, f00, f11, ind, weight)))
 
     def values(self) -> np.ndarray:
-        """Per-word attributions: credit left on inner nodes is shared down by word count."""
+        """Per-feature attributions: credit left on inner nodes is shared down by size."""
         if self.m == 0:
             return np.zeros(0)
         vals = self._dvalues.copy()

@@ -32,12 +32,13 @@ from app.config import ExplainOptions
 from app.errors import ExplainError
 from app.records import LABELS, Explanation, Score, Sentence, WordWeight
 from explain.cache import ExplanationCache, cache_key
+from explain.features import SentenceFeatures, sentence_features
 from explain.owen import OwenGame, play
 from explain.words import bare_word, split_words
 
 _log = logging.getLogger(__name__)
 
-ALGORITHM = "partition-owen-words/3"
+ALGORITHM = "partition-owen-shaptree/4"
 """Bump when a change alters the numbers, so cached explanations of older code are not reused."""
 ADDITIVITY_TOLERANCE = 1e-4
 """|base + sum(values) - output| allowed, in probability units (the recursion is exact; this
@@ -91,6 +92,14 @@ class SentenceExplainer:
             mask_token = own if isinstance(own, str) and own and not explicit else \
                 options.mask_token
         self.mask_token = mask_token
+        self.features = "words"
+        if self.tokenizer is not None and sentence_features("a", self.tokenizer, "") is not None:
+            self.features = "shap-text-tree"
+        # tokens past the scorer's truncation never reach the model: their values are 0, so
+        # they are not features (with deletion masking the cut moves, so all tokens are)
+        owner = getattr(predict_proba, "__self__", None)
+        limit = getattr(owner, "max_length", None)
+        self.max_tokens = limit if isinstance(limit, int) and self.mask_token else None
         self.cache = (ExplanationCache(Path(cache_dir) / "explanations.sqlite")
                       if cache_dir is not None and options.cache else None)
         self.model_calls = 0
@@ -100,7 +109,8 @@ class SentenceExplainer:
         """What determines the numbers; part of the cache key and of every Explanation."""
         return {
             "algorithm": ALGORITHM,
-            "features": "words",
+            "features": self.features,
+            "max_tokens": self.max_tokens,
             "mask_token": self.mask_token,
             "mask_per": "sub-token" if self.tokenizer is not None else "word",
             "max_evals": self.options.max_evals,
@@ -127,15 +137,11 @@ class SentenceExplainer:
         cached = self.cache.get_many(keys) if self.cache is not None else {}
 
         # one game per distinct (text, label) not in the cache
-        games: dict[str, OwenGame] = {}
+        games: dict[str, tuple[OwenGame, list[str], SentenceFeatures | None]] = {}
         for (sentence, score), key in zip(jobs, keys, strict=True):
             if key in cached or key in games:
                 continue
-            words = [sentence.text[a:b] for a, b in split_words(sentence.text)]
-            games[key] = OwenGame(words, LABELS.index(score.label),
-                                  evaluation_budget(len(words), self.options),
-                                  mask_token=self.mask_token, pieces=self._pieces(words),
-                                  pairs_per_round=PAIRS_PER_ROUND)
+            games[key] = self._game(sentence.text, LABELS.index(score.label))
         _log.info("explain: %d sentences, %d cached, %d to explain", len(jobs),
                   len(jobs) - sum(k not in cached for k in keys), len(games))
 
@@ -145,11 +151,12 @@ class SentenceExplainer:
             if progress:
                 progress(total - still_open, total)
 
-        self.model_calls += play(list(games.values()), self._predict, on_round=on_round)
+        self.model_calls += play([g for g, _w, _f in games.values()], self._predict,
+                                 on_round=on_round)
 
         fresh: dict[str, dict[str, Any]] = {}
-        for key, game in games.items():
-            fresh[key] = self._payload(game)
+        for key, (game, words, features) in games.items():
+            fresh[key] = self._payload(game, words, features)
             self._check_additivity(fresh[key])
         if self.cache is not None and fresh:
             self.cache.put_many({k: (self.model_digest, p) for k, p in fresh.items()})
@@ -160,12 +167,24 @@ class SentenceExplainer:
             out.append(self._record(sentence, score, payload, cached=key in cached))
         return out
 
-    def _pieces(self, words: list[str]) -> list[int] | None:
-        """Sub-tokens per word, or None without a tokenizer."""
-        if self.tokenizer is None or not words:
-            return None
-        ids = self.tokenizer(words, add_special_tokens=False)["input_ids"]
-        return [max(1, len(x)) for x in ids]
+    def _game(self, text: str,
+              column: int) -> tuple[OwenGame, list[str], SentenceFeatures | None]:
+        """The Owen game of one sentence: over shap's token tree when the tokenizer allows."""
+        words = [text[a:b] for a, b in split_words(text)]
+        budget = evaluation_budget(len(words), self.options)
+        features = None
+        if self.features == "shap-text-tree":
+            features = sentence_features(text, self.tokenizer, self.mask_token,
+                                         max_tokens=self.max_tokens)
+        if features is not None:
+            return OwenGame(features.n, features.tree, features.render, column, budget,
+                            pairs_per_round=PAIRS_PER_ROUND), words, features
+        pieces = None
+        if self.tokenizer is not None and words:
+            pieces = [max(1, len(x)) for x in
+                      self.tokenizer(words, add_special_tokens=False)["input_ids"]]
+        return OwenGame.of_words(words, column, budget, mask_token=self.mask_token,
+                                 pieces=pieces, pairs_per_round=PAIRS_PER_ROUND), words, None
 
     def _predict(self, texts: list[str]) -> np.ndarray:
         try:
@@ -182,13 +201,16 @@ class SentenceExplainer:
         return probs
 
     @staticmethod
-    def _payload(game: OwenGame) -> dict[str, Any]:
-        values = game.values()
+    def _payload(game: OwenGame, words: list[str],
+                 features: SentenceFeatures | None) -> dict[str, Any]:
+        values = game.values() if features is None else features.word_values(game.values())
+        played = game.m > 0
         return {
-            "words": game.words,
+            "words": list(words),
             "values": [float(v) for v in values],
-            "base_value": game.base_value,
-            "output_value": game.output_value,
+            # a sentence with nothing to hide (no word the model sees) is its own base
+            "base_value": game.base_value if played else None,
+            "output_value": game.output_value if played else None,
             "budget": game.budget,
             "evals": game.evals,
         }
@@ -205,8 +227,8 @@ class SentenceExplainer:
     def _record(self, sentence: Sentence, score: Score, payload: dict[str, Any], *,
                 cached: bool) -> Explanation:
         words, values = payload["words"], payload["values"]
-        if not words:
-            # nothing to attribute: the whole output is the base
+        if payload["base_value"] is None or payload["output_value"] is None:
+            # nothing the model sees can be hidden: the whole output is the base
             prob = float(score.probabilities.get(score.label, 0.0))
             base, output = prob, prob
         else:

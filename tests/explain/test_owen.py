@@ -40,7 +40,7 @@ def test_words_and_tree_cover_the_sentence():
 def test_owen_values_equal_shap_partition_explainer_on_the_same_tree():
     shap = pytest.importorskip("shap")
     words = SENTENCE.split()
-    game = OwenGame(words, column=1, budget=10**6)
+    game = OwenGame.of_words(words, column=1, budget=10**6)
     play([game], toy_model)
     ours = game.values()
 
@@ -58,7 +58,7 @@ def test_owen_values_equal_shap_partition_explainer_on_the_same_tree():
 @pytest.mark.parametrize("budget", [2, 6, 11, 30, 10**6])
 def test_any_budget_is_respected_and_additive(budget):
     words = SENTENCE.split()
-    game = OwenGame(words, column=1, budget=budget)
+    game = OwenGame.of_words(words, column=1, budget=budget)
     play([game], toy_model)
     assert game.evals <= budget
     assert game.base_value + game.values().sum() == pytest.approx(game.output_value, abs=1e-12)
@@ -66,10 +66,10 @@ def test_any_budget_is_respected_and_additive(budget):
 
 def test_a_sentence_gets_the_same_values_alone_or_among_others():
     words = SENTENCE.split()
-    alone = OwenGame(words, column=1, budget=25)
+    alone = OwenGame.of_words(words, column=1, budget=25)
     play([alone], toy_model)
-    crowd = [OwenGame(("Revenue " + "x " * k + "rose").split(), 1, 25) for k in range(5)]
-    together = OwenGame(words, column=1, budget=25)
+    crowd = [OwenGame.of_words(("Revenue " + "x " * k + "rose").split(), 1, 25) for k in range(5)]
+    together = OwenGame.of_words(words, column=1, budget=25)
     play([*crowd, together], toy_model, chunk_size=7)
     np.testing.assert_allclose(alone.values(), together.values())
 
@@ -91,7 +91,7 @@ def additive_model(texts: list[str]) -> np.ndarray:
 def test_a_small_budget_still_reaches_every_word(per_word):
     words = SENTENCE.split()
     budget = 2 + per_word * len(words)
-    game = OwenGame(words, column=1, budget=budget)
+    game = OwenGame.of_words(words, column=1, budget=budget)
     play([game], additive_model)
     assert game.evals <= budget
     expected = [{"net": 0.05, "loss": 0.4, "widened": 0.1, "record": -0.2,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -182,19 +183,45 @@ def test_hidden_words_show_one_mask_per_sub_token(predict_proba):
         seen.extend(texts)
         return predict_proba(texts)
 
+    tok = predict_proba.tokenizer
     with_tok = SentenceExplainer(spy, model_digest="m", options=ExplainOptions(cache=False),
-                                 tokenizer=predict_proba.tokenizer)
+                                 tokenizer=tok)
     with_tok.explain(sentences, scores)
-    n_pieces = len(predict_proba.tokenizer.tokenize("Unquestionably"))
+    n_pieces = len(tok.tokenize("Unquestionably"))
     assert n_pieces > 1
-    hidden_first = " ".join(["[MASK]"] * n_pieces) + " impairment"
+    # as shap's Text masker writes it: the hidden word's trailing space goes with it
+    hidden_first = " ".join(["[MASK]"] * n_pieces) + "impairment"
     assert hidden_first in seen
-    assert with_tok.settings()["mask_per"] == "sub-token"
+    assert tok.tokenize(hidden_first) == ["[MASK]"] * n_pieces + tok.tokenize("impairment")
+    assert with_tok.settings()["features"] == "shap-text-tree"
 
     seen.clear()
     without = SentenceExplainer(spy, model_digest="m", options=ExplainOptions(cache=False))
     without.explain(sentences, scores)
-    assert "[MASK] impairment" in seen and without.settings()["mask_per"] == "word"
+    assert "[MASK] impairment" in seen and without.settings()["features"] == "words"
+
+
+def test_at_full_budget_word_values_are_shaps_token_values_summed(predict_proba):
+    shap = pytest.importorskip("shap")
+    texts = ["Net loss widened sharply, while revenue (excluding Xilinx) rose to a record.",
+             "The company's sales didn't grow; cash flow fell."]
+    sentences, scores = records(texts, predict_proba)
+    tok = predict_proba.tokenizer
+    ours = explainer(predict_proba, max_evals=10**6, cache=False).explain(sentences, scores)
+    reference = shap.Explainer(lambda x: predict_proba([str(t) for t in x]),
+                               shap.maskers.Text(tok))
+    for text, score, exp in zip(texts, scores, ours, strict=True):
+        res = reference([text], max_evals=10**6, silent=True)
+        column = LABELS.index(score.label)
+        token_values = np.asarray(res.values[0])[:, column]
+        words = np.zeros(len(exp.words))
+        starts = [m.start() for m in re.finditer(r"\S+", text)]
+        for (a, b), v in zip(tok(text, return_offsets_mapping=True)["offset_mapping"],
+                             token_values, strict=True):
+            if b > a:
+                words[int(np.searchsorted(starts, a, side="right")) - 1] += v
+        np.testing.assert_allclose(exp.values, words, atol=1e-9)
+        assert exp.base_value == pytest.approx(float(res.base_values[0][column]))
 
 
 def test_one_word_sentence(predict_proba):
