@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from app.config import Settings
-    from app.pipeline import Analyzer
     from app.store import ResultStore
+    from models.scoring import SentimentScorer
 
 _log = logging.getLogger(__name__)
 
@@ -185,22 +185,23 @@ def analyze(
     if result_store is not None:
         result_store.finish_run(run_id, summary=summary)
         if monitor:
-            check_drift(settings, run_id, result_store, analyzer, console)
+            check_drift(settings, run_id, result_store, analyzer.scorer, console)
     typer.echo(count_line(results))
     sys.stdout.flush()
     raise typer.Exit(EXIT_OK if all_ok else EXIT_PROBLEMS)
 
 
-def check_drift(settings: Settings, run_id: str, result_store: ResultStore, analyzer: Analyzer,
-                console: Console) -> None:
+def check_drift(settings: Settings, run_id: str, result_store: ResultStore,
+                scorer: SentimentScorer | None, console: Console) -> None:
     """Profile the run against the model's reference and say the verdict in one line.
 
     Drift is a warning here, never a failed analysis: the documents were read and scored.
+    `scorer` None loads the run's model (the batch driver holds none: its workers do).
     """
     from models.monitoring import monitor_run
 
     try:
-        report, paths = monitor_run(settings, run_id, store=result_store, scorer=analyzer.scorer)
+        report, paths = monitor_run(settings, run_id, store=result_store, scorer=scorer)
     except SesameError as e:
         console.print(f"[yellow]drift check skipped: {e.message}[/]")
         return

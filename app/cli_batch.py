@@ -75,6 +75,9 @@ def run(
         show_default=False)] = None,
     title: Annotated[str | None, typer.Option(
         help="Heading of the batch workpaper.", show_default=False)] = None,
+    monitor: Annotated[bool, typer.Option(
+        help="Test the run's new sentences for drift against the model's reference profile "
+             "(a warning only: `sesame monitor report RUN` gates on it).")] = True,
 ) -> None:
     """Analyze every PDF under INPUT_DIR that is not yet scored with this model and settings.
 
@@ -122,6 +125,13 @@ def run(
     if outcome.summary_path:
         console.print(f"summary: {outcome.summary_path}"
                       + (f" and {outcome.workpaper_path.name}" if outcome.workpaper_path else ""))
+    fresh = outcome.counts.get("ok", 0) + outcome.counts.get("partial", 0)
+    if monitor and outcome.run_id and fresh and outcome.exit_code != EXIT_INTERRUPTED:
+        from app.cli_analyze import check_drift
+        from app.store import ResultStore
+
+        with ResultStore.from_settings(settings) as result_store:
+            check_drift(settings, outcome.run_id, result_store, None, console)
     typer.echo(outcome.count_line)
     sys.stdout.flush()
     raise typer.Exit(outcome.exit_code)

@@ -237,6 +237,24 @@ def print_agreement(report: AgreementReport) -> None:
                   markup=False)
 
 
+@monitor_app.command("feedback")
+def feedback_cmd(
+    out: Annotated[Path, typer.Argument(help="CSV to write (text,label).")],
+) -> None:
+    """Write reviewed sentences (latest review each) as training data for `sesame train
+    --feedback`; the file's digest goes into the next model's lineage."""
+    from app.config import load_settings
+    from models.monitoring import export_feedback
+
+    settings = load_settings()
+    settings.ensure_dirs()
+    path, n, digest = export_feedback(settings, out)
+    typer.echo(f"{n} reviewed sentences -> {path} (sha256 {digest[:12]}…)")
+    if n == 0:
+        typer.echo("no reviews yet: agree with or override labels on the Review page first",
+                   err=True)
+
+
 @monitor_app.command("history")
 def history_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,

@@ -239,6 +239,7 @@ class _Driver:
         self.started_at = datetime.now(UTC)
         self.startup_s = self.processing_s = self.write_s = self.worker_cpu_s = 0.0
         self.write_cpu_s = 0.0
+        self.worker_peak_rss_mb = 0.0
         self.n_inputs = 0
 
     # --- the whole run --------------------------------------------------------------------
@@ -463,6 +464,7 @@ class _Driver:
             return
         part = done.job.part
         self.worker_cpu_s += done.cpu_s
+        self.worker_peak_rss_mb = max(self.worker_peak_rss_mb, done.peak_rss_mb)
         if done.result is not None:
             doc.results[part.index] = done.result
             progress.part_done(part, done.result)
@@ -683,6 +685,9 @@ class _Driver:
         sentences = sum(r.row.get("sentences") or 0 for r in done_now)
         wall = (datetime.now(UTC) - self.started_at).total_seconds()
         executor = self.executor
+        from models.monitoring import peak_rss_mb
+
+        driver_rss = peak_rss_mb()
         return {
             "run_id": self.run_id,
             "status": "interrupted" if interrupted else (
@@ -692,6 +697,8 @@ class _Driver:
             "count_line": line,
             "counts": {k: counts.get(k, 0) for k in ("ok", "partial", "failed", "skipped")},
             "left": max(self.n_inputs - len(rows), 0),
+            # the largest process of the run: a worker (Ray) or this one (local executor)
+            "peak_rss_mb": max(driver_rss, self.worker_peak_rss_mb),
             "input_dir": str(self.input_dir),
             "out": str(self.out),
             "started_at": self.started_at.isoformat(timespec="seconds"),
@@ -705,6 +712,8 @@ class _Driver:
                 "driver_write_cpu_s": round(self.write_cpu_s, 2),
                 "worker_cpu_s": round(self.worker_cpu_s, 2),
                 "worker_cpu_s_per_page": round(self.worker_cpu_s / pages, 4) if pages else None,
+                "driver_peak_rss_mb": driver_rss,
+                "worker_peak_rss_mb": self.worker_peak_rss_mb or None,
                 "pages_per_s": round(pages / wall, 3) if wall else None,
                 "sentences_per_s": round(sentences / wall, 3) if wall else None,
                 "processing_pages_per_s": round(pages / self.processing_s, 3)

@@ -85,6 +85,8 @@ class Done:
     worker: str = ""
     cpu_s: float = 0.0
     """CPU seconds the worker process spent on the part (all its threads)."""
+    peak_rss_mb: float = 0.0
+    """The worker process's peak resident memory so far (MB)."""
 
 
 class PartWorker:
@@ -127,14 +129,18 @@ class PartWorker:
 
     def analyze_timed(self, data: bytes, part: Part, file_name: str, run_id: str,
                       client: str | None = None, engagement: str | None = None
-                      ) -> tuple[DocumentResult, float]:
-        """`analyze`, and the CPU seconds this process spent on it (the cost model's unit)."""
+                      ) -> tuple[DocumentResult, float, float]:
+        """`analyze`, the CPU seconds this process spent on it (the cost model's unit) and the
+        process's peak memory in MB (the run's system figures)."""
+        from models.monitoring import peak_rss_mb
+
         cpu0 = time.process_time()
         result = self.analyze(data, part, file_name, run_id, client, engagement)
-        return result, time.process_time() - cpu0
+        return result, time.process_time() - cpu0, peak_rss_mb()
 
 
-def _analyze_job(worker: PartWorker, data: bytes, job: Job) -> tuple[DocumentResult, float]:
+def _analyze_job(worker: PartWorker, data: bytes,
+                 job: Job) -> tuple[DocumentResult, float, float]:
     return worker.analyze_timed(data, job.part, job.item.source, job.run_id, job.client,
                                 job.engagement)
 
@@ -184,11 +190,12 @@ class LocalExecutor:
             return []
         job, data = self._queue.popleft()
         try:
-            result, cpu_s = _analyze_job(self._worker, data, job)
+            result, cpu_s, rss = _analyze_job(self._worker, data, job)
         except Exception as e:
             _log.exception("analysis of %s raised", job.part.label)
             return [Done(job, failure=_bug_message(job, e))]
-        return [Done(job, result=result, worker=f"pid {os.getpid()}", cpu_s=cpu_s)]
+        return [Done(job, result=result, worker=f"pid {os.getpid()}", cpu_s=cpu_s,
+                     peak_rss_mb=rss)]
 
     def close(self) -> None:
         """Drop the model."""
@@ -380,7 +387,7 @@ class RayExecutor:
                 self._on_started(actor)
                 continue
             try:
-                result, cpu_s = ray.get(ref)
+                result, cpu_s, rss = ray.get(ref)
             except ray.exceptions.RayActorError as e:
                 done.extend(self._on_actor_died(actor, e))
                 continue
@@ -390,7 +397,8 @@ class RayExecutor:
                                  worker=actor.name))
                 continue
             job = self._pop(actor, ref)
-            done.append(Done(job, result=result, worker=actor.name, cpu_s=cpu_s))
+            done.append(Done(job, result=result, worker=actor.name, cpu_s=cpu_s,
+                             peak_rss_mb=rss))
         self._check_timeouts()
         return done
 

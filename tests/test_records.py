@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from app.config import load_settings
-from app.records import BBox, Stamp, StageError, document_status
+from app.records import BBox, StageError, Stamp, document_status
 
 
 def test_records_are_frozen_and_strict():

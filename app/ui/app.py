@@ -15,6 +15,7 @@ from app.ui import auth
 from app.ui.common import (
     PAGE_ANALYZE,
     PAGE_MODELS,
+    PAGE_MONITORING,
     PAGE_REVIEW,
     PAGE_RUNS,
     get_settings,
@@ -25,10 +26,7 @@ _log = logging.getLogger(__name__)
 
 
 def pages() -> dict[str, list[st.Page]]:
-    """The navigation: document work first, then the model side.
-
-    A Monitoring page (models/monitoring.py reports from the store) joins the "Model" group.
-    """
+    """The navigation: document work first, then the model side."""
     return {
         "Documents": [
             st.Page(PAGE_ANALYZE, title="Analyze", icon=":material/upload_file:",
@@ -39,6 +37,8 @@ def pages() -> dict[str, list[st.Page]]:
         "Model": [
             st.Page(PAGE_MODELS, title="Models", icon=":material/model_training:",
                     url_path="models"),
+            st.Page(PAGE_MONITORING, title="Monitoring", icon=":material/monitor_heart:",
+                    url_path="monitoring"),
         ],
     }
 

@@ -30,6 +30,7 @@ PAGE_ANALYZE = "app/ui/pages_analyze.py"
 PAGE_REVIEW = "app/ui/pages_review.py"
 PAGE_RUNS = "app/ui/pages_runs.py"
 PAGE_MODELS = "app/ui/pages_models.py"
+PAGE_MONITORING = "app/ui/pages_monitoring.py"
 """Page scripts, relative to streamlit_app.py (for st.switch_page)."""
 
 

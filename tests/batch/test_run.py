@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import sys
 from collections.abc import Iterator
@@ -226,11 +227,20 @@ def test_a_busy_output_folder_or_a_bad_input_folder_refuse_to_start(
             run(tmp_path / "in", tmp_path / "out", settings)
 
 
-def test_cli_batch_run_and_status(tmp_path: Path, tiny_model_dir: Path) -> None:
+def test_cli_batch_run_and_status(tmp_path: Path, tiny_model_dir: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from app.cli import app
+    from app.config import load_settings
+    from models.monitoring import make_reference
 
     make_inputs(tmp_path / "in")
     url = f"sqlite:///{tmp_path / 'r.db'}"
+    # a reference profile for the tiny model, so the run is tested for drift at its end
+    monkeypatch.setenv("SESAME_SCORING__MODEL_DIR", str(tiny_model_dir))
+    (tmp_path / "reference.txt").write_text("\n".join(
+        f"Revenue in segment {i} rose {i % 9 + 1}% compared with the prior year."
+        for i in range(60)), encoding="utf-8")
+    make_reference(load_settings(), texts=tmp_path / "reference.txt")
     runner = CliRunner()
     result = runner.invoke(app, [
         "batch", "run", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
@@ -238,6 +248,12 @@ def test_cli_batch_run_and_status(tmp_path: Path, tiny_model_dir: Path) -> None:
         "--store", url, "--pages-per-part", "5"])
     assert result.exit_code == EXIT_PROBLEMS, result.output
     assert "6 documents: 4 ok, 0 partial, 2 failed, 0 skipped" in result.stdout
+    assert re.search(r": (no drift|DRIFT) against reference\.txt", result.output), result.output
+    (summary_file,) = (tmp_path / "out").glob("batch-*.json")
+    summary = json.loads(summary_file.read_text())
+    assert summary["peak_rss_mb"] >= summary["this_invocation"]["driver_peak_rss_mb"] > 50
+    (report,) = ResultStore(url).monitor_reports("drift")
+    assert report.run_id == summary["run_id"]
 
     listed = runner.invoke(app, ["batch", "status", "--store", url, "--json"])
     assert listed.exit_code == 0

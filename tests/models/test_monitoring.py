@@ -561,6 +561,10 @@ def test_reviewed_sentences_export_as_training_csv(model_with_reference, tmp_pat
     assert next(r["label"] for r in rows if r["text"] == texts[2]) == "negative"
     again = export_feedback(load_settings(), tmp_path / "again.csv")
     assert again[2] == digest and again[0].read_bytes() == path.read_bytes()
+    cli = invoke("feedback", str(tmp_path / "cli.csv"))
+    assert cli.exit_code == 0, cli.output
+    assert f"2 reviewed sentences -> {tmp_path / 'cli.csv'}" in cli.output
+    assert (tmp_path / "cli.csv").read_bytes() == path.read_bytes()
 
 
 def test_a_trusted_run_becomes_the_reference_and_takes_precedence(model_with_reference):

@@ -7,6 +7,7 @@ real store; a report analyzed once per module is saved into each test's store.
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime
 from pathlib import Path
 
 import openpyxl
@@ -18,7 +19,14 @@ from app.config import load_settings
 from app.records import DocumentResult
 from app.store import ResultStore
 from app.ui import auth
-from app.ui.common import PAGE_ANALYZE, PAGE_MODELS, PAGE_REVIEW, PAGE_RUNS, esc
+from app.ui.common import (
+    PAGE_ANALYZE,
+    PAGE_MODELS,
+    PAGE_MONITORING,
+    PAGE_REVIEW,
+    PAGE_RUNS,
+    esc,
+)
 from app.ui.documents import documents_dir, keep_pdf
 from app.ui.pages_review import workpaper_bytes
 from app.ui.tables import model_label, stamp_label
@@ -164,7 +172,7 @@ def test_every_page_shows_the_model_version(ui_env, stored):
     model = resolve_model(ui_env)
     label = model_label(model.name, None, model.digest)
     at = run(app_as(ALICE))
-    for page in (PAGE_ANALYZE, PAGE_REVIEW, PAGE_RUNS, PAGE_MODELS):
+    for page in (PAGE_ANALYZE, PAGE_REVIEW, PAGE_RUNS, PAGE_MODELS, PAGE_MONITORING):
         at.switch_page(page)
         run(at)
         footer = " ".join(texts(at.sidebar, "caption"))
@@ -410,6 +418,68 @@ def test_runs_page_lists_runs_and_opens_a_document_in_review(stored, ui_env):
     run(at)
     assert texts(at, "title") == ["Review"]
     assert at.query_params["result"] == str(result_id)
+
+
+def drift_report(run_id: str, when: datetime, *, drifted: bool):
+    """A drift report built by hand: label shares and domain classifier, one of them drifted."""
+    from models.monitoring import DriftReport, DriftTest, DriftThresholds
+
+    tests = (
+        DriftTest(name="label_shares", method="chi2 + PSI", statistic=3.0, p_value=0.2,
+                  effect=0.05, threshold=0.2, drifted=False, status="ok"),
+        DriftTest(name="domain_classifier", method="logistic regression AUC", statistic=None,
+                  p_value=0.001 if drifted else 0.4, effect=0.99 if drifted else 0.55,
+                  threshold=0.95, drifted=drifted, status="drift" if drifted else "ok"),
+    )
+    return DriftReport(run_id=run_id, created_at=when, model_name="tiny", model_version="1",
+                       reference_source="eval set", reference_sentences=400,
+                       current_sentences=120, tests=tests, drifted=drifted,
+                       thresholds=DriftThresholds())
+
+
+def test_monitoring_page_shows_drift_over_time_agreement_and_run_figures(stored, ui_env):
+    result_id, result = stored
+    scores = {s.sentence_index: s.label for s in result.scores}
+    other = next(lab for lab in ("positive", "negative", "neutral") if lab != scores[0])
+    with ResultStore.from_settings(ui_env) as store:
+        store.start_run("batch", run_id="nightly-1", stamp=result.stamp)
+        store.record_run_document("nightly-1", "/filings/acme.pdf", "ok", doc_id=result.doc_id,
+                                  result_id=result_id)
+        store.finish_run("nightly-1", summary={"peak_rss_mb": 812.5})
+        for run_id, day, drifted in (("nightly-0", 1, False), ("nightly-1", 2, True)):
+            report = drift_report(run_id, datetime(2026, 11, day, 2, tzinfo=UTC),
+                                  drifted=drifted)
+            store.add_monitor_report("drift", report.model_dump(mode="json"), run_id=run_id)
+        store.add_review(result_id, "override", "alice", expected_previous=None,
+                         sentence_index=0, label=other, comment="misread")
+        store.add_review(result_id, "agree", "alice", expected_previous=None, sentence_index=1)
+    at = run(app_as(ALICE))
+    at.switch_page(PAGE_MONITORING)
+    run(at)
+    assert texts(at, "title") == ["Monitoring"]
+    assert any("latest run drifted" in w and esc("domain_classifier") in w
+               for w in texts(at, "warning"))
+    reports, tests, agreement_table, system = (d.value for d in at.dataframe)
+    assert list(reports["run"]) == ["nightly-1", "nightly-0"]
+    assert list(reports["verdict"]) == ["DRIFT", "ok"]
+    assert list(tests["test"]) == ["label_shares", "domain_classifier"]
+    # the domain classifier's AUC 0.99 is past its threshold 0.95, measured from chance (0.5)
+    assert tests.set_index("test").loc["domain_classifier", "effect / threshold"] > 1
+    assert tests.set_index("test").loc["label_shares", "effect / threshold"] == \
+        pytest.approx(0.25)
+    overall = agreement_table[agreement_table["period"] == "all"].iloc[0]
+    assert (overall["reviewed"], overall["agreed"]) == (2, 1)
+    row = system.set_index("run").loc["nightly-1"]
+    assert (row["documents"], row["failed"], row["peak memory (MB)"]) == (1, 0, 812.5)
+    assert row["sentences"] == len(result.sentences)
+
+
+def test_monitoring_page_without_reports_says_where_they_come_from(ui_env):
+    at = run(app_as(ALICE))
+    at.switch_page(PAGE_MONITORING)
+    run(at)
+    assert any("No drift reports yet" in i for i in texts(at, "info"))
+    assert any("No reviewed sentences yet" in i for i in texts(at, "info"))
 
 
 def test_models_page_shows_versions_champion_metrics_card_and_lineage(

@@ -1,0 +1,123 @@
+"""Monitoring page: drift of each run against its model's reference over time, model-reviewer
+agreement per model version, and per-run system figures (documents, pages, rates, memory)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app.ui.common import esc, get_settings, get_store
+from app.ui.monitoring import (
+    agreement_frame,
+    drift_reports,
+    effects_over_time,
+    reports_frame,
+    system_frame,
+    tests_frame,
+)
+
+REPORT_KEY = "monitoring_report"
+AGREEMENT_THRESHOLD = 0.8
+AGREEMENT_MIN_REVIEWS = 20
+
+
+def _drift(store) -> None:
+    reports = drift_reports(store.monitor_reports("drift", limit=500))
+    if not reports:
+        st.info("No drift reports yet. Each `sesame analyze` and `sesame batch` run is tested "
+                "against its model's reference profile; `sesame monitor report RUN` tests one "
+                "afterwards.")
+        return
+    latest = reports[-1]
+    drifted = sum(r.drifted for r in reports)
+    left, mid, right = st.columns(3)
+    left.metric("Reports", len(reports))
+    mid.metric("With drift", drifted)
+    right.metric("Latest", "DRIFT" if latest.drifted else "ok")
+    if latest.drifted:
+        st.warning(f"The latest run drifted: {esc(latest.summary())}. Check its sentences "
+                   "before relying on the scores; retrain with `sesame train --feedback` or make "
+                   "a reference from trusted report text with `sesame monitor reference`.")
+    effects = effects_over_time(reports)
+    if not effects.empty:
+        st.subheader("Effect of each test, relative to its threshold")
+        st.caption("1.0 is the threshold of each test (PSI of label and language shares, "
+                   "Wasserstein distance in reference standard deviations, domain-classifier "
+                   "AUC above chance); above it, with a small p-value, the test reports drift.")
+        st.line_chart(effects, height=260)
+    st.subheader("Reports, newest first")
+    st.dataframe(reports_frame(reports), hide_index=True, width="stretch")
+    by_label = {f"{r.created_at:%Y-%m-%d %H:%M} · {r.run_id or 'no run'} · "
+                f"{'DRIFT' if r.drifted else 'ok'}": r for r in reversed(reports)}
+    chosen = st.selectbox("Report", list(by_label), key=REPORT_KEY)
+    report = by_label[chosen]
+    st.caption(f"Model {esc(report.model_name or '?')} version {esc(report.model_version or '–')}"
+               f" · {report.current_sentences} sentences against "
+               f"{report.reference_sentences} of {esc(report.reference_source)}")
+    st.dataframe(tests_frame(report), hide_index=True, width="stretch",
+                 column_config={"effect": st.column_config.NumberColumn(format="%.3f"),
+                                "effect / threshold": st.column_config.NumberColumn(
+                                    format="%.2f"),
+                                "p-value": st.column_config.NumberColumn(format="%.2g"),
+                                "statistic": st.column_config.NumberColumn(format="%.3g")})
+    for note in report.notes:
+        st.caption(esc(note))
+
+
+def _agreement(store) -> None:
+    from models.monitoring import agreement, feedback_from_store
+
+    feedback = feedback_from_store(store)
+    if not feedback:
+        st.info("No reviewed sentences yet. Agreements and overrides on the Review page are "
+                "the labelled feedback this tracks.")
+        return
+    report = agreement(feedback, threshold=AGREEMENT_THRESHOLD,
+                       min_reviews=AGREEMENT_MIN_REVIEWS)
+    for row in report.alerts:
+        st.warning(f"Model version {esc(row.model_version)} agrees with reviewers on "
+                   f"{row.rate:.0%} of {row.n} sentences ({esc(row.period)}), below "
+                   f"{AGREEMENT_THRESHOLD:.0%}.")
+    st.caption(f"Latest review of each sentence; a period raises an alert below "
+               f"{AGREEMENT_THRESHOLD:.0%} once it has {AGREEMENT_MIN_REVIEWS} reviews. "
+               "`sesame monitor feedback FILE.csv` writes the reviewed sentences for "
+               "`sesame train --feedback`.")
+    st.dataframe(agreement_frame(report), hide_index=True, width="stretch",
+                 column_config={"agreement": st.column_config.NumberColumn(format="percent"),
+                                "kappa": st.column_config.NumberColumn(format="%.2f")})
+
+
+def _system(store) -> None:
+    frame = system_frame(store)
+    if frame.empty:
+        st.info("No runs yet.")
+        return
+    st.dataframe(frame, hide_index=True, width="stretch")
+    timed = frame.dropna(subset=["pages/s"]).set_index("started (UTC)").sort_index()
+    if len(timed) > 1:
+        left, right = st.columns(2)
+        left.caption("Pages per second")
+        left.bar_chart(timed["pages/s"], height=200)
+        memory = timed["peak memory (MB)"].dropna()
+        if not memory.empty:
+            right.caption("Peak memory of the run's process (MB)")
+            right.bar_chart(memory, height=200)
+
+
+def render() -> None:
+    """The Monitoring page."""
+    settings = get_settings()
+    store = get_store(settings)
+    st.title("Monitoring")
+    st.caption("Is the model still reading sentences like the ones it was blessed on, do "
+               "reviewers agree with it, and how did each run go.")
+    drift, quality, system = st.tabs(["Drift", "Reviewer agreement", "System"])
+    with drift:
+        _drift(store)
+    with quality:
+        _agreement(store)
+    with system:
+        _system(store)
+
+
+if __name__ == "__main__":
+    render()
