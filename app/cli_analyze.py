@@ -59,22 +59,29 @@ def count_line(results: list[DocumentResult]) -> str:
             f"{counts['failed']} failed")
 
 
+PasswordOpt = Annotated[str | None, typer.Option(
+    help="Password for encrypted PDFs (applied to every input).")]
+ExplainOpt = Annotated[Literal["none", "flagged", "all"] | None, typer.Option(
+    help="SHAP evidence for: none, flagged (positive and negative; default) or all.",
+    show_default=False)]
+ModelOpt = Annotated[str | None, typer.Option(
+    help="Registered model as NAME, NAME@ALIAS or NAME/VERSION (default: the champion).",
+    show_default=False)]
+ModelDirOpt = Annotated[Path | None, typer.Option(
+    help="Score with a local Hugging Face model directory instead of the registry.",
+    show_default=False)]
+"""Options `analyze` and `batch run` share."""
+
+
 def analyze(
     reports: Annotated[list[Path], typer.Argument(
         help="PDF files, or folders searched for *.pdf.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the workpapers and JSON.")]
     = Path("out"),
-    password: Annotated[str | None, typer.Option(
-        help="Password for encrypted PDFs (applied to every input).")] = None,
-    explain: Annotated[Literal["none", "flagged", "all"] | None, typer.Option(
-        help="SHAP evidence for: none, flagged (positive and negative; default) or all.",
-        show_default=False)] = None,
-    model: Annotated[str | None, typer.Option(
-        help="Registered model as NAME, NAME@ALIAS or NAME/VERSION (default: the champion).",
-        show_default=False)] = None,
-    model_dir: Annotated[Path | None, typer.Option(
-        help="Score with a local Hugging Face model directory instead of the registry.",
-        show_default=False)] = None,
+    password: PasswordOpt = None,
+    explain: ExplainOpt = None,
+    model: ModelOpt = None,
+    model_dir: ModelDirOpt = None,
     client: Annotated[str | None, typer.Option(help="Client name for the workpaper.")] = None,
     engagement: Annotated[str | None, typer.Option(help="Engagement for the workpaper.")] = None,
     max_pages: Annotated[int | None, typer.Option(

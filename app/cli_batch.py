@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
+from app.cli_analyze import ExplainOpt, ModelDirOpt, ModelOpt, PasswordOpt
 from batch.plan import DEFAULT_PAGES_PER_PART
 
 _log = logging.getLogger(__name__)
@@ -56,17 +57,10 @@ def run(
     resume: Annotated[bool, typer.Option(
         help="Resume the last unfinished matching run (finished documents are always "
              "skipped by content, either way).")] = True,
-    explain: Annotated[Literal["none", "flagged", "all"] | None, typer.Option(
-        help="SHAP evidence for: none, flagged (positive and negative; default) or all.",
-        show_default=False)] = None,
-    model: Annotated[str | None, typer.Option(
-        help="Registered model as NAME, NAME@ALIAS or NAME/VERSION (default: the champion).",
-        show_default=False)] = None,
-    model_dir: Annotated[Path | None, typer.Option(
-        help="Score with a local Hugging Face model directory instead of the registry.",
-        show_default=False)] = None,
-    password: Annotated[str | None, typer.Option(
-        help="Password for encrypted PDFs (applied to every input).")] = None,
+    explain: ExplainOpt = None,
+    model: ModelOpt = None,
+    model_dir: ModelDirOpt = None,
+    password: PasswordOpt = None,
     client: Annotated[str | None, typer.Option(help="Client name for the workpapers.")] = None,
     engagement: Annotated[str | None, typer.Option(
         help="Engagement for the workpapers.")] = None,
