@@ -63,14 +63,14 @@ def relative_effect(name: str, effect: float | None, threshold: float) -> float 
 
 
 def effects_over_time(reports: Sequence[DriftReport]) -> pd.DataFrame:
-    """Time x gating test: each effect relative to its threshold (for a line chart)."""
-    rows = [{"time": _naive_utc(r.created_at), "test": t.name,
-             "relative": relative_effect(t.name, t.effect, t.threshold)}
+    """Long form, one row per report and gating test: time, run, test, effect relative to its
+    threshold (1.0: drift), and whether it drifted (for a chart with a threshold rule)."""
+    rows = [{"time": _naive_utc(r.created_at), "run": r.run_id or "",
+             "test": t.name, "relative": relative_effect(t.name, t.effect, t.threshold),
+             "drifted": t.drifted}
             for r in reports for t in r.tests if t.gating and t.status != "skipped"]
-    if not rows:
-        return pd.DataFrame()
-    frame = pd.DataFrame(rows).dropna(subset=["relative"])
-    return frame.pivot_table(index="time", columns="test", values="relative", aggfunc="last")
+    frame = pd.DataFrame(rows, columns=["time", "run", "test", "relative", "drifted"])
+    return frame.dropna(subset=["relative"]).reset_index(drop=True)
 
 
 def _naive_utc(when: datetime) -> datetime:
@@ -88,7 +88,7 @@ def tests_frame(report: DriftReport) -> pd.DataFrame:
         "effect / threshold": relative_effect(t.name, t.effect, t.threshold),
         "p-value": t.p_value,
         "statistic": t.statistic,
-        "status": t.status if t.gating else f"{t.status} (information)",
+        "status": t.status if t.gating or t.status == "skipped" else f"{t.status} (information)",
     } for t in report.tests])
 
 

@@ -3,6 +3,8 @@ agreement per model version, and per-run system figures (documents, pages, rates
 
 from __future__ import annotations
 
+import altair as alt
+import pandas as pd
 import streamlit as st
 
 from app.ui.common import esc, get_settings, get_store
@@ -18,6 +20,19 @@ from app.ui.monitoring import (
 REPORT_KEY = "monitoring_report"
 AGREEMENT_THRESHOLD = 0.8
 AGREEMENT_MIN_REVIEWS = 20
+
+
+def effects_chart(effects: pd.DataFrame) -> alt.LayerChart:
+    """Each test's relative effect per report (points joined by lines), the threshold at 1.0."""
+    base = alt.Chart(effects).encode(
+        x=alt.X("time:T", title="report time (UTC)", axis=alt.Axis(format="%b %d %H:%M")),
+        y=alt.Y("relative:Q", title="effect / threshold"),
+        color=alt.Color("test:N", title="test"),
+        tooltip=["run", "test", alt.Tooltip("relative:Q", format=".2f"), "drifted", "time:T"])
+    lines = base.mark_line(point=alt.OverlayMarkDef(size=60))
+    threshold = alt.Chart(pd.DataFrame({"y": [1.0]})).mark_rule(
+        color="#c0392b", strokeDash=[6, 4]).encode(y="y:Q")
+    return (lines + threshold).properties(height=280)
 
 
 def _drift(store) -> None:
@@ -43,7 +58,7 @@ def _drift(store) -> None:
         st.caption("1.0 is the threshold of each test (PSI of label and language shares, "
                    "Wasserstein distance in reference standard deviations, domain-classifier "
                    "AUC above chance); above it, with a small p-value, the test reports drift.")
-        st.line_chart(effects, height=260)
+        st.altair_chart(effects_chart(effects), width="stretch")
     st.subheader("Reports, newest first")
     st.dataframe(reports_frame(reports), hide_index=True, width="stretch")
     by_label = {f"{r.created_at:%Y-%m-%d %H:%M} · {r.run_id or 'no run'} · "
@@ -73,10 +88,12 @@ def _agreement(store) -> None:
         return
     report = agreement(feedback, threshold=AGREEMENT_THRESHOLD,
                        min_reviews=AGREEMENT_MIN_REVIEWS)
-    for row in report.alerts:
-        st.warning(f"Model version {esc(row.model_version)} agrees with reviewers on "
-                   f"{row.rate:.0%} of {row.n} sentences ({esc(row.period)}), below "
-                   f"{AGREEMENT_THRESHOLD:.0%}.")
+    for version in dict.fromkeys(r.model_version for r in report.alerts):
+        low = [r for r in report.alerts if r.model_version == version]
+        periods = ", ".join(f"{r.rate:.0%} of {r.n} in {'all' if r.period == 'all' else r.period}"
+                            for r in low)
+        st.warning(f"Model version {esc(version)} agrees with reviewers below "
+                   f"{AGREEMENT_THRESHOLD:.0%}: {esc(periods)}.")
     st.caption(f"Latest review of each sentence; a period raises an alert below "
                f"{AGREEMENT_THRESHOLD:.0%} once it has {AGREEMENT_MIN_REVIEWS} reviews. "
                "`sesame monitor feedback FILE.csv` writes the reviewed sentences for "
@@ -91,16 +108,31 @@ def _system(store) -> None:
     if frame.empty:
         st.info("No runs yet.")
         return
-    st.dataframe(frame, hide_index=True, width="stretch")
-    timed = frame.dropna(subset=["pages/s"]).set_index("started (UTC)").sort_index()
+    st.dataframe(frame, hide_index=True, width="stretch",
+                 column_config={"seconds": st.column_config.NumberColumn(format="%.1f"),
+                                "pages/s": st.column_config.NumberColumn(format="%.2f"),
+                                "sentences/s": st.column_config.NumberColumn(format="%.1f"),
+                                "peak memory (MB)": st.column_config.NumberColumn(
+                                    format="%.0f")})
+    timed = frame.dropna(subset=["pages/s"])
     if len(timed) > 1:
         left, right = st.columns(2)
-        left.caption("Pages per second")
-        left.bar_chart(timed["pages/s"], height=200)
-        memory = timed["peak memory (MB)"].dropna()
+        left.altair_chart(run_bars(timed, "pages/s", "pages per second"), width="stretch")
+        memory = timed.dropna(subset=["peak memory (MB)"])
         if not memory.empty:
-            right.caption("Peak memory of the run's process (MB)")
-            right.bar_chart(memory, height=200)
+            right.altair_chart(run_bars(memory, "peak memory (MB)",
+                                        "peak memory of the run's process (MB)"),
+                               width="stretch")
+
+
+def run_bars(frame: pd.DataFrame, column: str, title: str) -> alt.Chart:
+    """One bar per run, oldest left, with the run's facts as tooltip."""
+    return alt.Chart(frame).mark_bar().encode(
+        x=alt.X("run:N", sort=alt.SortField("started (UTC)"), title=None,
+                axis=alt.Axis(labelAngle=-30, labelLimit=160)),
+        y=alt.Y(f"{column}:Q", title=None),
+        tooltip=["run", "kind", "started (UTC)", "documents", "pages", column],
+    ).properties(height=220, title=title)
 
 
 def render() -> None:
