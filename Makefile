@@ -48,7 +48,7 @@ test-slow: install-dev sysdeps
 	$(BIN)/python -m pytest -q -m slow
 
 lint: install-dev
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/mypy app models batch explain streamlit_app.py
 
 bench: install-dev
 	$(BIN)/python -m benchmarks

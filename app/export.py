@@ -12,7 +12,7 @@ from app.records import LABELS, DocumentResult, Explanation, Score
 
 def label_counts(scores: tuple[Score, ...] | list[Score]) -> dict[str, int]:
     """How many sentences got each label, in LABELS order."""
-    counts = Counter(s.label for s in scores)
+    counts: Counter[str] = Counter(s.label for s in scores)
     return {label: counts.get(label, 0) for label in LABELS}
 
 

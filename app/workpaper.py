@@ -881,7 +881,7 @@ def _batch_cover(wb: Workbook, styler: _Styler, rows: list[dict[str, Any]], line
                "failed": "some documents FAILED; see Exceptions."}[status]
     sheet.banner(f"{count_line(rows)}: {verdict}", status)
     sheet.blank()
-    totals = Counter()
+    totals: Counter[str] = Counter()
     for row in rows:
         for key in ("pages", "sentences", "scored", "explained", *LABELS):
             totals[key] += row.get(key) or 0

@@ -652,10 +652,11 @@ class _Driver:
         summary_path = self.out / f"batch-{self.run_id}.json"
         _write_atomic(summary_path, json.dumps(summary, ensure_ascii=False, indent=1,
                                                default=str))
-        workpaper_path: Path | None = self.out / f"batch-{self.run_id}.xlsx"
+        workbook = self.out / f"batch-{self.run_id}.xlsx"
+        workpaper_path: Path | None = workbook
         try:
             write_batch_workpaper(
-                [r.row for r in rows], workpaper_path, stamp=self.stamp,
+                [r.row for r in rows], workbook, stamp=self.stamp,
                 title=self.o.title or f"sesame batch {self.run_id}: {line}"
                 + (" (INTERRUPTED)" if interrupted else ""))
         except Exception as e:  # the JSON summary stands; say why the workbook does not

@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -194,7 +194,7 @@ def _lr_scale(name: str, n_layers: int, options: TrainOptions) -> float:
 _LAYER = re.compile(r"\.layer\.(\d+)\.")
 
 
-def _param_groups(model: object, options: TrainOptions) -> list[dict]:
+def _param_groups(model: Any, options: TrainOptions) -> list[dict]:
     """AdamW groups: (lr multiplier, decay or not); no weight decay on biases and norms."""
     no_decay = ("bias", "LayerNorm.weight", "layernorm", "norm.weight")
     n_layers = int(getattr(model.config, "num_hidden_layers", 0))
