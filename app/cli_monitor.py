@@ -261,9 +261,12 @@ def history_cmd(
 ) -> None:
     """Saved drift reports, oldest first: run, time, model version, verdict, drifted tests."""
     from app.config import load_settings
-    from models.monitoring import load_reports
+    from app.store import ResultStore
+    from models.monitoring import stored_reports
 
-    reports = load_reports(load_settings().data_dir)
+    settings = load_settings()
+    settings.ensure_dirs()
+    reports = stored_reports(ResultStore.from_settings(settings))
     rows: list[dict[str, Any]] = [
         {"run_id": r.run_id, "created_at": r.created_at.isoformat(timespec="seconds"),
          "model_version": r.model_version, "sentences": r.current_sentences,

@@ -681,17 +681,16 @@ def load_reports(data_dir: Path) -> list[DriftReport]:
     return sorted(reports, key=lambda r: r.created_at)
 
 
-def report_history(reports: Iterable[DriftReport]) -> list[dict[str, Any]]:
-    """One flat row per run and test (run, time, version, test, effect, threshold, drifted)."""
-    rows = []
-    for r in reports:
-        for t in r.tests:
-            rows.append({"run_id": r.run_id, "created_at": r.created_at,
-                         "model_version": r.model_version, "test": t.name, "effect": t.effect,
-                         "threshold": t.threshold, "p_value": t.p_value, "status": t.status,
-                         "drifted": t.drifted, "run_drifted": r.drifted,
-                         "current_sentences": r.current_sentences})
-    return rows
+def stored_reports(store: ResultStore, limit: int = 500) -> list[DriftReport]:
+    """The drift reports in the results store, oldest first (what the UI and `sesame monitor
+    history` show; the store is shared by every machine of a cluster, unlike report files)."""
+    out = []
+    for row in store.monitor_reports("drift", limit=limit):
+        try:
+            out.append(DriftReport.model_validate(row.report))
+        except ValueError as exc:
+            _log.warning("monitor report %s: unreadable (%s)", row.id, exc)
+    return sorted(out, key=lambda r: r.created_at)
 
 
 # --------------------------------------------------------------------------------------------

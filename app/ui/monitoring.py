@@ -9,7 +9,6 @@ deviations, AUC), and 1.0 is where each one counts as drift.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -19,24 +18,10 @@ import pandas as pd
 from models.monitoring import AgreementReport, DriftReport, run_figures
 
 if TYPE_CHECKING:
-    from app.records import MonitorReport
     from app.store import ResultStore
-
-_log = logging.getLogger(__name__)
 
 DOMAIN_AUC_FLOOR = 0.5
 """A domain classifier's AUC at chance: its effect relative to the threshold starts here."""
-
-
-def drift_reports(stored: Sequence[MonitorReport]) -> list[DriftReport]:
-    """The stored drift reports that parse, oldest first (an unreadable one is logged)."""
-    out = []
-    for row in stored:
-        try:
-            out.append(DriftReport.model_validate(row.report))
-        except ValueError as exc:
-            _log.warning("monitor report %s: unreadable (%s)", row.id, exc)
-    return sorted(out, key=lambda r: r.created_at)
 
 
 def reports_frame(reports: Sequence[DriftReport]) -> pd.DataFrame:

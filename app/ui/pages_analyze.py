@@ -35,6 +35,7 @@ from app.ui.tables import stamp_label
 
 if TYPE_CHECKING:
     from app.pipeline import Analyzer
+    from app.store import ResultStore
 
 _log = logging.getLogger(__name__)
 
@@ -71,6 +72,9 @@ class UploadRun:
     run_id: str
     model: str
     outcomes: list[Outcome] = field(default_factory=list)
+    drift: str | None = None
+    """The drift check's one-line verdict (or why it was skipped); None when not run."""
+    drifted: bool = False
 
     def count_line(self) -> str:
         """`3 documents: 2 ok, 0 partial, 1 failed` (refused files count as failed)."""
@@ -142,7 +146,6 @@ def analyze_uploads(
     settings only say that one was given).
     """
     from app.pipeline import new_run_id
-    from app.store import ResultStore
 
     store: ResultStore = get_store(settings)
     loaded = LoadedAnalyzer(with_password(loaded.analyzer, password), loaded.lock)
@@ -178,9 +181,30 @@ def analyze_uploads(
                        "result_id": o.result_id, "errors": list(o.messages)}
                       for o in run.outcomes],
     })
+    if any(o.status in ("ok", "partial") and o.sentences for o in run.outcomes):
+        if progress:
+            progress(1.0, "testing the sentences for drift against the model's reference…")
+        run.drift, run.drifted = check_drift(settings, run_id, store, loaded)
     if progress:
         progress(1.0, run.count_line())
     return run
+
+
+def check_drift(settings: Settings, run_id: str, store: ResultStore,
+                loaded: LoadedAnalyzer) -> tuple[str, bool]:
+    """Test the run against its model's reference profile: (verdict line, drifted).
+
+    As with `sesame analyze`, drift is a warning for the reviewer, never a failed upload.
+    """
+    from models.monitoring import monitor_run
+
+    try:
+        with loaded.lock:
+            report, _paths = monitor_run(settings, run_id, store=store,
+                                         scorer=loaded.analyzer.scorer)
+    except SesameError as e:
+        return f"Drift check skipped: {e.message}", False
+    return report.summary(), report.drifted
 
 
 def _analyze_one(name: str, data: bytes, *, settings: Settings, loaded: LoadedAnalyzer,
@@ -261,6 +285,12 @@ def _show_run(run: UploadRun) -> None:
     line = run.count_line()
     (st.success if counts["ok"] == len(run.outcomes) else st.warning)(
         f"{line}. Run {esc(run.run_id)}, model {esc(run.model)}.")
+    if run.drift:
+        if run.drifted:
+            st.warning(f"{esc(run.drift)}. These sentences differ from what the model was "
+                       "blessed on; see the Monitoring page before relying on the scores.")
+        else:
+            st.caption(esc(run.drift))
     for outcome in run.outcomes:
         _show_outcome(outcome)
         reviewable = outcome.result_id is not None and outcome.status in ("ok", "partial")

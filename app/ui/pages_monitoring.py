@@ -10,7 +10,6 @@ import streamlit as st
 from app.ui.common import esc, get_settings, get_store
 from app.ui.monitoring import (
     agreement_frame,
-    drift_reports,
     effects_over_time,
     reports_frame,
     system_frame,
@@ -36,7 +35,9 @@ def effects_chart(effects: pd.DataFrame) -> alt.LayerChart:
 
 
 def _drift(store) -> None:
-    reports = drift_reports(store.monitor_reports("drift", limit=500))
+    from models.monitoring import stored_reports
+
+    reports = stored_reports(store)
     if not reports:
         st.info("No drift reports yet. Each `sesame analyze` and `sesame batch` run is tested "
                 "against its model's reference profile; `sesame monitor report RUN` tests one "

@@ -208,6 +208,9 @@ def test_analyze_stores_reports_and_explains_every_refused_or_failed_file(
     assert esc("webpage.pdf: an HTML web page") in errors
     assert esc("long.pdf: 3 pages is over the upload limit of 2 pages") in errors
     assert esc("huge.pdf: 1.0 MB is over the upload limit of 1 MB") in errors
+    # the run is tested for drift (the tiny model has no reference profile: said, not failed)
+    assert any(c.startswith("Drift check skipped") and "no reference profile" in c
+               for c in texts(at, "caption"))
 
     with ResultStore.from_settings(ui_env) as store:
         results = store.list_results()
