@@ -560,6 +560,27 @@ class ResultStore:
             )
         return found is not None
 
+    def add_explanations(self, result_id: int, explanations: Sequence[Explanation]) -> int:
+        """Add SHAP evidence computed later (on demand) to a stored result; returns how many
+        were new. Evidence already stored for a sentence is kept, never replaced, and must come
+        from the model that scored the result."""
+        with self._session(write=True) as session:
+            row = session.get(_Result, result_id)
+            if row is None:
+                raise StoreError(f"no result {result_id}")
+            wrong = [e.sentence_index for e in explanations if e.model_digest != row.model_digest]
+            if wrong:
+                raise StoreError(f"result {result_id} was scored by model {row.model_digest[:12]}"
+                                 f"…; evidence for sentence {wrong[0]} comes from another model.")
+            have = set(session.scalars(sa.select(_Explanation.sentence_index).where(
+                _Explanation.result_id == result_id)))
+            new = [e for e in explanations if e.sentence_index not in have]
+            if new:
+                session.execute(sa.insert(_Explanation),
+                                [_explanation_row(result_id, e) for e in new])
+                row.n_explained = len(have) + len({e.sentence_index for e in new})
+            return len(new)
+
     def load_result(
         self,
         result_id: int | None = None,

@@ -20,8 +20,17 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.records import LABELS, DocumentResult, ResultSummary, ReviewAction, Sentence
-from app.ui.common import esc, flash, get_settings, get_store, model_identity, store_at
+from app.errors import SesameError
+from app.records import LABELS, DocumentResult, ResultSummary, ReviewAction, Score, Sentence
+from app.ui.common import (
+    esc,
+    flash,
+    get_analyzer,
+    get_settings,
+    get_store,
+    model_identity,
+    store_at,
+)
 from app.ui.documents import boxes_on, find_pdf, render_page, sentence_pages
 from app.ui.tables import (
     ACTION_TEXT,
@@ -57,7 +66,8 @@ _SIGNOFF_ACTION = {SIGNOFF_CHOICES[0]: "signoff_preparer", SIGNOFF_CHOICES[1]: "
 
 
 # ---------------------------------------------------------------------------------------------
-# data (cached: a stored result never changes; reviews are read fresh on every run)
+# data (cached: a stored result changes only when evidence is added on demand, which
+# clears the cache; reviews are read fresh on every run)
 
 
 @st.cache_resource(show_spinner="Loading the document…", max_entries=8, ttl=600)
@@ -393,6 +403,38 @@ def _sentences_tab(result: DocumentResult, result_id: int, reviews: list[ReviewA
         _sentence_detail(result, result_id, chosen, by_index[chosen].label, reviews, run_id)
 
 
+def explain_on_demand(result: DocumentResult, result_id: int, sentence: Sentence,
+                      score: Score) -> None:
+    """SHAP evidence for one sentence now, stored with the document, then the page redrawn.
+
+    Only the model that scored the document may explain it: evidence from another model would
+    not explain these scores.
+    """
+    from explain.shap_explainer import SentenceExplainer
+
+    settings = get_settings()
+    try:
+        loaded = get_analyzer(settings)
+    except SesameError as e:
+        st.error(f"No model to explain with: {esc(e.message)}")
+        return
+    scorer = loaded.analyzer.scorer
+    if scorer.digest != result.stamp.model_digest:
+        st.warning(f"This document was scored by {esc(stamp_label(result.stamp))}; the model "
+                   f"loaded now has sha256 {esc(scorer.digest[:8])}…, so its evidence would not "
+                   "explain these scores. Analyze the report again with the current model.")
+        return
+    explainer = loaded.analyzer.explainer or SentenceExplainer(
+        scorer.predict_proba, model_digest=scorer.digest, options=settings.explain,
+        tokenizer=scorer.tokenizer,
+        cache_dir=settings.data_dir / "explain-cache" if settings.explain.cache else None)
+    with st.spinner("Computing SHAP evidence…"), loaded.lock:
+        explanations = explainer.explain([sentence], [score])
+    get_store(settings).add_explanations(result_id, explanations)
+    load_result.clear()
+    st.rerun()
+
+
 def _sentence_detail(result: DocumentResult, result_id: int, index: int,
                      label_in_force: str | None, reviews: list[ReviewAction],
                      run_id: str | None) -> None:
@@ -431,6 +473,12 @@ def _sentence_detail(result: DocumentResult, result_id: int, index: int,
                            "sentences only.",
                 "none": "No SHAP evidence: it was switched off for this analysis.",
             }.get(mode, "No SHAP evidence for this sentence."))
+            if score is not None and st.button(
+                    "Compute SHAP evidence for this sentence", icon=":material/insights:",
+                    key=f"explain_{result_id}_{index}",
+                    help="Explains the model's label with the model that scored this document "
+                         "(a few seconds); the evidence is stored with the document."):
+                explain_on_demand(result, result_id, sentence, score)
         if score is not None:
             probs = " · ".join(f"P({k}) {v:.2f}" for k in LABELS
                                for label, v in score.probabilities.items() if label == k)

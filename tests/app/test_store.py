@@ -269,6 +269,27 @@ def test_malformed_result_is_refused(store: ResultStore):
     assert count_rows(store, "results") == 0
 
 
+def test_evidence_added_later_is_kept_beside_the_first_and_must_come_from_the_same_model(
+        store: ResultStore):
+    result = make_result(40)
+    result_id = store.save_result(result)
+    (first,) = result.explanations
+    later = first.model_copy(update={"sentence_index": 2, "label": "neutral"})
+    again = first.model_copy(update={"base_value": 0.0})  # sentence 0 again: not replaced
+    assert store.add_explanations(result_id, [later, again]) == 1
+    loaded = store.load_result(result_id)
+    assert loaded is not None
+    assert [(e.sentence_index, e.base_value) for e in loaded.explanations] == [
+        (0, first.base_value), (2, first.base_value)]
+    (summary,) = [r for r in store.list_results() if r.result_id == result_id]
+    assert summary.n_explained == 2
+    other = first.model_copy(update={"sentence_index": 1, "model_digest": "f" * 64})
+    with pytest.raises(StoreError, match="another model"):
+        store.add_explanations(result_id, [other])
+    with pytest.raises(StoreError, match="no result"):
+        store.add_explanations(10**6, [later])
+
+
 def test_list_results_filters_and_counts_labels(store: ResultStore):
     store.save_result(make_result(0, labels=("negative", "negative", "neutral")))
     store.save_result(make_result(1, client="Globex"))

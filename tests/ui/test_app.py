@@ -284,6 +284,30 @@ def test_review_sentence_shows_evidence_page_image_and_filters(stored):
     assert set(filtered["section"]) == {"Risk factors"}
 
 
+def test_evidence_on_demand_is_computed_by_the_scoring_model_and_stored(ui_env, analyzed):
+    full, pdf = analyzed
+    result = full.model_copy(update={"explanations": ()})  # as analyzed with --explain none
+    keep_pdf(ui_env, pdf)
+    with ResultStore.from_settings(ui_env) as store:
+        result_id = store.save_result(result)
+    score = next(s for s in result.scores
+                 if result.sentences[s.sentence_index].kind == "sentence")
+    index = score.sentence_index
+    at = open_review(app_as(ALICE), result_id, "Sentences", index)
+    assert any(c.startswith("No SHAP evidence") for c in texts(at, "caption"))
+    button(at, "Compute SHAP evidence for this sentence").click()
+    run(at)
+    assert any(c.startswith(esc(f"Evidence for {score.label}:")) for c in texts(at, "caption"))
+    with ResultStore.from_settings(ui_env) as store:
+        again = store.load_result(result_id)
+        (summary,) = [r for r in store.list_results() if r.result_id == result_id]
+    (added,) = again.explanations
+    assert added.sentence_index == index and added.label == score.label
+    assert added.model_digest == result.stamp.model_digest
+    assert abs(added.base_value + sum(added.values) - added.output_value) < 1e-4
+    assert summary.n_explained == 1
+
+
 def test_override_needs_a_comment_and_is_recorded_with_the_user(stored, ui_env):
     result_id, result = stored
     index = negative_sentence(result)
