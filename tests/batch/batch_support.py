@@ -96,6 +96,23 @@ def stable_rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
+EXPLANATION_TOLERANCE = 1e-5
+"""How far SHAP values of the same sentence may differ between executors: a sentence repeated
+across documents is explained once per run and cached, and which part explains it first (in
+whose model batches, whose padding changes float32 sums) depends on timing when several workers
+run. Seen: 3e-8 to 4.3e-7, in probability units. Everything
+else must be identical."""
+
+
+def assert_same_rows(rows: dict[str, list[tuple[Any, ...]]],
+                     reference: dict[str, list[tuple[Any, ...]]]) -> None:
+    """Every table identical, SHAP values within EXPLANATION_TOLERANCE (words exactly)."""
+    assert {k: v for k, v in rows.items() if k != "explanations"} == \
+        {k: v for k, v in reference.items() if k != "explanations"}
+    gap = float_gap(rows["explanations"], reference["explanations"])
+    assert gap <= EXPLANATION_TOLERANCE, gap
+
+
 def close(a: Any, b: Any, tol: float = 1e-6) -> bool:
     """Equal rows, floats (nested ones too) within `tol` (a sentence scored in a batch with
     other sentences differs in the last bits: padding changes the float sums)."""
