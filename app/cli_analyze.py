@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from app.errors import SesameError
 from app.records import DocumentResult
 
 if TYPE_CHECKING:
@@ -205,16 +204,11 @@ def check_drift(settings: Settings, run_id: str, result_store: ResultStore,
     Drift is a warning here, never a failed analysis: the documents were read and scored.
     `scorer` None loads the run's model (the batch driver holds none: its workers do).
     """
-    from models.monitoring import monitor_run
+    from models.monitoring import drift_verdict
 
-    try:
-        report, paths = monitor_run(settings, run_id, store=result_store, scorer=scorer)
-    except SesameError as e:
-        console.print(f"[yellow]drift check skipped: {e.message}[/]")
-        return
-    colour = "yellow" if report.drifted else "green"
-    where = paths.get("html") or next(iter(paths.values()), None)
-    console.print(f"[{colour}]{report.summary()}[/]" + (f" (report: {where})" if where else ""))
+    line, drifted, where = drift_verdict(settings, run_id, result_store, scorer)
+    colour = "green" if where is not None and not drifted else "yellow"
+    console.print(f"[{colour}]{line}[/]" + (f" (report: {where})" if where else ""))
 
 
 def parse_model_ref(ref: str) -> dict[str, str]:

@@ -61,6 +61,17 @@ def result_settings(settings: Settings) -> dict[str, Any]:
     return data
 
 
+def make_explainer(settings: Settings, scorer: SentimentScorer) -> SentenceExplainer:
+    """The SHAP explainer of a scorer: the settings' budget, the shared disk cache."""
+    from explain.shap_explainer import SentenceExplainer
+
+    return SentenceExplainer(
+        scorer.predict_proba, model_digest=scorer.digest, options=settings.explain,
+        tokenizer=scorer.tokenizer,
+        cache_dir=settings.data_dir / "explain-cache" if settings.explain.cache else None,
+    )
+
+
 class Analyzer:
     """Loaded models and settings; analyzes one document at a time (never raises in record mode)."""
 
@@ -94,15 +105,7 @@ class Analyzer:
             model.path, settings.scoring, name=model.name, version=model.version,
             expected_digest=model.digest,
         )
-        explainer = None
-        if settings.explain.mode != "none":
-            from explain.shap_explainer import SentenceExplainer
-
-            explainer = SentenceExplainer(
-                scorer.predict_proba, model_digest=scorer.digest, options=settings.explain,
-                tokenizer=scorer.tokenizer,
-                cache_dir=settings.data_dir / "explain-cache" if settings.explain.cache else None,
-            )
+        explainer = make_explainer(settings, scorer) if settings.explain.mode != "none" else None
         return cls(settings, scorer, make_nlp(settings.sentences), explainer, model)
 
     def stamp(self, run_id: str) -> Stamp:

@@ -574,11 +574,14 @@ class ResultStore:
                                  f"…; evidence for sentence {wrong[0]} comes from another model.")
             have = set(session.scalars(sa.select(_Explanation.sentence_index).where(
                 _Explanation.result_id == result_id)))
-            new = [e for e in explanations if e.sentence_index not in have]
+            new: dict[int, Explanation] = {}
+            for e in explanations:  # the first of several for one sentence, as for stored ones
+                if e.sentence_index not in have:
+                    new.setdefault(e.sentence_index, e)
             if new:
                 session.execute(sa.insert(_Explanation),
-                                [_explanation_row(result_id, e) for e in new])
-                row.n_explained = len(have) + len({e.sentence_index for e in new})
+                                [_explanation_row(result_id, e) for e in new.values()])
+                row.n_explained = len(have) + len(new)
             return len(new)
 
     def load_result(

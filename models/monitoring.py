@@ -295,23 +295,9 @@ def mean_pooled_embedder(tokenizer: Any, model: Any, *, batch_size: int = 64,
     return embed
 
 
-def _scorer_parts(scorer: SentimentScorer) -> tuple[Any, Any]:
-    """The scorer's tokenizer and model (public names first; scoring.py keeps them private)."""
-    tokenizer = getattr(scorer, "tokenizer", None) or getattr(scorer, "_tokenizer", None)
-    model = getattr(scorer, "model", None) or getattr(scorer, "_model", None)
-    if tokenizer is None or model is None:
-        raise TypeError(f"{scorer!r} exposes neither embed() nor its tokenizer and model")
-    return tokenizer, model
-
-
 def scorer_embedder(scorer: SentimentScorer) -> Embedder:
-    """The scorer's own `embed` when it has one, else mean-pooled states of its encoder."""
-    embed = getattr(scorer, "embed", None)
-    if callable(embed):
-        return embed
-    tokenizer, model = _scorer_parts(scorer)
-    return mean_pooled_embedder(tokenizer, model,
-                                max_length=int(getattr(scorer, "max_length", 128)))
+    """Mean-pooled states of the scorer's own encoder, at its truncation length."""
+    return mean_pooled_embedder(scorer.tokenizer, scorer.model, max_length=scorer.max_length)
 
 
 def build_profile(
@@ -378,11 +364,10 @@ def reference_profile(eval_texts: Sequence[str], scorer: SentimentScorer, *,
     """The reference profile of a model version, for its registry entry at blessing time."""
     texts = list(eval_texts)
     probs = scorer.predict_proba(texts)
-    return build_profile(texts, probs, tokenizer=_scorer_parts(scorer)[0],
+    return build_profile(texts, probs, tokenizer=scorer.tokenizer,
                          embed=scorer_embedder(scorer),
-                         source=source, model_name=getattr(scorer, "name", None),
-                         model_version=getattr(scorer, "version", None),
-                         model_digest=getattr(scorer, "digest", None))
+                         source=source, model_name=scorer.name,
+                         model_version=scorer.version, model_digest=scorer.digest)
 
 
 def save_profile(profile: Profile, path: Path) -> Path:
@@ -965,19 +950,19 @@ def monitor_run(
         else:
             scorer, model_dir = run_scorer(settings, run)
     else:
-        model_dir = model_dir or getattr(scorer, "path", None)
-    digest = getattr(scorer, "digest", None)
+        model_dir = model_dir or scorer.path
+    digest = scorer.digest
     if reference is None:
         reference = find_reference(settings.data_dir, model_dir=model_dir, model_digest=digest)
     if reference is None:
         raise MonitorError(
-            f"model {getattr(scorer, 'name', '?')} version {getattr(scorer, 'version', None)} "
+            f"model {scorer.name} version {scorer.version} "
             f"(sha256 {str(digest)[:12]}…) has no reference profile. Make one with `sesame "
             "monitor reference`, or bless the model again (the reference is saved at blessing).")
-    current = build_profile(texts, probs, tokenizer=_scorer_parts(scorer)[0],
+    current = build_profile(texts, probs, tokenizer=scorer.tokenizer,
                             embed=scorer_embedder(scorer), source=f"run {run.run_id}",
-                            model_name=getattr(scorer, "name", None),
-                            model_version=getattr(scorer, "version", None), model_digest=digest)
+                            model_name=scorer.name, model_version=scorer.version,
+                            model_digest=digest)
     report = compare(reference, current, thresholds, run_id=run.run_id)
     paths: dict[str, Path] = {}
     if save:
@@ -987,6 +972,18 @@ def monitor_run(
                                  run_id=run.run_id)
     _log.info("%s", report.summary())
     return report, paths
+
+
+def drift_verdict(settings: Settings, run_id: str, store: ResultStore,
+                  scorer: SentimentScorer | None = None) -> tuple[str, bool, Path | None]:
+    """A finished run's drift check for the end of analyze, batch and upload runs: (one line,
+    drifted, the report's file). Monitoring that cannot run (no reference profile, no run) is
+    said in the line, not raised: drift is a warning there, never a failed analysis."""
+    try:
+        report, paths = monitor_run(settings, run_id, store=store, scorer=scorer)
+    except SesameError as e:
+        return f"drift check skipped: {e.message}", False, None
+    return report.summary(), report.drifted, paths.get("html") or next(iter(paths.values()), None)
 
 
 def make_reference(settings: Settings, *, model: str | None = None, texts: Path | None = None,
@@ -1009,16 +1006,16 @@ def make_reference(settings: Settings, *, model: str | None = None, texts: Path 
         lines, probs = run_sentences(store, run_id)
         if not lines:
             raise MonitorError(f"run {run_id} has no scored sentences.")
-        profile = build_profile(lines, probs, tokenizer=_scorer_parts(scorer)[0],
+        profile = build_profile(lines, probs, tokenizer=scorer.tokenizer,
                                 embed=scorer_embedder(scorer), source=f"run {run_id}",
                                 model_name=scorer.name, model_version=scorer.version,
                                 model_digest=scorer.digest)
         return profile, save_profile(profile, reference_cache_path(settings.data_dir,
                                                                    scorer.digest))
     if model is not None:
-        name, _, ref = model.partition("@") if "@" in model else model.partition("/")
+        name, ref = registry.parse_ref(model, settings.scoring.model)
         settings = settings.model_copy(update={"scoring": settings.scoring.model_copy(
-            update={"model": name, "version": ref or registry.CHAMPION, "model_dir": None})})
+            update={"model": name, "version": ref, "model_dir": None})})
     resolved = registry.resolve_model(settings)
     if texts is not None:
         lines = [x.strip() for x in Path(texts).read_text(encoding="utf-8").splitlines()

@@ -196,15 +196,11 @@ def check_drift(settings: Settings, run_id: str, store: ResultStore,
 
     As with `sesame analyze`, drift is a warning for the reviewer, never a failed upload.
     """
-    from models.monitoring import monitor_run
+    from models.monitoring import drift_verdict
 
-    try:
-        with loaded.lock:
-            report, _paths = monitor_run(settings, run_id, store=store,
-                                         scorer=loaded.analyzer.scorer)
-    except SesameError as e:
-        return f"Drift check skipped: {e.message}", False
-    return report.summary(), report.drifted
+    with loaded.lock:
+        line, drifted, _report = drift_verdict(settings, run_id, store, loaded.analyzer.scorer)
+    return line[:1].upper() + line[1:], drifted
 
 
 def _analyze_one(name: str, data: bytes, *, settings: Settings, loaded: LoadedAnalyzer,

@@ -17,8 +17,6 @@ from app.ui.monitoring import (
 )
 
 REPORT_KEY = "monitoring_report"
-AGREEMENT_THRESHOLD = 0.8
-AGREEMENT_MIN_REVIEWS = 20
 
 
 def effects_chart(effects: pd.DataFrame) -> alt.LayerChart:
@@ -87,16 +85,15 @@ def _agreement(store) -> None:
         st.info("No reviewed sentences yet. Agreements and overrides on the Review page are "
                 "the labelled feedback this tracks.")
         return
-    report = agreement(feedback, threshold=AGREEMENT_THRESHOLD,
-                       min_reviews=AGREEMENT_MIN_REVIEWS)
+    report = agreement(feedback)  # the same threshold and minimum as `sesame monitor agreement`
     for version in dict.fromkeys(r.model_version for r in report.alerts):
         low = [r for r in report.alerts if r.model_version == version]
         periods = ", ".join(f"{r.rate:.0%} of {r.n} in {'all' if r.period == 'all' else r.period}"
                             for r in low)
         st.warning(f"Model version {esc(version)} agrees with reviewers below "
-                   f"{AGREEMENT_THRESHOLD:.0%}: {esc(periods)}.")
+                   f"{report.threshold:.0%}: {esc(periods)}.")
     st.caption(f"Latest review of each sentence; a period raises an alert below "
-               f"{AGREEMENT_THRESHOLD:.0%} once it has {AGREEMENT_MIN_REVIEWS} reviews. "
+               f"{report.threshold:.0%} once it has {report.min_reviews} reviews. "
                "`sesame monitor feedback FILE.csv` writes the reviewed sentences for "
                "`sesame train --feedback`.")
     st.dataframe(agreement_frame(report), hide_index=True, width="stretch",

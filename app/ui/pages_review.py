@@ -410,7 +410,7 @@ def explain_on_demand(result: DocumentResult, result_id: int, sentence: Sentence
     Only the model that scored the document may explain it: evidence from another model would
     not explain these scores.
     """
-    from explain.shap_explainer import SentenceExplainer
+    from app.pipeline import make_explainer
 
     settings = get_settings()
     try:
@@ -424,10 +424,7 @@ def explain_on_demand(result: DocumentResult, result_id: int, sentence: Sentence
                    f"loaded now has sha256 {esc(scorer.digest[:8])}…, so its evidence would not "
                    "explain these scores. Analyze the report again with the current model.")
         return
-    explainer = loaded.analyzer.explainer or SentenceExplainer(
-        scorer.predict_proba, model_digest=scorer.digest, options=settings.explain,
-        tokenizer=scorer.tokenizer,
-        cache_dir=settings.data_dir / "explain-cache" if settings.explain.cache else None)
+    explainer = loaded.analyzer.explainer or make_explainer(settings, scorer)
     with st.spinner("Computing SHAP evidence…"), loaded.lock:
         explanations = explainer.explain([sentence], [score])
     get_store(settings).add_explanations(result_id, explanations)
