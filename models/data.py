@@ -33,7 +33,8 @@ from app.records import LABELS, Record
 
 _log = logging.getLogger(__name__)
 
-DataFormat = Literal["phrasebank", "csv", "sentfin", "fiqa"]
+DataFormat = Literal["phrasebank", "csv", "sentfin", "fiqa", "lines", "pdf"]
+"""The last two hold unlabelled sentences (for distillation): text lines and PDF reports."""
 AnomalyCode = Literal[
     "unknown_label", "empty_text", "duplicate_text", "length_outlier", "train_eval_overlap",
     "class_balance_shift", "too_few_examples",
@@ -197,6 +198,8 @@ def _licence_of(fmt: DataFormat, licence: str | None) -> tuple[str, bool]:
         "sentfin": ("MIT (SEntFiN 1.0, Sinha et al. 2022)", True),
         "fiqa": ("research use, no licence stated (FiQA-2018 task 1)", False),
         "csv": ("unstated (user-supplied CSV)", False),
+        "lines": ("unstated (user-supplied text)", False),
+        "pdf": ("unstated (user-supplied report)", False),
     }[fmt]
 
 
@@ -270,6 +273,57 @@ def load_examples(paths: Sequence[Path], licence: str | None = None) -> Labelled
         examples.extend(rows)
         _log.info("%s: %d examples (%s)", path.name, len(rows), fmt)
     return LabelledData(examples=tuple(examples), sources=tuple(sources))
+
+
+MIN_UNLABELLED_WORDS = 4
+"""Shorter lines of unlabelled text (headings, table rows) are not sentences worth distilling."""
+
+
+def load_unlabelled(paths: Sequence[Path], licence: str | None = None
+                    ) -> tuple[list[str], list[DataSource]]:
+    """Sentences without labels, for a teacher to label: distinct texts, and their sources.
+
+    A `.pdf` is read and split into sentences as `sesame analyze` does; a `.txt` holds one
+    sentence per line; any labelled-data file gives its texts (its labels are not used).
+    """
+    texts: dict[str, str] = {}
+    sources: list[DataSource] = []
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise DataValidationError(f"{path}: no such file. Give a text, PDF or labelled file.")
+        suffix = path.suffix.lower()
+        fmt: DataFormat = ("pdf" if suffix == ".pdf" else "lines" if suffix == ".txt"
+                           else detect_format(path))
+        if fmt == "pdf":
+            rows = _pdf_sentences(path)
+        elif fmt == "lines":
+            rows = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        else:
+            rows = [e.text for e in _READERS[fmt](path, path.stem)]
+        kept = [" ".join(r.split()) for r in rows if len(r.split()) >= MIN_UNLABELLED_WORDS]
+        for text in kept:
+            texts.setdefault(normalise(text), text)
+        lic, commercial = _licence_of(fmt, licence)
+        sources.append(DataSource(name=f"{fmt}:{path.stem}", path=str(path), format=fmt,
+                                  licence=lic, commercial_use=commercial,
+                                  sha256=file_digest(path), n_examples=len(kept)))
+        _log.info("%s: %d unlabelled sentences (%s)", path.name, len(kept), fmt)
+    return list(texts.values()), sources
+
+
+def _pdf_sentences(path: Path) -> list[str]:
+    from app.config import Settings
+    from app.ingest import read_pdf
+    from app.sentences import make_nlp, split_sentences
+
+    settings = Settings()
+    _doc, pages, errors = read_pdf(path, settings.ingest)
+    if not pages:
+        reason = errors[0].message if errors else "no pages read"
+        raise DataValidationError(f"{path.name}: no sentences to distil from ({reason}).")
+    sentences = split_sentences(pages, settings.sentences, make_nlp(settings.sentences))
+    return [s.text for s in sentences if s.kind == "sentence"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.config import Settings
 from app.errors import ModelError, SesameError
@@ -38,7 +38,9 @@ from models.data import (
     dedupe_against,
     deduplicate,
     load_examples,
+    load_unlabelled,
     make_split,
+    normalise,
     split_examples,
     validate_split,
     write_csv,
@@ -101,6 +103,11 @@ class TrainOptions(BaseModel):
     decay**(L + 1); 1.0 trains every layer at the same rate."""
     average_share: float = Field(0.0, ge=0, lt=1)
     """Average the weights over this last share of steps (SWA-style); 0 keeps the final ones."""
+    distill_alpha: float = Field(0.5, ge=0, le=1)
+    """With a teacher: weight of the soft-label loss; labelled examples keep 1 - alpha of the
+    hard-label loss, unlabelled ones learn from the teacher only."""
+    distill_temperature: float = Field(2.0, gt=0)
+    """With a teacher: softmax temperature of the soft labels (Hinton et al. 2015)."""
 
 
 class TrainResult(Record):
@@ -169,6 +176,22 @@ def _class_weights(labels: Sequence[int], mode: str) -> list[float]:
     return [w / mean for w in weights]
 
 
+def _soft_labels(probs: Sequence[Sequence[float]] | None, n: int,
+                 temperature: float) -> Any:
+    """Teacher probabilities softened at `temperature` (p^(1/T), renormalised), as a tensor."""
+    if probs is None:
+        return None
+    import numpy as np
+    import torch
+
+    p = np.asarray(probs, dtype=np.float64)
+    if p.shape != (n, len(LABELS)) or not np.all(np.isfinite(p)) or (p < 0).any():
+        raise ModelError(f"soft labels of shape {p.shape} for {n} examples; give one row of "
+                         f"{len(LABELS)} class probabilities per example.")
+    soft = np.power(np.clip(p, 1e-12, None), 1.0 / temperature)
+    return torch.tensor(soft / soft.sum(axis=1, keepdims=True), dtype=torch.float32)
+
+
 def _batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
     """Shuffled batches of similar length: less padding, same randomness across epochs."""
     order = list(range(len(lengths)))
@@ -208,14 +231,19 @@ def _param_groups(model: Any, options: TrainOptions) -> list[dict]:
             for (scale, decay), ps in sorted(groups.items(), key=lambda kv: kv[0])]
 
 
-def fine_tune(texts: Sequence[str], labels: Sequence[str], out_dir: Path,
+def fine_tune(texts: Sequence[str], labels: Sequence[str | None], out_dir: Path,
               options: TrainOptions | None = None, base_dir: Path | None = None,
               base_sha256: str | None = BASE_SHA256,
               progress: Callable[[int, int, float], None] | None = None,
-              weights: Sequence[float] | None = None) -> TrainResult:
+              weights: Sequence[float] | None = None,
+              soft_targets: Sequence[Sequence[float]] | None = None) -> TrainResult:
     """Fine-tune `base_dir` (default: the pinned MiniLM) on labelled texts; save to `out_dir`.
 
     `weights` are per-example loss weights (e.g. annotator agreement); None weighs all alike.
+    `soft_targets` are a teacher's class probabilities (in `LABELS` order), one row per text:
+    the student then also learns the teacher's softened distribution (knowledge distillation,
+    weighted by `options.distill_alpha` at `options.distill_temperature`), and a text whose
+    label is None is learned from the teacher alone.
     """
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -237,7 +265,12 @@ def fine_tune(texts: Sequence[str], labels: Sequence[str], out_dir: Path,
         ignore_mismatched_sizes=True, dtype=torch.float32)
     if options.freeze_embeddings:
         model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
-    y = [LABEL2ID[lab] for lab in labels]
+    y = [LABEL2ID[lab] if lab is not None else -1 for lab in labels]
+    teacher = _soft_labels(soft_targets, len(y), options.distill_temperature)
+    if teacher is None and -1 in y:
+        raise ModelError("unlabelled examples need a teacher's soft labels (soft_targets).")
+    alpha = options.distill_alpha if teacher is not None else 0.0
+    temperature = options.distill_temperature
     enc = tokenizer(list(texts), truncation=True, max_length=options.max_length)
     ids = enc["input_ids"]
     lengths = [len(x) for x in ids]
@@ -245,9 +278,10 @@ def fine_tune(texts: Sequence[str], labels: Sequence[str], out_dir: Path,
         raise ModelError(f"{len(weights)} example weights for {len(y)} examples; give one "
                          "non-negative weight per example.")
     sample_w = torch.tensor(list(weights) if weights is not None else [1.0] * len(y))
-    class_w = _class_weights(y, options.class_weight)
+    class_w = _class_weights([c for c in y if c >= 0], options.class_weight)
     loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(class_w), reduction="none",
-                                        label_smoothing=options.label_smoothing)
+                                        label_smoothing=options.label_smoothing,
+                                        ignore_index=-1)
     class_t = torch.tensor(class_w)
 
     rng = random.Random(options.seed)
@@ -280,9 +314,18 @@ def fine_tune(texts: Sequence[str], labels: Sequence[str], out_dir: Path,
                 logits = model(input_ids=padded["input_ids"],
                                attention_mask=padded["attention_mask"]).logits
             w = sample_w[batch]
-            # The weighted mean CrossEntropyLoss takes, with per-example weights on top.
+            labelled = target >= 0
+            # The weighted mean CrossEntropyLoss takes, with per-example weights on top
+            # (unlabelled rows count 0; a batch without labels or weights gives 0).
             loss = ((loss_fn(logits.float(), target) * w).sum()
-                    / (class_t[target] * w).sum().clamp_min(1e-12))  # all-zero batch: 0
+                    / (class_t[target.clamp_min(0)] * w * labelled).sum().clamp_min(1e-12))
+            if teacher is not None:
+                # KL(teacher_T || student_T) * T^2, the mean over the batch's examples
+                log_student = torch.log_softmax(logits.float() / temperature, dim=-1)
+                target_soft = teacher[batch]
+                kl = (target_soft * (target_soft.clamp_min(1e-12).log() - log_student)).sum(-1)
+                loss = ((1 - alpha) * loss
+                        + alpha * temperature ** 2 * (kl * w).sum() / w.sum().clamp_min(1e-12))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -371,6 +414,19 @@ class PipelineOptions(BaseModel):
     """Where the run's files go; None: <data_dir>/runs/<time>."""
     promote: bool = True
     """Move the champion alias when blessed."""
+    teacher: Path | None = None
+    """A model directory (e.g. a fine-tuned mpnet) whose class probabilities the student learns
+    as well as the labels (knowledge distillation); its card's licences pass to the student."""
+    unlabelled: list[Path] = []
+    """Sentences without labels the teacher labels for the student: PDF reports, text files
+    (a sentence per line), labelled files (labels unused). Needs `teacher`."""
+
+    @model_validator(mode="after")
+    def _unlabelled_needs_teacher(self) -> PipelineOptions:
+        if self.unlabelled and self.teacher is None:
+            raise ValueError("unlabelled sentences are only used with a teacher (--teacher DIR) "
+                             "that labels them.")
+        return self
 
 
 PipelineStatus = Literal["blessed", "not_blessed", "invalid_data"]
@@ -484,9 +540,30 @@ def train_pipeline(opts: PipelineOptions, settings: Settings,
     if not report.ok:
         return _stop(opts, run_dir, report, timings, champ)
 
+    # Teacher (optional): soft labels for the training texts and for unlabelled sentences
+    texts = [e.text for e in split.train]
+    labels: list[str | None] = [e.label for e in split.train]
+    soft, distillation = None, None
+    if opts.teacher is not None:
+        pool, pool_sources = load_unlabelled(opts.unlabelled, opts.licence)
+        in_eval = {normalise(e.text) for e in split.eval}
+        in_train = {normalise(t) for t in texts}
+        fresh = [t for t in pool if normalise(t) not in in_eval | in_train]
+        texts += fresh
+        labels += [None] * len(fresh)
+        soft, distillation = teacher_labels(opts.teacher, texts, settings)
+        distillation |= {
+            "unlabelled_sources": [s.model_dump() for s in pool_sources],
+            "n_unlabelled": len(fresh),
+            "removed": {"unlabelled_in_eval": sum(normalise(t) in in_eval for t in pool),
+                        "unlabelled_in_train": sum(normalise(t) in in_train for t in pool)},
+            "alpha": opts.train.distill_alpha, "temperature": opts.train.distill_temperature}
+        dump_json(distillation, run_dir / "distillation.json")
+        lap("teach")
+
     # Trainer
-    result = fine_tune([e.text for e in split.train], [e.label for e in split.train],
-                       run_dir / "model", opts.train, base_dir=opts.base, progress=progress)
+    result = fine_tune(texts, labels, run_dir / "model", opts.train, base_dir=opts.base,
+                       progress=progress, soft_targets=soft)
     lap("train")
 
     # Evaluator, against the champion on the same frozen set
@@ -499,7 +576,8 @@ def train_pipeline(opts: PipelineOptions, settings: Settings,
     # Pusher
     sources = [s.model_dump() | {"role": "data"} for s in data.sources]
     sources += [s.model_dump() | {"role": "extra"} for s in (extra.sources if extra else ())]
-    card = build_card(opts, split, report, result, gate, sources, champ, champ_card)
+    card = build_card(opts, split, report, result, gate, sources, champ, champ_card,
+                      distillation)
     write_card(run_dir / "model", card)
     params = {f"train.{k}": v for k, v in opts.train.model_dump().items()} | {
         f"gate.{k}": v for k, v in opts.gate.model_dump().items()} | {
@@ -509,6 +587,10 @@ def train_pipeline(opts: PipelineOptions, settings: Settings,
         "base_sha256": result.base_sha256, "train_digest": split.train_digest,
         "eval_digest": split.eval_digest, "split_digest": split.split_digest,
         "n_train": len(split.train), "n_eval": len(split.eval)}
+    if distillation:
+        params |= {"teacher": str(opts.teacher), "teacher_sha256": distillation["sha256"],
+                   "n_unlabelled": distillation["n_unlabelled"],
+                   "unlabelled": ",".join(map(str, opts.unlabelled))}
     metrics = gate.candidate.flat() | {"train_seconds": result.seconds,
                                        "train_final_loss": result.final_loss}
     if gate.champion:
@@ -529,6 +611,39 @@ def train_pipeline(opts: PipelineOptions, settings: Settings,
         card=registry.read_card(run_dir / "model") or card)
     dump_json(final.model_dump(mode="json"), run_dir / "report.json")
     return final
+
+
+def teacher_labels(teacher_dir: Path, texts: Sequence[str], settings: Settings
+                   ) -> tuple[Any, dict[str, Any]]:
+    """The teacher's class probabilities for `texts` (rows in `LABELS` order) and its lineage."""
+    import numpy as np
+
+    from models.registry import read_card
+
+    scorer = load_scorer(Path(teacher_dir),
+                         settings.scoring.model_copy(update={"model_dir": None}))
+    started = time.perf_counter()
+    # the teacher's labels of the same texts are kept, so a second student recipe is cheap
+    texts_digest = hashlib.sha256("\x1f".join(texts).encode("utf-8")).hexdigest()
+    cached = settings.data_dir / "cache" / f"teacher-{scorer.digest[:16]}-{texts_digest[:16]}.npy"
+    if cached.is_file():
+        probs = np.load(cached)
+    else:
+        probs = scorer.predict_proba(list(texts))
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cached, probs)
+    card = read_card(Path(teacher_dir)) or {}
+    metrics = (card.get("evaluation") or {}).get("metrics") or {}
+    _log.info("teacher labelled %d texts in %.0f s", len(texts), time.perf_counter() - started)
+    return probs, {
+        "teacher": str(teacher_dir), "sha256": scorer.digest, "name": card.get("name"),
+        "base_model": (card.get("base_model") or {}).get("name"),
+        "licences": card.get("licences", []),
+        # a teacher without a card has unknown provenance: the student is not cleared either
+        "commercial_use": bool(card.get("commercial_use", False)),
+        "metrics": {k: metrics.get(k) for k in ("accuracy", "macro_f1")},
+        "n_texts": len(texts), "texts_sha256": texts_digest,
+        "seconds": round(time.perf_counter() - started, 1)}
 
 
 def write_monitoring_reference(model_dir: Path, examples: Sequence[Example],
@@ -559,20 +674,32 @@ def _stop(opts: PipelineOptions, run_dir: Path, report: ValidationReport,
 
 def build_card(opts: PipelineOptions, split: DataSplit, report: ValidationReport,
                result: TrainResult, gate: GateResult, sources: list[dict],
-               champ: object | None, champ_card: dict | None) -> dict:
+               champ: object | None, champ_card: dict | None,
+               distillation: dict | None = None) -> dict:
     """The model card (card.json): base, data and licences, recipe, metrics, blessing, lineage."""
     from app.version import git_commit, package_version
     from models.registry import library_versions
 
     commercial = all(s.get("commercial_use") for s in sources)
     base_name = BASE_MODEL_NAME if opts.base is None else str(opts.base)
-    licences = sorted({s["licence"] for s in sources})
+    licences = {s["licence"] for s in sources}
+    taught = ""
+    if distillation:
+        # what the teacher learned from, and the unlabelled text, bind the student too
+        unlabelled = distillation["unlabelled_sources"]
+        commercial = (commercial and distillation["commercial_use"]
+                      and all(s["commercial_use"] for s in unlabelled))
+        licences |= set(distillation["licences"]) | {s["licence"] for s in unlabelled}
+        taught = (f" Distilled from {distillation['name'] or distillation['teacher']} "
+                  f"(sha256 {distillation['sha256'][:12]}) over the training texts and "
+                  f"{distillation['n_unlabelled']} unlabelled sentences.")
     return {
         "name": opts.name, "origin": "trained", "labels": list(LABELS),
         "summary": (f"{base_name} fine-tuned for positive / negative / neutral sentiment of "
                     f"financial sentences on {', '.join(s['name'] for s in sources)}."
-                    + ("" if commercial else " Trained on non-commercial data.")),
-        "commercial_use": commercial, "licences": licences,
+                    + taught + ("" if commercial else " Trained on non-commercial data.")),
+        "distillation": distillation,
+        "commercial_use": commercial, "licences": sorted(licences),
         "base_model": {"name": base_name, "package": BASE_PACKAGE if opts.base is None else None,
                        "sha256": result.base_sha256, "pinned": opts.base is None},
         "training": {

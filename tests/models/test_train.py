@@ -209,3 +209,71 @@ def test_train_command_passes_the_recipe_flags_to_the_run(tiny_base: Path, data_
         "average_share": 0.25, "label_smoothing": 0.1}
     wrong = runner.invoke(app, [*args, "--precision", "float8"])
     assert wrong.exit_code == 2 and "precision" in wrong.output
+
+
+@pytest.fixture(scope="module")
+def teacher_dir(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rows = unique_template_rows(40)
+    out = tmp_path_factory.mktemp("teacher") / "model"
+    fine_tune([t for t, _ in rows], [lab for _, lab in rows], out, GOOD, base_dir=tiny_base)
+    return out
+
+
+def test_a_student_learns_from_the_teachers_soft_labels_alone(tiny_base: Path, teacher_dir: Path,
+                                                              tmp_path: Path) -> None:
+    from models.evaluate import load_scorer
+
+    rows = unique_template_rows(40, seed=3)
+    texts = [t for t, _ in rows]
+    soft = load_scorer(teacher_dir).predict_proba(texts)
+    examples = [Example(text=t, label=lab, source="t") for t, lab in rows]
+    assert evaluate_dir(teacher_dir, examples).accuracy >= 0.9  # the teacher knows them
+    # every text unlabelled: whatever the student learns, it learns from the teacher
+    student = GOOD.model_copy(update={"distill_alpha": 1.0})
+    fine_tune(texts, [None] * len(texts), tmp_path / "student", student, base_dir=tiny_base,
+              soft_targets=soft)
+    assert evaluate_dir(tmp_path / "student", examples).accuracy >= 0.9
+    # uniform soft labels teach nothing: the same student stays near chance
+    fine_tune(texts, [None] * len(texts), tmp_path / "blank", student, base_dir=tiny_base,
+              soft_targets=[[1 / 3] * 3] * len(texts))
+    assert evaluate_dir(tmp_path / "blank", examples).accuracy < 0.6
+    with pytest.raises(ModelError, match="need a teacher"):
+        fine_tune(texts, [None] * len(texts), tmp_path / "x", student, base_dir=tiny_base)
+    with pytest.raises(ModelError, match="one row of 3 class probabilities"):
+        fine_tune(texts, [None] * len(texts), tmp_path / "x", student, base_dir=tiny_base,
+                  soft_targets=soft[:3])
+
+
+def test_distillation_run_keeps_eval_sentences_out_and_records_the_teacher(
+        tiny_base: Path, teacher_dir: Path, data_csv: Path, tmp_path: Path) -> None:
+    import csv
+
+    with (data_csv.parent / "labelled.csv").open(encoding="utf-8") as f:
+        all_texts = [r["text"] for r in csv.DictReader(f)]
+    pool = tmp_path / "report_sentences.txt"
+    extra = [t for t, _ in unique_template_rows(40, seed=9) if t not in all_texts][:20]
+    # every labelled sentence (eval ones included) and 20 new ones; one too short to keep
+    pool.write_text("\n".join([*all_texts, *extra, "Net sales"]) + "\n", encoding="utf-8")
+    report = _run(data_csv, tiny_base, GOOD.model_copy(update={"max_steps": 5}), NO_FLOORS,
+                  teacher=teacher_dir, unlabelled=[pool], out_dir=tmp_path / "run")
+    assert report.status == "blessed", report.summary()
+    taught = json.loads((tmp_path / "run" / "distillation.json").read_text())
+    n_eval = report.card["training"]["split"]["n_eval"]
+    assert taught["removed"] == {"unlabelled_in_eval": n_eval,
+                                 "unlabelled_in_train": len(all_texts) - n_eval}
+    assert taught["n_unlabelled"] == len(extra)
+    assert taught["unlabelled_sources"][0]["n_examples"] == len(all_texts) + len(extra)
+    card = report.card
+    assert card["distillation"]["sha256"] == registry_digest(teacher_dir)
+    assert "Distilled from" in card["summary"]
+    # a teacher without a card has unknown provenance, so the student is not cleared either
+    assert card["commercial_use"] is False
+    assert "unstated (user-supplied text)" in card["licences"]
+    with pytest.raises(ValueError, match="only used with a teacher"):
+        PipelineOptions(data=[data_csv], unlabelled=[pool])
+
+
+def registry_digest(model_dir: Path) -> str:
+    from models.scoring import weights_digest
+
+    return weights_digest(model_dir)
