@@ -94,6 +94,25 @@ def read_card(model_dir: Path) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _distillation_lines(taught: dict | None) -> list[str]:
+    """The teacher a distilled model learned from, and the unlabelled sentences it used."""
+    if not taught:
+        return []
+    metrics = taught.get("metrics") or {}
+    lines = ["", "## Distillation", "",
+             f"- Teacher: {taught.get('name') or taught.get('teacher')} (base "
+             f"{taught.get('base_model') or '?'}, weights sha256 `{taught.get('sha256', '?')}`; "
+             f"accuracy {metrics.get('accuracy')}, macro-F1 {metrics.get('macro_f1')} on its "
+             f"evaluation split); licences: {', '.join(taught.get('licences') or ['unknown'])}",
+             f"- Soft labels at temperature {taught.get('temperature')}, weight "
+             f"{taught.get('alpha')}, over the training texts and {taught.get('n_unlabelled')} "
+             "unlabelled sentences:"]
+    for src in taught.get("unlabelled_sources") or []:
+        lines.append(f"  - {src['name']} ({src['n_examples']} sentences, sha256 "
+                     f"`{src['sha256'][:12]}…`): {src['licence']}")
+    return lines
+
+
 def render_card(card: dict) -> str:
     """MODEL_CARD.md from card.json: what a person reads before trusting the model."""
     ev = card.get("evaluation", {}) or {}
@@ -128,6 +147,7 @@ def render_card(card: dict) -> str:
         if train.get("seconds"):
             lines += ["", f"Training took {train['seconds'] / 60:.1f} min "
                           f"({train.get('hardware', '')})."]
+        lines += _distillation_lines(card.get("distillation"))
         lines.append("")
     if metrics:
         lines += ["## Evaluation", "", f"On {ev.get('eval_set', 'the evaluation set')} "

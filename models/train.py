@@ -642,6 +642,12 @@ def teacher_labels(teacher_dir: Path, texts: Sequence[str], settings: Settings
         # a teacher without a card has unknown provenance: the student is not cleared either
         "commercial_use": bool(card.get("commercial_use", False)),
         "metrics": {k: metrics.get(k) for k in ("accuracy", "macro_f1")},
+        # how the teacher itself came about: its base, recipe and data split
+        "lineage": {"base_model": card.get("base_model"),
+                    "options": (card.get("training") or {}).get("options"),
+                    "split": (card.get("training") or {}).get("split"),
+                    "sources": [{k: src.get(k) for k in ("name", "sha256", "licence")}
+                                for src in (card.get("training") or {}).get("sources", [])]},
         "n_texts": len(texts), "texts_sha256": texts_digest,
         "seconds": round(time.perf_counter() - started, 1)}
 

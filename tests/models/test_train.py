@@ -277,3 +277,24 @@ def registry_digest(model_dir: Path) -> str:
     from models.scoring import weights_digest
 
     return weights_digest(model_dir)
+
+
+def test_a_distilled_models_card_names_its_teacher_and_unlabelled_data(
+        tiny_base: Path, data_csv: Path, tmp_path: Path) -> None:
+    teacher = _run(data_csv, tiny_base, GOOD.model_copy(update={"max_steps": 3}), NO_FLOORS,
+                   out_dir=tmp_path / "teacher")
+    pool = tmp_path / "pool.txt"
+    pool.write_text("\n".join(t for t, _ in unique_template_rows(10, seed=5)) + "\n",
+                    encoding="utf-8")
+    student = _run(data_csv, tiny_base, GOOD.model_copy(update={"max_steps": 3}), NO_FLOORS,
+                   teacher=tmp_path / "teacher" / "model", unlabelled=[pool],
+                   out_dir=tmp_path / "student")
+    taught = student.card["distillation"]
+    # the teacher's own lineage travels with the student: its data digests and recipe
+    assert taught["lineage"]["split"]["split_digest"] == \
+        teacher.card["training"]["split"]["split_digest"]
+    assert taught["lineage"]["options"]["max_steps"] == 3
+    assert taught["licences"] == teacher.card["licences"]
+    text = (tmp_path / "student" / "model" / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "## Distillation" in text and f"`{taught['sha256']}`" in text
+    assert "lines:pool" in text
