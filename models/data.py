@@ -28,6 +28,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.config import Settings
 from app.errors import DataValidationError
 from app.records import LABELS, Record
 
@@ -279,12 +280,13 @@ MIN_UNLABELLED_WORDS = 4
 """Shorter lines of unlabelled text (headings, table rows) are not sentences worth distilling."""
 
 
-def load_unlabelled(paths: Sequence[Path], licence: str | None = None
-                    ) -> tuple[list[str], list[DataSource]]:
+def load_unlabelled(paths: Sequence[Path], licence: str | None = None,
+                    settings: Settings | None = None) -> tuple[list[str], list[DataSource]]:
     """Sentences without labels, for a teacher to label: distinct texts, and their sources.
 
-    A `.pdf` is read and split into sentences as `sesame analyze` does; a `.txt` holds one
-    sentence per line; any labelled-data file gives its texts (its labels are not used).
+    A `.pdf` is read and split into sentences as `sesame analyze` does (with `settings`' ingest
+    and sentence options); a `.txt` holds one sentence per line; any labelled-data file gives
+    its texts (its labels are not used).
     """
     texts: dict[str, str] = {}
     sources: list[DataSource] = []
@@ -296,7 +298,7 @@ def load_unlabelled(paths: Sequence[Path], licence: str | None = None
         fmt: DataFormat = ("pdf" if suffix == ".pdf" else "lines" if suffix == ".txt"
                            else detect_format(path))
         if fmt == "pdf":
-            rows = _pdf_sentences(path)
+            rows = _pdf_sentences(path, settings or Settings())
         elif fmt == "lines":
             rows = path.read_text(encoding="utf-8", errors="replace").splitlines()
         else:
@@ -312,12 +314,10 @@ def load_unlabelled(paths: Sequence[Path], licence: str | None = None
     return list(texts.values()), sources
 
 
-def _pdf_sentences(path: Path) -> list[str]:
-    from app.config import Settings
+def _pdf_sentences(path: Path, settings: Settings) -> list[str]:
     from app.ingest import read_pdf
     from app.sentences import make_nlp, split_sentences
 
-    settings = Settings()
     _doc, pages, errors = read_pdf(path, settings.ingest)
     if not pages:
         reason = errors[0].message if errors else "no pages read"

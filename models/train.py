@@ -545,18 +545,20 @@ def train_pipeline(opts: PipelineOptions, settings: Settings,
     labels: list[str | None] = [e.label for e in split.train]
     soft, distillation = None, None
     if opts.teacher is not None:
-        pool, pool_sources = load_unlabelled(opts.unlabelled, opts.licence)
+        pool, pool_sources = load_unlabelled(opts.unlabelled, opts.licence, settings)
         in_eval = {normalise(e.text) for e in split.eval}
         in_train = {normalise(t) for t in texts}
-        fresh = [t for t in pool if normalise(t) not in in_eval | in_train]
+        keys = [normalise(t) for t in pool]
+        fresh = [t for t, k in zip(pool, keys, strict=True)
+                 if k not in in_eval and k not in in_train]
         texts += fresh
         labels += [None] * len(fresh)
         soft, distillation = teacher_labels(opts.teacher, texts, settings)
         distillation |= {
             "unlabelled_sources": [s.model_dump() for s in pool_sources],
             "n_unlabelled": len(fresh),
-            "removed": {"unlabelled_in_eval": sum(normalise(t) in in_eval for t in pool),
-                        "unlabelled_in_train": sum(normalise(t) in in_train for t in pool)},
+            "removed": {"unlabelled_in_eval": sum(k in in_eval for k in keys),
+                        "unlabelled_in_train": sum(k in in_train for k in keys)},
             "alpha": opts.train.distill_alpha, "temperature": opts.train.distill_temperature}
         dump_json(distillation, run_dir / "distillation.json")
         lap("teach")

@@ -15,6 +15,7 @@ from app.errors import ModelError
 from models import registry
 from models.data import Example, write_csv
 from models.evaluate import GateOptions, evaluate_dir
+from models.scoring import weights_digest
 from models.train import PipelineOptions, TrainOptions, fine_tune, train_pipeline
 
 GOOD = TrainOptions(epochs=30, learning_rate=5e-3, batch_size=16, threads=1,
@@ -264,19 +265,13 @@ def test_distillation_run_keeps_eval_sentences_out_and_records_the_teacher(
     assert taught["n_unlabelled"] == len(extra)
     assert taught["unlabelled_sources"][0]["n_examples"] == len(all_texts) + len(extra)
     card = report.card
-    assert card["distillation"]["sha256"] == registry_digest(teacher_dir)
+    assert card["distillation"]["sha256"] == weights_digest(teacher_dir)
     assert "Distilled from" in card["summary"]
     # a teacher without a card has unknown provenance, so the student is not cleared either
     assert card["commercial_use"] is False
     assert "unstated (user-supplied text)" in card["licences"]
     with pytest.raises(ValueError, match="only used with a teacher"):
         PipelineOptions(data=[data_csv], unlabelled=[pool])
-
-
-def registry_digest(model_dir: Path) -> str:
-    from models.scoring import weights_digest
-
-    return weights_digest(model_dir)
 
 
 def test_a_distilled_models_card_names_its_teacher_and_unlabelled_data(
