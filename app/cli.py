@@ -34,15 +34,18 @@ _QUIET_ENV = {
 
 @app.callback()
 def _root(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens inside.")]
-    = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log what happens inside.")
+    ] = False,
 ) -> None:
     """Financial-report sentiment for auditors: PDFs in, evidence-backed Excel workpapers out."""
     for key, value in _QUIET_ENV.items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     for noisy in ("mlflow", "alembic", "transformers", "httpx", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.WARNING)
 

@@ -31,8 +31,9 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() == ".pdf"
-                                and p.is_file()))
+            found.extend(
+                sorted(p for p in path.rglob("*") if p.suffix.lower() == ".pdf" and p.is_file())
+            )
         elif path.exists():
             found.append(path)
         else:
@@ -54,49 +55,80 @@ def count_line(results: list[DocumentResult]) -> str:
     """`3 documents: 2 ok, 0 partial, 1 failed`."""
     counts = Counter(r.status for r in results)
     noun = "document" if len(results) == 1 else "documents"
-    return (f"{len(results)} {noun}: {counts['ok']} ok, {counts['partial']} partial, "
-            f"{counts['failed']} failed")
+    return (
+        f"{len(results)} {noun}: {counts['ok']} ok, {counts['partial']} partial, "
+        f"{counts['failed']} failed"
+    )
 
 
-PasswordOpt = Annotated[str | None, typer.Option(
-    help="Password for encrypted PDFs (applied to every input).")]
-ExplainOpt = Annotated[Literal["none", "flagged", "all"] | None, typer.Option(
-    help="SHAP evidence for: none, flagged (positive and negative; default) or all.",
-    show_default=False)]
-ModelOpt = Annotated[str | None, typer.Option(
-    help="Registered model as NAME, NAME@ALIAS or NAME/VERSION (default: the champion).",
-    show_default=False)]
-ModelDirOpt = Annotated[Path | None, typer.Option(
-    help="Score with a local Hugging Face model directory instead of the registry.",
-    show_default=False)]
+PasswordOpt = Annotated[
+    str | None, typer.Option(help="Password for encrypted PDFs (applied to every input).")
+]
+ExplainOpt = Annotated[
+    Literal["none", "flagged", "all"] | None,
+    typer.Option(
+        help="SHAP evidence for: none, flagged (positive and negative; default) or all.",
+        show_default=False,
+    ),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Registered model as NAME, NAME@ALIAS or NAME/VERSION (default: the champion).",
+        show_default=False,
+    ),
+]
+ModelDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Score with a local Hugging Face model directory instead of the registry.",
+        show_default=False,
+    ),
+]
 """Options `analyze` and `batch run` share."""
 
 
 def analyze(
-    reports: Annotated[list[Path], typer.Argument(
-        help="PDF files, or folders searched for *.pdf.", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the workpapers and JSON.")]
-    = Path("out"),
+    reports: Annotated[
+        list[Path],
+        typer.Argument(help="PDF files, or folders searched for *.pdf.", show_default=False),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for the workpapers and JSON.")
+    ] = Path("out"),
     password: PasswordOpt = None,
     explain: ExplainOpt = None,
     model: ModelOpt = None,
     model_dir: ModelDirOpt = None,
     client: Annotated[str | None, typer.Option(help="Client name for the workpaper.")] = None,
     engagement: Annotated[str | None, typer.Option(help="Engagement for the workpaper.")] = None,
-    max_pages: Annotated[int | None, typer.Option(
-        help="Refuse inputs with more pages than this.", show_default=False)] = None,
-    max_mb: Annotated[float | None, typer.Option(
-        help="Refuse inputs larger than this many MB.", show_default=False)] = None,
-    store: Annotated[bool, typer.Option(
-        help="Also save results to the results store (for the review UI and monitoring).")]
-    = True,
-    monitor: Annotated[bool, typer.Option(
-        help="Test the run's sentences for drift against the model's reference profile "
-             "(needs the store; a warning only: `sesame monitor report` gates on it).")]
-    = True,
-    on_error: Annotated[Literal["record", "raise"], typer.Option(
-        help="record: report bad files and go on; raise: stop at the first error (debugging).")]
-    = "record",
+    max_pages: Annotated[
+        int | None,
+        typer.Option(help="Refuse inputs with more pages than this.", show_default=False),
+    ] = None,
+    max_mb: Annotated[
+        float | None,
+        typer.Option(help="Refuse inputs larger than this many MB.", show_default=False),
+    ] = None,
+    store: Annotated[
+        bool,
+        typer.Option(
+            help="Also save results to the results store (for the review UI and monitoring)."
+        ),
+    ] = True,
+    monitor: Annotated[
+        bool,
+        typer.Option(
+            help="Test the run's sentences for drift against the model's reference profile "
+            "(needs the store; a warning only: `sesame monitor report` gates on it)."
+        ),
+    ] = True,
+    on_error: Annotated[
+        Literal["record", "raise"],
+        typer.Option(
+            help="record: report bad files and go on; raise: stop at the first error (debugging)."
+        ),
+    ] = "record",
 ) -> None:
     """Analyze financial reports: sentences, sentiment, evidence, an Excel workpaper per file.
 
@@ -117,25 +149,35 @@ def analyze(
         raise typer.BadParameter("no PDF files found", param_hint="REPORTS")
 
     settings = load_settings()
-    ingest = settings.ingest.model_copy(update={
-        k: v for k, v in {"password": password, "max_pages": max_pages,
-                          "max_bytes": int(max_mb * 1024 * 1024) if max_mb else None}.items()
-        if v is not None})
+    ingest = settings.ingest.model_copy(
+        update={
+            k: v
+            for k, v in {
+                "password": password,
+                "max_pages": max_pages,
+                "max_bytes": int(max_mb * 1024 * 1024) if max_mb else None,
+            }.items()
+            if v is not None
+        }
+    )
     scoring = settings.scoring
     if model_dir is not None:
         scoring = scoring.model_copy(update={"model_dir": model_dir})
     elif model is not None:
         scoring = scoring.model_copy(update=parse_model_ref(model))
     explain_opts = settings.explain.model_copy(update={"mode": explain} if explain else {})
-    settings = settings.model_copy(update={"ingest": ingest, "scoring": scoring,
-                                           "explain": explain_opts})
+    settings = settings.model_copy(
+        update={"ingest": ingest, "scoring": scoring, "explain": explain_opts}
+    )
 
     run_id = new_run_id()
     with console.status("loading model…"):
         analyzer = Analyzer.from_settings(settings)
     stamp = analyzer.stamp(run_id)
-    console.print(f"model {stamp.model_name} version {stamp.model_version or 'unregistered'} "
-                  f"(sha256 {stamp.model_digest[:12]}…), run {run_id}")
+    console.print(
+        f"model {stamp.model_name} version {stamp.model_version or 'unregistered'} "
+        f"(sha256 {stamp.model_digest[:12]}…), run {run_id}"
+    )
 
     result_store = None
     if store:
@@ -143,34 +185,54 @@ def analyze(
         from app.store import ResultStore
 
         result_store = ResultStore.from_settings(settings)
-        result_store.start_run("analyze", run_id=run_id, stamp=stamp,
-                               settings=analyzer.settings_data,
-                               manifest=[ManifestEntry(path=str(p), size_bytes=p.stat().st_size)
-                                         for p in inputs])
+        result_store.start_run(
+            "analyze",
+            run_id=run_id,
+            stamp=stamp,
+            settings=analyzer.settings_data,
+            manifest=[ManifestEntry(path=str(p), size_bytes=p.stat().st_size) for p in inputs],
+        )
 
     out.mkdir(parents=True, exist_ok=True)
     results: list[DocumentResult] = []
     taken: set[str] = set()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("{task.fields[stage]}"))
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[stage]}"),
+    )
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("analyzing", total=len(inputs), stage="")
         for path in inputs:
+
             def on_stage(stage: str, _p: Path = path) -> None:
                 bar.update(task, stage=f"{_p.name}: {stage}")
 
-            result = analyzer.analyze(path, file_name=path.name, run_id=run_id, client=client,
-                                      engagement=engagement, on_error=on_error,
-                                      progress=on_stage)
+            result = analyzer.analyze(
+                path,
+                file_name=path.name,
+                run_id=run_id,
+                client=client,
+                engagement=engagement,
+                on_error=on_error,
+                progress=on_stage,
+            )
             stem = output_stem(path, taken)
             write_workpaper(result, out / f"{stem}.xlsx")
             write_json(result, out / f"{stem}.json")
             if result_store is not None:
                 result_id = result_store.save_result(result, run_id=run_id)
                 result_store.record_run_document(
-                    run_id, str(path), result.status, doc_id=result.doc_id,
-                    timings=result.timings, result_id=result_id,
-                    error="; ".join(e.message for e in result.errors) or None)
+                    run_id,
+                    str(path),
+                    result.status,
+                    doc_id=result.doc_id,
+                    timings=result.timings,
+                    result_id=result_id,
+                    error="; ".join(e.message for e in result.errors) or None,
+                )
             results.append(result)
             bar.advance(task)
             for err in result.errors:
@@ -180,11 +242,20 @@ def analyze(
 
     all_ok = all(r.status == "ok" for r in results)
     summary = {
-        "run_id": run_id, "stamp": stamp.fields(), "settings": analyzer.settings_data,
+        "run_id": run_id,
+        "stamp": stamp.fields(),
+        "settings": analyzer.settings_data,
         "peak_rss_mb": peak_rss_mb(),
-        "documents": [{"source": r.source, "sha256": r.doc_id, "status": r.status,
-                       "sentences": len(r.sentences), "errors": [e.message for e in r.errors]}
-                      for r in results],
+        "documents": [
+            {
+                "source": r.source,
+                "sha256": r.doc_id,
+                "status": r.status,
+                "sentences": len(r.sentences),
+                "errors": [e.message for e in r.errors],
+            }
+            for r in results
+        ],
         "count_line": count_line(results),
     }
     (out / f"run-{run_id}.json").write_text(json.dumps(summary, indent=1, default=str))
@@ -197,8 +268,13 @@ def analyze(
     raise typer.Exit(EXIT_OK if all_ok else EXIT_PROBLEMS)
 
 
-def check_drift(settings: Settings, run_id: str, result_store: ResultStore,
-                scorer: SentimentScorer | None, console: Console) -> None:
+def check_drift(
+    settings: Settings,
+    run_id: str,
+    result_store: ResultStore,
+    scorer: SentimentScorer | None,
+    console: Console,
+) -> None:
     """Profile the run against the model's reference and say the verdict in one line.
 
     Drift is a warning here, never a failed analysis: the documents were read and scored.

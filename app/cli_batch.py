@@ -25,53 +25,105 @@ batch_app = typer.Typer(
 
 @batch_app.command("run", no_args_is_help=True)
 def run(
-    input_dir: Annotated[Path, typer.Argument(
-        help="Folder searched (with its subfolders) for *.pdf.", show_default=False)],
-    out: Annotated[Path, typer.Option(
-        "--out", "-o", help="Folder for the workpapers, JSON and batch summary.")],
-    address: Annotated[str | None, typer.Option(
-        help="Ray cluster address (host:port, auto, ray://…). Default: RAY_ADDRESS, else a new "
-             "local Ray instance.", show_default=False)] = None,
-    executor: Annotated[Literal["ray", "local"], typer.Option(
-        help="ray: Ray actors; local: this process only, no Ray (same results).")] = "ray",
-    workers: Annotated[int | None, typer.Option(
-        min=1, help="Ray actors to start (default: one per CPU of the cluster).",
-        show_default=False)] = None,
-    cpus_per_worker: Annotated[float, typer.Option(
-        min=0.1, help="CPUs Ray reserves per actor, and torch threads per worker (also with "
-                      "--executor local).")] = 1.0,
-    num_cpus: Annotated[int | None, typer.Option(
-        min=1, help="CPUs of a new local Ray instance (default: all).",
-        show_default=False)] = None,
-    pages_per_part: Annotated[int, typer.Option(
-        min=0, help="Split documents longer than this into page-range parts (0: never).")]
-    = DEFAULT_PAGES_PER_PART,
-    max_attempts: Annotated[int, typer.Option(
-        min=1, help="Tries per part when its worker dies, before the document is failed.")] = 2,
-    task_timeout: Annotated[float | None, typer.Option(
-        min=1, help="Stop a worker whose part runs longer than this many seconds (retried).",
-        show_default=False)] = None,
-    run_id: Annotated[str | None, typer.Option(
-        help="Run id to start or resume (default: resume the last unfinished run of the same "
-             "folders, model and settings, else a new id).", show_default=False)] = None,
-    resume: Annotated[bool, typer.Option(
-        help="Resume the last unfinished matching run (finished documents are always "
-             "skipped by content, either way).")] = True,
+    input_dir: Annotated[
+        Path,
+        typer.Argument(help="Folder searched (with its subfolders) for *.pdf.", show_default=False),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for the workpapers, JSON and batch summary.")
+    ],
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="Ray cluster address (host:port, auto, ray://…). Default: RAY_ADDRESS, else a new "
+            "local Ray instance.",
+            show_default=False,
+        ),
+    ] = None,
+    executor: Annotated[
+        Literal["ray", "local"],
+        typer.Option(help="ray: Ray actors; local: this process only, no Ray (same results)."),
+    ] = "ray",
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Ray actors to start (default: one per CPU of the cluster).",
+            show_default=False,
+        ),
+    ] = None,
+    cpus_per_worker: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            help="CPUs Ray reserves per actor, and torch threads per worker (also with "
+            "--executor local).",
+        ),
+    ] = 1.0,
+    num_cpus: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="CPUs of a new local Ray instance (default: all).", show_default=False
+        ),
+    ] = None,
+    pages_per_part: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Split documents longer than this into page-range parts (0: never)."
+        ),
+    ] = DEFAULT_PAGES_PER_PART,
+    max_attempts: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Tries per part when its worker dies, before the document is failed."
+        ),
+    ] = 2,
+    task_timeout: Annotated[
+        float | None,
+        typer.Option(
+            min=1,
+            help="Stop a worker whose part runs longer than this many seconds (retried).",
+            show_default=False,
+        ),
+    ] = None,
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            help="Run id to start or resume (default: resume the last unfinished run of the same "
+            "folders, model and settings, else a new id).",
+            show_default=False,
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Resume the last unfinished matching run (finished documents are always "
+            "skipped by content, either way)."
+        ),
+    ] = True,
     explain: ExplainOpt = None,
     model: ModelOpt = None,
     model_dir: ModelDirOpt = None,
     password: PasswordOpt = None,
     client: Annotated[str | None, typer.Option(help="Client name for the workpapers.")] = None,
-    engagement: Annotated[str | None, typer.Option(
-        help="Engagement for the workpapers.")] = None,
-    store: Annotated[str | None, typer.Option(
-        help="Results-store URL (sqlite:///… or postgresql+psycopg://…); default: settings.",
-        show_default=False)] = None,
-    title: Annotated[str | None, typer.Option(
-        help="Heading of the batch workpaper.", show_default=False)] = None,
-    monitor: Annotated[bool, typer.Option(
-        help="Test the run's new sentences for drift against the model's reference profile "
-             "(a warning only: `sesame monitor report RUN` gates on it).")] = True,
+    engagement: Annotated[str | None, typer.Option(help="Engagement for the workpapers.")] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            help="Results-store URL (sqlite:///… or postgresql+psycopg://…); default: settings.",
+            show_default=False,
+        ),
+    ] = None,
+    title: Annotated[
+        str | None, typer.Option(help="Heading of the batch workpaper.", show_default=False)
+    ] = None,
+    monitor: Annotated[
+        bool,
+        typer.Option(
+            help="Test the run's new sentences for drift against the model's reference profile "
+            "(a warning only: `sesame monitor report RUN` gates on it)."
+        ),
+    ] = True,
 ) -> None:
     """Analyze every PDF under INPUT_DIR that is not yet scored with this model and settings.
 
@@ -93,13 +145,30 @@ def run(
     )
 
     console = Console(stderr=True)
-    settings = _settings(load_settings(), explain=explain, model=model, model_dir=model_dir,
-                         password=password, store=store)
+    settings = _settings(
+        load_settings(),
+        explain=explain,
+        model=model,
+        model_dir=model_dir,
+        password=password,
+        store=store,
+    )
     options = BatchOptions(
-        input_dir=input_dir, out=out, executor=executor, address=address, workers=workers,
-        cpus_per_worker=cpus_per_worker, num_cpus=num_cpus, pages_per_part=pages_per_part,
-        max_attempts=max_attempts, task_timeout_s=task_timeout, run_id=run_id, resume=resume,
-        client=client, engagement=engagement, title=title,
+        input_dir=input_dir,
+        out=out,
+        executor=executor,
+        address=address,
+        workers=workers,
+        cpus_per_worker=cpus_per_worker,
+        num_cpus=num_cpus,
+        pages_per_part=pages_per_part,
+        max_attempts=max_attempts,
+        task_timeout_s=task_timeout,
+        run_id=run_id,
+        resume=resume,
+        client=client,
+        engagement=engagement,
+        title=title,
     )
     try:
         outcome = run_batch(options, settings, console=console)
@@ -111,14 +180,18 @@ def run(
         raise typer.Exit(EXIT_NOT_STARTED) from e
     except Exception as e:  # the store or cluster went away mid-run: the run is resumable
         _log.exception("the batch stopped")
-        console.print(f"[red]the batch stopped: {type(e).__name__}: {e}. Run the same "
-                      "command again to resume.[/]")
+        console.print(
+            f"[red]the batch stopped: {type(e).__name__}: {e}. Run the same "
+            "command again to resume.[/]"
+        )
         raise typer.Exit(EXIT_INTERRUPTED) from e
     if outcome.message:
         console.print(f"[yellow]{outcome.message}[/]")
     if outcome.summary_path:
-        console.print(f"summary: {outcome.summary_path}"
-                      + (f" and {outcome.workpaper_path.name}" if outcome.workpaper_path else ""))
+        console.print(
+            f"summary: {outcome.summary_path}"
+            + (f" and {outcome.workpaper_path.name}" if outcome.workpaper_path else "")
+        )
     fresh = outcome.counts.get("ok", 0) + outcome.counts.get("partial", 0)
     if monitor and outcome.run_id and fresh and outcome.exit_code != EXIT_INTERRUPTED:
         from app.cli_analyze import check_drift
@@ -131,8 +204,15 @@ def run(
     raise typer.Exit(outcome.exit_code)
 
 
-def _settings(settings: Any, *, explain: str | None, model: str | None, model_dir: Path | None,
-              password: str | None, store: str | None) -> Any:
+def _settings(
+    settings: Any,
+    *,
+    explain: str | None,
+    model: str | None,
+    model_dir: Path | None,
+    password: str | None,
+    store: str | None,
+) -> Any:
     """The settings with the command's overrides on top."""
     from app.cli_analyze import parse_model_ref
 
@@ -153,16 +233,20 @@ def _settings(settings: Any, *, explain: str | None, model: str | None, model_di
 
 @batch_app.command("status")
 def status(
-    run_id: Annotated[str | None, typer.Argument(
-        help="A run id (or 'latest'); without it, list the batch runs.", show_default=False)]
-    = None,
-    failed: Annotated[bool, typer.Option(
-        "--failed", help="List only documents that are partial or failed.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
-    = False,
+    run_id: Annotated[
+        str | None,
+        typer.Argument(
+            help="A run id (or 'latest'); without it, list the batch runs.", show_default=False
+        ),
+    ] = None,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="List only documents that are partial or failed.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
     limit: Annotated[int, typer.Option(min=1, help="Runs to list.")] = 20,
-    store: Annotated[str | None, typer.Option(
-        help="Results-store URL; default: settings.", show_default=False)] = None,
+    store: Annotated[
+        str | None, typer.Option(help="Results-store URL; default: settings.", show_default=False)
+    ] = None,
 ) -> None:
     """List batch runs, or one run's progress and documents (works while a run is going)."""
     from rich.console import Console
@@ -172,15 +256,21 @@ def status(
 
     settings = load_settings()
     if store is not None:
-        settings = settings.model_copy(update={
-            "store": settings.store.model_copy(update={"url": store})})
+        settings = settings.model_copy(
+            update={"store": settings.store.model_copy(update={"url": store})}
+        )
     console = Console()
     with ResultStore.from_settings(settings) as result_store:
         if run_id is None:
             runs = result_store.list_runs(kind="batch", limit=limit)
             if as_json:
-                typer.echo(json.dumps([r.model_dump(mode="json", exclude={"manifest", "settings"})
-                                       for r in runs], indent=1, default=str))
+                typer.echo(
+                    json.dumps(
+                        [r.model_dump(mode="json", exclude={"manifest", "settings"}) for r in runs],
+                        indent=1,
+                        default=str,
+                    )
+                )
                 return
             _print_runs(console, runs)
             return
@@ -199,11 +289,17 @@ def status(
         if failed:
             docs = [d for d in docs if d.status in ("partial", "failed")]
         if as_json:
-            typer.echo(json.dumps({
-                "run": info.model_dump(mode="json", exclude={"manifest"}),
-                "progress": run_progress(info, docs, results),
-                "documents": [d.model_dump(mode="json") for d in docs],
-            }, indent=1, default=str))
+            typer.echo(
+                json.dumps(
+                    {
+                        "run": info.model_dump(mode="json", exclude={"manifest"}),
+                        "progress": run_progress(info, docs, results),
+                        "documents": [d.model_dump(mode="json") for d in docs],
+                    },
+                    indent=1,
+                    default=str,
+                )
+            )
             return
         _print_run(console, info, docs, results)
 
@@ -221,9 +317,15 @@ def run_progress(info: Any, docs: list[Any], results: dict[int, Any]) -> dict[st
     left = max(total - done - skipped, 0)
     rate = done / elapsed
     return {
-        "documents": total, "done": done, "skipped": skipped, "left": left,
-        "pages": pages, "sentences": sentences, "elapsed_s": round(elapsed, 1),
-        "documents_per_min": round(rate * 60, 2), "pages_per_s": round(pages / elapsed, 2),
+        "documents": total,
+        "done": done,
+        "skipped": skipped,
+        "left": left,
+        "pages": pages,
+        "sentences": sentences,
+        "elapsed_s": round(elapsed, 1),
+        "documents_per_min": round(rate * 60, 2),
+        "pages_per_s": round(pages / elapsed, 2),
         "sentences_per_s": round(sentences / elapsed, 2),
         "eta_s": round(left / rate) if info.status == "running" and rate > 0 else None,
     }
@@ -236,17 +338,32 @@ def _print_runs(console: Any, runs: list[Any]) -> None:
         console.print("no batch runs yet")
         return
     table = Table(title="batch runs (newest first)")
-    for name in ("run", "status", "started (UTC)", "finished", "ok", "partial", "failed",
-                 "skipped", "left", "model"):
+    for name in (
+        "run",
+        "status",
+        "started (UTC)",
+        "finished",
+        "ok",
+        "partial",
+        "failed",
+        "skipped",
+        "left",
+        "model",
+    ):
         table.add_column(name)
     for r in runs:
         c = r.document_counts
         left = c.get("pending", 0) + c.get("running", 0)
         model = f"{r.stamp.model_name} {r.stamp.model_version or 'unreg.'}" if r.stamp else "?"
-        table.add_row(r.run_id, r.status, f"{r.started_at:%Y-%m-%d %H:%M}",
-                      f"{r.finished_at:%H:%M}" if r.finished_at else "",
-                      *(str(c.get(k, 0)) for k in ("ok", "partial", "failed", "skipped")),
-                      str(left), model)
+        table.add_row(
+            r.run_id,
+            r.status,
+            f"{r.started_at:%Y-%m-%d %H:%M}",
+            f"{r.finished_at:%H:%M}" if r.finished_at else "",
+            *(str(c.get(k, 0)) for k in ("ok", "partial", "failed", "skipped")),
+            str(left),
+            model,
+        )
     console.print(table)
 
 
@@ -255,18 +372,24 @@ def _print_run(console: Any, info: Any, docs: list[Any], results: dict[int, Any]
 
     p = run_progress(info, docs, results)
     batch = info.settings.get("batch") or {}
-    console.print(f"run {info.run_id}: [bold]{info.status}[/] · started "
-                  f"{info.started_at:%Y-%m-%d %H:%M:%S} UTC"
-                  + (f" · finished {info.finished_at:%H:%M:%S}" if info.finished_at else ""))
+    console.print(
+        f"run {info.run_id}: [bold]{info.status}[/] · started "
+        f"{info.started_at:%Y-%m-%d %H:%M:%S} UTC"
+        + (f" · finished {info.finished_at:%H:%M:%S}" if info.finished_at else "")
+    )
     if batch:
         console.print(f"input {batch.get('input_dir')} → {batch.get('out')}")
     if info.stamp:
-        console.print(f"model {info.stamp.model_name} {info.stamp.model_version or 'unregistered'}"
-                      f" (sha256 {info.stamp.model_digest[:12]}…)")
+        console.print(
+            f"model {info.stamp.model_name} {info.stamp.model_version or 'unregistered'}"
+            f" (sha256 {info.stamp.model_digest[:12]}…)"
+        )
     eta = f" · ETA {p['eta_s'] // 60} min" if p["eta_s"] is not None else ""
-    console.print(f"{p['done']} of {p['documents']} documents done, {p['skipped']} skipped, "
-                  f"{p['left']} left · {p['pages']:,} pages · {p['sentences']:,} sentences · "
-                  f"{p['pages_per_s']} pages/s{eta}")
+    console.print(
+        f"{p['done']} of {p['documents']} documents done, {p['skipped']} skipped, "
+        f"{p['left']} left · {p['pages']:,} pages · {p['sentences']:,} sentences · "
+        f"{p['pages_per_s']} pages/s{eta}"
+    )
     if info.summary.get("count_line"):
         console.print(str(info.summary["count_line"]))
     table = Table()
@@ -276,9 +399,15 @@ def _print_run(console: Any, info: Any, docs: list[Any], results: dict[int, Any]
         r = results.get(d.result_id) if d.result_id is not None else None
         seconds = sum(d.timings.values())
         error = (d.error or "").splitlines()[0] if d.error else ""
-        table.add_row(d.source, d.status, str(d.attempts), str(r.n_pages) if r else "",
-                      str(r.n_sentences) if r else "", f"{seconds:.1f}" if seconds else "",
-                      error[:120])
+        table.add_row(
+            d.source,
+            d.status,
+            str(d.attempts),
+            str(r.n_pages) if r else "",
+            str(r.n_sentences) if r else "",
+            f"{seconds:.1f}" if seconds else "",
+            error[:120],
+        )
     console.print(table)
 
 

@@ -15,8 +15,9 @@ _log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_NOT_BLESSED, EXIT_USAGE = 0, 1, 2
 
-models_app = typer.Typer(help="Registered model versions, their lineage and the champion.",
-                         no_args_is_help=True)
+models_app = typer.Typer(
+    help="Registered model versions, their lineage and the champion.", no_args_is_help=True
+)
 
 
 def _settings():  # noqa: ANN202
@@ -41,9 +42,15 @@ def _progress() -> Iterator[Callable[[int, int, float], None]]:
         TimeRemainingColumn,
     )
 
-    with Progress(TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn(),
-                  TimeRemainingColumn(), transient=False) as bar:
+    with Progress(
+        TextColumn("training"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("loss {task.fields[loss]:.3f}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        transient=False,
+    ) as bar:
         task = bar.add_task("train", total=None, loss=float("nan"))
 
         def advance(step: int, total: int, loss: float) -> None:
@@ -53,19 +60,39 @@ def _progress() -> Iterator[Callable[[int, int, float], None]]:
 
 
 def train(
-    data: Annotated[list[Path], typer.Option(
-        "--data", help="Labelled files split into train and eval: PhraseBank sentence@label, "
-        "CSV text,label, SEntFiN CSV or FiQA JSON. Repeat for several.", show_default=False)],
-    extra: Annotated[list[Path] | None, typer.Option(
-        "--extra", help="Training-only files, deduplicated against the evaluation set.")] = None,
-    feedback: Annotated[list[Path] | None, typer.Option(
-        "--feedback", help="Reviewed sentences exported by `sesame monitor` (text,label CSV); "
-        "training-only, like --extra.")] = None,
-    eval_file: Annotated[Path | None, typer.Option(
-        "--eval", help="A frozen evaluation set (text,label); then all of --data is trained on.")]
-    = None,
-    base: Annotated[Path | None, typer.Option(
-        help="Base encoder directory (default: the pinned all-MiniLM-L6-v2).")] = None,
+    data: Annotated[
+        list[Path],
+        typer.Option(
+            "--data",
+            help="Labelled files split into train and eval: PhraseBank sentence@label, "
+            "CSV text,label, SEntFiN CSV or FiQA JSON. Repeat for several.",
+            show_default=False,
+        ),
+    ],
+    extra: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--extra", help="Training-only files, deduplicated against the evaluation set."
+        ),
+    ] = None,
+    feedback: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--feedback",
+            help="Reviewed sentences exported by `sesame monitor` (text,label CSV); "
+            "training-only, like --extra.",
+        ),
+    ] = None,
+    eval_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--eval", help="A frozen evaluation set (text,label); then all of --data is trained on."
+        ),
+    ] = None,
+    base: Annotated[
+        Path | None,
+        typer.Option(help="Base encoder directory (default: the pinned all-MiniLM-L6-v2)."),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
     epochs: Annotated[float, typer.Option(help="Training epochs.")] = 4,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 1e-4,
@@ -75,42 +102,73 @@ def train(
     warmup: Annotated[float, typer.Option(help="Share of steps warming up.")] = 0.1,
     seed: Annotated[int, typer.Option(help="Split and training seed.")] = 42,
     eval_share: Annotated[float, typer.Option(help="Share of --data held out.")] = 0.2,
-    max_steps: Annotated[int | None, typer.Option(help="Stop after N steps (smoke runs).")]
-    = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after N steps (smoke runs).")] = None,
     threads: Annotated[int | None, typer.Option(help="Torch threads.")] = None,
-    train_embeddings: Annotated[bool, typer.Option(
-        "--train-embeddings", help="Also train the word-embedding table (slower).")] = False,
-    precision: Annotated[str, typer.Option(
-        help="float32, or bfloat16 (autocast forward pass; faster on AVX512-BF16/AMX CPUs).")]
-    = "float32",
-    head_lr: Annotated[float, typer.Option(
-        "--head-lr", help="Pooler and classifier learning rate as a multiple of --lr.")] = 1.0,
-    layer_decay: Annotated[float, typer.Option(
-        help="Layer-wise learning-rate decay per layer below the head (1: none).")] = 1.0,
-    average: Annotated[float, typer.Option(
-        help="Average the weights over this last share of steps (0: keep the final ones).")]
-    = 0.0,
+    train_embeddings: Annotated[
+        bool,
+        typer.Option("--train-embeddings", help="Also train the word-embedding table (slower)."),
+    ] = False,
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="float32, or bfloat16 (autocast forward pass; faster on AVX512-BF16/AMX CPUs)."
+        ),
+    ] = "float32",
+    head_lr: Annotated[
+        float,
+        typer.Option(
+            "--head-lr", help="Pooler and classifier learning rate as a multiple of --lr."
+        ),
+    ] = 1.0,
+    layer_decay: Annotated[
+        float,
+        typer.Option(help="Layer-wise learning-rate decay per layer below the head (1: none)."),
+    ] = 1.0,
+    average: Annotated[
+        float,
+        typer.Option(
+            help="Average the weights over this last share of steps (0: keep the final ones)."
+        ),
+    ] = 0.0,
     label_smoothing: Annotated[float, typer.Option(help="Label smoothing of the loss.")] = 0.0,
-    teacher: Annotated[Path | None, typer.Option(
-        help="A model directory to distil from: the student learns its class probabilities "
-        "as well as the labels.")] = None,
-    unlabelled: Annotated[list[Path] | None, typer.Option(
-        "--unlabelled", help="Sentences without labels for the teacher to label: PDF reports, "
-        "text files (one per line) or labelled files. Repeat for several; needs --teacher.")]
-    = None,
-    distill_alpha: Annotated[float, typer.Option(
-        help="Weight of the teacher's soft labels in the loss (with --teacher).")] = 0.5,
-    distill_temperature: Annotated[float, typer.Option(
-        help="Softmax temperature of the teacher's labels (with --teacher).")] = 2.0,
-    allow: Annotated[list[str] | None, typer.Option(
-        "--allow", help="Accept an anomaly by code (e.g. class_balance_shift); recorded.")] = None,
+    teacher: Annotated[
+        Path | None,
+        typer.Option(
+            help="A model directory to distil from: the student learns its class probabilities "
+            "as well as the labels."
+        ),
+    ] = None,
+    unlabelled: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--unlabelled",
+            help="Sentences without labels for the teacher to label: PDF reports, "
+            "text files (one per line) or labelled files. Repeat for several; needs --teacher.",
+        ),
+    ] = None,
+    distill_alpha: Annotated[
+        float,
+        typer.Option(help="Weight of the teacher's soft labels in the loss (with --teacher)."),
+    ] = 0.5,
+    distill_temperature: Annotated[
+        float, typer.Option(help="Softmax temperature of the teacher's labels (with --teacher).")
+    ] = 2.0,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow", help="Accept an anomaly by code (e.g. class_balance_shift); recorded."
+        ),
+    ] = None,
     licence: Annotated[str | None, typer.Option(help="Licence of user-supplied CSVs.")] = None,
     min_accuracy: Annotated[float, typer.Option(help="Blessing floor: accuracy.")] = 0.75,
     min_macro_f1: Annotated[float, typer.Option(help="Blessing floor: macro-F1.")] = 0.70,
-    tolerance: Annotated[float, typer.Option(
-        help="Largest macro-F1 drop against the champion still blessed.")] = 0.01,
-    no_promote: Annotated[bool, typer.Option(
-        "--no-promote", help="Register, but leave the champion alias where it is.")] = False,
+    tolerance: Annotated[
+        float, typer.Option(help="Largest macro-F1 drop against the champion still blessed.")
+    ] = 0.01,
+    no_promote: Annotated[
+        bool,
+        typer.Option("--no-promote", help="Register, but leave the champion alias where it is."),
+    ] = False,
     out: Annotated[Path | None, typer.Option(help="Folder for this run's files.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
@@ -123,20 +181,42 @@ def train(
     settings = _settings()
     try:
         opts = PipelineOptions(
-            data=data, extra=[*(extra or []), *(feedback or [])], eval_file=eval_file, base=base,
-            name=name or settings.scoring.model or DEFAULT_MODEL_NAME, eval_share=eval_share,
-            split_seed=seed, licence=licence, allow=allow or [], out_dir=out,
-            promote=not no_promote, teacher=teacher, unlabelled=unlabelled or [],
-            train=TrainOptions(epochs=epochs, learning_rate=lr, batch_size=batch_size,
-                               max_length=max_length, class_weight=class_weight,
-                               warmup_share=warmup, seed=seed, max_steps=max_steps,
-                               threads=threads, freeze_embeddings=not train_embeddings,
-                               precision=precision, head_lr_multiplier=head_lr,
-                               layer_lr_decay=layer_decay, average_share=average,
-                               label_smoothing=label_smoothing, distill_alpha=distill_alpha,
-                               distill_temperature=distill_temperature),
-            gate=GateOptions(min_accuracy=min_accuracy, min_macro_f1=min_macro_f1,
-                             tolerance=tolerance))
+            data=data,
+            extra=[*(extra or []), *(feedback or [])],
+            eval_file=eval_file,
+            base=base,
+            name=name or settings.scoring.model or DEFAULT_MODEL_NAME,
+            eval_share=eval_share,
+            split_seed=seed,
+            licence=licence,
+            allow=allow or [],
+            out_dir=out,
+            promote=not no_promote,
+            teacher=teacher,
+            unlabelled=unlabelled or [],
+            train=TrainOptions(
+                epochs=epochs,
+                learning_rate=lr,
+                batch_size=batch_size,
+                max_length=max_length,
+                class_weight=class_weight,
+                warmup_share=warmup,
+                seed=seed,
+                max_steps=max_steps,
+                threads=threads,
+                freeze_embeddings=not train_embeddings,
+                precision=precision,
+                head_lr_multiplier=head_lr,
+                layer_lr_decay=layer_decay,
+                average_share=average,
+                label_smoothing=label_smoothing,
+                distill_alpha=distill_alpha,
+                distill_temperature=distill_temperature,
+            ),
+            gate=GateOptions(
+                min_accuracy=min_accuracy, min_macro_f1=min_macro_f1, tolerance=tolerance
+            ),
+        )
     except ValueError as e:
         raise _fail(str(e)) from e
     try:
@@ -149,19 +229,26 @@ def train(
     else:
         typer.echo(report.summary())
     if report.status == "invalid_data":
-        typer.echo("NOT TRAINED: the data has anomalies (above). Fix the data, or accept one "
-                   "deliberately with --allow CODE.", err=True)
+        typer.echo(
+            "NOT TRAINED: the data has anomalies (above). Fix the data, or accept one "
+            "deliberately with --allow CODE.",
+            err=True,
+        )
     if report.status != "blessed":
         raise typer.Exit(EXIT_NOT_BLESSED)
 
 
 def evaluate(
-    data: Annotated[Path, typer.Option("--data", help="A text,label CSV (or any labelled file).",
-                                       show_default=False)],
-    model: Annotated[str | None, typer.Option(
-        help="NAME, NAME@ALIAS or NAME/VERSION (default: the champion).")] = None,
-    model_dir: Annotated[Path | None, typer.Option(help="Evaluate a model directory instead.")]
-    = None,
+    data: Annotated[
+        Path,
+        typer.Option("--data", help="A text,label CSV (or any labelled file).", show_default=False),
+    ],
+    model: Annotated[
+        str | None, typer.Option(help="NAME, NAME@ALIAS or NAME/VERSION (default: the champion).")
+    ] = None,
+    model_dir: Annotated[
+        Path | None, typer.Option(help="Evaluate a model directory instead.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
 ) -> None:
     """Metrics of a model on a labelled file: accuracy, macro-F1, per class, confusion."""
@@ -176,17 +263,22 @@ def evaluate(
             path, label = model_dir, str(model_dir)
         else:
             name, ref = registry.parse_ref(model, settings.scoring.model)
-            scoring = settings.scoring.model_copy(update={"model": name, "version": ref,
-                                                          "model_dir": None})
+            scoring = settings.scoring.model_copy(
+                update={"model": name, "version": ref, "model_dir": None}
+            )
             resolved = registry.resolve_model(settings.model_copy(update={"scoring": scoring}))
             path, label = resolved.path, f"{resolved.name} v{resolved.version}"
-        metrics = evaluate_dir(path, examples, digest,
-                               settings.scoring.model_copy(update={"model_dir": None}))
+        metrics = evaluate_dir(
+            path, examples, digest, settings.scoring.model_copy(update={"model_dir": None})
+        )
     except SesameError as e:
         raise _fail(e.message, EXIT_NOT_BLESSED) from e
     if as_json:
-        typer.echo(json.dumps({"model": label, "data": str(data)}
-                              | metrics.model_dump(mode="json"), indent=2))
+        typer.echo(
+            json.dumps(
+                {"model": label, "data": str(data)} | metrics.model_dump(mode="json"), indent=2
+            )
+        )
     else:
         typer.echo(f"{label} on {data}:")
         typer.echo(metrics.table())
@@ -207,8 +299,17 @@ def list_cmd(
     if not rows:
         typer.echo("no registered models (the bundled default registers itself on first use)")
         return
-    cols = ["name", "version", "aliases", "origin", "blessed", "accuracy", "macro_f1", "sha256",
-            "created"]
+    cols = [
+        "name",
+        "version",
+        "aliases",
+        "origin",
+        "blessed",
+        "accuracy",
+        "macro_f1",
+        "sha256",
+        "created",
+    ]
     widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
     typer.echo("  ".join(c.ljust(widths[c]) for c in cols))
     for r in rows:
@@ -225,8 +326,11 @@ def show_cmd(
 
     settings = _settings()
     name, which = registry.parse_ref(ref, settings.scoring.model)
-    info = (registry.champion_info(settings, name) if which == registry.CHAMPION
-            else registry.get_version(settings, name, which))
+    info = (
+        registry.champion_info(settings, name)
+        if which == registry.CHAMPION
+        else registry.get_version(settings, name, which)
+    )
     if info is None:
         raise _fail(f"{ref}: no such model version; see `sesame models list`.", EXIT_NOT_BLESSED)
     model_card = registry.version_card(settings, info)
@@ -240,8 +344,7 @@ def show_cmd(
 def promote_cmd(
     ref: Annotated[str, typer.Argument(help="NAME/VERSION to make champion.")],
     alias: Annotated[str, typer.Option(help="The alias to move.")] = "champion",
-    force: Annotated[bool, typer.Option(help="Promote a version the gate did not bless.")]
-    = False,
+    force: Annotated[bool, typer.Option(help="Promote a version the gate did not bless.")] = False,
 ) -> None:
     """Move the champion alias to a version (blessed versions only, unless --force)."""
     from models import registry
@@ -252,30 +355,40 @@ def promote_cmd(
     if info is None:
         raise _fail(f"{ref}: no such model version; see `sesame models list`.", EXIT_NOT_BLESSED)
     if info.tags.get("blessed") != "True" and not force:
-        raise _fail(f"{name} v{info.version} was not blessed by the gate; promote it anyway "
-                    "with --force (recorded on the version).", EXIT_NOT_BLESSED)
+        raise _fail(
+            f"{name} v{info.version} was not blessed by the gate; promote it anyway "
+            "with --force (recorded on the version).",
+            EXIT_NOT_BLESSED,
+        )
     before = registry.get_version(settings, name, alias)
     registry.set_alias(settings, name, info.version, alias)
     if force and info.tags.get("blessed") != "True":
-        registry.client(settings).set_model_version_tag(name, info.version, "forced_promotion",
-                                                        "True")
+        registry.client(settings).set_model_version_tag(
+            name, info.version, "forced_promotion", "True"
+        )
     typer.echo(f"{name}@{alias}: {before.version if before else 'none'} -> {info.version}")
 
 
 @models_app.command("import")
 def import_cmd(
-    model_dir: Annotated[Path, typer.Argument(help="A local Hugging Face sequence-classification "
-                                              "model directory (e.g. a downloaded FinBERT).")],
+    model_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="A local Hugging Face sequence-classification "
+            "model directory (e.g. a downloaded FinBERT)."
+        ),
+    ],
     name: Annotated[str, typer.Option("--name", help="Registered model name.")],
-    eval_file: Annotated[Path | None, typer.Option(
-        "--eval", help="Evaluation set (text,label); default: the champion's frozen set.")]
-    = None,
-    licence: Annotated[str | None, typer.Option(help="The model's licence, for its card.")]
-    = None,
+    eval_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--eval", help="Evaluation set (text,label); default: the champion's frozen set."
+        ),
+    ] = None,
+    licence: Annotated[str | None, typer.Option(help="The model's licence, for its card.")] = None,
     min_accuracy: Annotated[float, typer.Option(help="Blessing floor: accuracy.")] = 0.75,
     min_macro_f1: Annotated[float, typer.Option(help="Blessing floor: macro-F1.")] = 0.70,
-    tolerance: Annotated[float, typer.Option(help="Largest macro-F1 drop still blessed.")]
-    = 0.01,
+    tolerance: Annotated[float, typer.Option(help="Largest macro-F1 drop still blessed.")] = 0.01,
     no_promote: Annotated[bool, typer.Option("--no-promote")] = False,
 ) -> None:
     """Register a model directory as a version; it goes through the same evaluation gate."""
@@ -287,14 +400,23 @@ def import_cmd(
         raise _fail(f"{model_dir}: no such folder.")
     try:
         report = registry.import_model(
-            _settings(), model_dir, name, eval_file=eval_file, licence=licence,
-            gate=GateOptions(min_accuracy=min_accuracy, min_macro_f1=min_macro_f1,
-                             tolerance=tolerance), promote=not no_promote)
+            _settings(),
+            model_dir,
+            name,
+            eval_file=eval_file,
+            licence=licence,
+            gate=GateOptions(
+                min_accuracy=min_accuracy, min_macro_f1=min_macro_f1, tolerance=tolerance
+            ),
+            promote=not no_promote,
+        )
     except SesameError as e:
         raise _fail(e.message, EXIT_NOT_BLESSED) from e
     verdict = "BLESSED" if report.blessed else "NOT BLESSED"
-    typer.echo(f"{report.name} version {report.version} on {report.eval_set}: accuracy "
-               f"{report.metrics['accuracy']:.3f} macro-F1 {report.metrics['macro_f1']:.3f}")
+    typer.echo(
+        f"{report.name} version {report.version} on {report.eval_set}: accuracy "
+        f"{report.metrics['accuracy']:.3f} macro-F1 {report.metrics['macro_f1']:.3f}"
+    )
     typer.echo(f"{verdict}: " + "; ".join(report.reasons))
     typer.echo(f"champion: {report.champion_before or 'none'} -> {report.champion_after or 'none'}")
     if not report.blessed:

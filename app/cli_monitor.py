@@ -21,18 +21,29 @@ _log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_ALERT, EXIT_ERROR = 0, 1, 2
 
-monitor_app = typer.Typer(name="monitor", no_args_is_help=True,
-                          help="Drift and quality monitoring: reports, references, agreement.")
+monitor_app = typer.Typer(
+    name="monitor",
+    no_args_is_help=True,
+    help="Drift and quality monitoring: reports, references, agreement.",
+)
 
 ThresholdOpt = Annotated[float | None, typer.Option(show_default=False)]
 
 
-def _thresholds(label_psi: float | None, wasserstein: float | None, domain_auc: float | None,
-                alpha: float | None) -> DriftThresholds:
+def _thresholds(
+    label_psi: float | None,
+    wasserstein: float | None,
+    domain_auc: float | None,
+    alpha: float | None,
+) -> DriftThresholds:
     from models.monitoring import DriftThresholds
 
-    given = {"label_psi": label_psi, "wasserstein": wasserstein, "domain_auc": domain_auc,
-             "alpha": alpha}
+    given = {
+        "label_psi": label_psi,
+        "wasserstein": wasserstein,
+        "domain_auc": domain_auc,
+        "alpha": alpha,
+    }
     return DriftThresholds(**{k: v for k, v in given.items() if v is not None})
 
 
@@ -59,24 +70,41 @@ def print_report(report: DriftReport) -> None:
     console.print(table)
     for note in report.notes:
         console.print(f"note: {note}", markup=False)
-    console.print(f"{report.current_sentences} sentences against {report.reference_sentences}: "
-                  + ("DRIFT (" + ", ".join(t.name for t in report.drifted_tests()) + ")"
-                     if report.drifted else "no drift"), markup=False)
+    console.print(
+        f"{report.current_sentences} sentences against {report.reference_sentences}: "
+        + (
+            "DRIFT (" + ", ".join(t.name for t in report.drifted_tests()) + ")"
+            if report.drifted
+            else "no drift"
+        ),
+        markup=False,
+    )
 
 
 @monitor_app.command("report")
 def report_cmd(
-    run: Annotated[str | None, typer.Argument(help="Run id (default: the latest run).",
-                                              show_default=False)] = None,
-    reference: Annotated[Path | None, typer.Option(
-        help="Reference profile JSON (default: the one saved with the run's model).",
-        show_default=False)] = None,
-    model_dir: Annotated[Path | None, typer.Option(
-        help="Embed with this model directory instead of the run's model.",
-        show_default=False)] = None,
-    out: Annotated[Path | None, typer.Option(
-        help="Also copy report.json and report.html into this folder.", show_default=False)]
-    = None,
+    run: Annotated[
+        str | None, typer.Argument(help="Run id (default: the latest run).", show_default=False)
+    ] = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            help="Reference profile JSON (default: the one saved with the run's model).",
+            show_default=False,
+        ),
+    ] = None,
+    model_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Embed with this model directory instead of the run's model.", show_default=False
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also copy report.json and report.html into this folder.", show_default=False
+        ),
+    ] = None,
     label_psi: ThresholdOpt = None,
     wasserstein: ThresholdOpt = None,
     domain_auc: ThresholdOpt = None,
@@ -90,9 +118,13 @@ def report_cmd(
     settings.ensure_dirs()
     try:
         ref = load_profile(reference) if reference else None
-        report, paths = monitor_run(settings, run, reference=ref, model_dir=model_dir,
-                                    thresholds=_thresholds(label_psi, wasserstein, domain_auc,
-                                                           alpha))
+        report, paths = monitor_run(
+            settings,
+            run,
+            reference=ref,
+            model_dir=model_dir,
+            thresholds=_thresholds(label_psi, wasserstein, domain_auc, alpha),
+        )
     except (MonitorError, OSError, ValueError) as e:
         raise _fail(getattr(e, "message", str(e))) from e
     print_report(report)
@@ -108,8 +140,9 @@ def profile_cmd(
     texts: Annotated[Path, typer.Argument(help="Text file, one sentence per line.")],
     model_dir: Annotated[Path, typer.Option(help="Model directory that scores and embeds.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Profile JSON to write.")],
-    source: Annotated[str | None, typer.Option(help="What the sentences are.",
-                                               show_default=False)] = None,
+    source: Annotated[
+        str | None, typer.Option(help="What the sentences are.", show_default=False)
+    ] = None,
 ) -> None:
     """Profile the sentences of a text file with a model (e.g. a reference from report text)."""
     from app.config import load_settings
@@ -133,8 +166,10 @@ def profile_cmd(
 def compare_cmd(
     reference: Annotated[Path, typer.Argument(help="Reference profile JSON.")],
     current: Annotated[Path, typer.Argument(help="Current profile JSON.")],
-    out: Annotated[Path | None, typer.Option(help="Folder for report.json and report.html.",
-                                             show_default=False)] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for report.json and report.html.", show_default=False),
+    ] = None,
     label_psi: ThresholdOpt = None,
     wasserstein: ThresholdOpt = None,
     domain_auc: ThresholdOpt = None,
@@ -158,14 +193,23 @@ def compare_cmd(
 
 @monitor_app.command("reference")
 def reference_cmd(
-    model: Annotated[str | None, typer.Option(
-        help="Registered model as NAME, NAME@ALIAS or NAME/VERSION (default: the champion).",
-        show_default=False)] = None,
-    texts: Annotated[Path | None, typer.Option(
-        help="Reference sentences, one per line.", show_default=False)] = None,
-    run: Annotated[str | None, typer.Option(
-        help="Take a trusted run's sentences (and its model) as the reference.",
-        show_default=False)] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Registered model as NAME, NAME@ALIAS or NAME/VERSION (default: the champion).",
+            show_default=False,
+        ),
+    ] = None,
+    texts: Annotated[
+        Path | None, typer.Option(help="Reference sentences, one per line.", show_default=False)
+    ] = None,
+    run: Annotated[
+        str | None,
+        typer.Option(
+            help="Take a trusted run's sentences (and its model) as the reference.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Make the reference profile runs are tested against (default: the model's eval set).
 
@@ -185,8 +229,10 @@ def reference_cmd(
         profile, path = make_reference(settings, model=model, texts=texts, run_id=run)
     except (OSError, UnicodeDecodeError, ValueError, SesameError) as e:
         raise _fail(getattr(e, "message", str(e))) from e
-    typer.echo(f"reference profile of {profile.model_name} v{profile.model_version or '-'} "
-               f"from {profile.source} ({profile.n_sentences} sentences): {path}")
+    typer.echo(
+        f"reference profile of {profile.model_name} v{profile.model_version or '-'} "
+        f"from {profile.source} ({profile.n_sentences} sentences): {path}"
+    )
 
 
 @monitor_app.command("agreement")
@@ -194,8 +240,9 @@ def agreement_cmd(
     threshold: Annotated[float, typer.Option(help="Alert below this agreement rate.")] = 0.8,
     min_reviews: Annotated[int, typer.Option(help="Reviews a period needs to alert.")] = 20,
     period: Annotated[Literal["day", "week", "month"], typer.Option()] = "week",
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report here.",
-                                                  show_default=False)] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the report here.", show_default=False)
+    ] = None,
 ) -> None:
     """Model-reviewer agreement per model version over time; exit 1 when any is below."""
     from app.config import load_settings
@@ -223,18 +270,27 @@ def print_agreement(report: AgreementReport) -> None:
     if not report.overall:
         console.print("no reviewed sentences yet")
         return
-    table = Table(title=f"model-reviewer agreement (alert below {report.threshold:.0%} with "
-                        f"at least {report.min_reviews} reviews)")
+    table = Table(
+        title=f"model-reviewer agreement (alert below {report.threshold:.0%} with "
+        f"at least {report.min_reviews} reviews)"
+    )
     for col in ("model version", "period", "reviews", "agreement", "95% interval", "kappa"):
         table.add_column(col)
     for r in (*report.rows, *report.overall):
         kappa = "–" if r.kappa is None else f"{r.kappa:.2f}"
-        table.add_row(r.model_version, r.period, str(r.n), f"{r.rate:.1%}",
-                      f"{r.ci_low:.1%}–{r.ci_high:.1%}", kappa,
-                      style="red" if r.below_threshold else None)
+        table.add_row(
+            r.model_version,
+            r.period,
+            str(r.n),
+            f"{r.rate:.1%}",
+            f"{r.ci_low:.1%}–{r.ci_high:.1%}",
+            kappa,
+            style="red" if r.below_threshold else None,
+        )
     console.print(table)
-    console.print(f"{len(report.alerts)} below threshold" if report.alerts else "no alerts",
-                  markup=False)
+    console.print(
+        f"{len(report.alerts)} below threshold" if report.alerts else "no alerts", markup=False
+    )
 
 
 @monitor_app.command("feedback")
@@ -251,8 +307,9 @@ def feedback_cmd(
     path, n, digest = export_feedback(settings, out)
     typer.echo(f"{n} reviewed sentences -> {path} (sha256 {digest[:12]}…)")
     if n == 0:
-        typer.echo("no reviews yet: agree with or override labels on the Review page first",
-                   err=True)
+        typer.echo(
+            "no reviews yet: agree with or override labels on the Review page first", err=True
+        )
 
 
 @monitor_app.command("history")
@@ -268,10 +325,16 @@ def history_cmd(
     settings.ensure_dirs()
     reports = stored_reports(ResultStore.from_settings(settings))
     rows: list[dict[str, Any]] = [
-        {"run_id": r.run_id, "created_at": r.created_at.isoformat(timespec="seconds"),
-         "model_version": r.model_version, "sentences": r.current_sentences,
-         "drifted": r.drifted, "tests": [t.name for t in r.drifted_tests()]}
-        for r in reports]
+        {
+            "run_id": r.run_id,
+            "created_at": r.created_at.isoformat(timespec="seconds"),
+            "model_version": r.model_version,
+            "sentences": r.current_sentences,
+            "drifted": r.drifted,
+            "tests": [t.name for t in r.drifted_tests()],
+        }
+        for r in reports
+    ]
     if as_json:
         typer.echo(json.dumps(rows, indent=1))
         return
@@ -279,8 +342,10 @@ def history_cmd(
         typer.echo("no drift reports yet")
     for row in rows:
         verdict = "DRIFT " + ",".join(row["tests"]) if row["drifted"] else "ok"
-        typer.echo(f"{row['created_at']}  {row['run_id']}  v{row['model_version'] or '-'}  "
-                   f"{row['sentences']} sentences  {verdict}")
+        typer.echo(
+            f"{row['created_at']}  {row['run_id']}  v{row['model_version'] or '-'}  "
+            f"{row['sentences']} sentences  {verdict}"
+        )
 
 
 def register(app: typer.Typer) -> None:

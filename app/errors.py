@@ -20,8 +20,9 @@ class SesameError(Exception):
     code: str = "error"
     fatal: bool = True
 
-    def __init__(self, message: str, *, page_no: int | None = None,
-                 fatal: bool | None = None) -> None:
+    def __init__(
+        self, message: str, *, page_no: int | None = None, fatal: bool | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.page_no = page_no
@@ -30,8 +31,13 @@ class SesameError(Exception):
 
     def to_record(self) -> StageError:
         """The error as a record for results, workpapers and the store."""
-        return StageError(stage=self.stage, code=self.code, page_no=self.page_no,
-                          message=self.message, fatal=self.fatal)
+        return StageError(
+            stage=self.stage,
+            code=self.code,
+            page_no=self.page_no,
+            message=self.message,
+            fatal=self.fatal,
+        )
 
 
 class IngestError(SesameError):

@@ -41,7 +41,8 @@ def result_to_json(result: DocumentResult) -> dict[str, Any]:
             "label": score.label if score else None,
             "probabilities": score.probabilities if score else None,
             "confidence": score.confidence if score else None,
-            "explanation": expl.model_dump(mode="json", exclude={"sentence_index"}) if expl
+            "explanation": expl.model_dump(mode="json", exclude={"sentence_index"})
+            if expl
             else None,
             "stamp": stamp,
         }
@@ -55,8 +56,14 @@ def result_to_json(result: DocumentResult) -> dict[str, Any]:
         "status": result.status,
         "document": result.document.model_dump(mode="json") if result.document else None,
         "pages": [
-            {"page_no": p.page_no, "width": p.width, "height": p.height, "rotation": p.rotation,
-             "status": p.status, "chars": len(p.text)}
+            {
+                "page_no": p.page_no,
+                "width": p.width,
+                "height": p.height,
+                "rotation": p.rotation,
+                "status": p.status,
+                "chars": len(p.text),
+            }
             for p in result.pages
         ],
         "errors": [e.model_dump(mode="json") for e in result.errors],
@@ -76,6 +83,7 @@ def result_to_json(result: DocumentResult) -> dict[str, Any]:
 def write_json(result: DocumentResult, path: Path) -> Path:
     """Write the result's JSON form to `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result_to_json(result), ensure_ascii=False, indent=1),
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps(result_to_json(result), ensure_ascii=False, indent=1), encoding="utf-8"
+    )
     return path

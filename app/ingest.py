@@ -106,7 +106,9 @@ _PAGE_NUMBER = re.compile(
 )
 _ENUMERATOR = re.compile(
     r"\(?[0-9]{1,3}(\.[0-9]{1,3}){0,3}[.)]?|\(?[a-zA-Z][.)]|\([ivxlc]{1,5}\)|[ivxlc]{1,5}\.|"
-    r"(section|article|item|note)\s+[0-9][0-9.a-z]*\.?", re.IGNORECASE)
+    r"(section|article|item|note)\s+[0-9][0-9.a-z]*\.?",
+    re.IGNORECASE,
+)
 _ORDERED_ITEM = re.compile(r"(\(?[0-9]{1,2}[.)]|\(?[a-z][.)]|\([ivx]{1,4}\))\s")
 _WORDISH = re.compile(r"[^\W\d_]{2,}")
 _VOWELS = frozenset("aeiouyàáâäèéêëìíîïòóôöùúûüAEIOUYÀÁÂÄÈÉÊËÌÍÎÏÒÓÔÖÙÚÛÜ")
@@ -194,17 +196,22 @@ def pdf_page_count(source: Path | bytes, password: str | None = None) -> int:
 # the document
 
 
-def _read(source: Path | bytes, options: IngestOptions, name: str,
-          page_range: tuple[int, int] | None,
-          errors: list[StageError]) -> tuple[Document, list[Page]]:
+def _read(
+    source: Path | bytes,
+    options: IngestOptions,
+    name: str,
+    page_range: tuple[int, int] | None,
+    errors: list[StageError],
+) -> tuple[Document, list[Page]]:
     data = _load_bytes(source, options, name)
     doc_id = hashlib.sha256(data).hexdigest()
     _check_is_pdf(data, name)
     with PDFIUM_LOCK:  # pdfium is not thread-safe (the review UI reads in threads)
         handle = _open_document(data, options.password, name)
         try:
-            document, wanted, raw_pages = _read_pages(handle, data, doc_id, options, name,
-                                                      page_range, errors)
+            document, wanted, raw_pages = _read_pages(
+                handle, data, doc_id, options, name, page_range, errors
+            )
         finally:
             handle.close()
     pages, page_errors = _finish(raw_pages, wanted, options, name, doc_id)
@@ -216,30 +223,52 @@ def _read(source: Path | bytes, options: IngestOptions, name: str,
     return document, pages
 
 
-def _read_pages(handle: _DocHandle, data: bytes, doc_id: str, options: IngestOptions,
-                name: str, page_range: tuple[int, int] | None, errors: list[StageError],
-                ) -> tuple[Document, list[int], dict[int, _RawPage]]:
+def _read_pages(
+    handle: _DocHandle,
+    data: bytes,
+    doc_id: str,
+    options: IngestOptions,
+    name: str,
+    page_range: tuple[int, int] | None,
+    errors: list[StageError],
+) -> tuple[Document, list[int], dict[int, _RawPage]]:
     """The document record and the raw layout of the wanted pages (plus a header sample)."""
     n_pages = int(pdfium_c.FPDF_GetPageCount(handle.raw))
     document = Document(
-        doc_id=doc_id, file_name=name, size_bytes=len(data), n_pages=n_pages,
+        doc_id=doc_id,
+        file_name=name,
+        size_bytes=len(data),
+        n_pages=n_pages,
         encrypted=pdfium_c.FPDF_GetSecurityHandlerRevision(handle.raw) != -1,
-        title=_meta(handle.raw, "Title"), producer=_meta(handle.raw, "Producer"),
+        title=_meta(handle.raw, "Title"),
+        producer=_meta(handle.raw, "Producer"),
     )
     if n_pages == 0:
-        raise _with(EmptyPdfError(f"{name}: the PDF has no pages; nothing to read. "
-                                  "Ask the client for a complete copy of the report."), document)
+        raise _with(
+            EmptyPdfError(
+                f"{name}: the PDF has no pages; nothing to read. "
+                "Ask the client for a complete copy of the report."
+            ),
+            document,
+        )
     first, last = _resolve_range(page_range, n_pages, name)
     if last - first + 1 > options.max_pages:
         what = f"{n_pages} pages" if page_range is None else f"pages {first}-{last}"
-        raise _with(TooManyPagesError(
-            f"{name}: {what} is over the limit of {options.max_pages} pages; not read. Raise "
-            "ingest.max_pages (SESAME_INGEST__MAX_PAGES) or read it in page ranges."), document)
+        raise _with(
+            TooManyPagesError(
+                f"{name}: {what} is over the limit of {options.max_pages} pages; not read. Raise "
+                "ingest.max_pages (SESAME_INGEST__MAX_PAGES) or read it in page ranges."
+            ),
+            document,
+        )
     if not _looks_complete(data):
-        errors.append(DamagedPdfError(
-            f"{name}: the file looks truncated (no end-of-file marker); pdfium repaired it, but "
-            "text near the end may be missing. Ask the client for a fresh copy.",
-            fatal=False).to_record())
+        errors.append(
+            DamagedPdfError(
+                f"{name}: the file looks truncated (no end-of-file marker); pdfium repaired it, "
+                "but text near the end may be missing. Ask the client for a fresh copy.",
+                fatal=False,
+            ).to_record()
+        )
     wanted = list(range(first, last + 1))
     extra = _running_sample(first, last, n_pages) if options.remove_running else []
     reader = _PageReader(handle.raw, options.min_chars_per_page)
@@ -247,8 +276,9 @@ def _read_pages(handle: _DocHandle, data: bytes, doc_id: str, options: IngestOpt
     return document, wanted, raw_pages
 
 
-def _with(exc: IngestError, document: Document | None, pages: list[Page] | None = None
-          ) -> IngestError:
+def _with(
+    exc: IngestError, document: Document | None, pages: list[Page] | None = None
+) -> IngestError:
     """Attach what was read before a fatal error, so record mode can still return it."""
     exc.document = document  # type: ignore[attr-defined]
     exc.pages = pages or []  # type: ignore[attr-defined]
@@ -257,8 +287,15 @@ def _with(exc: IngestError, document: Document | None, pages: list[Page] | None 
 
 def _error_class(code: str) -> type[IngestError]:
     classes: list[type[IngestError]] = [
-        NotPdfError, EncryptedPdfError, DamagedPdfError, EmptyPdfError, TooLargeError,
-        TooManyPagesError, NeedsOcrError, GarbledTextError, PageReadError,
+        NotPdfError,
+        EncryptedPdfError,
+        DamagedPdfError,
+        EmptyPdfError,
+        TooLargeError,
+        TooManyPagesError,
+        NeedsOcrError,
+        GarbledTextError,
+        PageReadError,
     ]
     return next((c for c in classes if c.code == code), IngestError)
 
@@ -268,14 +305,17 @@ def _load_bytes(source: Path | bytes, options: IngestOptions, name: str) -> byte
     if size > options.max_bytes:
         raise TooLargeError(
             f"{name}: {size / 1e6:.1f} MB is over the limit of {options.max_bytes / 1e6:.1f} MB; "
-            "not read. Raise ingest.max_bytes (SESAME_INGEST__MAX_BYTES) or split the file.")
+            "not read. Raise ingest.max_bytes (SESAME_INGEST__MAX_BYTES) or split the file."
+        )
     return source.read_bytes() if isinstance(source, Path) else bytes(source)
 
 
 def _check_is_pdf(data: bytes, name: str) -> None:
     if not data:
-        raise NotPdfError(f"{name}: the file is empty (0 bytes); nothing to read. "
-                          "Check the upload or ask the client for the report again.")
+        raise NotPdfError(
+            f"{name}: the file is empty (0 bytes); nothing to read. "
+            "Check the upload or ask the client for the report again."
+        )
     if b"%PDF-" in data[:1024]:
         return
     head = data[:512].lstrip().lower()
@@ -285,8 +325,10 @@ def _check_is_pdf(data: bytes, name: str) -> None:
         what = "a ZIP/Office file"
     else:
         what = "not a PDF (no %PDF header)"
-    raise NotPdfError(f"{name}: {what}; no text read. Download or export the report itself "
-                      "as PDF and submit it again.")
+    raise NotPdfError(
+        f"{name}: {what}; no text read. Download or export the report itself "
+        "as PDF and submit it again."
+    )
 
 
 def _looks_complete(data: bytes) -> bool:
@@ -317,18 +359,25 @@ def _open_document(data: bytes, password: str | None, name: str) -> _DocHandle:
         if code == pdfium_c.FPDF_ERR_SECURITY:
             raise EncryptedPdfError(
                 f"{name}: encrypted with a security scheme pdfium cannot open; no text read. "
-                "Ask the client for an unlocked copy.")
+                "Ask the client for an unlocked copy."
+            )
         if password:
             raise EncryptedPdfError(
                 f"{name}: password-protected and the supplied password was not accepted; no "
-                "text read. Check the password or ask the client for an unlocked copy.")
+                "text read. Check the password or ask the client for an unlocked copy."
+            )
         raise EncryptedPdfError(
             f"{name}: password-protected; no text read. Supply the password with --password "
-            "or ask the client for an unlocked copy.")
-    reason = {pdfium_c.FPDF_ERR_FORMAT: "its structure is broken or the file is truncated",
-              pdfium_c.FPDF_ERR_FILE: "it could not be read"}.get(code, "pdfium could not open it")
-    raise DamagedPdfError(f"{name}: damaged PDF ({reason}); no text read. "
-                          "Ask the client for a fresh copy of the file.")
+            "or ask the client for an unlocked copy."
+        )
+    reason = {
+        pdfium_c.FPDF_ERR_FORMAT: "its structure is broken or the file is truncated",
+        pdfium_c.FPDF_ERR_FILE: "it could not be read",
+    }.get(code, "pdfium could not open it")
+    raise DamagedPdfError(
+        f"{name}: damaged PDF ({reason}); no text read. "
+        "Ask the client for a fresh copy of the file."
+    )
 
 
 def _meta(raw_doc: object, key: str) -> str | None:
@@ -342,8 +391,7 @@ def _meta(raw_doc: object, key: str) -> str | None:
     return value or None
 
 
-def _resolve_range(page_range: tuple[int, int] | None, n_pages: int,
-                   name: str) -> tuple[int, int]:
+def _resolve_range(page_range: tuple[int, int] | None, n_pages: int, name: str) -> tuple[int, int]:
     if page_range is None:
         return 1, n_pages
     first, last = page_range
@@ -476,15 +524,23 @@ class _PageReader:
     def _segments(self, tp: int, text: str, box: np.ndarray, raw: _RawPage) -> None:
         codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
         x0, top, x1, bottom = box[:, 0], box[:, 1], box[:, 2], box[:, 3]
-        space = (codes <= 32) | (codes == 0xA0) | ((codes >= 0x2000) & (codes <= 0x200B)) \
-            | (codes == 0x3000) | (codes == 0xFEFF)
+        space = (
+            (codes <= 32)
+            | (codes == 0xA0)
+            | ((codes >= 0x2000) & (codes <= 0x200B))
+            | (codes == 0x3000)
+            | (codes == 0xFEFF)
+        )
         degenerate = (x1 - x0 <= 0) & (bottom - top <= 0)
         ink = np.flatnonzero(~space & ~degenerate)
         if ink.size == 0:
             return
         # text printed twice on the same spot (fake bold, overlays): keep the first copy
-        key = (codes[ink].astype(np.int64) << 32) + (np.round(x0[ink]).astype(np.int64) << 16) \
+        key = (
+            (codes[ink].astype(np.int64) << 32)
+            + (np.round(x0[ink]).astype(np.int64) << 16)
             + np.round(top[ink]).astype(np.int64)
+        )
         order = np.argsort(key, kind="stable")
         same = key[order][1:] == key[order][:-1]
         if same.any():
@@ -505,10 +561,15 @@ class _PageReader:
         dx = ix0[1:] - ix1[:-1]
         dy = (itop[1:] + ibot[1:] - itop[:-1] - ibot[:-1]) / 2
         href = np.maximum(h[1:], h[:-1])
-        vertical_step = (np.abs(dy) > np.abs(ix0[1:] - ix0[:-1])) & (np.abs(dy) > 0.3 * href) \
+        vertical_step = (
+            (np.abs(dy) > np.abs(ix0[1:] - ix0[:-1]))
+            & (np.abs(dy) > 0.3 * href)
             & (np.abs(dy) < 1.5 * href)
-        brk = (ink[1:] != ink[:-1] + 1) | (~vertical_step & (
-            (np.abs(dy) > 0.5 * href) | (dx > 0.3 * href) | (ix0[1:] < ix0[:-1] - 0.3 * href)))
+        )
+        brk = (ink[1:] != ink[:-1] + 1) | (
+            ~vertical_step
+            & ((np.abs(dy) > 0.5 * href) | (dx > 0.3 * href) | (ix0[1:] < ix0[:-1] - 0.3 * href))
+        )
         starts = np.concatenate(([0], np.flatnonzero(brk) + 1))
         ends = np.concatenate((starts[1:], [ink.size]))
         vs = np.append(vertical_step, False).astype(np.int32)
@@ -522,20 +583,25 @@ class _PageReader:
         wbot = np.maximum.reduceat(ibot, starts)[horizontal]
         starts, ends = starts[horizontal], ends[horizontal]
         first = ink[starts]
-        words = [text[a:b] for a, b in zip(first.tolist(), (ink[ends - 1] + 1).tolist(),
-                                           strict=True)]
+        words = [
+            text[a:b] for a, b in zip(first.tolist(), (ink[ends - 1] + 1).tolist(), strict=True)
+        ]
         raw.n_words = len(words)
         some_words = words[:: max(1, len(words) // 60)]
-        raw.n_odd_words = round(sum(map(_odd_word, some_words)) * len(words)
-                                / max(len(some_words), 1))
+        raw.n_odd_words = round(
+            sum(map(_odd_word, some_words)) * len(words) / max(len(some_words), 1)
+        )
 
         # segments: consecutive words on one baseline with less than about an em between them
         wh = wbot - wtop
         gap = wx0[1:] - wx1[:-1]
         hh = np.maximum(np.maximum(wh[1:], wh[:-1]), 0.1)
         overlap = np.minimum(wbot[1:], wbot[:-1]) - np.maximum(wtop[1:], wtop[:-1])
-        join = (gap > -0.5 * hh) & (gap < _SEG_GAP * hh) \
+        join = (
+            (gap > -0.5 * hh)
+            & (gap < _SEG_GAP * hh)
             & (overlap > 0.5 * np.minimum(wh[1:], wh[:-1]))
+        )
         s_start = np.concatenate(([0], np.flatnonzero(~join) + 1))
         s_end = np.concatenate((s_start[1:], [len(words)]))
         lens = np.fromiter((len(w) for w in words), dtype=np.int32, count=len(words))
@@ -578,8 +644,11 @@ class _PageReader:
                 weight = fast.weight(tp, index)
                 n = fast.font_info(tp, index, name_addr, 128, flags_addr)
                 font_name = name_buf.raw[: max(0, min(n, 128) - 1)].decode("latin-1").lower()
-                bold = weight >= 600 or bool(self._flags.value & _FONTFLAG_FORCEBOLD) or any(
-                    b in font_name for b in _BOLD_NAMES)
+                bold = (
+                    weight >= 600
+                    or bool(self._flags.value & _FONTFLAG_FORCEBOLD)
+                    or any(b in font_name for b in _BOLD_NAMES)
+                )
                 if font:
                     fonts[font] = bold
             return round(size, 2), bold, font or 0
@@ -600,8 +669,9 @@ class _Fast:
         self.text_object = self._fn(lib.FPDFText_GetTextObject, [vp, i], vp)
         self.font = self._fn(lib.FPDFTextObj_GetFont, [vp], vp)
         self.weight = self._fn(lib.FPDFText_GetFontWeight, [vp, i], i)
-        self.font_info = self._fn(lib.FPDFText_GetFontInfo, [vp, i, vp, ctypes.c_ulong, vp],
-                                  ctypes.c_ulong)
+        self.font_info = self._fn(
+            lib.FPDFText_GetFontInfo, [vp, i, vp, ctypes.c_ulong, vp], ctypes.c_ulong
+        )
         self.unmapped = self._fn(lib.FPDFText_HasUnicodeMapError, [vp, i], i)
 
     @staticmethod
@@ -621,8 +691,11 @@ def _pdfium_library() -> str:
         import pypdfium2_raw
 
         folder = Path(pypdfium2_raw.__file__).parent
-        found = sorted(p for p in folder.iterdir() if "pdfium" in p.name
-                       and p.suffix in (".so", ".dll", ".dylib"))
+        found = sorted(
+            p
+            for p in folder.iterdir()
+            if "pdfium" in p.name and p.suffix in (".so", ".dll", ".dylib")
+        )
         if not found:
             raise ImportError(f"pdfium library not found next to {folder}") from None
         return str(found[0])
@@ -652,7 +725,8 @@ def _page_text(text_page: Any, n: int) -> str:
     buf = (ctypes.c_ushort * (n + 1))()
     got = pdfium_c.FPDFText_GetText(text_page, 0, n, buf)
     text = bytes(memoryview(buf).cast("B")[: max(0, got - 1) * 2]).decode(
-        "utf-16-le", errors="replace")
+        "utf-16-le", errors="replace"
+    )
     if len(text) == n:
         return text
     # surrogate pairs or excluded characters: fall back to one code point per char index
@@ -710,8 +784,7 @@ def _odd_word(word: str) -> bool:
         if len(word) > 25:
             return True
         # mixed case inside a word (not CamelCase names): "aBcDeF"
-        flips = sum(1 for a, b in zip(word, word[1:], strict=False)
-                    if a.islower() and b.isupper())
+        flips = sum(1 for a, b in zip(word, word[1:], strict=False) if a.islower() and b.isupper())
         if flips >= 2:
             return True
     return False
@@ -748,8 +821,13 @@ def _merge_rows(segs: list[_Seg]) -> list[_Seg]:
                 lone_bullet = len(prev.text) == 1 and prev.text in _BULLETS and gap < 4 * h
                 similar = abs(prev.size - s.size) <= 0.2 * max(prev.size, s.size)
                 # "5.15" or "(k)" before a hanging paragraph: its number, not a table cell
-                numbered = similar and 0 < gap < 8 * h and len(prev.text) <= 12 \
-                    and _ENUMERATOR.fullmatch(prev.text) is not None and s.text[:1].isalpha()
+                numbered = (
+                    similar
+                    and 0 < gap < 8 * h
+                    and len(prev.text) <= 12
+                    and _ENUMERATOR.fullmatch(prev.text) is not None
+                    and s.text[:1].isalpha()
+                )
                 if lone_bullet or numbered or (-0.5 * h < gap < _SEG_GAP * h and similar):
                     merged[-1] = _join(prev, s)
                     merged[-1].bullet = lone_bullet or prev.bullet
@@ -766,10 +844,14 @@ def _merge_rows(segs: list[_Seg]) -> list[_Seg]:
 def _join(a: _Seg, b: _Seg) -> _Seg:
     n = a.n_chars + b.n_chars
     return _Seg(
-        text=f"{a.text} {b.text}", x0=min(a.x0, b.x0), top=min(a.top, b.top),
-        x1=max(a.x1, b.x1), bottom=max(a.bottom, b.bottom),
+        text=f"{a.text} {b.text}",
+        x0=min(a.x0, b.x0),
+        top=min(a.top, b.top),
+        x1=max(a.x1, b.x1),
+        bottom=max(a.bottom, b.bottom),
         size=a.size if a.n_chars >= b.n_chars else b.size,
-        bold=(a.bold * a.n_chars + b.bold * b.n_chars) * 2 > n, n_chars=n,
+        bold=(a.bold * a.n_chars + b.bold * b.n_chars) * 2 > n,
+        n_chars=n,
         font=a.font,
     )
 
@@ -791,8 +873,10 @@ def _edge_segments(raw: _RawPage) -> list[tuple[str, _Seg]]:
     for s in raw.segs:
         rows.setdefault(s.row, []).append(s)
     order = sorted(rows, key=lambda r: min(s.top for s in rows[r]))
-    bands = [(min(s.top for s in rows[r]), max(s.bottom for s in rows[r]),
-              max(s.h for s in rows[r])) for r in order]
+    bands = [
+        (min(s.top for s in rows[r]), max(s.bottom for s in rows[r]), max(s.h for s in rows[r]))
+        for r in order
+    ]
     top_limit, bottom_limit = raw.height * _EDGE_ZONE, raw.height * (1 - _EDGE_ZONE)
     picked: list[tuple[str, _Seg]] = []
     for k in range(min(2, len(order) - 1)):
@@ -846,10 +930,16 @@ def _mark_running(raw_pages: dict[int, _RawPage]) -> None:
         # a number alone on the last row, wherever the page's content ends (EDGAR filings
         # put it under the text, a blank line below it)
         last_row = [s for s in raw.segs if s.row == bottom_row]
-        if len(last_row) == 1 and last_row[0].running is None and _PAGE_NUMBER.fullmatch(
-                last_row[0].text.strip()):
-            above = [s.bottom for s in raw.segs if s.row != bottom_row
-                     and s.bottom <= last_row[0].top + 0.5 * last_row[0].h]
+        if (
+            len(last_row) == 1
+            and last_row[0].running is None
+            and _PAGE_NUMBER.fullmatch(last_row[0].text.strip())
+        ):
+            above = [
+                s.bottom
+                for s in raw.segs
+                if s.row != bottom_row and s.bottom <= last_row[0].top + 0.5 * last_row[0].h
+            ]
             if above and last_row[0].top - max(above) >= last_row[0].h:
                 last_row[0].running = "page_number"
     # where running headers stand on many pages, what stands there is one too, even when its
@@ -872,8 +962,13 @@ def _slot(zone: str, s: _Seg) -> tuple[str, int, float]:
     return zone, round(s.top), round(s.size * 2) / 2
 
 
-def _finish(raw_pages: dict[int, _RawPage], wanted: list[int], options: IngestOptions,
-            name: str, doc_id: str) -> tuple[list[Page], list[StageError]]:
+def _finish(
+    raw_pages: dict[int, _RawPage],
+    wanted: list[int],
+    options: IngestOptions,
+    name: str,
+    doc_id: str,
+) -> tuple[list[Page], list[StageError]]:
     if options.remove_running:
         _mark_running(raw_pages)
     body_size = _body_size(raw_pages.values())
@@ -888,33 +983,60 @@ def _finish(raw_pages: dict[int, _RawPage], wanted: list[int], options: IngestOp
         if error is not None:
             errors.append(error.to_record())
         if status != "ok":
-            pages.append(Page(doc_id=doc_id, page_no=page_no, width=raw.width,
-                              height=raw.height, rotation=raw.rotation, text="", status=status))
+            pages.append(
+                Page(
+                    doc_id=doc_id,
+                    page_no=page_no,
+                    width=raw.width,
+                    height=raw.height,
+                    rotation=raw.rotation,
+                    text="",
+                    status=status,
+                )
+            )
             continue
         try:
             pages.append(_build_page(raw, doc_id, body_size, vocab))
         except Exception as exc:  # a layout bug on one page must not lose the document
             _log.exception("%s page %d: layout failed", name, page_no)
-            errors.append(PageReadError(
-                f"{name} page {page_no}: its layout could not be read ({type(exc).__name__}); "
-                "the rest of the document was read. Report this file to the sesame team.",
-                page_no=page_no).to_record())
-            pages.append(Page(doc_id=doc_id, page_no=page_no, width=raw.width,
-                              height=raw.height, rotation=raw.rotation, text="", status="error"))
+            errors.append(
+                PageReadError(
+                    f"{name} page {page_no}: its layout could not be read ({type(exc).__name__}); "
+                    "the rest of the document was read. Report this file to the sesame team.",
+                    page_no=page_no,
+                ).to_record()
+            )
+            pages.append(
+                Page(
+                    doc_id=doc_id,
+                    page_no=page_no,
+                    width=raw.width,
+                    height=raw.height,
+                    rotation=raw.rotation,
+                    text="",
+                    status="error",
+                )
+            )
     return pages, errors
 
 
-def _page_status(raw: _RawPage, options: IngestOptions,
-                 name: str) -> tuple[PageStatus, IngestError | None]:
+def _page_status(
+    raw: _RawPage, options: IngestOptions, name: str
+) -> tuple[PageStatus, IngestError | None]:
     where = f"{name} page {raw.page_no}"
     if raw.error is not None:
-        return "error", PageReadError(f"{where}: could not be read ({raw.error}); the rest of "
-                                      "the document was read. Check the page in a PDF viewer.",
-                                      page_no=raw.page_no)
+        return "error", PageReadError(
+            f"{where}: could not be read ({raw.error}); the rest of "
+            "the document was read. Check the page in a PDF viewer.",
+            page_no=raw.page_no,
+        )
     if raw.n_chars < max(options.min_chars_per_page, 1) and raw.has_image:
         return "needs_ocr", NeedsOcrError(
             f"{where}: an image without a text layer (needs OCR); page not read. Run OCR on "
-            "the file (e.g. ocrmypdf) and submit it again.", page_no=raw.page_no, fatal=False)
+            "the file (e.g. ocrmypdf) and submit it again.",
+            page_no=raw.page_no,
+            fatal=False,
+        )
     if raw.n_chars == 0:
         return "empty", None
     share = _garbled_share(raw)
@@ -922,7 +1044,9 @@ def _page_status(raw: _RawPage, options: IngestOptions,
         return "unreadable", GarbledTextError(
             f"{where}: the text layer is unreadable ({share:.0%} of it is glyph codes without "
             "letters, needs OCR); page not read. Run OCR on the file and submit it again.",
-            page_no=raw.page_no, fatal=False)
+            page_no=raw.page_no,
+            fatal=False,
+        )
     return "ok", None
 
 
@@ -943,17 +1067,23 @@ def _document_verdict(pages: list[Page], name: str) -> IngestError | None:
         return GarbledTextError(
             f"{name}: the text layer of all {n} pages read is unreadable (fonts without a "
             "Unicode map; the pages render fine but their text is glyph codes); no text read. "
-            "Run OCR on the file (e.g. ocrmypdf --force-ocr) and submit it again.")
+            "Run OCR on the file (e.g. ocrmypdf --force-ocr) and submit it again."
+        )
     if counts["needs_ocr"]:
         return NeedsOcrError(
             f"{name}: a scanned document: {counts['needs_ocr']} of {n} pages are images without "
             "a text layer (needs OCR); no text read. Run OCR on the file (e.g. ocrmypdf) and "
-            "submit it again.")
+            "submit it again."
+        )
     if counts["error"]:
-        return DamagedPdfError(f"{name}: none of its {n} pages could be read; no text read. "
-                               "Ask the client for a fresh copy of the file.")
-    return EmptyPdfError(f"{name}: the {n} pages read carry no text and no images; nothing "
-                         "to read. Check that this is the right file.")
+        return DamagedPdfError(
+            f"{name}: none of its {n} pages could be read; no text read. "
+            "Ask the client for a fresh copy of the file."
+        )
+    return EmptyPdfError(
+        f"{name}: the {n} pages read carry no text and no images; nothing "
+        "to read. Check that this is the right file."
+    )
 
 
 def _body_size(raw_pages) -> float:  # noqa: ANN001 - an iterable of _RawPage
@@ -995,7 +1125,7 @@ def _classify_cells(segs: list[_Seg]) -> None:
     numeric = sorted((s for s in segs if s.numeric), key=lambda s: s.top)
     in_column: set[int] = set()
     for i, s in enumerate(numeric):
-        for t in numeric[i + 1:]:
+        for t in numeric[i + 1 :]:
             if t.top > s.bottom + 4 * s.h:
                 break
             if t.row != s.row and min(s.x1, t.x1) - max(s.x0, t.x0) > 0:
@@ -1020,9 +1150,12 @@ def _is_number(text: str) -> bool:
     """A figure, an amount, a dash standing for zero: a table cell, not prose."""
     tokens = text.split()
     # "2018." ending a sentence is prose, not a cell
-    return bool(tokens) and all(_NUM_TOKEN.fullmatch(t) for t in tokens) and any(
-        ch.isdigit() or ch in "–—-$€£¥%" for ch in text) and not text.endswith(
-        (".", ",", ";", ":"))
+    return (
+        bool(tokens)
+        and all(_NUM_TOKEN.fullmatch(t) for t in tokens)
+        and any(ch.isdigit() or ch in "–—-$€£¥%" for ch in text)
+        and not text.endswith((".", ",", ";", ":"))
+    )
 
 
 def _in_paragraph(segs: list[_Seg], s: _Seg) -> bool:
@@ -1043,8 +1176,10 @@ def _between(segs: list[_Seg], left: _Seg, right: _Seg) -> bool:
     """Whether text on nearby rows lies wholly between two cells: then a column gutter and
     another column's table separate them, and `left` is body text, not the row's label."""
     reach = 5 * left.h
-    return any(t.x0 > left.x1 and t.x1 < right.x0 and not t.numeric
-               and abs(t.top - left.top) < reach for t in segs)
+    return any(
+        t.x0 > left.x1 and t.x1 < right.x0 and not t.numeric and abs(t.top - left.top) < reach
+        for t in segs
+    )
 
 
 def _ends_with_numbers(text: str) -> bool:
@@ -1052,8 +1187,9 @@ def _ends_with_numbers(text: str) -> bool:
     if len(tokens) < 3:
         return False
     tail = [t for t in tokens[-3:] if t not in ("$", "€", "£", "%")]
-    return len(tail) >= 2 and all(_NUM_TOKEN.fullmatch(t) and any(c.isdigit() for c in t)
-                                  for t in tail)
+    return len(tail) >= 2 and all(
+        _NUM_TOKEN.fullmatch(t) and any(c.isdigit() for c in t) for t in tail
+    )
 
 
 def _pitches(segs: list[_Seg]) -> tuple[float, dict[int, float]]:
@@ -1062,7 +1198,7 @@ def _pitches(segs: list[_Seg]) -> tuple[float, dict[int, float]]:
     step_below: dict[int, float] = {}
     ordered = sorted(segs, key=lambda s: s.top)
     for i, s in enumerate(ordered):
-        for t in ordered[i + 1: i + 12]:
+        for t in ordered[i + 1 : i + 12]:
             if t.top <= s.top + 0.5 * s.h or abs(t.size - s.size) > 0.12 * s.size:
                 continue
             if min(s.x1, t.x1) - max(s.x0, t.x0) > 0 and s.size > 0:
@@ -1086,8 +1222,9 @@ def _blocks(segs: list[_Seg]) -> list[_Blk]:
             if last.bottom < s.top - 3 * max(s.h, last.h):
                 continue  # too far above to take more lines
             keep.append(b)
-            if s.bullet or ((s.tabular or s.label) != (last.tabular or last.label)
-                             and not _body_line(s, b)):
+            if s.bullet or (
+                (s.tabular or s.label) != (last.tabular or last.label) and not _body_line(s, b)
+            ):
                 continue
             size = max(s.size, last.size, 0.1)
             if abs(s.size - last.size) > 0.12 * size or s.bold != last.bold:
@@ -1103,7 +1240,8 @@ def _blocks(segs: list[_Seg]) -> list[_Blk]:
                 # spacing) -- a paragraph break is wider than the lines around it
                 nxt = step_below.get(id(s))
                 regular = step <= (pitch + 0.3) * size or (
-                    step <= 2.6 * size and nxt is not None and abs(nxt - step) <= 0.12 * step)
+                    step <= 2.6 * size and nxt is not None and abs(nxt - step) <= 0.12 * step
+                )
             if step <= 0.5 * last.h or not regular or gap < -0.3 * s.h:
                 continue
             overlap = min(s.x1, b.x1) - max(s.x0, b.x0)
@@ -1126,8 +1264,13 @@ def _blocks(segs: list[_Seg]) -> list[_Blk]:
 def _body_line(s: _Seg, b: _Blk) -> bool:
     """A possible row label as wide as the paragraph it continues: a line of that paragraph."""
     last = b.segs[-1]
-    return s.label and not s.tabular and len(b.segs) >= 2 and not (last.tabular or last.label) \
+    return (
+        s.label
+        and not s.tabular
+        and len(b.segs) >= 2
+        and not (last.tabular or last.label)
         and s.x1 - s.x0 >= 0.8 * (b.x1 - b.x0)
+    )
 
 
 def _gaps(intervals: list[tuple[float, float]], min_gap: float) -> list[float]:
@@ -1193,8 +1336,11 @@ def _kind(blk: _Blk, body_size: float) -> str:
     if len(segs) <= 3 and n_words <= 20 and _WORDISH.search(text):
         if size >= 1.15 * body_size:
             return "heading"
-        if all(s.bold for s in segs) and size >= 0.95 * body_size and not text.endswith(
-                (".", ",", ";", ":")):
+        if (
+            all(s.bold for s in segs)
+            and size >= 0.95 * body_size
+            and not text.endswith((".", ",", ";", ":"))
+        ):
             return "heading"
     return "text"
 
@@ -1212,8 +1358,13 @@ def _join_lines(lines: list[str], vocab: set[str]) -> tuple[str, list[tuple[int,
         out += line
         end = len(out)
         nxt = lines[i + 1] if i + 1 < len(lines) else ""
-        if nxt and line.endswith(_HYPHENS) and len(line) >= 2 and line[-2].isalpha() \
-                and nxt[:1].islower():
+        if (
+            nxt
+            and line.endswith(_HYPHENS)
+            and len(line) >= 2
+            and line[-2].isalpha()
+            and nxt[:1].islower()
+        ):
             if nxt.split(" ", 1)[0] in _CONJUNCTIONS and not line.endswith(_SOFT_HYPHENS):
                 out += " "  # "short-" + "and long-term": the hyphen stands for a word part
             elif line.endswith(_SOFT_HYPHENS) or not _keeps_hyphen(line, nxt, vocab):
@@ -1233,8 +1384,11 @@ def _fix_ligatures(text: str, vocab: set[str]) -> str:
         for lig in _LIGATURES:
             candidate = word.replace("\ufffe", lig)
             key = candidate.lower().rstrip("s") if candidate.lower() not in vocab else ""
-            if candidate.lower() in vocab or candidate.lower() in _LIGATURE_WORDS \
-                    or key in _LIGATURE_WORDS:
+            if (
+                candidate.lower() in vocab
+                or candidate.lower() in _LIGATURE_WORDS
+                or key in _LIGATURE_WORDS
+            ):
                 return candidate
         return word.replace("\ufffe", "fi")  # the most common ligature by far
 
@@ -1251,8 +1405,12 @@ def _keeps_hyphen(line: str, nxt: str, vocab: set[str]) -> bool:
 def _bbox(x0: float, top: float, x1: float, bottom: float) -> dict[str, float]:
     # records are built from plain dicts in one validation per page (pydantic-core is faster
     # at that than constructing thousands of models one by one)
-    return {"x0": round(x0, 2), "top": round(top, 2), "x1": round(x1, 2),
-            "bottom": round(bottom, 2)}
+    return {
+        "x0": round(x0, 2),
+        "top": round(top, 2),
+        "x1": round(x1, 2),
+        "bottom": round(bottom, 2),
+    }
 
 
 def _table_text(blks: list[_Blk]) -> str:
@@ -1291,8 +1449,12 @@ def _build_page(raw: _RawPage, doc_id: str, body_size: float, vocab: set[str]) -
     pos = 0
     lines: list[dict[str, object]] = []
     blocks: list[dict[str, object]] = []
-    header = [s for s in running if s.running == "header" or (
-        s.running == "page_number" and s.bottom <= raw.height * _EDGE_ZONE)]
+    header = [
+        s
+        for s in running
+        if s.running == "header"
+        or (s.running == "page_number" and s.bottom <= raw.height * _EDGE_ZONE)
+    ]
     footer = [s for s in running if s not in header]
     for s in sorted(header, key=lambda s: (s.top, s.x0)):
         blocks.append(_block(s.running or "header", s.x0, s.top, s.x1, s.bottom, text=s.text))
@@ -1300,24 +1462,35 @@ def _build_page(raw: _RawPage, doc_id: str, body_size: float, vocab: set[str]) -
         if b.kind == "table":
             blocks.append(_block("table", b.x0, b.top, b.x1, b.bottom, text=_table_text([b])))
             continue
-        line_texts = [s.text if "\ufffe" not in s.text else _fix_ligatures(s.text, vocab)
-                      for s in b.segs]
+        line_texts = [
+            s.text if "\ufffe" not in s.text else _fix_ligatures(s.text, vocab) for s in b.segs
+        ]
         text, spans = _join_lines(line_texts, vocab)
         if parts:
             pos += 2
         start = pos
         for s, (a, e) in zip(b.segs, spans, strict=True):
-            lines.append({"start": start + a, "end": start + e,
-                          "bbox": _bbox(s.x0, s.top, s.x1, s.bottom)})
+            lines.append(
+                {"start": start + a, "end": start + e, "bbox": _bbox(s.x0, s.top, s.x1, s.bottom)}
+            )
         parts.append(text)
         pos += len(text)
         blocks.append(_block(b.kind, b.x0, b.top, b.x1, b.bottom, start=start, end=pos))
     for s in sorted(footer, key=lambda s: (s.top, s.x0)):
         blocks.append(_block(s.running or "header", s.x0, s.top, s.x1, s.bottom, text=s.text))
-    return Page.model_validate({
-        "doc_id": doc_id, "page_no": raw.page_no, "width": round(raw.width, 2),
-        "height": round(raw.height, 2), "rotation": raw.rotation, "text": "\n\n".join(parts),
-        "lines": lines, "blocks": blocks, "status": "ok"})
+    return Page.model_validate(
+        {
+            "doc_id": doc_id,
+            "page_no": raw.page_no,
+            "width": round(raw.width, 2),
+            "height": round(raw.height, 2),
+            "rotation": raw.rotation,
+            "text": "\n\n".join(parts),
+            "lines": lines,
+            "blocks": blocks,
+            "status": "ok",
+        }
+    )
 
 
 def _plain_page(raw: _RawPage, body: list[_Seg], running: list[_Seg], doc_id: str) -> Page:
@@ -1331,29 +1504,65 @@ def _plain_page(raw: _RawPage, body: list[_Seg], running: list[_Seg], doc_id: st
     for s in words:
         if text:
             text += " "
-        lines.append({"start": len(text), "end": len(text) + len(s.text),
-                      "bbox": _bbox(s.x0, s.top, s.x1, s.bottom)})
+        lines.append(
+            {
+                "start": len(text),
+                "end": len(text) + len(s.text),
+                "bbox": _bbox(s.x0, s.top, s.x1, s.bottom),
+            }
+        )
         text += s.text
     blocks = []
     for kind, segs in (("text", words), ("table", figures)):
         if segs:
-            blocks.append(_block(
-                kind, min(s.x0 for s in segs), min(s.top for s in segs),
-                max(s.x1 for s in segs), max(s.bottom for s in segs),
-                start=0 if kind == "text" else -1, end=len(text) if kind == "text" else -1,
-                text="" if kind == "text" else " ".join(s.text for s in segs)))
-    blocks += [_block(s.running or "header", s.x0, s.top, s.x1, s.bottom, text=s.text)
-               for s in running]
-    return Page.model_validate({
-        "doc_id": doc_id, "page_no": raw.page_no, "width": round(raw.width, 2),
-        "height": round(raw.height, 2), "rotation": raw.rotation, "text": text,
-        "lines": lines, "blocks": blocks, "status": "ok"})
+            blocks.append(
+                _block(
+                    kind,
+                    min(s.x0 for s in segs),
+                    min(s.top for s in segs),
+                    max(s.x1 for s in segs),
+                    max(s.bottom for s in segs),
+                    start=0 if kind == "text" else -1,
+                    end=len(text) if kind == "text" else -1,
+                    text="" if kind == "text" else " ".join(s.text for s in segs),
+                )
+            )
+    blocks += [
+        _block(s.running or "header", s.x0, s.top, s.x1, s.bottom, text=s.text) for s in running
+    ]
+    return Page.model_validate(
+        {
+            "doc_id": doc_id,
+            "page_no": raw.page_no,
+            "width": round(raw.width, 2),
+            "height": round(raw.height, 2),
+            "rotation": raw.rotation,
+            "text": text,
+            "lines": lines,
+            "blocks": blocks,
+            "status": "ok",
+        }
+    )
 
 
-def _block(kind: str, x0: float, top: float, x1: float, bottom: float, *, start: int = -1,
-           end: int = -1, text: str = "") -> dict[str, object]:
-    return {"kind": kind, "start": start, "end": end, "bbox": _bbox(x0, top, x1, bottom),
-            "text": text}
+def _block(
+    kind: str,
+    x0: float,
+    top: float,
+    x1: float,
+    bottom: float,
+    *,
+    start: int = -1,
+    end: int = -1,
+    text: str = "",
+) -> dict[str, object]:
+    return {
+        "kind": kind,
+        "start": start,
+        "end": end,
+        "bbox": _bbox(x0, top, x1, bottom),
+        "text": text,
+    }
 
 
 def _absorb_into_tables(ordered: list[_Blk]) -> None:
@@ -1365,16 +1574,27 @@ def _absorb_into_tables(ordered: list[_Blk]) -> None:
         if b.kind not in ("text", "heading") or len(b.segs) > 4:
             continue
         h = max(s.h for s in b.segs)
-        above = any(t.bottom <= b.top + 0.3 * h and b.top - t.bottom < 2 * h
-                    and min(t.x1, b.x1) > max(t.x0, b.x0) for t in tables)
-        below = any(t.top >= b.bottom - 0.3 * h and t.top - b.bottom < 1.5 * h
-                    and min(t.x1, b.x1) > max(t.x0, b.x0) for t in tables)
+        above = any(
+            t.bottom <= b.top + 0.3 * h
+            and b.top - t.bottom < 2 * h
+            and min(t.x1, b.x1) > max(t.x0, b.x0)
+            for t in tables
+        )
+        below = any(
+            t.top >= b.bottom - 0.3 * h
+            and t.top - b.bottom < 1.5 * h
+            and min(t.x1, b.x1) > max(t.x0, b.x0)
+            for t in tables
+        )
         text = " ".join(s.text for s in b.segs)
         column_head = len(text.split()) <= 6 and not text.endswith((".", "!", "?", ":"))
         # a chart's or figure's labels next to its numbers ("DK", "'16", "30-44")
-        label = len(text.split()) <= 3 and len(text) <= 25 and (
-            not any(ch.islower() for ch in text) or any(ch.isdigit() for ch in text)) and any(
-            _distance(b, t) < 3 * h for t in tables)
+        label = (
+            len(text.split()) <= 3
+            and len(text) <= 25
+            and (not any(ch.islower() for ch in text) or any(ch.isdigit() for ch in text))
+            and any(_distance(b, t) < 3 * h for t in tables)
+        )
         if (above and below and len(b.segs) <= 2) or (below and column_head) or label:
             b.kind = "table"
 
@@ -1417,14 +1637,15 @@ def _merge_tables(blks: list[_Blk]) -> list[_Blk]:
         h = max(a.segs[0].h, b.segs[0].h)
         gap = max(a.x0, b.x0) - min(a.x1, b.x1)
         shared = len(rows[i] & rows[j])
-        if (gap < 8 * h or (shared >= 2 and shared * 2 >= min(len(rows[i]), len(rows[j])))) \
-                and not _text_between(others, a, b):
+        if (
+            gap < 8 * h or (shared >= 2 and shared * 2 >= min(len(rows[i]), len(rows[j])))
+        ) and not _text_between(others, a, b):
             parent[find(j)] = find(i)
     # stacked: one table block right above another
     order = sorted(range(len(tables)), key=lambda i: tables[i].top)
     for k, i in enumerate(order):
         a = tables[i]
-        for j in order[k + 1:]:
+        for j in order[k + 1 :]:
             b = tables[j]
             h = max(a.segs[0].h, b.segs[0].h)
             if b.top > a.bottom + 2 * h:
@@ -1437,14 +1658,30 @@ def _merge_tables(blks: list[_Blk]) -> list[_Blk]:
     merged: list[_Blk] = []
     for group in groups.values():
         segs = [s for g in group for s in g.segs]
-        m = _Blk(segs, min(g.x0 for g in group), min(g.top for g in group),
-                 max(g.x1 for g in group), max(g.bottom for g in group), kind="table")
+        m = _Blk(
+            segs,
+            min(g.x0 for g in group),
+            min(g.top for g in group),
+            max(g.x1 for g in group),
+            max(g.bottom for g in group),
+            kind="table",
+        )
         merged.append(m)
     kept: list[_Blk] = []
     for b in others:
-        home = next((m for m in merged if len(m.segs) >= 4 and len(b.segs) <= 2
-                     and b.x0 >= m.x0 - 1 and b.x1 <= m.x1 + 1 and b.top >= m.top - 1
-                     and b.bottom <= m.bottom + 1), None)
+        home = next(
+            (
+                m
+                for m in merged
+                if len(m.segs) >= 4
+                and len(b.segs) <= 2
+                and b.x0 >= m.x0 - 1
+                and b.x1 <= m.x1 + 1
+                and b.top >= m.top - 1
+                and b.bottom <= m.bottom + 1
+            ),
+            None,
+        )
         if home is not None:
             home.segs.extend(b.segs)
         else:
@@ -1455,5 +1692,6 @@ def _merge_tables(blks: list[_Blk]) -> list[_Blk]:
 def _text_between(others: list[_Blk], a: _Blk, b: _Blk) -> bool:
     left, right = (a, b) if a.x1 <= b.x0 else (b, a)
     top, bottom = max(a.top, b.top), min(a.bottom, b.bottom)
-    return any(o.x0 >= left.x1 and o.x1 <= right.x0 and o.top < bottom and o.bottom > top
-               for o in others)
+    return any(
+        o.x0 >= left.x1 and o.x1 <= right.x0 and o.top < bottom and o.bottom > top for o in others
+    )

@@ -66,7 +66,9 @@ def make_explainer(settings: Settings, scorer: SentimentScorer) -> SentenceExpla
     from explain.shap_explainer import SentenceExplainer
 
     return SentenceExplainer(
-        scorer.predict_proba, model_digest=scorer.digest, options=settings.explain,
+        scorer.predict_proba,
+        model_digest=scorer.digest,
+        options=settings.explain,
         tokenizer=scorer.tokenizer,
         cache_dir=settings.data_dir / "explain-cache" if settings.explain.cache else None,
     )
@@ -102,7 +104,10 @@ class Analyzer:
         settings.ensure_dirs()
         model = resolve_model(settings)
         scorer = SentimentScorer.from_dir(
-            model.path, settings.scoring, name=model.name, version=model.version,
+            model.path,
+            settings.scoring,
+            name=model.name,
+            version=model.version,
             expected_digest=model.digest,
         )
         explainer = make_explainer(settings, scorer) if settings.explain.mode != "none" else None
@@ -153,7 +158,10 @@ class Analyzer:
 
         with step("ingest") as s:
             document, pages, ingest_errors = read_pdf(
-                source, self.settings.ingest, file_name=name, page_range=page_range,
+                source,
+                self.settings.ingest,
+                file_name=name,
+                page_range=page_range,
                 on_error=on_error,
             )
             errors.extend(ingest_errors)
@@ -164,11 +172,14 @@ class Analyzer:
                 sentences = split_sentences(pages, self.settings.sentences, self.nlp)
             fatal = not s.ok
             if s.ok and not sentences and not errors:
-                errors.append(StageError(
-                    stage="sentences", code="no_sentences",
-                    message=f"{name}: the text layer holds no sentences (only tables, numbers "
-                            "or images?). Check the PDF; it may need OCR.",
-                ))
+                errors.append(
+                    StageError(
+                        stage="sentences",
+                        code="no_sentences",
+                        message=f"{name}: the text layer holds no sentences (only tables, numbers "
+                        "or images?). Check the PDF; it may need OCR.",
+                    )
+                )
 
         if not fatal and sentences:
             with step("scoring") as s:
@@ -184,8 +195,14 @@ class Analyzer:
                 )
 
         if fatal and not any(e.fatal for e in errors):
-            errors.append(StageError(stage="ingest", code="aborted", fatal=True,
-                                     message=f"{name}: analysis stopped; see the errors above."))
+            errors.append(
+                StageError(
+                    stage="ingest",
+                    code="aborted",
+                    fatal=True,
+                    message=f"{name}: analysis stopped; see the errors above.",
+                )
+            )
         if progress:
             progress("done")
         return DocumentResult(
@@ -208,8 +225,9 @@ class Analyzer:
 class _Step:
     """Times a stage and turns its exceptions into StageErrors (or re-raises in raise mode)."""
 
-    def __init__(self, stage: Stage, errors: list[StageError], timings: dict[str, float],
-                 on_error: OnError) -> None:
+    def __init__(
+        self, stage: Stage, errors: list[StageError], timings: dict[str, float], on_error: OnError
+    ) -> None:
         self.stage, self.errors, self.timings, self.on_error = stage, errors, timings, on_error
         self.ok = True
 
@@ -217,8 +235,9 @@ class _Step:
         self.t0 = time.perf_counter()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: object) -> bool:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> bool:
         self.timings[self.stage] = round(time.perf_counter() - self.t0, 4)
         if exc is None:
             return False
@@ -230,11 +249,15 @@ class _Step:
         else:
             _log.exception("stage %s failed", self.stage)
             fatal = self.stage != "explain"
-            self.errors.append(StageError(
-                stage=self.stage, code="internal", fatal=fatal,
-                message=f"{self.stage} failed unexpectedly: {type(exc).__name__}: {exc}. "
-                        "This is a sesame bug; please report it with the file.",
-            ))
+            self.errors.append(
+                StageError(
+                    stage=self.stage,
+                    code="internal",
+                    fatal=fatal,
+                    message=f"{self.stage} failed unexpectedly: {type(exc).__name__}: {exc}. "
+                    "This is a sesame bug; please report it with the file.",
+                )
+            )
             if not fatal:
                 self.ok = True  # explanations are optional; the scores stand
         return True
@@ -251,4 +274,3 @@ def analyze_document(
     """Analyze one PDF end to end (builds an Analyzer unless one is given)."""
     analyzer = analyzer or Analyzer.from_settings(settings)
     return analyzer.analyze(source, on_error=on_error, **kwargs)
-

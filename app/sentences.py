@@ -54,6 +54,7 @@ COMPONENT = "financial_sentencizer"
 # Sentence-boundary rules (token level)
 # ---------------------------------------------------------------------------------------------
 
+
 def _words(listing: str) -> frozenset[str]:
     return frozenset(listing.split())
 
@@ -186,8 +187,9 @@ def _opens_sentence(tok: _Tokens, k: int) -> bool:
     if word in _OPENING_QUOTES:
         return True  # '... Markets Inc. “Code” means ...'
     # "... Section 2.13. (c) If ...": an enumerator opens a new provision.
-    return (word == "(" and k + 2 < tok.n and tok.word(k + 2) == ")"
-            and bool(_REF_NUMBER.match(after)))
+    return (
+        word == "(" and k + 2 < tok.n and tok.word(k + 2) == ")" and bool(_REF_NUMBER.match(after))
+    )
 
 
 def _ends_here(tok: _Tokens, i: int, k: int) -> bool:
@@ -203,14 +205,16 @@ def _ends_here(tok: _Tokens, i: int, k: int) -> bool:
         if i == 0 or tok.gaps[i - 1] or tok.spaces[i - 1]:
             return not _is_lower_start(nxt)  # a stray " ." after a space
         prev = tok.word(i - 1)
-        if (_REF_NUMBER.match(prev) and i > 1
-                and tok.word(i - 2).lower().rstrip(".") in _NUMBERED):
+        if _REF_NUMBER.match(prev) and i > 1 and tok.word(i - 2).lower().rstrip(".") in _NUMBERED:
             return _opens_sentence(tok, k)  # "Note 3. Revenue", "Item 7. Management's ..."
     else:
         # The tokenizer kept the stop: "Inc.", "U.S.", "1A.", "EMEA.".
         prev = word[:-1]
-        if (i > 0 and any(c.isdigit() for c in prev)
-                and tok.word(i - 1).lower().rstrip(".") in _NUMBERED):
+        if (
+            i > 0
+            and any(c.isdigit() for c in prev)
+            and tok.word(i - 1).lower().rstrip(".") in _NUMBERED
+        ):
             return _opens_sentence(tok, k)  # "Item 1A. Risk Factors"
     abbr = prev.lower() + "."
     acronym = len(prev) >= 3 and prev.isupper()  # "the SEC.", "EMEA.": not "Sec." or "Dec."
@@ -296,34 +300,52 @@ _SECTION_TYPES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     for name, pattern in (
         ("forward_looking", r"forward[- ]looking|cautionary (note|statement)|safe harbou?r"),
         ("going_concern", r"going concern"),
-        ("auditors_report", r"report of (the )?independent|independent (registered|auditor)"
-                            r"|auditor'?s'? report|audit report|registered public accounting"
-                            r"|opinions? on (the )?(consolidated )?financial statements"
-                            r"|opinions? on (the company's )?internal control"
-                            r"|basis for (the )?opinion|(critical|key) audit matters?"),
+        (
+            "auditors_report",
+            r"report of (the )?independent|independent (registered|auditor)"
+            r"|auditor'?s'? report|audit report|registered public accounting"
+            r"|opinions? on (the )?(consolidated )?financial statements"
+            r"|opinions? on (the company's )?internal control"
+            r"|basis for (the )?opinion|(critical|key) audit matters?",
+        ),
         ("subsequent_events", r"subsequent events?|events after the (balance sheet|reporting)"),
         ("legal_proceedings", r"legal proceedings|litigation"),
         ("market_risk", r"market risk"),
-        ("risk_factors", r"risk factors|principal risks|risks? (related|relating) to"
-                         r"|risk management|\brisks and uncertainties|\brisks$"),
-        ("notes", r"notes to (the )?(consolidated |condensed |group |company )*financial"
-                  r"|^note \d+"),
-        ("financial_statements", r"financial statements|(?<!off-)(?<!off )balance sheets?"
-                                 r"|income statements?"
-                                 r"|statements? of (consolidated )?(operations|income|earnings"
-                                 r"|cash flows?|comprehensive|financial (position|condition)"
-                                 r"|changes in|stockholders|shareholders|equity)"),
-        ("management_discussion", r"management'?s discussion|\bmd&a\b|management discussion"
-                                  r"|operating and financial review|results of operations"
-                                  r"|financial review|performance review"),
+        (
+            "risk_factors",
+            r"risk factors|principal risks|risks? (related|relating) to"
+            r"|risk management|\brisks and uncertainties|\brisks$",
+        ),
+        (
+            "notes",
+            r"notes to (the )?(consolidated |condensed |group |company )*financial"
+            r"|^note \d+",
+        ),
+        (
+            "financial_statements",
+            r"financial statements|(?<!off-)(?<!off )balance sheets?"
+            r"|income statements?"
+            r"|statements? of (consolidated )?(operations|income|earnings"
+            r"|cash flows?|comprehensive|financial (position|condition)"
+            r"|changes in|stockholders|shareholders|equity)",
+        ),
+        (
+            "management_discussion",
+            r"management'?s discussion|\bmd&a\b|management discussion"
+            r"|operating and financial review|results of operations"
+            r"|financial review|performance review",
+        ),
         ("liquidity", r"liquidity|capital resources|cash flows?\b|funding and capital"),
         ("outlook", r"outlook|guidance|looking ahead|prospects|future developments"),
         ("critical_accounting", r"critical accounting"),
         ("controls_procedures", r"controls and procedures|internal control"),
         ("corporate_governance", r"corporate governance|^governance"),
         ("remuneration", r"remuneration|executive compensation"),
-        ("shareholder_letter", r"letter (to|from)|chairman'?s|chief executive'?s|ceo'?s"
-                               r"|message from"),
+        (
+            "shareholder_letter",
+            r"letter (to|from)|chairman'?s|chief executive'?s|ceo'?s"
+            r"|message from",
+        ),
         ("highlights", r"highlights|at a glance|key figures"),
         ("sustainability", r"sustainab|\besg\b|environmental, social|climate"),
         ("business", r"^item \d+\.?\s*business\b|^business( overview)?$|^our business$"),
@@ -334,8 +356,16 @@ _SECTION_TYPES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 # heading ("Item 1A. Risk Factors" covers "Operational Risks"; "Item 9. Changes in ..." ends
 # "Notes") or from a major part of a report; narrower types (liquidity, outlook, ...) stay with
 # their own heading, so "Liquidity" does not leak into the next subsection.
-_MAJOR_TYPES = frozenset({"risk_factors", "management_discussion", "financial_statements",
-                          "notes", "auditors_report", "business"})
+_MAJOR_TYPES = frozenset(
+    {
+        "risk_factors",
+        "management_discussion",
+        "financial_statements",
+        "notes",
+        "auditors_report",
+        "business",
+    }
+)
 # Once a report shows Item/Part structure (a 10-K), only these parts of Item 8 may open a new
 # top-level type without an Item heading; "Risks and Uncertainties" inside a note stays local.
 _MAJOR_IN_ITEMS = frozenset({"financial_statements", "notes", "auditors_report"})
@@ -379,8 +409,10 @@ _BULLET = re.compile(
 )
 _INLINE_BULLET = re.compile(r"(?<=\S)\s+(?=[\u2022\u25cf\u25aa\u25a0\u25e6\u2023\uf0b7\uf0a7]\s)")
 # A figure in a table row ("(1,690)", "$", "3.2%", "—", a dot leader); "2022," is prose.
-_NUMBERISH = re.compile(r"^[(\[$\u20ac\u00a3\u00a5+\-\u2013\u2014]*(?:\d[\d.,]*)?\d[%)\]]*$"
-                        r"|^[$\u20ac\u00a3\u2013\u2014\-]$|^[.\u2026\u00b7_]{3,}$")
+_NUMBERISH = re.compile(
+    r"^[(\[$\u20ac\u00a3\u00a5+\-\u2013\u2014]*(?:\d[\d.,]*)?\d[%)\]]*$"
+    r"|^[$\u20ac\u00a3\u2013\u2014\-]$|^[.\u2026\u00b7_]{3,}$"
+)
 _SMALL_WORDS = _words("""
     a an and as at by for from in into of on or per the to with within vs vs. its our their
     &
@@ -542,7 +574,7 @@ class _Segmenter:
             s, e = span
             line = text[s:e]
             nxt_span = spans[k + 1] if k + 1 < len(spans) else None
-            nxt = text[nxt_span[0]:nxt_span[1]] if nxt_span else None
+            nxt = text[nxt_span[0] : nxt_span[1]] if nxt_span else None
             x0 = self.line_x0.get(s)
             if not _has_word(line):
                 # Page numbers and stray figures: kept inside a running sentence, else skipped.
@@ -553,8 +585,10 @@ class _Segmenter:
                     cur = None
                 continue
             bullet = _BULLET.match(line)
-            if bullet and (bullet.group("dash") or bullet.group("enum")) and not (
-                prev_ended or (cur and cur.kind == "list_item")
+            if (
+                bullet
+                and (bullet.group("dash") or bullet.group("enum"))
+                and not (prev_ended or (cur and cur.kind == "list_item"))
             ):
                 bullet = None  # "31. The ..." wrapped from the line before is not a list
             if bullet and len(line) > bullet.end():
@@ -571,11 +605,18 @@ class _Segmenter:
                 prev_ended = True
                 continue
             # List items often end without a stop; a title after one still opens a section.
-            after_item = (cur is not None and cur.kind == "list_item"
-                          and not _open_end(text[cur.start:cur.end]))
+            after_item = (
+                cur is not None
+                and cur.kind == "list_item"
+                and not _open_end(text[cur.start : cur.end])
+            )
             if _is_heading(line, prev_ended or after_item, nxt):
-                if (cur and cur.kind == "heading" and cur.lines < 3
-                        and _wraps(text[cur.start:cur.end], line)):
+                if (
+                    cur
+                    and cur.kind == "heading"
+                    and cur.lines < 3
+                    and _wraps(text[cur.start : cur.end], line)
+                ):
                     cur.end, cur.lines = e, cur.lines + 1
                 else:
                     if cur:
@@ -595,7 +636,7 @@ class _Segmenter:
             prev_ended = _ends_sentence(line)
         if cur:
             units.append(cur)
-        for a_unit, b_unit in zip(units[mark:], units[mark + 1:], strict=False):
+        for a_unit, b_unit in zip(units[mark:], units[mark + 1 :], strict=False):
             if a_unit.kind == "heading" and b_unit.kind == "row":
                 a_unit.kind = "row"  # column headers over figures, not a section title
 
@@ -609,15 +650,21 @@ def _wraps(heading: str, line: str) -> bool:
     """Whether line continues a heading ("Report of Independent Registered Public / Accounting
     Firm" wraps only when split at a small word; two titles in a row stay two)."""
     last, first = heading.split()[-1], line.split()[0]
-    return (last.lower() in _SMALL_WORDS or last.lower() in _FUNCTION_WORDS or last[-1] in ",&-"
-            or first.lower() in _SMALL_WORDS or first[:1].islower())
+    return (
+        last.lower() in _SMALL_WORDS
+        or last.lower() in _FUNCTION_WORDS
+        or last[-1] in ",&-"
+        or first.lower() in _SMALL_WORDS
+        or first[:1].islower()
+    )
 
 
 def _open_end(text: str) -> bool:
     """Whether text stops where a sentence cannot ("... which raise our", "... and,")."""
     core = text.rstrip()
-    return not core or core[-1] in ",-\u2013\u2014/&" or (
-        core.split()[-1].lower() in _FUNCTION_WORDS)
+    return (
+        not core or core[-1] in ",-\u2013\u2014/&" or (core.split()[-1].lower() in _FUNCTION_WORDS)
+    )
 
 
 def _strip_span(text: str, a: int, b: int) -> tuple[int, int]:
@@ -639,8 +686,14 @@ def _body_blocks(page: Page) -> list[Block]:
     pos = 0
     for b in body:
         if not (0 <= b.start < b.end <= n) or b.start < pos:
-            _log.warning("page %d: %s block [%d, %d) is outside the text or overlaps; its "
-                         "text is read with line heuristics", page.page_no, b.kind, b.start, b.end)
+            _log.warning(
+                "page %d: %s block [%d, %d) is outside the text or overlaps; its "
+                "text is read with line heuristics",
+                page.page_no,
+                b.kind,
+                b.start,
+                b.end,
+            )
             continue
         out.append(b)
         pos = b.end
@@ -684,8 +737,12 @@ def _continues(tail: str, head: str, *, strict: bool = False) -> bool:
 def _joinable(tail: _Sent, head: _Sent, texts: Sequence[str]) -> bool:
     """Whether head (first sentence of a paragraph) continues tail (last of the unit before)."""
     kind = tail.extra.get("unit_kind")
-    if (kind not in ("text", "list_item") or head.extra.get("unit_kind") != "text"
-            or len(tail.segs) != 1 or len(head.segs) != 1):
+    if (
+        kind not in ("text", "list_item")
+        or head.extra.get("unit_kind") != "text"
+        or len(tail.segs) != 1
+        or len(head.segs) != 1
+    ):
         return False
     (tp, ts, te), (hp, hs, he) = tail.segs[0], head.segs[0]
     return _continues(texts[tp][ts:te], texts[hp][hs:he], strict=kind == "list_item")
@@ -697,8 +754,11 @@ def _join_blocks(texts: Sequence[str], per_page: list[list[_Sent]]) -> None:
         out: list[_Sent] = []
         for sent in sents:
             prev = out[-1] if out else None
-            if (prev is not None and sent.unit[1] == prev.unit[1] + 1
-                    and _joinable(prev, sent, texts)):
+            if (
+                prev is not None
+                and sent.unit[1] == prev.unit[1] + 1
+                and _joinable(prev, sent, texts)
+            ):
                 # Adjacent units: prev ends its unit and sent opens the next, nothing between,
                 # so one span on the page covers both (the blank line is whitespace).
                 page, start, _ = prev.segs[0]
@@ -761,8 +821,7 @@ def _split_long(sent: _Sent, texts: Sequence[str], max_chars: int) -> list[_Sent
     return out
 
 
-def _boxes(page: Page, line_starts: list[int], lines: Sequence[Line], a: int,
-           b: int) -> list[BBox]:
+def _boxes(page: Page, line_starts: list[int], lines: Sequence[Line], a: int, b: int) -> list[BBox]:
     """One box per line that [a, b) touches, clipped proportionally to the covered characters."""
     out = []
     if lines:
@@ -776,13 +835,15 @@ def _boxes(page: Page, line_starts: list[int], lines: Sequence[Line], a: int,
             box, width = line.bbox, line.bbox.x1 - line.bbox.x0
             span = line.end - line.start
             # Built without validation: every value is a float computed here (13k boxes a 10-K).
-            out.append(BBox.model_construct(
-                x0=box.x0 + width * (lo - line.start) / span,
-                top=box.top,
-                x1=box.x0 + width * (hi - line.start) / span,
-                bottom=box.bottom,
-                page_no=page.page_no,
-            ))
+            out.append(
+                BBox.model_construct(
+                    x0=box.x0 + width * (lo - line.start) / span,
+                    top=box.top,
+                    x1=box.x0 + width * (hi - line.start) / span,
+                    bottom=box.bottom,
+                    page_no=page.page_no,
+                )
+            )
         return out
     for block in page.blocks:
         if block.start < b and a < block.end:
@@ -800,9 +861,13 @@ def split_sentences(
     page_units = [_Segmenter(p).units(_body_blocks(p)) for p in ordered]
 
     # spaCy sees paragraphs and list items, all pages in one stream (per-doc cost stays low).
-    jobs = [(pi, ui) for pi, units in enumerate(page_units)
-            for ui, u in enumerate(units) if u.kind in ("text", "list_item")]
-    stream = (texts[pi][page_units[pi][ui].start:page_units[pi][ui].end] for pi, ui in jobs)
+    jobs = [
+        (pi, ui)
+        for pi, units in enumerate(page_units)
+        for ui, u in enumerate(units)
+        if u.kind in ("text", "list_item")
+    ]
+    stream = (texts[pi][page_units[pi][ui].start : page_units[pi][ui].end] for pi, ui in jobs)
     spans: dict[tuple[int, int], list[tuple[int, int]]] = {}
     for (pi, ui), doc in zip(jobs, nlp.pipe(stream, batch_size=256), strict=True):
         base = page_units[pi][ui].start
@@ -815,24 +880,30 @@ def split_sentences(
             kind: SentenceKind = "sentence"
             if u.kind in ("heading", "list_item"):
                 kind = u.kind  # type: ignore[assignment]
-            heading = " ".join(texts[pi][u.start:u.end].split()) if u.kind == "heading" else None
+            heading = " ".join(texts[pi][u.start : u.end].split()) if u.kind == "heading" else None
             for s, e in spans.get((pi, ui), [(u.start, u.end)]):
                 s, e = _strip_span(texts[pi], s, e)
                 if s < e and _has_word(texts[pi][s:e]):
-                    sents.append(_Sent(kind, [(pi, s, e)], (pi, ui), heading,
-                                       {"unit_kind": u.kind}))
+                    sents.append(
+                        _Sent(kind, [(pi, s, e)], (pi, ui), heading, {"unit_kind": u.kind})
+                    )
         per_page.append(sents)
 
     _join_blocks(texts, per_page)
     _join_page_breaks(ordered, texts, per_page)
 
-    flat = [piece for sents in per_page for sent in sents
-            for piece in _split_long(sent, texts, options.max_chars)]
+    flat = [
+        piece
+        for sents in per_page
+        for sent in sents
+        for piece in _split_long(sent, texts, options.max_chars)
+    ]
     return _records(ordered, texts, flat)
 
 
-def _join_page_breaks(ordered: Sequence[Page], texts: Sequence[str],
-                      per_page: list[list[_Sent]]) -> None:
+def _join_page_breaks(
+    ordered: Sequence[Page], texts: Sequence[str], per_page: list[list[_Sent]]
+) -> None:
     """Join a page's unfinished last sentence with its continuation at the top of the next."""
     for pi in range(len(ordered) - 1):
         if ordered[pi + 1].page_no != ordered[pi].page_no + 1:
@@ -870,7 +941,8 @@ def _records(ordered: Sequence[Page], texts: Sequence[str], flat: list[_Sent]) -
                 top_type = found
                 itemised = itemised or bool(_ITEM.match(section))
             elif found in _MAJOR_IN_ITEMS or (
-                    found in _MAJOR_TYPES and (not itemised or section.isupper())):
+                found in _MAJOR_TYPES and (not itemised or section.isupper())
+            ):
                 top_type = found  # an all-caps "BUSINESS" is an Item title cut from its number
             section_type = found or top_type
         (p0, s0, e0) = sent.segs[0]
@@ -880,20 +952,22 @@ def _records(ordered: Sequence[Page], texts: Sequence[str], flat: list[_Sent]) -
             boxes.extend(_boxes(ordered[p], line_starts[p], lines[p], s, e))
         text = " ".join(" ".join(texts[p][s:e] for p, s, e in sent.segs).split())
         tail = sent.segs[1] if len(sent.segs) > 1 else None
-        out.append(Sentence(
-            doc_id=page.doc_id,
-            index=len(out),
-            page_no=page.page_no,
-            start=s0,
-            end=e0,
-            text=text,
-            kind=sent.kind,
-            section=section,
-            section_type=section_type,
-            boxes=tuple(boxes),
-            end_page_no=ordered[tail[0]].page_no if tail else None,
-            end_page_end=tail[2] if tail else None,
-        ))
+        out.append(
+            Sentence(
+                doc_id=page.doc_id,
+                index=len(out),
+                page_no=page.page_no,
+                start=s0,
+                end=e0,
+                text=text,
+                kind=sent.kind,
+                section=section,
+                section_type=section_type,
+                boxes=tuple(boxes),
+                end_page_no=ordered[tail[0]].page_no if tail else None,
+                end_page_end=tail[2] if tail else None,
+            )
+        )
     return out
 
 

@@ -289,9 +289,7 @@ class _RunDocument(Base):
     finished_at: Mapped[datetime | None]
     timings: Mapped[dict[str, Any]]
     error: Mapped[str | None] = mapped_column(sa.Text)
-    result_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("results.id", ondelete="SET NULL")
-    )
+    result_id: Mapped[int | None] = mapped_column(sa.ForeignKey("results.id", ondelete="SET NULL"))
 
 
 class _Review(Base):
@@ -357,15 +355,15 @@ class ResultStore:
         if self.backend == "sqlite":
             self._engine = self._sqlite_engine(parsed)
         else:
-            self._engine = sa.create_engine(parsed, pool_pre_ping=True,
-                                            json_serializer=_json_dumps)
+            self._engine = sa.create_engine(parsed, pool_pre_ping=True, json_serializer=_json_dumps)
 
     def _sqlite_engine(self, url: sa.URL) -> sa.Engine:
         database = url.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": self.busy_timeout_s},
-                                  json_serializer=_json_dumps)
+        engine = sa.create_engine(
+            url, connect_args={"timeout": self.busy_timeout_s}, json_serializer=_json_dumps
+        )
         busy_ms = int(self.busy_timeout_s * 1000)
 
         @event.listens_for(engine, "connect")
@@ -484,6 +482,7 @@ class ResultStore:
         _check_unique(result)
         digest = settings_digest(result.settings)
         key = _doc_key(result)
+
         def work(session: Session) -> int:
             existing = session.scalar(
                 sa.select(_Result).where(
@@ -517,13 +516,18 @@ class ResultStore:
                     session.execute(sa.delete(table).where(table.result_id == row.id))
             self._insert_children(session, row.id, result)
             return row.id
+
         return self._write(work)
 
     def _ensure_document(self, session: Session, document: Document) -> None:
         insert = _dialect_insert(self.backend)(_Document).values(
-            doc_id=document.doc_id, file_name=document.file_name,
-            size_bytes=document.size_bytes, n_pages=document.n_pages,
-            encrypted=document.encrypted, title=document.title, producer=document.producer,
+            doc_id=document.doc_id,
+            file_name=document.file_name,
+            size_bytes=document.size_bytes,
+            n_pages=document.n_pages,
+            encrypted=document.encrypted,
+            title=document.title,
+            producer=document.producer,
             first_seen=_now(),
         )
         session.execute(insert.on_conflict_do_nothing(index_elements=["doc_id"]))
@@ -570,17 +574,25 @@ class ResultStore:
                 raise StoreError(f"no result {result_id}")
             wrong = [e.sentence_index for e in explanations if e.model_digest != row.model_digest]
             if wrong:
-                raise StoreError(f"result {result_id} was scored by model {row.model_digest[:12]}"
-                                 f"…; evidence for sentence {wrong[0]} comes from another model.")
-            have = set(session.scalars(sa.select(_Explanation.sentence_index).where(
-                _Explanation.result_id == result_id)))
+                raise StoreError(
+                    f"result {result_id} was scored by model {row.model_digest[:12]}"
+                    f"…; evidence for sentence {wrong[0]} comes from another model."
+                )
+            have = set(
+                session.scalars(
+                    sa.select(_Explanation.sentence_index).where(
+                        _Explanation.result_id == result_id
+                    )
+                )
+            )
             new: dict[int, Explanation] = {}
             for e in explanations:  # the first of several for one sentence, as for stored ones
                 if e.sentence_index not in have:
                     new.setdefault(e.sentence_index, e)
             if new:
-                session.execute(sa.insert(_Explanation),
-                                [_explanation_row(result_id, e) for e in new.values()])
+                session.execute(
+                    sa.insert(_Explanation), [_explanation_row(result_id, e) for e in new.values()]
+                )
                 row.n_explained = len(have) + len(new)
             return len(new)
 
@@ -640,9 +652,12 @@ class ResultStore:
         """Stored results without their sentences, newest first (the UI's document list)."""
         query = sa.select(_Result).order_by(_Result.id.desc())
         for column, value in (
-            (_Result.doc_id, doc_id), (_Result.client, client),
-            (_Result.engagement, engagement), (_Result.status, status),
-            (_Result.run_id, run_id), (_Result.model_digest, model_digest),
+            (_Result.doc_id, doc_id),
+            (_Result.client, client),
+            (_Result.engagement, engagement),
+            (_Result.status, status),
+            (_Result.run_id, run_id),
+            (_Result.model_digest, model_digest),
         ):
             if value is not None:
                 query = query.where(column == value)
@@ -667,9 +682,15 @@ class ResultStore:
             query = query.where(_Document.doc_id.in_(owned))
         with self._session(write=False) as session:
             return [
-                Document(doc_id=d.doc_id, file_name=d.file_name, size_bytes=d.size_bytes,
-                         n_pages=d.n_pages, encrypted=d.encrypted, title=d.title,
-                         producer=d.producer)
+                Document(
+                    doc_id=d.doc_id,
+                    file_name=d.file_name,
+                    size_bytes=d.size_bytes,
+                    n_pages=d.n_pages,
+                    encrypted=d.encrypted,
+                    title=d.title,
+                    producer=d.producer,
+                )
                 for d in session.scalars(query)
             ]
 
@@ -692,8 +713,10 @@ class ResultStore:
             sa.select(_Sentence, _Score)
             .outerjoin(
                 _Score,
-                sa.and_(_Score.result_id == _Sentence.result_id,
-                        _Score.sentence_index == _Sentence.sentence_index),
+                sa.and_(
+                    _Score.result_id == _Sentence.result_id,
+                    _Score.sentence_index == _Sentence.sentence_index,
+                ),
             )
             .where(_Sentence.result_id == result_id)
             .order_by(_Sentence.sentence_index)
@@ -732,13 +755,21 @@ class ResultStore:
         """
         run_id = run_id or new_run_id()
         manifest_data = [m.model_dump(mode="json") for m in manifest]
+
         def work(session: Session) -> RunInfo:
             run = session.get(_Run, run_id, with_for_update=True)
             if run is None:
-                run = _Run(run_id=run_id, kind=kind, status="running", started_at=_now(),
-                           finished_at=None, manifest=manifest_data,
-                           stamp=stamp.model_dump(mode="json") if stamp else None,
-                           settings=settings or {}, summary={})
+                run = _Run(
+                    run_id=run_id,
+                    kind=kind,
+                    status="running",
+                    started_at=_now(),
+                    finished_at=None,
+                    manifest=manifest_data,
+                    stamp=stamp.model_dump(mode="json") if stamp else None,
+                    settings=settings or {},
+                    summary={},
+                )
                 session.add(run)
                 session.flush()
             else:
@@ -751,17 +782,29 @@ class ResultStore:
                     run.stamp = stamp.model_dump(mode="json")
                 if settings is not None:
                     run.settings = settings
-            known = set(session.scalars(
-                sa.select(_RunDocument.source).where(_RunDocument.run_id == run_id)
-            ))
+            known = set(
+                session.scalars(sa.select(_RunDocument.source).where(_RunDocument.run_id == run_id))
+            )
             pending: list[dict[str, Any]] = [
-                dict(run_id=run_id, source=m.path, doc_id=None, status="pending", attempts=0,
-                     started_at=None, finished_at=None, timings={}, error=None, result_id=None)
-                for m in _unique_paths(manifest) if m.path not in known
+                dict(
+                    run_id=run_id,
+                    source=m.path,
+                    doc_id=None,
+                    status="pending",
+                    attempts=0,
+                    started_at=None,
+                    finished_at=None,
+                    timings={},
+                    error=None,
+                    result_id=None,
+                )
+                for m in _unique_paths(manifest)
+                if m.path not in known
             ]
             if pending:
                 session.execute(sa.insert(_RunDocument), pending)
             return _run_info(run, _document_counts(session, run_id))
+
         return self._write(work)
 
     def record_run_document(
@@ -781,14 +824,24 @@ class ResultStore:
         as an attempt of its own when no "running" preceded it. "skipped" (already analyzed)
         is no attempt. A final status replaces the error and timings of earlier attempts.
         """
+
         def work(session: Session) -> RunDocument:
             row = session.get(_RunDocument, (run_id, source), with_for_update=True)
             if row is None:
                 if session.get(_Run, run_id) is None:
                     raise StoreError(f"No run {run_id}: start it with start_run first.")
-                row = _RunDocument(run_id=run_id, source=source, doc_id=None, status="pending",
-                                   attempts=0, started_at=None, finished_at=None, timings={},
-                                   error=None, result_id=None)
+                row = _RunDocument(
+                    run_id=run_id,
+                    source=source,
+                    doc_id=None,
+                    status="pending",
+                    attempts=0,
+                    started_at=None,
+                    finished_at=None,
+                    timings={},
+                    error=None,
+                    result_id=None,
+                )
                 session.add(row)
             now = _now()
             if status == "running":
@@ -808,6 +861,7 @@ class ResultStore:
                 row.result_id = result_id
             session.flush()
             return _run_document(row)
+
         return self._write(work)
 
     def finish_run(
@@ -903,8 +957,9 @@ class ResultStore:
                         + "; reload the review screen."
                     )
                 other = _review(latest)
-                where = (f"sentence {sentence_index}" if sentence_index is not None
-                         else "this document")
+                where = (
+                    f"sentence {sentence_index}" if sentence_index is not None else "this document"
+                )
                 raise ReviewConflict(
                     f"{other.reviewer} recorded '{other.action}' on {where} at "
                     f"{other.created_at:%Y-%m-%d %H:%M:%S} UTC after the version you saw. "
@@ -922,9 +977,16 @@ class ResultStore:
                         )
                     label = previous  # type: ignore[assignment]
             row = _Review(
-                result_id=result_id, doc_id=result.doc_id, sentence_index=sentence_index,
-                action=action, reviewer=reviewer, created_at=_now(), label=label,
-                previous_label=previous, comment=comment, model_version=result.model_version,
+                result_id=result_id,
+                doc_id=result.doc_id,
+                sentence_index=sentence_index,
+                action=action,
+                reviewer=reviewer,
+                created_at=_now(),
+                label=label,
+                previous_label=previous,
+                comment=comment,
+                model_version=result.model_version,
                 model_digest=result.model_digest,
             )
             session.add(row)
@@ -938,16 +1000,20 @@ class ResultStore:
             raise StoreError(f"Result {result_id} has no sentence {sentence_index}.")
         reviewed = session.scalar(
             sa.select(_Review.label)
-            .where(_Review.result_id == result_id, _Review.sentence_index == sentence_index,
-                   _Review.action.in_(list(_SENTENCE_ACTIONS)))
+            .where(
+                _Review.result_id == result_id,
+                _Review.sentence_index == sentence_index,
+                _Review.action.in_(list(_SENTENCE_ACTIONS)),
+            )
             .order_by(_Review.id.desc())
             .limit(1)
         )
         if reviewed is not None:
             return reviewed
         return session.scalar(
-            sa.select(_Score.label).where(_Score.result_id == result_id,
-                                          _Score.sentence_index == sentence_index)
+            sa.select(_Score.label).where(
+                _Score.result_id == result_id, _Score.sentence_index == sentence_index
+            )
         )
 
     def reviews(
@@ -980,8 +1046,7 @@ class ResultStore:
             labels: dict[int, str] = {index: label for index, label in scored}
             for index, label in session.execute(
                 sa.select(_Review.sentence_index, _Review.label)
-                .where(_Review.result_id == result_id,
-                       _Review.action.in_(list(_SENTENCE_ACTIONS)))
+                .where(_Review.result_id == result_id, _Review.action.in_(list(_SENTENCE_ACTIONS)))
                 .order_by(_Review.id)
             ):
                 if index is not None and label is not None:
@@ -1000,8 +1065,13 @@ class ResultStore:
     ) -> MonitorReport:
         """Store a monitoring report (JSON-serialisable)."""
         with self._session(write=True) as session:
-            row = _MonitorReport(kind=kind, created_at=_now(), model_digest=model_digest,
-                                 run_id=run_id, report=report)
+            row = _MonitorReport(
+                kind=kind,
+                created_at=_now(),
+                model_digest=model_digest,
+                run_id=run_id,
+                report=report,
+            )
             session.add(row)
             session.flush()
             return _monitor_report(row)
@@ -1064,81 +1134,144 @@ def _result_row(
     labels = Counter(s.label for s in result.scores)
     stamp = result.stamp
     return dict(
-        doc_key=key, doc_id=result.doc_id, source=result.source,
+        doc_key=key,
+        doc_id=result.doc_id,
+        source=result.source,
         file_name=result.document.file_name if result.document else None,
-        status=result.status, model_digest=stamp.model_digest, settings_digest=settings_digest,
-        model_name=stamp.model_name, model_version=stamp.model_version,
-        code_version=stamp.code_version, git_commit=stamp.git_commit,
-        stamp_run_id=stamp.run_id, created_at=stamp.created_at, saved_at=_now(),
-        run_id=run_id or stamp.run_id, client=result.client, engagement=result.engagement,
+        status=result.status,
+        model_digest=stamp.model_digest,
+        settings_digest=settings_digest,
+        model_name=stamp.model_name,
+        model_version=stamp.model_version,
+        code_version=stamp.code_version,
+        git_commit=stamp.git_commit,
+        stamp_run_id=stamp.run_id,
+        created_at=stamp.created_at,
+        saved_at=_now(),
+        run_id=run_id or stamp.run_id,
+        client=result.client,
+        engagement=result.engagement,
         n_pages=result.document.n_pages if result.document else 0,
-        n_sentences=len(result.sentences), n_scored=len(result.scores),
-        n_explained=len(result.explanations), n_errors=len(result.errors),
-        n_positive=labels["positive"], n_negative=labels["negative"],
+        n_sentences=len(result.sentences),
+        n_scored=len(result.scores),
+        n_explained=len(result.explanations),
+        n_errors=len(result.errors),
+        n_positive=labels["positive"],
+        n_negative=labels["negative"],
         n_neutral=labels["neutral"],
         document=result.document.model_dump(mode="json") if result.document else None,
-        settings=result.settings, timings=result.timings,
+        settings=result.settings,
+        timings=result.timings,
     )
 
 
 def _error_row(result_id: int, position: int, e: StageError) -> dict[str, Any]:
-    return dict(result_id=result_id, position=position, stage=e.stage, code=e.code,
-                page_no=e.page_no, message=e.message, fatal=e.fatal)
+    return dict(
+        result_id=result_id,
+        position=position,
+        stage=e.stage,
+        code=e.code,
+        page_no=e.page_no,
+        message=e.message,
+        fatal=e.fatal,
+    )
 
 
 def _page_row(result_id: int, position: int, p: Page) -> dict[str, Any]:
     return dict(
-        result_id=result_id, position=position, page_no=p.page_no, width=p.width,
-        height=p.height, rotation=p.rotation, status=p.status, text=p.text,
+        result_id=result_id,
+        position=position,
+        page_no=p.page_no,
+        width=p.width,
+        height=p.height,
+        rotation=p.rotation,
+        status=p.status,
+        text=p.text,
         layout=p.model_dump(mode="json", include={"lines", "blocks", "doc_id"}),
     )
 
 
 def _sentence_row(result_id: int, s: Sentence) -> dict[str, Any]:
     return dict(
-        result_id=result_id, sentence_index=s.index, doc_id=s.doc_id, page_no=s.page_no,
-        char_start=s.start, char_end=s.end, text=s.text, kind=s.kind, section=s.section,
-        section_type=s.section_type, boxes=[b.model_dump(mode="json") for b in s.boxes],
+        result_id=result_id,
+        sentence_index=s.index,
+        doc_id=s.doc_id,
+        page_no=s.page_no,
+        char_start=s.start,
+        char_end=s.end,
+        text=s.text,
+        kind=s.kind,
+        section=s.section,
+        section_type=s.section_type,
+        boxes=[b.model_dump(mode="json") for b in s.boxes],
     )
 
 
 def _score_row(result_id: int, s: Score) -> dict[str, Any]:
     return dict(
-        result_id=result_id, sentence_index=s.sentence_index, label=s.label,
-        p_positive=s.probabilities.get("positive"), p_negative=s.probabilities.get("negative"),
-        p_neutral=s.probabilities.get("neutral"), confidence=s.confidence,
+        result_id=result_id,
+        sentence_index=s.sentence_index,
+        label=s.label,
+        p_positive=s.probabilities.get("positive"),
+        p_negative=s.probabilities.get("negative"),
+        p_neutral=s.probabilities.get("neutral"),
+        confidence=s.confidence,
     )
 
 
-_EXPLANATION_COLUMNS = {"sentence_index", "label", "base_value", "output_value",
-                        "additivity_error", "model_digest", "cached"}
+_EXPLANATION_COLUMNS = {
+    "sentence_index",
+    "label",
+    "base_value",
+    "output_value",
+    "additivity_error",
+    "model_digest",
+    "cached",
+}
 
 
 def _explanation_row(result_id: int, e: Explanation) -> dict[str, Any]:
     return dict(
-        result_id=result_id, **e.model_dump(mode="json", include=_EXPLANATION_COLUMNS),
+        result_id=result_id,
+        **e.model_dump(mode="json", include=_EXPLANATION_COLUMNS),
         detail=e.model_dump(mode="json", exclude=_EXPLANATION_COLUMNS),
     )
 
 
 def _stamp(row: _Result) -> Stamp:
-    return Stamp(model_name=row.model_name, model_version=row.model_version,
-                 model_digest=row.model_digest, code_version=row.code_version,
-                 git_commit=row.git_commit, run_id=row.stamp_run_id, created_at=row.created_at)
+    return Stamp(
+        model_name=row.model_name,
+        model_version=row.model_version,
+        model_digest=row.model_digest,
+        code_version=row.code_version,
+        git_commit=row.git_commit,
+        run_id=row.stamp_run_id,
+        created_at=row.created_at,
+    )
 
 
 def _sentence(row: _Sentence) -> Sentence:
-    return Sentence.model_validate(dict(
-        doc_id=row.doc_id, index=row.sentence_index, page_no=row.page_no, start=row.char_start,
-        end=row.char_end, text=row.text, kind=row.kind, section=row.section,
-        section_type=row.section_type, boxes=row.boxes,
-    ))
+    return Sentence.model_validate(
+        dict(
+            doc_id=row.doc_id,
+            index=row.sentence_index,
+            page_no=row.page_no,
+            start=row.char_start,
+            end=row.char_end,
+            text=row.text,
+            kind=row.kind,
+            section=row.section,
+            section_type=row.section_type,
+            boxes=row.boxes,
+        )
+    )
 
 
 def _score(row: _Score) -> Score:
     values = (row.p_positive, row.p_negative, row.p_neutral)
     return Score(
-        sentence_index=row.sentence_index, label=row.label,  # type: ignore[arg-type]
+        sentence_index=row.sentence_index,
+        label=row.label,  # type: ignore[arg-type]
         probabilities={k: v for k, v in zip(LABELS, values, strict=True) if v is not None},
         confidence=row.confidence,
     )
@@ -1146,28 +1279,47 @@ def _score(row: _Score) -> Score:
 
 def _load(session: Session, row: _Result) -> DocumentResult:
     def children(table: Any, order: Any) -> list[Any]:
-        return list(session.scalars(
-            sa.select(table).where(table.result_id == row.id).order_by(order)
-        ))
+        return list(
+            session.scalars(sa.select(table).where(table.result_id == row.id).order_by(order))
+        )
 
     errors = [
-        StageError(stage=e.stage, code=e.code, page_no=e.page_no,  # type: ignore[arg-type]
-                   message=e.message, fatal=e.fatal)
+        StageError(
+            stage=e.stage,
+            code=e.code,
+            page_no=e.page_no,  # type: ignore[arg-type]
+            message=e.message,
+            fatal=e.fatal,
+        )
         for e in children(_Error, _Error.position)
     ]
     pages = [
-        Page.model_validate(dict(
-            p.layout, page_no=p.page_no, width=p.width, height=p.height, rotation=p.rotation,
-            status=p.status, text=p.text,
-        ))
+        Page.model_validate(
+            dict(
+                p.layout,
+                page_no=p.page_no,
+                width=p.width,
+                height=p.height,
+                rotation=p.rotation,
+                status=p.status,
+                text=p.text,
+            )
+        )
         for p in children(_Page, _Page.position)
     ]
     explanations = [
-        Explanation.model_validate(dict(
-            e.detail, sentence_index=e.sentence_index, label=e.label, base_value=e.base_value,
-            output_value=e.output_value, additivity_error=e.additivity_error,
-            model_digest=e.model_digest, cached=e.cached,
-        ))
+        Explanation.model_validate(
+            dict(
+                e.detail,
+                sentence_index=e.sentence_index,
+                label=e.label,
+                base_value=e.base_value,
+                output_value=e.output_value,
+                additivity_error=e.additivity_error,
+                model_digest=e.model_digest,
+                cached=e.cached,
+            )
+        )
         for e in children(_Explanation, _Explanation.sentence_index)
     ]
     return DocumentResult(
@@ -1189,15 +1341,29 @@ def _load(session: Session, row: _Result) -> DocumentResult:
 
 def _summary(row: _Result) -> ResultSummary:
     return ResultSummary(
-        result_id=row.id, doc_id=row.doc_id, source=row.source, file_name=row.file_name,
+        result_id=row.id,
+        doc_id=row.doc_id,
+        source=row.source,
+        file_name=row.file_name,
         status=row.status,  # type: ignore[arg-type]
-        model_name=row.model_name, model_version=row.model_version,
-        model_digest=row.model_digest, settings_digest=row.settings_digest, run_id=row.run_id,
-        created_at=row.created_at, n_pages=row.n_pages, n_sentences=row.n_sentences,
-        n_scored=row.n_scored, n_explained=row.n_explained, n_errors=row.n_errors,
-        label_counts={"positive": row.n_positive, "negative": row.n_negative,
-                      "neutral": row.n_neutral},
-        client=row.client, engagement=row.engagement,
+        model_name=row.model_name,
+        model_version=row.model_version,
+        model_digest=row.model_digest,
+        settings_digest=row.settings_digest,
+        run_id=row.run_id,
+        created_at=row.created_at,
+        n_pages=row.n_pages,
+        n_sentences=row.n_sentences,
+        n_scored=row.n_scored,
+        n_explained=row.n_explained,
+        n_errors=row.n_errors,
+        label_counts={
+            "positive": row.n_positive,
+            "negative": row.n_negative,
+            "neutral": row.n_neutral,
+        },
+        client=row.client,
+        engagement=row.engagement,
     )
 
 
@@ -1228,37 +1394,60 @@ def _run_status(counts: dict[str, int]) -> RunStatus:
 
 def _run_info(row: _Run, counts: dict[str, int]) -> RunInfo:
     return RunInfo(
-        run_id=row.run_id, kind=row.kind,  # type: ignore[arg-type]
+        run_id=row.run_id,
+        kind=row.kind,  # type: ignore[arg-type]
         status=row.status,  # type: ignore[arg-type]
-        started_at=row.started_at, finished_at=row.finished_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
         manifest=tuple(ManifestEntry.model_validate(m) for m in row.manifest),
         stamp=Stamp.model_validate(row.stamp) if row.stamp else None,
-        settings=row.settings, summary=row.summary, document_counts=dict(sorted(counts.items())),
+        settings=row.settings,
+        summary=row.summary,
+        document_counts=dict(sorted(counts.items())),
     )
 
 
 def _run_document(row: _RunDocument) -> RunDocument:
     return RunDocument(
-        run_id=row.run_id, source=row.source, doc_id=row.doc_id,
+        run_id=row.run_id,
+        source=row.source,
+        doc_id=row.doc_id,
         status=row.status,  # type: ignore[arg-type]
-        attempts=row.attempts, started_at=row.started_at, finished_at=row.finished_at,
-        timings=row.timings, error=row.error, result_id=row.result_id,
+        attempts=row.attempts,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        timings=row.timings,
+        error=row.error,
+        result_id=row.result_id,
     )
 
 
 def _review(row: _Review) -> ReviewAction:
     return ReviewAction(
-        id=row.id, result_id=row.result_id, doc_id=row.doc_id,
-        sentence_index=row.sentence_index, action=row.action,  # type: ignore[arg-type]
-        reviewer=row.reviewer, created_at=row.created_at,
-        label=row.label, previous_label=row.previous_label,  # type: ignore[arg-type]
-        comment=row.comment, model_version=row.model_version, model_digest=row.model_digest,
+        id=row.id,
+        result_id=row.result_id,
+        doc_id=row.doc_id,
+        sentence_index=row.sentence_index,
+        action=row.action,  # type: ignore[arg-type]
+        reviewer=row.reviewer,
+        created_at=row.created_at,
+        label=row.label,
+        previous_label=row.previous_label,  # type: ignore[arg-type]
+        comment=row.comment,
+        model_version=row.model_version,
+        model_digest=row.model_digest,
     )
 
 
 def _monitor_report(row: _MonitorReport) -> MonitorReport:
-    return MonitorReport(id=row.id, kind=row.kind, created_at=row.created_at,
-                         model_digest=row.model_digest, run_id=row.run_id, report=row.report)
+    return MonitorReport(
+        id=row.id,
+        kind=row.kind,
+        created_at=row.created_at,
+        model_digest=row.model_digest,
+        run_id=row.run_id,
+        report=row.report,
+    )
 
 
 def _check_review(

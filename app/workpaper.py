@@ -85,8 +85,7 @@ HOW_TO_READ = (
     EVIDENCE_LEGEND,
     "Exceptions: every page or stage that could not be read or scored. A sentence missing from "
     "Sentences is explained there, never dropped silently.",
-    "Review log: every reviewer action in time order (agreements, overrides, comments, "
-    "sign-offs).",
+    "Review log: every reviewer action in time order (agreements, overrides, comments, sign-offs).",
     "Provenance: the model (name, registry version, weights sha256), the code version, the run "
     "and the input's sha256 are at the top of every sheet and on every sentence row. The input "
     "is identified by its sha256, not by its file name.",
@@ -132,9 +131,11 @@ _FORMATS: dict[str, dict[str, Any]] = {
     "tone": {"alignment": _TOP, "number_format": "+0.00;-0.00;0.00"},
     "secs": {"alignment": _TOP, "number_format": "0.0"},
     "time": {"alignment": _TOP, "number_format": "yyyy-mm-dd hh:mm"},
-    "header": {"alignment": Alignment(vertical="bottom", wrap_text=True),
-               "font": Font(name=_FONT, bold=True),
-               "border": Border(bottom=Side(style="thin", color="7F7F7F"))},
+    "header": {
+        "alignment": Alignment(vertical="bottom", wrap_text=True),
+        "font": Font(name=_FONT, bold=True),
+        "border": Border(bottom=Side(style="thin", color="7F7F7F")),
+    },
     "title": {"font": Font(name=_FONT, bold=True, size=14)},
     "stamp": {"font": Font(name=_FONT, size=9, color="404040")},
     "key": {"alignment": _TOP, "font": Font(name=_FONT, bold=True)},
@@ -188,8 +189,14 @@ class _Styler:
             self._styles[key] = template._style
         return self._styles[key]
 
-    def cell(self, ws: Any, value: object, fmt: str = "text", fill: str | None = None,
-             boxed: bool = False) -> WriteOnlyCell:
+    def cell(
+        self,
+        ws: Any,
+        value: object,
+        fmt: str = "text",
+        fill: str | None = None,
+        boxed: bool = False,
+    ) -> WriteOnlyCell:
         """A cell holding `value` as data: strings stay strings, whatever they start with."""
         cell = WriteOnlyCell(ws)
         if isinstance(value, str):
@@ -237,9 +244,18 @@ def stamp_lines(stamp: Stamp, *, input_sha256: str | None, file_name: str | None
 class _Sheet:
     """A streaming worksheet with the title and stamp rows written first."""
 
-    def __init__(self, wb: Workbook, styler: _Styler, title: str, heading: str,
-                 lines: Sequence[str], widths: Sequence[float], *, landscape: bool = True,
-                 freeze_col: str | None = None) -> None:
+    def __init__(
+        self,
+        wb: Workbook,
+        styler: _Styler,
+        title: str,
+        heading: str,
+        lines: Sequence[str],
+        widths: Sequence[float],
+        *,
+        landscape: bool = True,
+        freeze_col: str | None = None,
+    ) -> None:
         self.ws = wb.create_sheet(title)
         self.styler = styler
         self.rows = 0
@@ -279,8 +295,12 @@ class _Sheet:
         """A styled cell for this sheet (with a thin border in a table)."""
         return self.styler.cell(self.ws, value, fmt, fill, self.boxed and fmt != "note")
 
-    def append(self, cells: Iterable[WriteOnlyCell | None], merge_to: int | None = None,
-               height: float | None = None) -> int:
+    def append(
+        self,
+        cells: Iterable[WriteOnlyCell | None],
+        merge_to: int | None = None,
+        height: float | None = None,
+    ) -> int:
         """Write one row, tall enough for its wrapped text; returns its 1-based row number.
 
         Neither Excel nor LibreOffice grows a row for wrapped text it did not lay out itself, so
@@ -340,13 +360,15 @@ class _Sheet:
         if last > 1:
             self.ws.merged_cells.add(f"A{row}:{get_column_letter(last)}{row}")
 
-    def table_setup(self, header_row: int, last_row: int, n_cols: int,
-                    print_cols: int | None = None) -> None:
+    def table_setup(
+        self, header_row: int, last_row: int, n_cols: int, print_cols: int | None = None
+    ) -> None:
         """Freeze everything above the first data row, filter the table, set the print area."""
         last_col = get_column_letter(n_cols)
         self.ws.auto_filter.ref = f"A{header_row}:{last_col}{max(last_row, header_row)}"
-        self.ws.print_area = (f"A1:{get_column_letter(print_cols or n_cols)}"
-                              f"{max(last_row, header_row)}")
+        self.ws.print_area = (
+            f"A1:{get_column_letter(print_cols or n_cols)}{max(last_row, header_row)}"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -360,11 +382,16 @@ _MIN_WEIGHT = 0.005
 def _top_words(expl: Explanation, k: int) -> tuple[list[WordWeight], list[WordWeight]]:
     """The explanation's strongest words for and against its label."""
     if expl.top_for or expl.top_against:
-        return ([w for w in expl.top_for if abs(w.weight) >= _MIN_WEIGHT][:k],
-                [w for w in expl.top_against if abs(w.weight) >= _MIN_WEIGHT][:k])
+        return (
+            [w for w in expl.top_for if abs(w.weight) >= _MIN_WEIGHT][:k],
+            [w for w in expl.top_against if abs(w.weight) >= _MIN_WEIGHT][:k],
+        )
     # Older or minimal explanations carry only the per-word values.
-    pairs = [WordWeight(word=w, weight=v) for w, v in zip(expl.words, expl.values, strict=False)
-             if w.strip()]
+    pairs = [
+        WordWeight(word=w, weight=v)
+        for w, v in zip(expl.words, expl.values, strict=False)
+        if w.strip()
+    ]
     pos = sorted((p for p in pairs if p.weight >= _MIN_WEIGHT), key=lambda p: -p.weight)[:k]
     neg = sorted((p for p in pairs if p.weight <= -_MIN_WEIGHT), key=lambda p: p.weight)[:k]
     return pos, neg
@@ -469,14 +496,16 @@ def _status_line(result: DocumentResult) -> str:
     fatal = [e for e in result.errors if e.fatal]
     if result.status == "failed":
         why = fatal[0].message if fatal else "see the Exceptions sheet"
-        return (f"DOCUMENT FAILED: not analysed. {why} "
-                f"The Exceptions sheet lists every problem.")
+        return f"DOCUMENT FAILED: not analysed. {why} The Exceptions sheet lists every problem."
     if result.status == "partial":
         pages = sorted({e.page_no for e in result.errors if e.page_no is not None})
-        where = (f" (page{'s' if len(pages) > 1 else ''} {', '.join(map(str, pages))})"
-                 if pages else "")
-        return (f"PARTIAL: {len(result.errors)} problem(s){where}; the rest of the document was "
-                f"analysed. See the Exceptions sheet.")
+        where = (
+            f" (page{'s' if len(pages) > 1 else ''} {', '.join(map(str, pages))})" if pages else ""
+        )
+        return (
+            f"PARTIAL: {len(result.errors)} problem(s){where}; the rest of the document was "
+            f"analysed. See the Exceptions sheet."
+        )
     return "OK: every page was read and every sentence scored."
 
 
@@ -487,19 +516,38 @@ def _label_fill(score: Score | None) -> str | None:
 
 
 _SENTENCE_COLUMNS: tuple[tuple[str, float], ...] = (
-    ("sentence id", 8), ("page", 5), ("section", 16), ("kind", 8), ("sentence", 55),
-    ("label", 9), ("P(positive)", 10), ("P(negative)", 10), ("P(neutral)", 10),
-    ("confidence", 10), ("evidence (SHAP)", 38), ("review status", 10), ("reviewer label", 9),
-    ("review comment", 22), ("reviewer", 10), ("reviewed at (UTC)", 15), ("model version", 11),
+    ("sentence id", 8),
+    ("page", 5),
+    ("section", 16),
+    ("kind", 8),
+    ("sentence", 55),
+    ("label", 9),
+    ("P(positive)", 10),
+    ("P(negative)", 10),
+    ("P(neutral)", 10),
+    ("confidence", 10),
+    ("evidence (SHAP)", 38),
+    ("review status", 10),
+    ("reviewer label", 9),
+    ("review comment", 22),
+    ("reviewer", 10),
+    ("reviewed at (UTC)", 15),
+    ("model version", 11),
     # The stamp on every row, right of what is printed (the printed header rows carry it).
-    ("model name", 18), ("model sha256", 20), ("code version", 10), ("git commit", 14),
-    ("run id", 18), ("created at", 19), ("input sha256", 20),
+    ("model name", 18),
+    ("model sha256", 20),
+    ("code version", 10),
+    ("git commit", 14),
+    ("run id", 18),
+    ("created at", 19),
+    ("input sha256", 20),
 )
 _PRINTED_SENTENCE_COLUMNS = 17
 
 
-def write_workpaper(result: DocumentResult, path: Path, *,
-                    reviews: Sequence[ReviewAction] = ()) -> Path:
+def write_workpaper(
+    result: DocumentResult, path: Path, *, reviews: Sequence[ReviewAction] = ()
+) -> Path:
     """Write the document's Excel workpaper to `path`; returns the path.
 
     Args:
@@ -510,8 +558,10 @@ def write_workpaper(result: DocumentResult, path: Path, *,
     """
     foreign = {r.doc_id for r in reviews} - {result.doc_id}
     if foreign:
-        raise ValueError(f"reviews of other documents passed to the workpaper of "
-                         f"{result.doc_id}: {sorted(foreign)}")
+        raise ValueError(
+            f"reviews of other documents passed to the workpaper of "
+            f"{result.doc_id}: {sorted(foreign)}"
+        )
     wb = Workbook(write_only=True)
     styler = _Styler(wb)
     lines = stamp_lines(result.stamp, input_sha256=result.doc_id, file_name=_file_name(result))
@@ -533,63 +583,93 @@ def _save(wb: Workbook, path: Path) -> Path:
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise ExportError(f"{path}: the workpaper could not be written ({e.strerror or e}). "
-                          f"Check that the folder exists, is writable and has space, and that "
-                          f"the file is not open in Excel.") from e
+        raise ExportError(
+            f"{path}: the workpaper could not be written ({e.strerror or e}). "
+            f"Check that the folder exists, is writable and has space, and that "
+            f"the file is not open in Excel."
+        ) from e
     _log.info("workpaper written: %s", path)
     return path
 
 
-def _cover_sheet(wb: Workbook, styler: _Styler, result: DocumentResult, lines: list[str],
-                 reviews: Sequence[ReviewAction]) -> None:
-    sheet = _Sheet(wb, styler, "Cover", "sesame workpaper: sentence sentiment", lines,
-                   (28, 90), landscape=False)
+def _cover_sheet(
+    wb: Workbook,
+    styler: _Styler,
+    result: DocumentResult,
+    lines: list[str],
+    reviews: Sequence[ReviewAction],
+) -> None:
+    sheet = _Sheet(
+        wb,
+        styler,
+        "Cover",
+        "sesame workpaper: sentence sentiment",
+        lines,
+        (28, 90),
+        landscape=False,
+    )
     sheet.blank()
     sheet.banner(_status_line(result), result.status)
     sheet.blank()
     doc = result.document
     sheet.section("Engagement")
-    sheet.key_values([("Client", result.client or "(not given)"),
-                      ("Engagement", result.engagement or "(not given)")])
+    sheet.key_values(
+        [
+            ("Client", result.client or "(not given)"),
+            ("Engagement", result.engagement or "(not given)"),
+        ]
+    )
     sheet.blank()
     sheet.section("Document")
     counts = label_counts(result.scores)
     pages_ok = sum(1 for p in result.pages if p.status == "ok")
-    sheet.key_values([
-        ("File name", _file_name(result)),
-        ("Source", result.source),
-        ("Input sha256", result.doc_id or "(the file could not be read)"),
-        ("Size (bytes)", f"{doc.size_bytes:,}" if doc else "(unknown)"),
-        ("Pages", f"{doc.n_pages} ({pages_ok} read as text)" if doc and doc.n_pages
-                  else "(not read)"),
-        ("Title (PDF metadata)", (doc.title if doc and doc.title else "(none)")),
-        ("Status", result.status.upper()),
-        ("Sentences", f"{len(result.sentences):,} ({len(result.scores):,} scored, "
-                      f"{len(result.explanations):,} with SHAP evidence)"),
-        ("Labels", ", ".join(f"{counts[label]:,} {label}" for label in LABELS)),
-        ("Exceptions", f"{len(result.errors)} (see the Exceptions sheet)"),
-    ])
+    sheet.key_values(
+        [
+            ("File name", _file_name(result)),
+            ("Source", result.source),
+            ("Input sha256", result.doc_id or "(the file could not be read)"),
+            ("Size (bytes)", f"{doc.size_bytes:,}" if doc else "(unknown)"),
+            (
+                "Pages",
+                f"{doc.n_pages} ({pages_ok} read as text)" if doc and doc.n_pages else "(not read)",
+            ),
+            ("Title (PDF metadata)", (doc.title if doc and doc.title else "(none)")),
+            ("Status", result.status.upper()),
+            (
+                "Sentences",
+                f"{len(result.sentences):,} ({len(result.scores):,} scored, "
+                f"{len(result.explanations):,} with SHAP evidence)",
+            ),
+            ("Labels", ", ".join(f"{counts[label]:,} {label}" for label in LABELS)),
+            ("Exceptions", f"{len(result.errors)} (see the Exceptions sheet)"),
+        ]
+    )
     sheet.blank()
     sheet.section("Model and code (stamp)")
     f = result.stamp.fields()
-    sheet.key_values([
-        ("Model name", f["model_name"]),
-        ("Registry version", f["model_version"]),
-        ("Weights sha256", f["model_sha256"]),
-        ("Code version", f["code_version"]),
-        ("Git commit", f["git_commit"]),
-        ("Run id", f["run_id"]),
-        ("Created at", f["created_at"]),
-    ])
+    sheet.key_values(
+        [
+            ("Model name", f["model_name"]),
+            ("Registry version", f["model_version"]),
+            ("Weights sha256", f["model_sha256"]),
+            ("Code version", f["code_version"]),
+            ("Git commit", f["git_commit"]),
+            ("Run id", f["run_id"]),
+            ("Created at", f["created_at"]),
+        ]
+    )
     signoffs = [r for r in _ordered(reviews) if r.action.startswith("signoff")]
     sheet.blank()
     sheet.section("Sign-off")
     if signoffs:
         sheet.key_values(
-            (("Preparer" if r.action == "signoff_preparer" else "Reviewer"),
-             f"{r.reviewer}, {_excel_time(r.created_at):%Y-%m-%d %H:%M} UTC"
-             + (f": {r.comment}" if r.comment else ""))
-            for r in signoffs)
+            (
+                ("Preparer" if r.action == "signoff_preparer" else "Reviewer"),
+                f"{r.reviewer}, {_excel_time(r.created_at):%Y-%m-%d %H:%M} UTC"
+                + (f": {r.comment}" if r.comment else ""),
+            )
+            for r in signoffs
+        )
     else:
         sheet.key_values([("Sign-off", "not signed off when this workpaper was written")])
     sheet.blank()
@@ -606,10 +686,15 @@ def _cover_sheet(wb: Workbook, styler: _Styler, result: DocumentResult, lines: l
     sheet.ws.print_area = f"A1:B{sheet.rows}"
 
 
-def _summary_sheet(wb: Workbook, styler: _Styler, result: DocumentResult,
-                   lines: list[str]) -> None:
-    sheet = _Sheet(wb, styler, "Summary", f"Summary: {_file_name(result)}", lines,
-                   (64, 18, 11, 11, 11, 11, 11, 11))
+def _summary_sheet(wb: Workbook, styler: _Styler, result: DocumentResult, lines: list[str]) -> None:
+    sheet = _Sheet(
+        wb,
+        styler,
+        "Summary",
+        f"Summary: {_file_name(result)}",
+        lines,
+        (64, 18, 11, 11, 11, 11, 11, 11),
+    )
     scores = {s.sentence_index: s for s in result.scores}
     counts = label_counts(result.scores)
     n_scored = sum(counts.values())
@@ -622,20 +707,40 @@ def _summary_sheet(wb: Workbook, styler: _Styler, result: DocumentResult,
     sheet.header(["label", "sentences", "share"])
     for label in LABELS:
         share = counts[label] / n_scored if n_scored else None
-        sheet.append([sheet.cell(label, fill=_FILLS.get(label)), sheet.cell(counts[label], "int"),
-                      sheet.cell(share, "pct")])
+        sheet.append(
+            [
+                sheet.cell(label, fill=_FILLS.get(label)),
+                sheet.cell(counts[label], "int"),
+                sheet.cell(share, "pct"),
+            ]
+        )
     unscored = len(result.sentences) - n_scored
     if unscored > 0:
-        sheet.append([sheet.cell("not scored", fill=_FILLS["unscored"]),
-                      sheet.cell(unscored, "int"), sheet.cell(None, "pct")])
+        sheet.append(
+            [
+                sheet.cell("not scored", fill=_FILLS["unscored"]),
+                sheet.cell(unscored, "int"),
+                sheet.cell(None, "pct"),
+            ]
+        )
     tone = tone_index(counts)
     sheet.append([sheet.cell("tone index", "key"), sheet.cell(tone, "tone")])
     sheet.note(TONE_DEFINITION)
     sheet.blank()
 
     sheet.section("Labels per section")
-    sheet.header(["section (heading as printed)", "section type", "sentences", "positive",
-                  "negative", "neutral", "share negative", "tone index"])
+    sheet.header(
+        [
+            "section (heading as printed)",
+            "section type",
+            "sentences",
+            "positive",
+            "negative",
+            "neutral",
+            "share negative",
+            "tone index",
+        ]
+    )
     groups: dict[tuple[str, str], list[Sentence]] = {}
     for sentence in result.sentences:
         key = (sentence.section or "(before the first heading)", sentence.section_type or "")
@@ -643,41 +748,60 @@ def _summary_sheet(wb: Workbook, styler: _Styler, result: DocumentResult,
     for (section, section_type), members in groups.items():
         sec_counts = label_counts([scores[s.index] for s in members if s.index in scores])
         total = sum(sec_counts.values())
-        sheet.append([
-            sheet.cell(section, "wrap"), sheet.cell(section_type),
-            sheet.cell(len(members), "int"),
-            *(sheet.cell(sec_counts[label], "int") for label in LABELS),
-            sheet.cell(sec_counts["negative"] / total if total else None, "pct"),
-            sheet.cell(tone_index(sec_counts), "tone"),
-        ])
+        sheet.append(
+            [
+                sheet.cell(section, "wrap"),
+                sheet.cell(section_type),
+                sheet.cell(len(members), "int"),
+                *(sheet.cell(sec_counts[label], "int") for label in LABELS),
+                sheet.cell(sec_counts["negative"] / total if total else None, "pct"),
+                sheet.cell(tone_index(sec_counts), "tone"),
+            ]
+        )
     if not groups:
         sheet.note("No sentences.")
     sheet.blank()
 
     sheet.section("Most negative sentences (top 10 by P(negative); headings left out)")
     sheet.header(["sentence", "section", "page", "P(negative)", "label", "sentence id"])
-    candidates = [(s, scores[s.index]) for s in result.sentences
-                  if s.index in scores and s.kind != "heading"]
+    candidates = [
+        (s, scores[s.index]) for s in result.sentences if s.index in scores and s.kind != "heading"
+    ]
     candidates.sort(key=lambda p: (-p[1].probabilities.get("negative", 0.0), p[0].index))
     for sentence, score in candidates[:10]:
         fill = _label_fill(score)
-        sheet.append([
-            sheet.cell(sentence.text, "wrap", fill), sheet.cell(sentence.section or "", "wrap",
-                                                                 fill),
-            sheet.cell(sentence.page_no, "int", fill),
-            sheet.cell(score.probabilities.get("negative"), "prob", fill),
-            sheet.cell(score.label, "text", fill), sheet.cell(sentence.index, "int", fill),
-        ])
+        sheet.append(
+            [
+                sheet.cell(sentence.text, "wrap", fill),
+                sheet.cell(sentence.section or "", "wrap", fill),
+                sheet.cell(sentence.page_no, "int", fill),
+                sheet.cell(score.probabilities.get("negative"), "prob", fill),
+                sheet.cell(score.label, "text", fill),
+                sheet.cell(sentence.index, "int", fill),
+            ]
+        )
     if not candidates:
         sheet.note("No scored sentences.")
     sheet.ws.print_area = f"A1:H{sheet.rows}"
 
 
-def _sentences_sheet(wb: Workbook, styler: _Styler, result: DocumentResult, lines: list[str],
-                     reviews: Sequence[ReviewAction]) -> None:
+def _sentences_sheet(
+    wb: Workbook,
+    styler: _Styler,
+    result: DocumentResult,
+    lines: list[str],
+    reviews: Sequence[ReviewAction],
+) -> None:
     names = [name for name, _ in _SENTENCE_COLUMNS]
-    sheet = _Sheet(wb, styler, "Sentences", f"Sentences: {_file_name(result)}", lines,
-                   [width for _, width in _SENTENCE_COLUMNS], freeze_col="A")
+    sheet = _Sheet(
+        wb,
+        styler,
+        "Sentences",
+        f"Sentences: {_file_name(result)}",
+        lines,
+        [width for _, width in _SENTENCE_COLUMNS],
+        freeze_col="A",
+    )
     header_row = HEADER_ROWS + 1
     sheet.header(names)
     scores = {s.sentence_index: s for s in result.scores}
@@ -685,8 +809,15 @@ def _sentences_sheet(wb: Workbook, styler: _Styler, result: DocumentResult, line
     states = review_states(reviews)
     stamp = result.stamp.fields()
     model_version = stamp["model_version"]
-    tail = [stamp["model_name"], stamp["model_sha256"], stamp["code_version"],
-            stamp["git_commit"], stamp["run_id"], stamp["created_at"], result.doc_id or ""]
+    tail = [
+        stamp["model_name"],
+        stamp["model_sha256"],
+        stamp["code_version"],
+        stamp["git_commit"],
+        stamp["run_id"],
+        stamp["created_at"],
+        result.doc_id or "",
+    ]
     cell = sheet.cell
     for sentence in result.sentences:
         score = scores.get(sentence.index)
@@ -698,11 +829,14 @@ def _sentences_sheet(wb: Workbook, styler: _Styler, result: DocumentResult, line
         if expl is not None:
             evidence.value = evidence_text(expl)
         row = [
-            cell(sentence.index, "int", fill), cell(sentence.page_no, "int", fill),
-            cell(sentence.section or "", "wrap", fill), cell(sentence.kind, "text", fill),
+            cell(sentence.index, "int", fill),
+            cell(sentence.page_no, "int", fill),
+            cell(sentence.section or "", "wrap", fill),
+            cell(sentence.kind, "text", fill),
             cell(sentence.text, "wrap", fill),
             cell(score.label if score else "not scored", "text", fill),
-            cell(probs.get("positive"), "prob", fill), cell(probs.get("negative"), "prob", fill),
+            cell(probs.get("positive"), "prob", fill),
+            cell(probs.get("negative"), "prob", fill),
             cell(probs.get("neutral"), "prob", fill),
             cell(score.confidence if score else None, "prob", fill),
             evidence,
@@ -721,31 +855,50 @@ def _sentences_sheet(wb: Workbook, styler: _Styler, result: DocumentResult, line
 
 
 _ERROR_COLUMNS: tuple[tuple[str, float], ...] = (
-    ("severity", 10), ("stage", 10), ("code", 14), ("page", 6), ("message", 100),
+    ("severity", 10),
+    ("stage", 10),
+    ("code", 14),
+    ("page", 6),
+    ("message", 100),
 )
 
 
-def _exceptions_sheet(wb: Workbook, styler: _Styler,
-                      errors: Iterable[tuple[str, str | None, StageError]], lines: list[str], *,
-                      batch: bool) -> None:
+def _exceptions_sheet(
+    wb: Workbook,
+    styler: _Styler,
+    errors: Iterable[tuple[str, str | None, StageError]],
+    lines: list[str],
+    *,
+    batch: bool,
+) -> None:
     """Errors as rows of (document, input sha256, error); a batch workpaper shows the first two."""
     columns = list(_ERROR_COLUMNS)
     if batch:
         columns = [("document", 30), ("input sha256", 20), *columns]
-    sheet = _Sheet(wb, styler, "Exceptions", "Exceptions: what could not be read or scored",
-                   lines, [w for _, w in columns], freeze_col="A")
+    sheet = _Sheet(
+        wb,
+        styler,
+        "Exceptions",
+        "Exceptions: what could not be read or scored",
+        lines,
+        [w for _, w in columns],
+        freeze_col="A",
+    )
     header_row = HEADER_ROWS + 1
     sheet.header([name for name, _ in columns])
     # Fatal problems first: they explain a failed document.
     rows = sorted(errors, key=lambda r: not r[2].fatal)
     for doc, sha, err in rows:
         fill = _FILLS["fatal" if err.fatal else "warning"]
-        cells = ([sheet.cell(doc, "wrap", fill), sheet.cell(sha or "", "text", fill)]
-                 if batch else [])
+        cells = (
+            [sheet.cell(doc, "wrap", fill), sheet.cell(sha or "", "text", fill)] if batch else []
+        )
         cells += [
             sheet.cell("FATAL" if err.fatal else "warning", "key", fill),
-            sheet.cell(err.stage, "text", fill), sheet.cell(err.code, "text", fill),
-            sheet.cell(err.page_no, "int", fill), sheet.cell(err.message, "wrap", fill),
+            sheet.cell(err.stage, "text", fill),
+            sheet.cell(err.code, "text", fill),
+            sheet.cell(err.page_no, "int", fill),
+            sheet.cell(err.message, "wrap", fill),
         ]
         sheet.append(cells)
     if not rows:
@@ -754,30 +907,56 @@ def _exceptions_sheet(wb: Workbook, styler: _Styler,
 
 
 _REVIEW_COLUMNS: tuple[tuple[str, float], ...] = (
-    ("time (UTC)", 16), ("reviewer", 14), ("action", 16), ("sentence id", 8), ("page", 6),
-    ("sentence", 50), ("label before", 10), ("label after", 10), ("comment", 40),
+    ("time (UTC)", 16),
+    ("reviewer", 14),
+    ("action", 16),
+    ("sentence id", 8),
+    ("page", 6),
+    ("sentence", 50),
+    ("label before", 10),
+    ("label after", 10),
+    ("comment", 40),
     ("model version", 10),
 )
 
 
-def _review_log_sheet(wb: Workbook, styler: _Styler, result: DocumentResult, lines: list[str],
-                      reviews: Sequence[ReviewAction]) -> None:
-    sheet = _Sheet(wb, styler, "Review log", f"Review log: {_file_name(result)}", lines,
-                   [w for _, w in _REVIEW_COLUMNS], freeze_col="A")
+def _review_log_sheet(
+    wb: Workbook,
+    styler: _Styler,
+    result: DocumentResult,
+    lines: list[str],
+    reviews: Sequence[ReviewAction],
+) -> None:
+    sheet = _Sheet(
+        wb,
+        styler,
+        "Review log",
+        f"Review log: {_file_name(result)}",
+        lines,
+        [w for _, w in _REVIEW_COLUMNS],
+        freeze_col="A",
+    )
     header_row = HEADER_ROWS + 1
     sheet.header([name for name, _ in _REVIEW_COLUMNS])
     by_index = {s.index: s for s in result.sentences}
     for action in _ordered(reviews):
-        sentence = by_index.get(action.sentence_index) if action.sentence_index is not None \
-            else None
-        sheet.append([
-            sheet.cell(action.created_at, "time"), sheet.cell(action.reviewer),
-            sheet.cell(action.action), sheet.cell(action.sentence_index, "int"),
-            sheet.cell(sentence.page_no if sentence else None, "int"),
-            sheet.cell(sentence.text if sentence else "(whole document)", "wrap"),
-            sheet.cell(action.previous_label), sheet.cell(action.label),
-            sheet.cell(action.comment, "wrap"), sheet.cell(action.model_version),
-        ])
+        sentence = (
+            by_index.get(action.sentence_index) if action.sentence_index is not None else None
+        )
+        sheet.append(
+            [
+                sheet.cell(action.created_at, "time"),
+                sheet.cell(action.reviewer),
+                sheet.cell(action.action),
+                sheet.cell(action.sentence_index, "int"),
+                sheet.cell(sentence.page_no if sentence else None, "int"),
+                sheet.cell(sentence.text if sentence else "(whole document)", "wrap"),
+                sheet.cell(action.previous_label),
+                sheet.cell(action.label),
+                sheet.cell(action.comment, "wrap"),
+                sheet.cell(action.model_version),
+            ]
+        )
     if not reviews:
         sheet.note("No review actions recorded when this workpaper was written.")
     sheet.table_setup(header_row, sheet.rows, len(_REVIEW_COLUMNS))
@@ -787,9 +966,24 @@ def _review_log_sheet(wb: Workbook, styler: _Styler, result: DocumentResult, lin
 # The batch workpaper
 
 BATCH_ROW_KEYS = (
-    "source", "file_name", "sha256", "status", "pages", "sentences", "scored", "explained",
-    "positive", "negative", "neutral", "tone_index", "seconds", "timings", "errors", "stamp",
-    "client", "engagement",
+    "source",
+    "file_name",
+    "sha256",
+    "status",
+    "pages",
+    "sentences",
+    "scored",
+    "explained",
+    "positive",
+    "negative",
+    "neutral",
+    "tone_index",
+    "seconds",
+    "timings",
+    "errors",
+    "stamp",
+    "client",
+    "engagement",
 )
 """The keys of a batch row (see `batch_row`); a mapping passed to the batch workpaper uses them."""
 
@@ -826,8 +1020,13 @@ def _as_batch_row(item: DocumentResult | Mapping[str, Any]) -> dict[str, Any]:
     return {key: item.get(key) for key in BATCH_ROW_KEYS}
 
 
-def write_batch_workpaper(items: Sequence[DocumentResult | Mapping[str, Any]], path: Path, *,
-                          stamp: Stamp | None = None, title: str | None = None) -> Path:
+def write_batch_workpaper(
+    items: Sequence[DocumentResult | Mapping[str, Any]],
+    path: Path,
+    *,
+    stamp: Stamp | None = None,
+    title: str | None = None,
+) -> Path:
     """Write a batch's summary workpaper: one row per document, every exception, the stamp.
 
     Args:
@@ -843,8 +1042,15 @@ def write_batch_workpaper(items: Sequence[DocumentResult | Mapping[str, Any]], p
     styler = _Styler(wb)
     _batch_cover(wb, styler, rows, lines, title or "sesame batch summary")
     _batch_documents(wb, styler, rows, lines)
-    errors = [(row.get("file_name") or row.get("source") or "", row.get("sha256"),
-               StageError.model_validate(err)) for row in rows for err in row.get("errors") or ()]
+    errors = [
+        (
+            row.get("file_name") or row.get("source") or "",
+            row.get("sha256"),
+            StageError.model_validate(err),
+        )
+        for row in rows
+        for err in row.get("errors") or ()
+    ]
     _exceptions_sheet(wb, styler, errors, lines, batch=True)
     styler.done()
     return _save(wb, path)
@@ -866,19 +1072,24 @@ def count_line(rows: Sequence[Mapping[str, Any]]) -> str:
     """`3 documents: 2 ok, 0 partial, 1 failed` (the same line the CLI prints)."""
     counts = Counter(r.get("status") for r in rows)
     noun = "document" if len(rows) == 1 else "documents"
-    return (f"{len(rows)} {noun}: {counts['ok']} ok, {counts['partial']} partial, "
-            f"{counts['failed']} failed")
+    return (
+        f"{len(rows)} {noun}: {counts['ok']} ok, {counts['partial']} partial, "
+        f"{counts['failed']} failed"
+    )
 
 
-def _batch_cover(wb: Workbook, styler: _Styler, rows: list[dict[str, Any]], lines: list[str],
-                 title: str) -> None:
+def _batch_cover(
+    wb: Workbook, styler: _Styler, rows: list[dict[str, Any]], lines: list[str], title: str
+) -> None:
     sheet = _Sheet(wb, styler, "Batch", title, lines, (28, 90), landscape=False)
     sheet.blank()
     statuses = Counter(r.get("status") for r in rows)
     status = "failed" if statuses["failed"] else "partial" if statuses["partial"] else "ok"
-    verdict = {"ok": "every document was read fully.",
-               "partial": "some documents were not read fully; see Exceptions.",
-               "failed": "some documents FAILED; see Exceptions."}[status]
+    verdict = {
+        "ok": "every document was read fully.",
+        "partial": "some documents were not read fully; see Exceptions.",
+        "failed": "some documents FAILED; see Exceptions.",
+    }[status]
     sheet.banner(f"{count_line(rows)}: {verdict}", status)
     sheet.blank()
     totals: Counter[str] = Counter()
@@ -886,22 +1097,29 @@ def _batch_cover(wb: Workbook, styler: _Styler, rows: list[dict[str, Any]], line
         for key in ("pages", "sentences", "scored", "explained", *LABELS):
             totals[key] += row.get(key) or 0
     sheet.section("Totals")
-    sheet.key_values([
-        ("Documents", f"{len(rows):,}"),
-        ("Pages", f"{totals['pages']:,}"),
-        ("Sentences", f"{totals['sentences']:,} ({totals['scored']:,} scored, "
-                      f"{totals['explained']:,} with SHAP evidence)"),
-        ("Labels", ", ".join(f"{totals[label]:,} {label}" for label in LABELS)),
-        ("Tone index", _fmt_tone(tone_index({k: totals[k] for k in LABELS}))),
-        ("Exceptions", f"{sum(len(r.get('errors') or ()) for r in rows):,}"),
-        ("Time (document seconds)", f"{sum(r.get('seconds') or 0 for r in rows):,.1f}"),
-    ])
+    sheet.key_values(
+        [
+            ("Documents", f"{len(rows):,}"),
+            ("Pages", f"{totals['pages']:,}"),
+            (
+                "Sentences",
+                f"{totals['sentences']:,} ({totals['scored']:,} scored, "
+                f"{totals['explained']:,} with SHAP evidence)",
+            ),
+            ("Labels", ", ".join(f"{totals[label]:,} {label}" for label in LABELS)),
+            ("Tone index", _fmt_tone(tone_index({k: totals[k] for k in LABELS}))),
+            ("Exceptions", f"{sum(len(r.get('errors') or ()) for r in rows):,}"),
+            ("Time (document seconds)", f"{sum(r.get('seconds') or 0 for r in rows):,.1f}"),
+        ]
+    )
     sheet.note(TONE_DEFINITION)
     sheet.blank()
     sheet.section("How to read this")
-    sheet.note("Documents: one row per input with its status, size, label counts, time and first "
-               "problem; the stamp (model, code, run) is on every row. Exceptions: every problem "
-               "of every document. Open a document's own workpaper for its sentences.")
+    sheet.note(
+        "Documents: one row per input with its status, size, label counts, time and first "
+        "problem; the stamp (model, code, run) is on every row. Exceptions: every problem "
+        "of every document. Open a document's own workpaper for its sentences."
+    )
     sheet.ws.print_area = f"A1:B{sheet.rows}"
 
 
@@ -909,24 +1127,46 @@ def _fmt_tone(tone: float | None) -> str:
     return "(no scored sentences)" if tone is None else f"{tone:+.2f}"
 
 
-def _batch_documents(wb: Workbook, styler: _Styler, rows: list[dict[str, Any]],
-                     lines: list[str]) -> None:
+def _batch_documents(
+    wb: Workbook, styler: _Styler, rows: list[dict[str, Any]], lines: list[str]
+) -> None:
     stages: list[str] = []
     for row in rows:
         for stage in row.get("timings") or {}:
             if stage not in stages:
                 stages.append(stage)
-    stamp_keys = ("model_name", "model_version", "model_sha256", "code_version", "git_commit",
-                  "run_id", "created_at")
+    stamp_keys = (
+        "model_name",
+        "model_version",
+        "model_sha256",
+        "code_version",
+        "git_commit",
+        "run_id",
+        "created_at",
+    )
     columns: list[tuple[str, float]] = [
-        ("document", 30), ("status", 9), ("pages", 7), ("sentences", 9), ("scored", 8),
-        ("positive", 8), ("negative", 8), ("neutral", 8), ("tone index", 8), ("errors", 7),
-        ("first problem", 50), ("seconds", 8), *((f"{s} (s)", 9) for s in stages),
-        ("input sha256", 20), ("source", 30), ("client", 16), ("engagement", 16),
+        ("document", 30),
+        ("status", 9),
+        ("pages", 7),
+        ("sentences", 9),
+        ("scored", 8),
+        ("positive", 8),
+        ("negative", 8),
+        ("neutral", 8),
+        ("tone index", 8),
+        ("errors", 7),
+        ("first problem", 50),
+        ("seconds", 8),
+        *((f"{s} (s)", 9) for s in stages),
+        ("input sha256", 20),
+        ("source", 30),
+        ("client", 16),
+        ("engagement", 16),
         *((key.replace("_", " "), 16) for key in stamp_keys),
     ]
-    sheet = _Sheet(wb, styler, "Documents", "Documents", lines, [w for _, w in columns],
-                   freeze_col="B")
+    sheet = _Sheet(
+        wb, styler, "Documents", "Documents", lines, [w for _, w in columns], freeze_col="B"
+    )
     header_row = HEADER_ROWS + 1
     sheet.header([name for name, _ in columns])
     cell = sheet.cell
@@ -937,20 +1177,26 @@ def _batch_documents(wb: Workbook, styler: _Styler, rows: list[dict[str, Any]],
         first = sorted(errors, key=lambda e: not e.get("fatal"))[0]["message"] if errors else ""
         timings = row.get("timings") or {}
         stamp = row.get("stamp") or {}
-        sheet.append([
-            cell(row.get("file_name") or row.get("source") or "", "wrap", fill),
-            cell(status, "key", fill), cell(row.get("pages"), "int", fill),
-            cell(row.get("sentences"), "int", fill), cell(row.get("scored"), "int", fill),
-            *(cell(row.get(label), "int", fill) for label in LABELS),
-            cell(row.get("tone_index"), "tone", fill), cell(len(errors), "int", fill),
-            cell(first, "wrap", fill), cell(row.get("seconds"), "secs", fill),
-            *(cell(timings.get(s), "secs", fill) for s in stages),
-            cell(row.get("sha256") or "(not read)", "text", fill),
-            cell(row.get("source") or "", "text", fill),
-            cell(row.get("client") or "", "text", fill),
-            cell(row.get("engagement") or "", "text", fill),
-            *(cell(stamp.get(key), "text", fill) for key in stamp_keys),
-        ])
+        sheet.append(
+            [
+                cell(row.get("file_name") or row.get("source") or "", "wrap", fill),
+                cell(status, "key", fill),
+                cell(row.get("pages"), "int", fill),
+                cell(row.get("sentences"), "int", fill),
+                cell(row.get("scored"), "int", fill),
+                *(cell(row.get(label), "int", fill) for label in LABELS),
+                cell(row.get("tone_index"), "tone", fill),
+                cell(len(errors), "int", fill),
+                cell(first, "wrap", fill),
+                cell(row.get("seconds"), "secs", fill),
+                *(cell(timings.get(s), "secs", fill) for s in stages),
+                cell(row.get("sha256") or "(not read)", "text", fill),
+                cell(row.get("source") or "", "text", fill),
+                cell(row.get("client") or "", "text", fill),
+                cell(row.get("engagement") or "", "text", fill),
+                *(cell(stamp.get(key), "text", fill) for key in stamp_keys),
+            ]
+        )
     if not rows:
         sheet.note("No documents in this batch.")
     sheet.table_setup(header_row, sheet.rows, len(columns), print_cols=12 + len(stages))

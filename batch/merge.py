@@ -46,13 +46,15 @@ def trim_part(result: DocumentResult, part: Part) -> DocumentResult:
 
     sentences = tuple(s for s in result.sentences if inside(s.page_no))
     kept = {s.index for s in sentences}
-    return result.model_copy(update={
-        "pages": tuple(p for p in result.pages if inside(p.page_no)),
-        "sentences": sentences,
-        "scores": tuple(s for s in result.scores if s.sentence_index in kept),
-        "explanations": tuple(e for e in result.explanations if e.sentence_index in kept),
-        "errors": tuple(e for e in result.errors if inside(e.page_no)),
-    })
+    return result.model_copy(
+        update={
+            "pages": tuple(p for p in result.pages if inside(p.page_no)),
+            "sentences": sentences,
+            "scores": tuple(s for s in result.scores if s.sentence_index in kept),
+            "explanations": tuple(e for e in result.explanations if e.sentence_index in kept),
+            "errors": tuple(e for e in result.errors if inside(e.page_no)),
+        }
+    )
 
 
 def merge_parts(results: Sequence[DocumentResult], parts: Sequence[Part]) -> DocumentResult:
@@ -64,8 +66,9 @@ def merge_parts(results: Sequence[DocumentResult], parts: Sequence[Part]) -> Doc
         return ordered[0][1]
     indexes = [p.index for p, _ in ordered]
     if indexes != list(range(ordered[0][0].count)):
-        raise ValueError(f"merge_parts: parts {indexes} of {ordered[0][0].count} for "
-                         f"{ordered[0][0].source}")
+        raise ValueError(
+            f"merge_parts: parts {indexes} of {ordered[0][0].count} for {ordered[0][0].source}"
+        )
 
     all_failed = all(r.status == "failed" for _, r in ordered)
     sentences: list[Sentence] = []
@@ -87,10 +90,16 @@ def merge_parts(results: Sequence[DocumentResult], parts: Sequence[Part]) -> Doc
                 in_head = False
             renumber[s.index] = len(sentences)
             sentences.append(s.model_copy(update=update))
-        scores.extend(x.model_copy(update={"sentence_index": renumber[x.sentence_index]})
-                      for x in result.scores if x.sentence_index in renumber)
-        explanations.extend(x.model_copy(update={"sentence_index": renumber[x.sentence_index]})
-                            for x in result.explanations if x.sentence_index in renumber)
+        scores.extend(
+            x.model_copy(update={"sentence_index": renumber[x.sentence_index]})
+            for x in result.scores
+            if x.sentence_index in renumber
+        )
+        explanations.extend(
+            x.model_copy(update={"sentence_index": renumber[x.sentence_index]})
+            for x in result.explanations
+            if x.sentence_index in renumber
+        )
         pages.extend(result.pages)
         for error in result.errors:
             if error.fatal and not all_failed:
@@ -106,16 +115,18 @@ def merge_parts(results: Sequence[DocumentResult], parts: Sequence[Part]) -> Doc
         errors = [e for e in errors if e.code not in _WHOLE_DOCUMENT_CODES]
     first = ordered[0][1]
     document = next((r.document for _, r in ordered if r.document is not None), None)
-    return first.model_copy(update={
-        "document": document,
-        "status": document_status(errors),
-        "pages": tuple(sorted(pages, key=lambda p: p.page_no)),
-        "sentences": tuple(sentences),
-        "scores": tuple(scores),
-        "explanations": tuple(explanations),
-        "errors": tuple(errors),
-        "timings": {stage: round(seconds, 4) for stage, seconds in timings.items()},
-    })
+    return first.model_copy(
+        update={
+            "document": document,
+            "status": document_status(errors),
+            "pages": tuple(sorted(pages, key=lambda p: p.page_no)),
+            "sentences": tuple(sentences),
+            "scores": tuple(scores),
+            "explanations": tuple(explanations),
+            "errors": tuple(errors),
+            "timings": {stage: round(seconds, 4) for stage, seconds in timings.items()},
+        }
+    )
 
 
 def _part_error(error: StageError, part: Part, result: DocumentResult) -> StageError:
@@ -123,9 +134,11 @@ def _part_error(error: StageError, part: Part, result: DocumentResult) -> StageE
     name = result.document.file_name if result.document else result.source
     message = error.message
     if message.startswith(f"{name}: "):
-        message = message[len(name) + 2:]
+        message = message[len(name) + 2 :]
     where = f"pages {part.pages[0]}-{part.pages[1]}" if part.pages else "a part"
-    return error.model_copy(update={
-        "fatal": False,
-        "message": f"{name} {where}: {message} (The document's other pages were read.)",
-    })
+    return error.model_copy(
+        update={
+            "fatal": False,
+            "message": f"{name} {where}: {message} (The document's other pages were read.)",
+        }
+    )

@@ -42,8 +42,15 @@ def nightly_args(environ: dict[str, str], extra: list[str]) -> list[str]:
     missing = [v for v in ("SESAME_BATCH_INPUT", "SESAME_BATCH_OUT") if not environ.get(v)]
     if missing:
         raise SystemExit(f"batch.nightly: set {' and '.join(missing)} (see docs/batch.md)")
-    args = ["batch", "run", environ["SESAME_BATCH_INPUT"], "--out", environ["SESAME_BATCH_OUT"],
-            "--title", f"Nightly batch {datetime.now(UTC):%Y-%m-%d}"]
+    args = [
+        "batch",
+        "run",
+        environ["SESAME_BATCH_INPUT"],
+        "--out",
+        environ["SESAME_BATCH_OUT"],
+        "--title",
+        f"Nightly batch {datetime.now(UTC):%Y-%m-%d}",
+    ]
     defaults = {"SESAME_BATCH_TASK_TIMEOUT": "3600"}
     for variable, option in _OPTIONS.items():
         value = environ.get(variable) or defaults.get(variable)
@@ -58,8 +65,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = nightly_args(dict(os.environ), list(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    print(f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} sesame {' '.join(args)}", file=sys.stderr,
-          flush=True)
+    print(
+        f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} sesame {' '.join(args)}",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         app(args=args, prog_name="sesame", standalone_mode=True)
     except SystemExit as e:

@@ -105,11 +105,22 @@ def scan_input(path: Path, input_dir: Path, password: str | None = None) -> Inpu
     try:
         data = path.read_bytes()
     except OSError as e:
-        return InputFile(path=path, source=source, sha256=None, size_bytes=None, n_pages=0,
-                         error=f"{source}: could not be read ({e.strerror or e}); check the "
-                               "file's permissions and that it is not still being copied.")
-    return InputFile(path=path, source=source, sha256=hashlib.sha256(data).hexdigest(),
-                     size_bytes=len(data), n_pages=pdf_page_count(data, password))
+        return InputFile(
+            path=path,
+            source=source,
+            sha256=None,
+            size_bytes=None,
+            n_pages=0,
+            error=f"{source}: could not be read ({e.strerror or e}); check the "
+            "file's permissions and that it is not still being copied.",
+        )
+    return InputFile(
+        path=path,
+        source=source,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size_bytes=len(data),
+        n_pages=pdf_page_count(data, password),
+    )
 
 
 def page_ranges(n_pages: int, pages_per_part: int) -> list[tuple[int, int]] | None:
@@ -127,14 +138,18 @@ def page_ranges(n_pages: int, pages_per_part: int) -> list[tuple[int, int]] | No
     return ranges
 
 
-def split_parts(item: InputFile, pages_per_part: int,
-                context: int = CONTEXT_PAGES) -> list[Part]:
+def split_parts(item: InputFile, pages_per_part: int, context: int = CONTEXT_PAGES) -> list[Part]:
     """The parts one input is analyzed in (one part unless it has more than pages_per_part)."""
     ranges = page_ranges(item.n_pages, pages_per_part)
     if ranges is None:
         return [Part(source=item.source, index=0, count=1, pages=None, read=None)]
     return [
-        Part(source=item.source, index=i, count=len(ranges), pages=(first, last),
-             read=(max(1, first - context), min(item.n_pages, last + context)))
+        Part(
+            source=item.source,
+            index=i,
+            count=len(ranges),
+            pages=(first, last),
+            read=(max(1, first - context), min(item.n_pages, last + context)),
+        )
         for i, (first, last) in enumerate(ranges)
     ]

@@ -158,9 +158,16 @@ class _Row:
     """Finished before this invocation (the run was resumed)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"source": self.source, "status": self.status, "attempts": self.attempts,
-                "result_id": self.result_id, "outputs": self.outputs, "note": self.note,
-                "wall_s": self.wall_s, "row": self.row}
+        return {
+            "source": self.source,
+            "status": self.status,
+            "attempts": self.attempts,
+            "result_id": self.result_id,
+            "outputs": self.outputs,
+            "note": self.note,
+            "wall_s": self.wall_s,
+            "row": self.row,
+        }
 
 
 # --- entry point ------------------------------------------------------------------------------
@@ -183,8 +190,10 @@ def run_batch(
         raise BatchUsageError(f"{options.input_dir}: no such folder")
     out = options.out.expanduser().resolve()
     if out == input_dir or input_dir in out.parents:
-        raise BatchUsageError(f"--out {options.out} lies inside the input folder; its workpapers "
-                              "would be read as inputs next time. Choose another folder.")
+        raise BatchUsageError(
+            f"--out {options.out} lies inside the input folder; its workpapers "
+            "would be read as inputs next time. Choose another folder."
+        )
     if options.pages_per_part < 0 or options.max_attempts < 1:
         raise BatchUsageError("pages per part must be >= 0 and attempts >= 1")
     try:
@@ -204,8 +213,10 @@ def _exclusive(out: Path) -> Iterator[None]:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as e:
-            raise BatchStartError(f"another batch is writing to {out} right now; wait for it "
-                                  "or choose another --out folder") from e
+            raise BatchStartError(
+                f"another batch is writing to {out} right now; wait for it "
+                "or choose another --out folder"
+            ) from e
         f.seek(0)
         f.truncate()
         f.write(f"{os.getpid()}\n")
@@ -220,8 +231,15 @@ def _exclusive(out: Path) -> Iterator[None]:
 
 
 class _Driver:
-    def __init__(self, options: BatchOptions, settings: Settings, input_dir: Path, out: Path,
-                 console: Any, on_event: Callable[[str, dict[str, Any]], None] | None) -> None:
+    def __init__(
+        self,
+        options: BatchOptions,
+        settings: Settings,
+        input_dir: Path,
+        out: Path,
+        console: Any,
+        on_event: Callable[[str, dict[str, Any]], None] | None,
+    ) -> None:
         from app.pipeline import result_settings
 
         self.o = options
@@ -261,16 +279,23 @@ class _Driver:
         resumed = self.store.get_run(self.run_id) is not None
         try:
             self.store.start_run(
-                "batch", run_id=self.run_id, stamp=self.stamp, settings=self._run_settings(),
-                manifest=[ManifestEntry(path=i.source, sha256=i.sha256, size_bytes=i.size_bytes)
-                          for i in items])
+                "batch",
+                run_id=self.run_id,
+                stamp=self.stamp,
+                settings=self._run_settings(),
+                manifest=[
+                    ManifestEntry(path=i.source, sha256=i.sha256, size_bytes=i.size_bytes)
+                    for i in items
+                ],
+            )
         except StoreError as e:  # e.g. --run-id of an analyze run
             raise BatchUsageError(str(e)) from e
         self.n_inputs = len(items)
         self.console.print(
             f"batch run {self.run_id}{' (resumed)' if resumed else ''}: {len(items)} PDFs in "
             f"{self.input_dir}; model {self.stamp.model_name} "
-            f"{self.stamp.model_version or 'unregistered'} (sha256 {model.digest[:12]}…)")
+            f"{self.stamp.model_version or 'unregistered'} (sha256 {model.digest[:12]}…)"
+        )
         self._event("run_started", run_id=self.run_id, resumed=resumed)
 
         todo = self._triage(items)
@@ -300,32 +325,47 @@ class _Driver:
         if self.o.resume:
             for run in self.store.list_runs(kind="batch", limit=200):
                 batch = run.settings.get("batch") or {}
-                if (run.status in ("running", "interrupted")
-                        and isinstance(batch, dict)
-                        and batch.get("input_dir") == str(self.input_dir)
-                        and batch.get("out") == str(self.out)
-                        and batch.get("settings_digest") == self.settings_digest
-                        and batch.get("pages_per_part") == self.o.pages_per_part
-                        and run.stamp is not None and run.stamp.model_digest == model_digest):
+                if (
+                    run.status in ("running", "interrupted")
+                    and isinstance(batch, dict)
+                    and batch.get("input_dir") == str(self.input_dir)
+                    and batch.get("out") == str(self.out)
+                    and batch.get("settings_digest") == self.settings_digest
+                    and batch.get("pages_per_part") == self.o.pages_per_part
+                    and run.stamp is not None
+                    and run.stamp.model_digest == model_digest
+                ):
                     return run.run_id
         return new_run_id()
 
     def _stamp(self, model: Any) -> Stamp:
         from app.version import git_commit, package_version
 
-        return Stamp(model_name=model.name, model_version=model.version,
-                     model_digest=model.digest, code_version=package_version(),
-                     git_commit=git_commit(), run_id=self.run_id or "",
-                     created_at=datetime.now(UTC))
+        return Stamp(
+            model_name=model.name,
+            model_version=model.version,
+            model_digest=model.digest,
+            code_version=package_version(),
+            git_commit=git_commit(),
+            run_id=self.run_id or "",
+            created_at=datetime.now(UTC),
+        )
 
     def _run_settings(self) -> dict[str, Any]:
-        return {**self.settings_data, "batch": {
-            "input_dir": str(self.input_dir), "out": str(self.out),
-            "settings_digest": self.settings_digest, "executor": self.o.executor,
-            "address": self.o.address or os.environ.get("RAY_ADDRESS"),
-            "pages_per_part": self.o.pages_per_part, "max_attempts": self.o.max_attempts,
-            "client": self.o.client, "engagement": self.o.engagement,
-        }}
+        return {
+            **self.settings_data,
+            "batch": {
+                "input_dir": str(self.input_dir),
+                "out": str(self.out),
+                "settings_digest": self.settings_digest,
+                "executor": self.o.executor,
+                "address": self.o.address or os.environ.get("RAY_ADDRESS"),
+                "pages_per_part": self.o.pages_per_part,
+                "max_attempts": self.o.max_attempts,
+                "client": self.o.client,
+                "engagement": self.o.engagement,
+            },
+        }
 
     # --- what to do -----------------------------------------------------------------------
 
@@ -361,15 +401,18 @@ class _Driver:
             todo.append(item)
         for gone in known.values():
             if gone.status not in _TERMINAL:
-                self.store.record_run_document(self.run_id, gone.source, "skipped",
-                                               error="no longer in the input folder")
+                self.store.record_run_document(
+                    self.run_id, gone.source, "skipped", error="no longer in the input folder"
+                )
         # Longest first: big documents start early and do not finish last on their own.
         todo.sort(key=lambda i: (-i.n_pages, i.source))
         n_skipped = sum(1 for r in self.rows.values() if r.status == "skipped" and not r.earlier)
         n_earlier = sum(1 for r in self.rows.values() if r.earlier)
         if n_skipped or n_earlier:
-            self.console.print(f"{n_skipped} already analyzed with this model and settings, "
-                               f"{n_earlier} done earlier in this run; {len(todo)} to analyze")
+            self.console.print(
+                f"{n_skipped} already analyzed with this model and settings, "
+                f"{n_earlier} done earlier in this run; {len(todo)} to analyze"
+            )
         return todo
 
     # --- running --------------------------------------------------------------------------
@@ -378,15 +421,21 @@ class _Driver:
         assert self.stamp is not None
         if self.o.executor == "local":
             executor: LocalExecutor | RayExecutor = LocalExecutor(
-                self.settings, self.stamp.model_digest, cpus_per_worker=self.o.cpus_per_worker)
+                self.settings, self.stamp.model_digest, cpus_per_worker=self.o.cpus_per_worker
+            )
             with self.console.status("loading the model…"):
                 executor.start()
             return executor
         executor = RayExecutor(
-            self.settings, self.stamp.model_digest, address=self.o.address,
-            workers=self.o.workers, cpus_per_worker=self.o.cpus_per_worker,
-            num_cpus=self.o.num_cpus, task_timeout_s=self.o.task_timeout_s,
-            on_event=self._event)
+            self.settings,
+            self.stamp.model_digest,
+            address=self.o.address,
+            workers=self.o.workers,
+            cpus_per_worker=self.o.cpus_per_worker,
+            num_cpus=self.o.num_cpus,
+            task_timeout_s=self.o.task_timeout_s,
+            on_event=self._event,
+        )
         with self.console.status("starting Ray workers (each loads the model once)…"):
             executor.start(max_workers=n_parts)
         nodes = {w.get("node_id") for w in executor.workers}
@@ -398,9 +447,16 @@ class _Driver:
         assert self.run_id is not None
         docs = {i.source: _Doc(i, split_parts(i, self.o.pages_per_part)) for i in todo}
         queue: deque[Job] = deque(
-            Job(part, docs[part.source].item, run_id=self.run_id, client=self.o.client,
-                engagement=self.o.engagement)
-            for item in todo for part in docs[item.source].parts)
+            Job(
+                part,
+                docs[part.source].item,
+                run_id=self.run_id,
+                client=self.o.client,
+                engagement=self.o.engagement,
+            )
+            for item in todo
+            for part in docs[item.source].parts
+        )
         t0 = time.perf_counter()
         try:
             self.executor = self._make_executor(len(queue))
@@ -443,22 +499,28 @@ class _Driver:
             try:
                 data = doc.item.path.read_bytes()
             except OSError as e:
-                self._finish_failed(doc.item, f"{doc.item.source}: could not be read "
-                                    f"({e.strerror or e}); check that it is still there.",
-                                    code="unreadable", attempts=1)
+                self._finish_failed(
+                    doc.item,
+                    f"{doc.item.source}: could not be read "
+                    f"({e.strerror or e}); check that it is still there.",
+                    code="unreadable",
+                    attempts=1,
+                )
                 doc.finished = True
                 self.progress.doc_done(doc)
                 return
             doc.payload = self.executor.put(data)
         if not doc.started or job.attempt > 1:
-            self.store.record_run_document(self.run_id, doc.item.source, "running",
-                                           doc_id=doc.item.sha256)
+            self.store.record_run_document(
+                self.run_id, doc.item.source, "running", doc_id=doc.item.sha256
+            )
             if not doc.started:
                 doc.started, doc.t0 = True, time.perf_counter()
         self.executor.submit(job, doc.payload)
 
-    def _on_done(self, done: Done, docs: dict[str, _Doc], queue: deque[Job],
-                 progress: _Progress) -> None:
+    def _on_done(
+        self, done: Done, docs: dict[str, _Doc], queue: deque[Job], progress: _Progress
+    ) -> None:
         doc = docs[done.job.part.source]
         if doc.finished:
             return
@@ -471,55 +533,87 @@ class _Driver:
             if len(doc.results) == len(doc.parts):
                 merged = merge_parts([doc.results[p.index] for p in doc.parts], doc.parts)
                 doc.finished, doc.payload, doc.results = True, None, {}
-                self._finish_result(doc.item, merged, attempts=None, save=True,
-                                    wall_s=time.perf_counter() - doc.t0)
+                self._finish_result(
+                    doc.item, merged, attempts=None, save=True, wall_s=time.perf_counter() - doc.t0
+                )
                 progress.doc_done(doc)
             return
         if done.retryable and done.job.attempt < self.o.max_attempts:
-            self.console.print(f"  [yellow]{part.label}: {done.failure}; trying again "
-                               f"(attempt {done.job.attempt + 1} of {self.o.max_attempts})[/]")
+            self.console.print(
+                f"  [yellow]{part.label}: {done.failure}; trying again "
+                f"(attempt {done.job.attempt + 1} of {self.o.max_attempts})[/]"
+            )
             done.job.attempt += 1
             queue.appendleft(done.job)
             return
         reason = done.failure or "no result"
         if done.retryable:
-            reason = (f"{part.label}: {reason}, {done.job.attempt} time(s); not analyzed. "
-                      "The next run tries it again; if it keeps failing, check the file and "
-                      "the workers' memory.")
+            reason = (
+                f"{part.label}: {reason}, {done.job.attempt} time(s); not analyzed. "
+                "The next run tries it again; if it keeps failing, check the file and "
+                "the workers' memory."
+            )
         doc.finished, doc.payload, doc.results = True, None, {}
-        self._finish_failed(doc.item, reason, code="worker_died" if done.retryable
-                            else "internal", attempts=None)
+        self._finish_failed(
+            doc.item, reason, code="worker_died" if done.retryable else "internal", attempts=None
+        )
         progress.doc_done(doc)
 
     # --- finishing one document -------------------------------------------------------------
 
-    def _finish_result(self, item: InputFile, result: DocumentResult, *, attempts: int | None,
-                       save: bool, wall_s: float | None = None) -> _Row:
+    def _finish_result(
+        self,
+        item: InputFile,
+        result: DocumentResult,
+        *,
+        attempts: int | None,
+        save: bool,
+        wall_s: float | None = None,
+    ) -> _Row:
         """Outputs, store, run record, journal; in that order, so a crash repeats no work."""
         assert self.run_id is not None
         t0, cpu0 = time.perf_counter(), time.thread_time()
         if result.document is None and item.sha256 is not None and item.size_bytes is not None:
             # The bytes were read (here), only not opened as a PDF: identify the result by
             # them, so the store keys it by content and the next run skips it like any other.
-            result = result.model_copy(update={"document": Document(
-                doc_id=item.sha256, file_name=item.source, size_bytes=item.size_bytes,
-                encrypted=any(e.code == "encrypted" for e in result.errors))})
+            result = result.model_copy(
+                update={
+                    "document": Document(
+                        doc_id=item.sha256,
+                        file_name=item.source,
+                        size_bytes=item.size_bytes,
+                        encrypted=any(e.code == "encrypted" for e in result.errors),
+                    )
+                }
+            )
         outputs, export_errors = self._write_outputs(item, result)
         result_id = self.store.save_result(result, run_id=self.run_id) if save else None
         errors = [*result.errors, *export_errors]
         status = result.status if not export_errors or result.status == "failed" else "partial"
         record = self.store.record_run_document(
-            self.run_id, item.source, status, doc_id=result.doc_id, timings=result.timings,
-            error="\n".join(e.message for e in errors) or None, result_id=result_id)
+            self.run_id,
+            item.source,
+            status,
+            doc_id=result.doc_id,
+            timings=result.timings,
+            error="\n".join(e.message for e in errors) or None,
+            result_id=result_id,
+        )
         from app.workpaper import batch_row
 
         row = batch_row(result)
         row["source"] = item.source
         row["status"] = status
         row["errors"] = [e.model_dump(mode="json") for e in errors]
-        entry = _Row(item.source, status, row, attempts=record.attempts if attempts is None
-                     else attempts, result_id=result_id, outputs=outputs,
-                     wall_s=round(wall_s, 3) if wall_s is not None else None)
+        entry = _Row(
+            item.source,
+            status,
+            row,
+            attempts=record.attempts if attempts is None else attempts,
+            result_id=result_id,
+            outputs=outputs,
+            wall_s=round(wall_s, 3) if wall_s is not None else None,
+        )
         self._journal(entry)
         self.rows[item.source] = entry
         self._print_doc(entry)
@@ -527,32 +621,43 @@ class _Driver:
         self.write_cpu_s += time.thread_time() - cpu0
         return entry
 
-    def _finish_failed(self, item: InputFile, message: str, *, code: str,
-                       attempts: int | None) -> _Row:
+    def _finish_failed(
+        self, item: InputFile, message: str, *, code: str, attempts: int | None
+    ) -> _Row:
         """A document without a result (unreadable file, dead workers, a bug): a failed result
         for the outputs and the run, kept out of the store so the next run tries it again."""
         assert self.stamp is not None
         document = None
         if item.sha256 is not None and item.size_bytes is not None:
-            document = Document(doc_id=item.sha256, file_name=item.source,
-                                size_bytes=item.size_bytes, n_pages=item.n_pages)
+            document = Document(
+                doc_id=item.sha256,
+                file_name=item.source,
+                size_bytes=item.size_bytes,
+                n_pages=item.n_pages,
+            )
         result = DocumentResult(
-            source=item.source, document=document, status="failed",
+            source=item.source,
+            document=document,
+            status="failed",
             errors=(StageError(stage="ingest", code=code, message=message, fatal=True),),
             stamp=self.stamp.model_copy(update={"created_at": datetime.now(UTC)}),
-            settings=self.settings_data, client=self.o.client, engagement=self.o.engagement)
+            settings=self.settings_data,
+            client=self.o.client,
+            engagement=self.o.engagement,
+        )
         return self._finish_result(item, result, attempts=attempts, save=False)
 
     def _skip(self, item: InputFile, *, note: str) -> None:
         assert self.run_id is not None and self.stamp is not None and item.sha256 is not None
-        result_id = self.store.result_id(item.sha256, self.stamp.model_digest,
-                                         self.settings_digest)
-        self.store.record_run_document(self.run_id, item.source, "skipped", doc_id=item.sha256,
-                                       result_id=result_id, error=None)
+        result_id = self.store.result_id(item.sha256, self.stamp.model_digest, self.settings_digest)
+        self.store.record_run_document(
+            self.run_id, item.source, "skipped", doc_id=item.sha256, result_id=result_id, error=None
+        )
         summary = None
         if result_id is not None:
-            found = self.store.list_results(doc_id=item.sha256,
-                                            model_digest=self.stamp.model_digest)
+            found = self.store.list_results(
+                doc_id=item.sha256, model_digest=self.stamp.model_digest
+            )
             summary = next((s for s in found if s.result_id == result_id), None)
         row = _skipped_row(item, summary)
         entry = _Row(item.source, "skipped", row, result_id=result_id, note=note)
@@ -565,8 +670,9 @@ class _Driver:
             return
         self._finish_result(item, result, attempts=None, save=True)
 
-    def _write_outputs(self, item: InputFile, result: DocumentResult
-                       ) -> tuple[dict[str, str], list[StageError]]:
+    def _write_outputs(
+        self, item: InputFile, result: DocumentResult
+    ) -> tuple[dict[str, str], list[StageError]]:
         from app.errors import ExportError
         from app.export import result_to_json
         from app.workpaper import write_workpaper
@@ -577,15 +683,24 @@ class _Driver:
         try:
             write_workpaper(result, stem.with_suffix(".xlsx"))
             outputs["workpaper"] = stem.with_suffix(".xlsx").relative_to(self.out).as_posix()
-            _write_atomic(stem.with_suffix(".json"),
-                          json.dumps(result_to_json(result), ensure_ascii=False, indent=1))
+            _write_atomic(
+                stem.with_suffix(".json"),
+                json.dumps(result_to_json(result), ensure_ascii=False, indent=1),
+            )
             outputs["json"] = stem.with_suffix(".json").relative_to(self.out).as_posix()
         except ExportError as e:
             errors.append(e.to_record())
         except OSError as e:
-            errors.append(StageError(stage="export", code="export", message=(
-                f"{stem.with_suffix('.json')}: could not be written ({e.strerror or e}); check "
-                "the output folder's space and permissions.")))
+            errors.append(
+                StageError(
+                    stage="export",
+                    code="export",
+                    message=(
+                        f"{stem.with_suffix('.json')}: could not be written ({e.strerror or e}); "
+                        "check the output folder's space and permissions."
+                    ),
+                )
+            )
         return outputs, errors
 
     def _print_doc(self, row: _Row) -> None:
@@ -593,10 +708,14 @@ class _Driver:
         colour = {"ok": "green", "partial": "yellow", "failed": "red"}.get(row.status, "white")
         self.console.print(
             f"  [{colour}]{row.status:<7}[/] {row.source}: {r.get('pages') or 0} pages, "
-            f"{r.get('sentences') or 0} sentences, {r.get('seconds') or 0:.1f} s")
+            f"{r.get('sentences') or 0} sentences, {r.get('seconds') or 0:.1f} s"
+        )
         for err in r.get("errors") or ():
-            self.console.print(f"    [{'red' if err.get('fatal') else 'yellow'}]"
-                               f"{err.get('message')}[/]", markup=True, highlight=False)
+            self.console.print(
+                f"    [{'red' if err.get('fatal') else 'yellow'}]{err.get('message')}[/]",
+                markup=True,
+                highlight=False,
+            )
 
     # --- journal --------------------------------------------------------------------------
 
@@ -616,11 +735,16 @@ class _Driver:
                 data = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut short by a crash
-            rows[data["source"]] = _Row(data["source"], data["status"], data["row"],
-                                        attempts=data.get("attempts", 0),
-                                        result_id=data.get("result_id"),
-                                        outputs=data.get("outputs") or {},
-                                        note=data.get("note"), wall_s=data.get("wall_s"))
+            rows[data["source"]] = _Row(
+                data["source"],
+                data["status"],
+                data["row"],
+                attempts=data.get("attempts", 0),
+                result_id=data.get("result_id"),
+                outputs=data.get("outputs") or {},
+                note=data.get("note"),
+                wall_s=data.get("wall_s"),
+            )
         return rows
 
     def _row_from_store(self, doc: RunDocument) -> _Row:
@@ -632,10 +756,23 @@ class _Driver:
             row = batch_row(result)
             row["status"] = doc.status
         else:
-            row = {"source": doc.source, "file_name": doc.source, "sha256": doc.doc_id,
-                   "status": doc.status, "timings": doc.timings, "errors": [
-                       {"stage": "ingest", "code": "recorded", "message": doc.error,
-                        "fatal": doc.status == "failed"}] if doc.error else []}
+            row = {
+                "source": doc.source,
+                "file_name": doc.source,
+                "sha256": doc.doc_id,
+                "status": doc.status,
+                "timings": doc.timings,
+                "errors": [
+                    {
+                        "stage": "ingest",
+                        "code": "recorded",
+                        "message": doc.error,
+                        "fatal": doc.status == "failed",
+                    }
+                ]
+                if doc.error
+                else [],
+            }
         row["source"] = doc.source
         return _Row(doc.source, doc.status, row, attempts=doc.attempts, result_id=doc.result_id)
 
@@ -650,15 +787,18 @@ class _Driver:
         line = batch_count_line(counts)
         summary = self._summary(rows, counts, line, interrupted)
         summary_path = self.out / f"batch-{self.run_id}.json"
-        _write_atomic(summary_path, json.dumps(summary, ensure_ascii=False, indent=1,
-                                               default=str))
+        _write_atomic(summary_path, json.dumps(summary, ensure_ascii=False, indent=1, default=str))
         workbook = self.out / f"batch-{self.run_id}.xlsx"
         workpaper_path: Path | None = workbook
         try:
             write_batch_workpaper(
-                [r.row for r in rows], workbook, stamp=self.stamp,
-                title=self.o.title or f"sesame batch {self.run_id}: {line}"
-                + (" (INTERRUPTED)" if interrupted else ""))
+                [r.row for r in rows],
+                workbook,
+                stamp=self.stamp,
+                title=self.o.title
+                or f"sesame batch {self.run_id}: {line}"
+                + (" (INTERRUPTED)" if interrupted else ""),
+            )
         except Exception as e:  # the JSON summary stands; say why the workbook does not
             _log.error("batch workpaper not written: %s", e)
             self.console.print(f"[red]batch workpaper not written: {e}[/]")
@@ -666,20 +806,25 @@ class _Driver:
         stored = {k: v for k, v in summary.items() if k != "documents"}
         stored["summary_json"] = str(summary_path)
         stored["workpaper"] = str(workpaper_path) if workpaper_path else None
-        self.store.finish_run(self.run_id, status="interrupted" if interrupted else None,
-                              summary=stored)
+        self.store.finish_run(
+            self.run_id, status="interrupted" if interrupted else None, summary=stored
+        )
         self._event("run_finished", run_id=self.run_id, counts=dict(counts))
         if interrupted:
-            code, message = EXIT_INTERRUPTED, (f"run {self.run_id} interrupted ({interrupted});"
-                                               " run the same command to resume")
+            code, message = (
+                EXIT_INTERRUPTED,
+                (f"run {self.run_id} interrupted ({interrupted}); run the same command to resume"),
+            )
         else:
             code = EXIT_PROBLEMS if counts["partial"] or counts["failed"] else EXIT_OK
             message = None
-        return BatchOutcome(self.run_id, code, line, dict(counts), summary_path,
-                            workpaper_path, message)
+        return BatchOutcome(
+            self.run_id, code, line, dict(counts), summary_path, workpaper_path, message
+        )
 
-    def _summary(self, rows: list[_Row], counts: Counter[str], line: str,
-                 interrupted: str | None) -> dict[str, Any]:
+    def _summary(
+        self, rows: list[_Row], counts: Counter[str], line: str, interrupted: str | None
+    ) -> dict[str, Any]:
         assert self.stamp is not None
         done_now = [r for r in rows if r.status != "skipped" and not r.earlier]
         pages = sum(r.row.get("pages") or 0 for r in done_now)
@@ -691,9 +836,15 @@ class _Driver:
         driver_rss = peak_rss_mb()
         return {
             "run_id": self.run_id,
-            "status": "interrupted" if interrupted else (
-                "failed" if counts["failed"] and counts["failed"] == len(done_now) else
-                "partial" if counts["partial"] or counts["failed"] else "ok"),
+            "status": "interrupted"
+            if interrupted
+            else (
+                "failed"
+                if counts["failed"] and counts["failed"] == len(done_now)
+                else "partial"
+                if counts["partial"] or counts["failed"]
+                else "ok"
+            ),
             "interrupted": interrupted,
             "count_line": line,
             "counts": {k: counts.get(k, 0) for k in ("ok", "partial", "failed", "skipped")},
@@ -705,7 +856,9 @@ class _Driver:
             "started_at": self.started_at.isoformat(timespec="seconds"),
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "this_invocation": {
-                "documents": len(done_now), "pages": pages, "sentences": sentences,
+                "documents": len(done_now),
+                "pages": pages,
+                "sentences": sentences,
                 "wall_s": round(wall, 2),
                 "worker_startup_s": round(self.startup_s, 2),
                 "processing_s": round(self.processing_s, 2),
@@ -718,12 +871,16 @@ class _Driver:
                 "pages_per_s": round(pages / wall, 3) if wall else None,
                 "sentences_per_s": round(sentences / wall, 3) if wall else None,
                 "processing_pages_per_s": round(pages / self.processing_s, 3)
-                if self.processing_s else None,
+                if self.processing_s
+                else None,
                 "processing_sentences_per_s": round(sentences / self.processing_s, 3)
-                if self.processing_s else None,
+                if self.processing_s
+                else None,
             },
-            "executor": {"kind": self.o.executor,
-                         "workers": executor.workers if executor is not None else []},
+            "executor": {
+                "kind": self.o.executor,
+                "workers": executor.workers if executor is not None else [],
+            },
             "stamp": self.stamp.fields(),
             "settings_digest": self.settings_digest,
             "settings": self.settings_data,
@@ -743,17 +900,28 @@ def batch_count_line(counts: Counter[str] | dict[str, int]) -> str:
     """`340 documents: 12 ok, 1 partial, 1 failed, 326 skipped`."""
     n = sum(counts.get(k, 0) for k in ("ok", "partial", "failed", "skipped"))
     noun = "document" if n == 1 else "documents"
-    return (f"{n} {noun}: {counts.get('ok', 0)} ok, {counts.get('partial', 0)} partial, "
-            f"{counts.get('failed', 0)} failed, {counts.get('skipped', 0)} skipped")
+    return (
+        f"{n} {noun}: {counts.get('ok', 0)} ok, {counts.get('partial', 0)} partial, "
+        f"{counts.get('failed', 0)} failed, {counts.get('skipped', 0)} skipped"
+    )
 
 
 def _skipped_row(item: InputFile, summary: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {"source": item.source, "file_name": item.source,
-                           "sha256": item.sha256, "status": "skipped", "pages": item.n_pages,
-                           "errors": []}
+    row: dict[str, Any] = {
+        "source": item.source,
+        "file_name": item.source,
+        "sha256": item.sha256,
+        "status": "skipped",
+        "pages": item.n_pages,
+        "errors": [],
+    }
     if summary is not None:
-        row.update(sentences=summary.n_sentences, scored=summary.n_scored,
-                   explained=summary.n_explained, **summary.label_counts)
+        row.update(
+            sentences=summary.n_sentences,
+            scored=summary.n_scored,
+            explained=summary.n_explained,
+            **summary.label_counts,
+        )
     return row
 
 
@@ -819,9 +987,15 @@ class _Progress:
         self.every_s = every_s
         self.last_line = self.t0
         self.live = console.is_terminal
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                            TextColumn("{task.fields[stats]}"), TimeElapsedColumn(),
-                            console=console, transient=False, disable=not self.live)
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+            disable=not self.live,
+        )
         self.task = self.bar.add_task("batch", total=self.total_pages, stats="")
 
     def __enter__(self) -> _Progress:
@@ -848,15 +1022,18 @@ class _Progress:
         rate = self.pages / wall
         left = max(self.total_pages - self.pages, 0)
         eta = _clock(left / rate) if rate > 0 else "?"
-        return (f"docs {self.docs}/{self.total_docs} · pages {self.pages}/{self.total_pages} · "
-                f"{self.sentences:,} sentences · {rate:.1f} pages/s, "
-                f"{self.sentences / wall:.1f} sentences/s · ETA {eta}")
+        return (
+            f"docs {self.docs}/{self.total_docs} · pages {self.pages}/{self.total_pages} · "
+            f"{self.sentences:,} sentences · {rate:.1f} pages/s, "
+            f"{self.sentences / wall:.1f} sentences/s · ETA {eta}"
+        )
 
     def tick(self, force: bool = False) -> None:
         now = time.perf_counter()
         if self.live:
-            self.bar.update(self.task, completed=min(self.pages, self.total_pages),
-                            stats=self.stats())
+            self.bar.update(
+                self.task, completed=min(self.pages, self.total_pages), stats=self.stats()
+            )
         elif force or now - self.last_line >= self.every_s:
             self.console.print(f"progress: {self.stats()}", highlight=False)
             self.last_line = now

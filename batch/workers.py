@@ -54,8 +54,9 @@ def worker_settings(settings: Settings, cpus_per_worker: float) -> Settings:
     same rows whatever runs it. Threads are not part of the settings digest.
     """
     threads = max(1, int(cpus_per_worker))
-    return settings.model_copy(update={
-        "scoring": settings.scoring.model_copy(update={"threads": threads})})
+    return settings.model_copy(
+        update={"scoring": settings.scoring.model_copy(update={"threads": threads})}
+    )
 
 
 class WorkerStartError(RuntimeError):
@@ -115,21 +116,43 @@ class PartWorker:
                 node_id = ray.get_runtime_context().get_node_id()
         except ImportError:  # pragma: no cover - ray is a dependency
             pass
-        return {"pid": os.getpid(), "host": socket.gethostname(), "node_id": node_id,
-                "model_digest": self.analyzer.scorer.digest}
+        return {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "node_id": node_id,
+            "model_digest": self.analyzer.scorer.digest,
+        }
 
-    def analyze(self, data: bytes, part: Part, file_name: str, run_id: str,
-                client: str | None = None, engagement: str | None = None) -> DocumentResult:
+    def analyze(
+        self,
+        data: bytes,
+        part: Part,
+        file_name: str,
+        run_id: str,
+        client: str | None = None,
+        engagement: str | None = None,
+    ) -> DocumentResult:
         """Analyze one part (its pages plus context) and keep what lies on its own pages."""
         result = self.analyzer.analyze(
-            data, file_name=file_name, run_id=run_id, client=client, engagement=engagement,
-            page_range=part.read, on_error="record",
+            data,
+            file_name=file_name,
+            run_id=run_id,
+            client=client,
+            engagement=engagement,
+            page_range=part.read,
+            on_error="record",
         )
         return trim_part(result, part)
 
-    def analyze_timed(self, data: bytes, part: Part, file_name: str, run_id: str,
-                      client: str | None = None, engagement: str | None = None
-                      ) -> tuple[DocumentResult, float, float]:
+    def analyze_timed(
+        self,
+        data: bytes,
+        part: Part,
+        file_name: str,
+        run_id: str,
+        client: str | None = None,
+        engagement: str | None = None,
+    ) -> tuple[DocumentResult, float, float]:
         """`analyze`, the CPU seconds this process spent on it (the cost model's unit) and the
         process's peak memory in MB (the run's system figures)."""
         from models.monitoring import peak_rss_mb
@@ -139,10 +162,10 @@ class PartWorker:
         return result, time.process_time() - cpu0, peak_rss_mb()
 
 
-def _analyze_job(worker: PartWorker, data: bytes,
-                 job: Job) -> tuple[DocumentResult, float, float]:
-    return worker.analyze_timed(data, job.part, job.item.source, job.run_id, job.client,
-                                job.engagement)
+def _analyze_job(worker: PartWorker, data: bytes, job: Job) -> tuple[DocumentResult, float, float]:
+    return worker.analyze_timed(
+        data, job.part, job.item.source, job.run_id, job.client, job.engagement
+    )
 
 
 class LocalExecutor:
@@ -150,8 +173,13 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, settings: Settings, expected_digest: str | None = None, *,
-                 cpus_per_worker: float = 1.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        expected_digest: str | None = None,
+        *,
+        cpus_per_worker: float = 1.0,
+    ) -> None:
         self.settings = worker_settings(settings, cpus_per_worker)
         self.expected_digest = expected_digest
         self._queue: deque[tuple[Job, bytes]] = deque()
@@ -194,8 +222,7 @@ class LocalExecutor:
         except Exception as e:
             _log.exception("analysis of %s raised", job.part.label)
             return [Done(job, failure=_bug_message(job, e))]
-        return [Done(job, result=result, worker=f"pid {os.getpid()}", cpu_s=cpu_s,
-                     peak_rss_mb=rss)]
+        return [Done(job, result=result, worker=f"pid {os.getpid()}", cpu_s=cpu_s, peak_rss_mb=rss)]
 
     def close(self) -> None:
         """Drop the model."""
@@ -268,7 +295,9 @@ class RayExecutor:
             address = self.address or os.environ.get("RAY_ADDRESS") or "local"
             check_reachable(address, self.connect_timeout_s)
             kwargs: dict[str, Any] = dict(
-                include_dashboard=False, log_to_driver=False, configure_logging=False,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
             )
             env_vars = _worker_env_vars()
             if env_vars:
@@ -279,8 +308,9 @@ class RayExecutor:
                 ray.init(address=address, **kwargs)
             except Exception as e:
                 where = "a new local instance" if address == "local" else address
-                raise WorkerStartError(f"Ray could not be started or reached at {where}: {e}"
-                                       ) from e
+                raise WorkerStartError(
+                    f"Ray could not be started or reached at {where}: {e}"
+                ) from e
             self._started_ray = True
         cpus = float(ray.cluster_resources().get("CPU", 1))
         n = self.n_workers or max(1, int(cpus // self.cpus_per_worker))
@@ -289,8 +319,11 @@ class RayExecutor:
         if self.max_replacements is None:
             self.max_replacements = 2 * n + 4
         self._actor_cls = ray.remote(PartWorker).options(
-            num_cpus=self.cpus_per_worker, max_restarts=0, max_task_retries=0,
-            scheduling_strategy="SPREAD")
+            num_cpus=self.cpus_per_worker,
+            max_restarts=0,
+            max_task_retries=0,
+            scheduling_strategy="SPREAD",
+        )
         for _ in range(n):
             self._spawn()
         # Wait for every actor's model: a model that cannot load stops the run before any work.
@@ -299,8 +332,7 @@ class RayExecutor:
                 actor.info = ray.get(actor.info_ref)
             except Exception as e:
                 self.close()
-                raise WorkerStartError(f"a Ray worker could not load the model: "
-                                       f"{_short(e)}") from e
+                raise WorkerStartError(f"a Ray worker could not load the model: {_short(e)}") from e
             actor.ready, actor.info_ref = True, None
         self.workers = [a.info for a in self._actors]
         self._event("started", workers=self.workers)
@@ -308,8 +340,7 @@ class RayExecutor:
     def _spawn(self) -> _Actor:
         self._counter += 1
         handle = self._actor_cls.remote(self.settings, self.expected_digest)
-        actor = _Actor(handle=handle, name=f"worker-{self._counter}",
-                       info_ref=handle.info.remote())
+        actor = _Actor(handle=handle, name=f"worker-{self._counter}", info_ref=handle.info.remote())
         self._actors.append(actor)
         return actor
 
@@ -352,8 +383,9 @@ class RayExecutor:
             self._requeue.append((job, payload))
             return
         actor = min(ready, key=lambda a: len(a.jobs))
-        ref = actor.handle.analyze_timed.remote(payload, job.part, job.item.source,
-                                                job.run_id, job.client, job.engagement)
+        ref = actor.handle.analyze_timed.remote(
+            payload, job.part, job.item.source, job.run_id, job.client, job.engagement
+        )
         if not actor.jobs:
             actor.head_since = time.monotonic()
         actor.jobs.append((job, payload, ref))
@@ -371,8 +403,10 @@ class RayExecutor:
                 refs[ref] = actor
         if not refs:
             if self._requeue and not self._actors:
-                raise WorkerStartError("every Ray worker died and none could be replaced; "
-                                       "the remaining documents were not analyzed")
+                raise WorkerStartError(
+                    "every Ray worker died and none could be replaced; "
+                    "the remaining documents were not analyzed"
+                )
             return []
         ready, _ = ray.wait(list(refs), num_returns=1, timeout=timeout)
         # Collect everything else that is ready too, without waiting.
@@ -393,12 +427,10 @@ class RayExecutor:
                 continue
             except ray.exceptions.RayTaskError as e:
                 job = self._pop(actor, ref)
-                done.append(Done(job, failure=_bug_message(job, e.cause or e),
-                                 worker=actor.name))
+                done.append(Done(job, failure=_bug_message(job, e.cause or e), worker=actor.name))
                 continue
             job = self._pop(actor, ref)
-            done.append(Done(job, result=result, worker=actor.name, cpu_s=cpu_s,
-                             peak_rss_mb=rss))
+            done.append(Done(job, result=result, worker=actor.name, cpu_s=cpu_s, peak_rss_mb=rss))
         self._check_timeouts()
         return done
 
@@ -444,8 +476,7 @@ class RayExecutor:
 
     def _replace(self) -> None:
         if self.max_replacements is not None and self._replacements >= self.max_replacements:
-            _log.error("not replacing the dead worker: %d replacements already",
-                       self._replacements)
+            _log.error("not replacing the dead worker: %d replacements already", self._replacements)
             return
         self._replacements += 1
         self._spawn()
@@ -466,11 +497,16 @@ class RayExecutor:
             return
         now = time.monotonic()
         for actor in self._actors:
-            if actor.jobs and actor.kill_reason is None \
-                    and now - actor.head_since > self.task_timeout_s:
+            if (
+                actor.jobs
+                and actor.kill_reason is None
+                and now - actor.head_since > self.task_timeout_s
+            ):
                 job = actor.jobs[0][0]
-                actor.kill_reason = (f"{job.part.label}: still running after "
-                                     f"{self.task_timeout_s:.0f} s; the worker was stopped")
+                actor.kill_reason = (
+                    f"{job.part.label}: still running after "
+                    f"{self.task_timeout_s:.0f} s; the worker was stopped"
+                )
                 _log.warning("%s", actor.kill_reason)
                 ray.kill(actor.handle, no_restart=True)
 
@@ -509,26 +545,35 @@ def check_reachable(address: str | None, timeout_s: float) -> None:
     except OSError as e:
         raise WorkerStartError(
             f"no Ray cluster answers at {address} ({e.strerror or e}); start it with "
-            f"`ray start --head` there, or check --address / RAY_ADDRESS") from e
+            f"`ray start --head` there, or check --address / RAY_ADDRESS"
+        ) from e
 
 
 def _death_reason(error: Exception) -> str:
     text = str(error)
     if "running low on memory" in text or "OutOfMemoryError" in type(error).__name__:
         why = "was stopped by Ray: its node ran low on memory"
-    elif "node" in text.lower() and ("died" in text.lower() or "dead" in text.lower()) \
-            and "worker process has died" not in text:
+    elif (
+        "node" in text.lower()
+        and ("died" in text.lower() or "dead" in text.lower())
+        and "worker process has died" not in text
+    ):
         why = "lost its node"
     else:
         exit_type = re.search(r"Worker exit type: (\w+)", text)
-        why = ("died (killed, out of memory, or crashed in a native library"
-               + (f"; Ray says {exit_type.group(1)}" if exit_type else "") + ")")
+        why = (
+            "died (killed, out of memory, or crashed in a native library"
+            + (f"; Ray says {exit_type.group(1)}" if exit_type else "")
+            + ")"
+        )
     return f"the Ray worker analyzing it {why}"
 
 
 def _bug_message(job: Job, error: BaseException) -> str:
-    return (f"{job.part.label}: analysis failed unexpectedly: {type(error).__name__}: "
-            f"{_short(error)}. This is a sesame bug; please report it with the file.")
+    return (
+        f"{job.part.label}: analysis failed unexpectedly: {type(error).__name__}: "
+        f"{_short(error)}. This is a sesame bug; please report it with the file."
+    )
 
 
 def _short(error: BaseException, limit: int = 300) -> str:

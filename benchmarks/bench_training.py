@@ -37,16 +37,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results" / "training.json"
-FINBERT = {"50Agree": {"accuracy": 0.86, "macro_f1": 0.84},
-           "AllAgree": {"accuracy": 0.97, "macro_f1": 0.95}}
+FINBERT = {
+    "50Agree": {"accuracy": 0.86, "macro_f1": 0.84},
+    "AllAgree": {"accuracy": 0.97, "macro_f1": 0.95},
+}
 
 
 def _machine() -> dict:
-    return {"cores": os.cpu_count(), "machine": platform.machine(),
-            "python": platform.python_version(),
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "load_average_at_start": os.getloadavg()[0],
-            "note": "2 cores shared with other engineers' jobs; runs niced (nice -n 10)"}
+    return {
+        "cores": os.cpu_count(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_average_at_start": os.getloadavg()[0],
+        "note": "2 cores shared with other engineers' jobs; runs niced (nice -n 10)",
+    }
 
 
 def _merge(section: str, figures: dict) -> None:
@@ -62,8 +67,19 @@ def _sentences(n: int) -> list[str]:
     if path.is_file():
         lines = path.read_text(encoding="latin-1").splitlines()
         return [line.rpartition("@")[0] for line in random.Random(0).sample(lines, n)]
-    words = ["revenue", "rose", "fell", "sharply", "in", "the", "quarter", "while", "costs",
-             "margin", "guidance"]
+    words = [
+        "revenue",
+        "rose",
+        "fell",
+        "sharply",
+        "in",
+        "the",
+        "quarter",
+        "while",
+        "costs",
+        "margin",
+        "guidance",
+    ]
     rng = random.Random(0)
     return [" ".join(rng.choices(words, k=rng.randint(8, 40))) for _ in range(n)]
 
@@ -106,12 +122,19 @@ def throughput(steps: int, rounds: int, batch: int = 16) -> None:
     for _ in range(rounds):
         for name in ("baseline", "recipe"):
             best[name] = max(best[name], run(name == "recipe"))
-    _merge("throughput", {
-        "examples_per_second": {k: round(v, 2) for k, v in best.items()},
-        "speedup": round(best["recipe"] / best["baseline"], 2), "steps": steps,
-        "batch_size": batch, "rounds": rounds, "threads": 1,
-        "baseline": "pad every batch to 64 tokens, train every weight",
-        "recipe": "length-bucketed dynamic padding, frozen word embeddings"})
+    _merge(
+        "throughput",
+        {
+            "examples_per_second": {k: round(v, 2) for k, v in best.items()},
+            "speedup": round(best["recipe"] / best["baseline"], 2),
+            "steps": steps,
+            "batch_size": batch,
+            "rounds": rounds,
+            "threads": 1,
+            "baseline": "pad every batch to 64 tokens, train every weight",
+            "recipe": "length-bucketed dynamic padding, frozen word embeddings",
+        },
+    )
 
 
 def _split(subset: str):  # noqa: ANN202
@@ -128,54 +151,96 @@ def evaluate(model_dir: Path, subset: str, train_seconds: float | None) -> None:
     from models.evaluate import evaluate_dir
 
     split = _split(subset)
-    metrics = evaluate_dir(model_dir, split.eval, split.eval_digest,
-                           ScoringOptions(threads=1))
+    metrics = evaluate_dir(model_dir, split.eval, split.eval_digest, ScoringOptions(threads=1))
     print(metrics.table())
     card = model_dir / "card.json"
     recipe = json.loads(card.read_text())["training"]["options"] if card.is_file() else None
-    _merge(f"accuracy_{subset}", {
-        "model_dir": str(model_dir), "eval_digest": split.eval_digest, "n_eval": metrics.n,
-        "n_train": len(split.train), "accuracy": metrics.accuracy, "macro_f1": metrics.macro_f1,
-        "per_class": {k: v.model_dump() for k, v in metrics.per_class.items()},
-        "confusion": metrics.confusion, "calibration_error": metrics.calibration_error,
-        "slices": {k: v.model_dump() for k, v in metrics.slices.items()},
-        "finbert_published": FINBERT[subset], "train_seconds": train_seconds, "recipe": recipe})
+    _merge(
+        f"accuracy_{subset}",
+        {
+            "model_dir": str(model_dir),
+            "eval_digest": split.eval_digest,
+            "n_eval": metrics.n,
+            "n_train": len(split.train),
+            "accuracy": metrics.accuracy,
+            "macro_f1": metrics.macro_f1,
+            "per_class": {k: v.model_dump() for k, v in metrics.per_class.items()},
+            "confusion": metrics.confusion,
+            "calibration_error": metrics.calibration_error,
+            "slices": {k: v.model_dump() for k, v in metrics.slices.items()},
+            "finbert_published": FINBERT[subset],
+            "train_seconds": train_seconds,
+            "recipe": recipe,
+        },
+    )
 
 
 def time_to_production(subset: str, epochs: float, extra: list[str]) -> None:
     """One command from new labelled data to a serving champion, timed per stage."""
     data_dir = Path(tempfile.mkdtemp(prefix="sesame-ttp-"))
-    env = os.environ | {"SESAME_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1",
-                        "SESAME_SCORING__THREADS": "1"}
+    env = os.environ | {
+        "SESAME_DATA_DIR": str(data_dir),
+        "HF_HUB_OFFLINE": "1",
+        "SESAME_SCORING__THREADS": "1",
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
     data = DATA / "financial_phrasebank" / f"Sentences_{subset}.txt"
-    cmd = [sys.executable, "-m", "app.cli", "train", "--data", str(data), "--epochs", str(epochs),
-           "--threads", "1", "--out", str(data_dir / "run"), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "app.cli",
+        "train",
+        "--data",
+        str(data),
+        "--epochs",
+        str(epochs),
+        "--threads",
+        "1",
+        "--out",
+        str(data_dir / "run"),
+        *extra,
+    ]
     start = time.perf_counter()
     done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
     train_wall = time.perf_counter() - start
     report = json.loads((data_dir / "run" / "report.json").read_text())
     serve_start = time.perf_counter()
     serve = subprocess.run(
-        [sys.executable, "-c",
-         "from app.config import load_settings; from models.registry import resolve_model;"
-         "from models.scoring import SentimentScorer; s = load_settings();"
-         "m = resolve_model(s); sc = SentimentScorer.from_dir(m.path, s.scoring, name=m.name,"
-         " version=m.version, expected_digest=m.digest);"
-         "print(m.version, sc.predict_proba(['Operating profit rose to EUR 13.1 mn .']).round(3))"],
-        env=env, cwd=ROOT, capture_output=True, text=True)
+        [
+            sys.executable,
+            "-c",
+            "from app.config import load_settings; from models.registry import resolve_model;"
+            "from models.scoring import SentimentScorer; s = load_settings();"
+            "m = resolve_model(s); sc = SentimentScorer.from_dir(m.path, s.scoring, name=m.name,"
+            " version=m.version, expected_digest=m.digest);"
+            "print(m.version, sc.predict_proba("
+            "['Operating profit rose to EUR 13.1 mn .']).round(3))",
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     serve_wall = time.perf_counter() - serve_start
     print(done.stdout[-3000:], done.stderr[-2000:] if done.returncode > 1 else "")
-    _merge(f"time_to_production_{subset}", {
-        "command": " ".join(cmd[2:]), "exit_status": done.returncode,
-        "status": report["status"], "version": report.get("version"),
-        "champion_before": report.get("champion_before"),
-        "champion_after": report.get("champion_after"),
-        "stage_seconds": report.get("timings"), "train_command_seconds": round(train_wall, 1),
-        "serve_check_seconds": round(serve_wall, 1), "serve_check_output": serve.stdout.strip(),
-        "total_minutes": round((train_wall + serve_wall) / 60, 2),
-        "blessing": (report.get("gate") or {}).get("blessing"),
-        "seed_team_reference": "about 4 days -> about 4 hours per model iteration"})
+    _merge(
+        f"time_to_production_{subset}",
+        {
+            "command": " ".join(cmd[2:]),
+            "exit_status": done.returncode,
+            "status": report["status"],
+            "version": report.get("version"),
+            "champion_before": report.get("champion_before"),
+            "champion_after": report.get("champion_after"),
+            "stage_seconds": report.get("timings"),
+            "train_command_seconds": round(train_wall, 1),
+            "serve_check_seconds": round(serve_wall, 1),
+            "serve_check_output": serve.stdout.strip(),
+            "total_minutes": round((train_wall + serve_wall) / 60, 2),
+            "blessing": (report.get("gate") or {}).get("blessing"),
+            "seed_team_reference": "about 4 days -> about 4 hours per model iteration",
+        },
+    )
 
 
 def main() -> None:

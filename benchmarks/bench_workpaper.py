@@ -31,9 +31,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-_TEXT = ("revenue increased strongly in the period while operating costs declined the group "
-         "reported a net loss impairment of goodwill of million compared with last year due to "
-         "lower demand in Europe and higher energy prices management expects growth")
+_TEXT = (
+    "revenue increased strongly in the period while operating costs declined the group "
+    "reported a net loss impairment of goodwill of million compared with last year due to "
+    "lower demand in Europe and higher energy prices management expects growth"
+)
 WORDS = tuple(_TEXT.split())
 
 
@@ -57,36 +59,75 @@ def make_result(n: int, seed: int = 0) -> tuple[Any, list[Any]]:
     for i in range(n):
         words = [rng.choice(WORDS) for _ in range(max(4, int(rng.gauss(24, 10))))]
         text = " ".join(words).capitalize() + "."
-        sentences.append(Sentence(doc_id=sha, index=i, page_no=1 + i * 300 // n, start=0,
-                                  end=len(text), text=text, section=f"Section {i // 150}",
-                                  section_type="md_and_a"))
+        sentences.append(
+            Sentence(
+                doc_id=sha,
+                index=i,
+                page_no=1 + i * 300 // n,
+                start=0,
+                end=len(text),
+                text=text,
+                section=f"Section {i // 150}",
+                section_type="md_and_a",
+            )
+        )
         p = [rng.random() for _ in LABELS]
         total = sum(p)
         probs = {label: v / total for label, v in zip(LABELS, p, strict=True)}
         label = max(probs, key=probs.get)
-        scores.append(Score(sentence_index=i, label=label, probabilities=probs,
-                            confidence=probs[label]))
+        scores.append(
+            Score(sentence_index=i, label=label, probabilities=probs, confidence=probs[label])
+        )
         if rng.random() < 0.4:
             values = tuple(rng.uniform(-0.2, 0.3) for _ in words)
             ranked = sorted(zip(words, values, strict=True), key=lambda wv: -wv[1])
-            explanations.append(Explanation(
-                sentence_index=i, label=label, words=tuple(words), values=values,
-                base_value=0.33, output_value=probs[label], additivity_error=0.0,
-                top_for=tuple(WordWeight(word=w, weight=v) for w, v in ranked[:5] if v > 0),
-                top_against=tuple(WordWeight(word=w, weight=v) for w, v in ranked[::-1][:5]
-                                  if v < 0)))
-    stamp = Stamp(model_name="sesame-sentiment", model_version="3", model_digest="ab" * 32,
-                  code_version="0.1.0", git_commit="c" * 40, run_id="bench",
-                  created_at=datetime(2025, 1, 1, tzinfo=UTC))
+            explanations.append(
+                Explanation(
+                    sentence_index=i,
+                    label=label,
+                    words=tuple(words),
+                    values=values,
+                    base_value=0.33,
+                    output_value=probs[label],
+                    additivity_error=0.0,
+                    top_for=tuple(WordWeight(word=w, weight=v) for w, v in ranked[:5] if v > 0),
+                    top_against=tuple(
+                        WordWeight(word=w, weight=v) for w, v in ranked[::-1][:5] if v < 0
+                    ),
+                )
+            )
+    stamp = Stamp(
+        model_name="sesame-sentiment",
+        model_version="3",
+        model_digest="ab" * 32,
+        code_version="0.1.0",
+        git_commit="c" * 40,
+        run_id="bench",
+        created_at=datetime(2025, 1, 1, tzinfo=UTC),
+    )
     result = DocumentResult(
-        source="10k.pdf", status="ok", stamp=stamp, sentences=tuple(sentences),
-        scores=tuple(scores), explanations=tuple(explanations),
-        document=Document(doc_id=sha, file_name="10k.pdf", size_bytes=5_000_000, n_pages=300))
-    reviews = [ReviewAction(id=k, result_id=1, doc_id=sha, sentence_index=rng.randrange(n),
-                            action=rng.choice(["agree", "override", "comment"]),
-                            reviewer="bench", label="neutral", comment="checked",
-                            created_at=datetime(2025, 1, 2, 9, k % 60, tzinfo=UTC))
-               for k in range(30)]
+        source="10k.pdf",
+        status="ok",
+        stamp=stamp,
+        sentences=tuple(sentences),
+        scores=tuple(scores),
+        explanations=tuple(explanations),
+        document=Document(doc_id=sha, file_name="10k.pdf", size_bytes=5_000_000, n_pages=300),
+    )
+    reviews = [
+        ReviewAction(
+            id=k,
+            result_id=1,
+            doc_id=sha,
+            sentence_index=rng.randrange(n),
+            action=rng.choice(["agree", "override", "comment"]),
+            reviewer="bench",
+            label="neutral",
+            comment="checked",
+            created_at=datetime(2025, 1, 2, 9, k % 60, tzinfo=UTC),
+        )
+        for k in range(30)
+    ]
     return result, reviews
 
 
@@ -103,9 +144,27 @@ def write_baseline(result: Any, path: Path) -> None:
         sc = scores[s.index]
         e = explanations.get(s.index)
         evidence = ", ".join(w.word for w in e.top_for) if e else None
-        ws.append([s.index, s.page_no, s.section, s.kind, s.text, sc.label,
-                   *sc.probabilities.values(), sc.confidence, evidence, None, None, None, None,
-                   None, stamp[1], *stamp, result.doc_id])
+        ws.append(
+            [
+                s.index,
+                s.page_no,
+                s.section,
+                s.kind,
+                s.text,
+                sc.label,
+                *sc.probabilities.values(),
+                sc.confidence,
+                evidence,
+                None,
+                None,
+                None,
+                None,
+                None,
+                stamp[1],
+                *stamp,
+                result.doc_id,
+            ]
+        )
     wb.save(path)
 
 
@@ -131,10 +190,14 @@ def machine() -> dict[str, Any]:
     """Where and when this ran (the machine is shared: the load average says how busy)."""
     import openpyxl
 
-    return {"cores": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "openpyxl": openpyxl.__version__,
-            "load_average_1m": round(os.getloadavg()[0], 2),
-            "date": datetime.now(UTC).isoformat(timespec="seconds")}
+    return {
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "openpyxl": openpyxl.__version__,
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,12 +215,26 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, list[dict[str, float]]] = {"baseline": [], "workpaper": []}
     for _ in range(args.repeats):
         for variant in runs:  # interleaved, so a busy spell hits both
-            out = subprocess.run([sys.executable, "-m", "benchmarks.bench_workpaper", "--one",
-                                  variant, "--sentences", str(args.sentences)],
-                                 cwd=ROOT, capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "benchmarks.bench_workpaper",
+                    "--one",
+                    variant,
+                    "--sentences",
+                    str(args.sentences),
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             runs[variant].append(json.loads(out.stdout.strip().splitlines()[-1]))
-    summary = {v: {k: round(statistics.median(r[k] for r in rs), 3) for k in rs[0]}
-               for v, rs in runs.items()}
+    summary = {
+        v: {k: round(statistics.median(r[k] for r in rs), 3) for k in rs[0]}
+        for v, rs in runs.items()
+    }
     ratio = summary["workpaper"]["seconds"] / summary["baseline"]["seconds"]
     result = {
         "benchmark": "workpaper",
@@ -173,8 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     for variant, s in summary.items():
-        print(f"{variant:10} {s['seconds']:6.1f} s  peak RSS {s['peak_rss_mb']:6.0f} MB  "
-              f"file {s['file_mb']:.1f} MB")
+        print(
+            f"{variant:10} {s['seconds']:6.1f} s  peak RSS {s['peak_rss_mb']:6.0f} MB  "
+            f"file {s['file_mb']:.1f} MB"
+        )
     print(f"workpaper / baseline time: {ratio:.2f}; wrote {args.out}")
     return 0
 

@@ -29,26 +29,43 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-EXCLUDES = [".git", ".venv", "out", "**/__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache",
-            "benchmarks/results",
-            "*.db", "*.sqlite"]
+EXCLUDES = [
+    ".git",
+    ".venv",
+    "out",
+    "**/__pycache__",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    "benchmarks/results",
+    "*.db",
+    "*.sqlite",
+]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--address", required=True,
-                        help="the cluster's Jobs API, e.g. http://ray-head:8265")
+    parser.add_argument(
+        "--address", required=True, help="the cluster's Jobs API, e.g. http://ray-head:8265"
+    )
     parser.add_argument("--input", required=True, help="filings folder on the head node")
     parser.add_argument("--out", required=True, help="output folder on the head node")
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                        help="environment for the job (store URL, tracking URI, …)")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="environment for the job (store URL, tracking URI, …)",
+    )
     parser.add_argument("--poll", type=float, default=15.0, help="seconds between log polls")
-    parser.add_argument("--python", default="python",
-                        help="the cluster's Python with sesame's dependencies (default: python "
-                             "on the head node's PATH)")
-    parser.add_argument("batch_args", nargs="*",
-                        help="extra `sesame batch run` options, after --")
+    parser.add_argument(
+        "--python",
+        default="python",
+        help="the cluster's Python with sesame's dependencies (default: python "
+        "on the head node's PATH)",
+    )
+    parser.add_argument("batch_args", nargs="*", help="extra `sesame batch run` options, after --")
     return parser.parse_args(argv)
 
 
@@ -57,8 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from ray.job_submission import JobStatus, JobSubmissionClient
 
-    env = {"SESAME_BATCH_INPUT": args.input, "SESAME_BATCH_OUT": args.out,
-           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {
+        "SESAME_BATCH_INPUT": args.input,
+        "SESAME_BATCH_OUT": args.out,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
     for item in args.env:
         name, sep, value = item.partition("=")
         if not sep:

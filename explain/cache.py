@@ -32,8 +32,11 @@ CREATE TABLE IF NOT EXISTS explanations (
 
 def cache_key(model_digest: str, text: str, label: str, settings: Mapping[str, Any]) -> str:
     """sha256 over everything that changes an explanation's numbers."""
-    blob = json.dumps([model_digest, text, label, dict(sorted(settings.items()))],
-                      ensure_ascii=False, separators=(",", ":"))
+    blob = json.dumps(
+        [model_digest, text, label, dict(sorted(settings.items()))],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
@@ -74,10 +77,11 @@ class ExplanationCache:
             con = self._connect()
             try:
                 for start in range(0, len(wanted), 500):  # stay under SQLite's variable limit
-                    part = wanted[start:start + 500]
+                    part = wanted[start : start + 500]
                     marks = ",".join("?" * len(part))
                     rows = con.execute(
-                        f"SELECT key, payload FROM explanations WHERE key IN ({marks})", part)
+                        f"SELECT key, payload FROM explanations WHERE key IN ({marks})", part
+                    )
                     found.update((k, json.loads(p)) for k, p in rows)
             finally:
                 con.close()
@@ -92,14 +96,15 @@ class ExplanationCache:
         if not self.usable or not items:
             return
         now = time.time()
-        rows = [(k, digest, json.dumps(p, separators=(",", ":")), now)
-                for k, (digest, p) in items.items()]
+        rows = [
+            (k, digest, json.dumps(p, separators=(",", ":")), now)
+            for k, (digest, p) in items.items()
+        ]
         try:
             con = self._connect()
             try:
                 with con:
-                    con.executemany("INSERT OR REPLACE INTO explanations VALUES (?, ?, ?, ?)",
-                                    rows)
+                    con.executemany("INSERT OR REPLACE INTO explanations VALUES (?, ?, ?, ?)", rows)
             finally:
                 con.close()
         except (OSError, sqlite3.Error) as e:

@@ -144,8 +144,9 @@ class SentenceFeatures:
         return out
 
 
-def sentence_features(text: str, tokenizer: Any, mask_token: str, *,
-                      max_tokens: int | None = None) -> SentenceFeatures | None:
+def sentence_features(
+    text: str, tokenizer: Any, mask_token: str, *, max_tokens: int | None = None
+) -> SentenceFeatures | None:
     """The features of `text` under `tokenizer`; None when the tokenizer gives no offsets.
 
     Tokens at or past `max_tokens` (the model's truncation length) are never hidden: the model
@@ -160,13 +161,17 @@ def sentence_features(text: str, tokenizer: Any, mask_token: str, *,
     except (NotImplementedError, TypeError, KeyError, ValueError):
         return None  # a slow tokenizer: the caller falls back to whole words
     t = len(offsets)
-    segments = [text[offsets[i][0]:max(offsets[i][1], offsets[i + 1][0])] for i in range(t - 1)]
-    segments.append(text[offsets[-1][0]:offsets[-1][1]] if t else "")
+    segments = [text[offsets[i][0] : max(offsets[i][1], offsets[i + 1][0])] for i in range(t - 1)]
+    segments.append(text[offsets[-1][0] : offsets[-1][1]] if t else "")
     # the tokens the Text masker clusters: a piece glued to a letter before it is "##piece"
     tokens: list[str] = []
     for i, seg in enumerate(segments):
-        glued = (i > 0 and _SPACE_END.match(segments[i - 1]) is None
-                 and _LETTER_START.match(seg) is not None and tokens[i - 1] != "")
+        glued = (
+            i > 0
+            and _SPACE_END.match(segments[i - 1]) is None
+            and _LETTER_START.match(seg) is not None
+            and tokens[i - 1] != ""
+        )
         tokens.append("##" + seg.strip() if glued else seg.strip())
     starts = [a for a, _ in spans]
     word = np.full(t, -1)
@@ -176,21 +181,29 @@ def sentence_features(text: str, tokenizer: Any, mask_token: str, *,
         if not special[i] and b > a and i < seen:
             word[i] = int(np.searchsorted(starts, b - 1, side="right")) - 1
     token_of, word_of, tree = _collapse(partition_tree(tokens), word, t)
-    return SentenceFeatures(words=words, word_of=np.array(word_of, dtype=int), tree=tree,
-                            token_of=token_of, segments=segments,
-                            fixed=special | (word < 0), mask_token=mask_token)
+    return SentenceFeatures(
+        words=words,
+        word_of=np.array(word_of, dtype=int),
+        tree=tree,
+        token_of=token_of,
+        segments=segments,
+        fixed=special | (word < 0),
+        mask_token=mask_token,
+    )
 
 
-def _collapse(tree: np.ndarray, word: np.ndarray,
-              t: int) -> tuple[list[list[int]], list[int], np.ndarray]:
+def _collapse(
+    tree: np.ndarray, word: np.ndarray, t: int
+) -> tuple[list[list[int]], list[int], np.ndarray]:
     """Cut the token tree at the coarsest nodes inside one word (tokens outside words dropped).
 
     Returns each feature's tokens, each feature's word and the tree over the features.
     """
     if t == 0:
         return [], [], np.zeros((0, 4))
-    children: dict[int, tuple[int, int]] = {t + r: (int(a), int(b)) for r, (a, b, _h, _s)
-                                            in enumerate(tree)}
+    children: dict[int, tuple[int, int]] = {
+        t + r: (int(a), int(b)) for r, (a, b, _h, _s) in enumerate(tree)
+    }
 
     def tokens_under(node: int) -> list[int]:
         stack, out = [node], []

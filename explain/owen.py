@@ -47,15 +47,17 @@ def render_masked(words: Sequence[str], keep: np.ndarray, mask_token: str) -> st
     return " ".join(w for w, k in zip(words, keep, strict=True) if k)
 
 
-def word_render(words: Sequence[str], mask_token: str,
-                pieces: Sequence[int] | None = None) -> Render:
+def word_render(
+    words: Sequence[str], mask_token: str, pieces: Sequence[int] | None = None
+) -> Render:
     """Render whole words, a hidden word as one mask token per sub-token (`pieces`)."""
     pieces = pieces if pieces is not None else [1] * len(words)
     hidden = [" ".join([mask_token] * max(1, n)) if mask_token else "" for n in pieces]
 
     def render(keep: np.ndarray) -> str:
-        return " ".join(w if k else h for w, h, k in zip(words, hidden, keep, strict=True)
-                        if k or h)
+        return " ".join(
+            w if k else h for w, h, k in zip(words, hidden, keep, strict=True) if k or h
+        )
 
     return render
 
@@ -67,8 +69,16 @@ class OwenGame:
     the model sees with only the features in the boolean mask `keep` shown.
     """
 
-    def __init__(self, n: int, tree: np.ndarray, render: Render, column: int, budget: int, *,
-                 pairs_per_round: int = 2) -> None:
+    def __init__(
+        self,
+        n: int,
+        tree: np.ndarray,
+        render: Render,
+        column: int,
+        budget: int,
+        *,
+        pairs_per_round: int = 2,
+    ) -> None:
         if budget < 2:
             raise ValueError(f"an explanation needs at least 2 model evaluations, not {budget}")
         self.m = n
@@ -79,14 +89,16 @@ class OwenGame:
         self.pairs_per_round = pairs_per_round
         self._masks = node_masks(self.tree, self.m) if self.m else np.zeros((0, 0), bool)
         # evaluations needed to split every node under a node once (one context): 2 per split
-        self._cost: list[int] = [2 * (int(s) - 1) for s in node_sizes(self.tree, self.m)] \
-            if self.m else []
+        self._cost: list[int] = (
+            [2 * (int(s) - 1) for s in node_sizes(self.tree, self.m)] if self.m else []
+        )
         self._reserved = 0
         self._dvalues = np.zeros(max(2 * self.m - 1, 0))
         self._queue: list[tuple[float, int, tuple[np.ndarray, float, float, int, float]]] = []
         self._tick = itertools.count()
-        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray, float, float, int, float,
-                                  bool]]
+        self._pending: list[
+            tuple[np.ndarray, np.ndarray, np.ndarray, float, float, int, float, bool]
+        ]
         self._pending = []
         self._started = False
         self.evals = 0
@@ -95,12 +107,25 @@ class OwenGame:
         self.done = self.m == 0
 
     @classmethod
-    def of_words(cls, words: Sequence[str], column: int, budget: int, *,
-                 mask_token: str = "[MASK]", pieces: Sequence[int] | None = None,
-                 pairs_per_round: int = 2) -> OwenGame:
+    def of_words(
+        cls,
+        words: Sequence[str],
+        column: int,
+        budget: int,
+        *,
+        mask_token: str = "[MASK]",
+        pieces: Sequence[int] | None = None,
+        pairs_per_round: int = 2,
+    ) -> OwenGame:
         """A game over whitespace words and the clause-aware word tree."""
-        return cls(len(words), word_tree(words), word_render(words, mask_token, pieces), column,
-                   budget, pairs_per_round=pairs_per_round)
+        return cls(
+            len(words),
+            word_tree(words),
+            word_render(words, mask_token, pieces),
+            column,
+            budget,
+            pairs_per_round=pairs_per_round,
+        )
 
     def requests(self) -> list[str]:
         """The masked texts this game needs evaluated next; [] once it is done."""
@@ -166,9 +191,10 @@ class OwenGame:
             # scale would be extreme, unscaled, with the difference left on the child instead)
             share_left = ((f10 - f00) + (f11 - f01)) / 2
             share_right = ((f01 - f00) + (f11 - f10)) / 2
-            for child, share, alone, along in ((left, share_left, (m00, f00, f10), (m01, f01, f11)),
-                                               (right, share_right, (m00, f00, f01),
-                                                (m10, f10, f11))):
+            for child, share, alone, along in (
+                (left, share_left, (m00, f00, f10), (m01, f01, f11)),
+                (right, share_right, (m00, f00, f01), (m10, f10, f11)),
+            ):
                 ctx = alone if abs(alone[2] - alone[1]) >= abs(along[2] - along[1]) else along
                 moved = ctx[2] - ctx[1]
                 scale = share / moved if abs(moved) > 1e-9 else 0.0
@@ -181,8 +207,9 @@ class OwenGame:
 
     def _push(self, m00: np.ndarray, f00: float, f11: float, ind: int, weight: float) -> None:
         # strongest change first, ties in insertion order (deterministic, unlike shap's randn)
-        heapq.heappush(self._queue, (-abs(f11 - f00) * weight, next(self._tick),
-                                     (m00, f00, f11, ind, weight)))
+        heapq.heappush(
+            self._queue, (-abs(f11 - f00) * weight, next(self._tick), (m00, f00, f11, ind, weight))
+        )
 
     def values(self) -> np.ndarray:
         """Per-feature attributions: credit left on inner nodes is shared down by size."""
@@ -197,8 +224,13 @@ class OwenGame:
         return vals[: self.m]
 
 
-def play(games: Sequence[OwenGame], predict: Predict, *, chunk_size: int = 512,
-         on_round: Callable[[int, int], None] | None = None) -> int:
+def play(
+    games: Sequence[OwenGame],
+    predict: Predict,
+    *,
+    chunk_size: int = 512,
+    on_round: Callable[[int, int], None] | None = None,
+) -> int:
     """Run all games to the end; returns how many texts were sent to the model.
 
     Each round gathers every open game's masked texts, sends each distinct text once, shortest
@@ -217,7 +249,7 @@ def play(games: Sequence[OwenGame], predict: Predict, *, chunk_size: int = 512,
         if distinct:
             outputs: dict[str, np.ndarray] = {}
             for start in range(0, len(distinct), chunk_size):
-                part = distinct[start:start + chunk_size]
+                part = distinct[start : start + chunk_size]
                 probs = predict(part)
                 outputs.update(zip(part, probs, strict=True))
             sent += len(distinct)

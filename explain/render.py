@@ -109,18 +109,20 @@ def highlight_html(text: str | None, explanation: Explanation) -> str:
             out.append(safe)
             continue
         colour, share = colours[i]  # type: ignore[misc]
-        rgb = tuple(int(colour[k:k + 2], 16) for k in (0, 2, 4))
+        rgb = tuple(int(colour[k : k + 2], 16) for k in (0, 2, 4))
         alpha = round(0.15 + 0.45 * share, 2)
         side = "for" if explanation.values[i] > 0 else "against"
         tip = html.escape(f"{explanation.values[i]:+.3f} {side} {explanation.label}", quote=True)
         out.append(
             f'<span style="background-color: rgba({rgb[0]}, {rgb[1]}, {rgb[2]}, {alpha}); '
-            f'border-radius: 3px; padding: 0 2px" title="{tip}">{safe}</span>')
+            f'border-radius: 3px; padding: 0 2px" title="{tip}">{safe}</span>'
+        )
     return f'<span class="sesame-evidence">{"".join(out)}</span>'
 
 
 def evidence_text(explanation: Explanation, *, top_k: int | None = None) -> str:
     """Top evidence as plain text: "for negative: loss (+0.41), widened (+0.12); against: ..."."""
+
     def fmt(ws: Sequence[Any]) -> str:
         return ", ".join(f"{w.word} ({w.weight:+.2f})" for w in ws[:top_k])
 

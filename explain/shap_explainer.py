@@ -72,9 +72,16 @@ def evaluation_budget(n_words: int, options: ExplainOptions) -> int:
 class SentenceExplainer:
     """Explains sentences' scores with word-level SHAP (Owen) values, batched and cached."""
 
-    def __init__(self, predict_proba: Callable[[list[str]], np.ndarray], *, model_digest: str,
-                 options: ExplainOptions, cache_dir: Path | None = None,
-                 tokenizer: Any | None = None, mask_token: str | None = None) -> None:
+    def __init__(
+        self,
+        predict_proba: Callable[[list[str]], np.ndarray],
+        *,
+        model_digest: str,
+        options: ExplainOptions,
+        cache_dir: Path | None = None,
+        tokenizer: Any | None = None,
+        mask_token: str | None = None,
+    ) -> None:
         """`tokenizer` (the scorer's, found on a bound `predict_proba` when not given) lets a
         hidden word show one mask token per sub-token, as shap's Text masker does."""
         self.predict_proba = predict_proba
@@ -89,8 +96,9 @@ class SentenceExplainer:
         if mask_token is None:
             own = getattr(self.tokenizer, "mask_token", None)
             explicit = "mask_token" in options.model_fields_set
-            mask_token = own if isinstance(own, str) and own and not explicit else \
-                options.mask_token
+            mask_token = (
+                own if isinstance(own, str) and own and not explicit else options.mask_token
+            )
         self.mask_token = mask_token
         self.features = "words"
         if self.tokenizer is not None and sentence_features("a", self.tokenizer, "") is not None:
@@ -100,8 +108,11 @@ class SentenceExplainer:
         owner = getattr(predict_proba, "__self__", None)
         limit = getattr(owner, "max_length", None)
         self.max_tokens = limit if isinstance(limit, int) and self.mask_token else None
-        self.cache = (ExplanationCache(Path(cache_dir) / "explanations.sqlite")
-                      if cache_dir is not None and options.cache else None)
+        self.cache = (
+            ExplanationCache(Path(cache_dir) / "explanations.sqlite")
+            if cache_dir is not None and options.cache
+            else None
+        )
         self.model_calls = 0
         """Texts sent to the model by this explainer so far (for logs and benchmarks)."""
 
@@ -118,8 +129,12 @@ class SentenceExplainer:
             "pairs_per_round": PAIRS_PER_ROUND,
         }
 
-    def explain(self, sentences: Sequence[Sentence], scores: Sequence[Score],
-                progress: Callable[[int, int], None] | None = None) -> list[Explanation]:
+    def explain(
+        self,
+        sentences: Sequence[Sentence],
+        scores: Sequence[Score],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Explanation]:
         """One Explanation per sentence, of its score's label, in the order given.
 
         `scores` are matched to `sentences` by sentence index. `progress(done, total)` is told
@@ -130,7 +145,8 @@ class SentenceExplainer:
         if missing:
             raise ExplainError(
                 f"explain: no score for sentence(s) {missing[:5]}; score sentences before "
-                "explaining them.")
+                "explaining them."
+            )
         settings = self.settings()
         jobs = [(s, by_index[s.index]) for s in sentences]
         keys = [cache_key(self.model_digest, s.text, sc.label, settings) for s, sc in jobs]
@@ -142,8 +158,12 @@ class SentenceExplainer:
             if key in cached or key in games:
                 continue
             games[key] = self._game(sentence.text, LABELS.index(score.label))
-        _log.info("explain: %d sentences, %d cached, %d to explain", len(jobs),
-                  len(jobs) - sum(k not in cached for k in keys), len(games))
+        _log.info(
+            "explain: %d sentences, %d cached, %d to explain",
+            len(jobs),
+            len(jobs) - sum(k not in cached for k in keys),
+            len(games),
+        )
 
         total = len(games)
 
@@ -151,8 +171,9 @@ class SentenceExplainer:
             if progress:
                 progress(total - still_open, total)
 
-        self.model_calls += play([g for g, _w, _f in games.values()], self._predict,
-                                 on_round=on_round)
+        self.model_calls += play(
+            [g for g, _w, _f in games.values()], self._predict, on_round=on_round
+        )
 
         fresh: dict[str, dict[str, Any]] = {}
         for key, (game, words, features) in games.items():
@@ -167,24 +188,45 @@ class SentenceExplainer:
             out.append(self._record(sentence, score, payload, cached=key in cached))
         return out
 
-    def _game(self, text: str,
-              column: int) -> tuple[OwenGame, list[str], SentenceFeatures | None]:
+    def _game(self, text: str, column: int) -> tuple[OwenGame, list[str], SentenceFeatures | None]:
         """The Owen game of one sentence: over shap's token tree when the tokenizer allows."""
         words = [text[a:b] for a, b in split_words(text)]
         budget = evaluation_budget(len(words), self.options)
         features = None
         if self.features == "shap-text-tree":
-            features = sentence_features(text, self.tokenizer, self.mask_token,
-                                         max_tokens=self.max_tokens)
+            features = sentence_features(
+                text, self.tokenizer, self.mask_token, max_tokens=self.max_tokens
+            )
         if features is not None:
-            return OwenGame(features.n, features.tree, features.render, column, budget,
-                            pairs_per_round=PAIRS_PER_ROUND), words, features
+            return (
+                OwenGame(
+                    features.n,
+                    features.tree,
+                    features.render,
+                    column,
+                    budget,
+                    pairs_per_round=PAIRS_PER_ROUND,
+                ),
+                words,
+                features,
+            )
         pieces = None
         if self.tokenizer is not None and words:
-            pieces = [max(1, len(x)) for x in
-                      self.tokenizer(words, add_special_tokens=False)["input_ids"]]
-        return OwenGame.of_words(words, column, budget, mask_token=self.mask_token,
-                                 pieces=pieces, pairs_per_round=PAIRS_PER_ROUND), words, None
+            pieces = [
+                max(1, len(x)) for x in self.tokenizer(words, add_special_tokens=False)["input_ids"]
+            ]
+        return (
+            OwenGame.of_words(
+                words,
+                column,
+                budget,
+                mask_token=self.mask_token,
+                pieces=pieces,
+                pairs_per_round=PAIRS_PER_ROUND,
+            ),
+            words,
+            None,
+        )
 
     def _predict(self, texts: list[str]) -> np.ndarray:
         try:
@@ -192,17 +234,20 @@ class SentenceExplainer:
         except Exception as e:  # the scorer's failure, translated at this boundary
             raise ExplainError(
                 f"explain: the model failed on masked sentences ({type(e).__name__}: {e}). "
-                "The scores stand; rerun with --explain none to skip evidence.") from e
+                "The scores stand; rerun with --explain none to skip evidence."
+            ) from e
         if probs.shape != (len(texts), len(LABELS)) or not np.all(np.isfinite(probs)):
             raise ExplainError(
                 f"explain: predict_proba returned shape {probs.shape} (or non-finite values) "
                 f"for {len(texts)} texts; expected ({len(texts)}, {len(LABELS)}) probabilities "
-                f"in the order {', '.join(LABELS)}.")
+                f"in the order {', '.join(LABELS)}."
+            )
         return probs
 
     @staticmethod
-    def _payload(game: OwenGame, words: list[str],
-                 features: SentenceFeatures | None) -> dict[str, Any]:
+    def _payload(
+        game: OwenGame, words: list[str], features: SentenceFeatures | None
+    ) -> dict[str, Any]:
         values = game.values() if features is None else features.word_values(game.values())
         played = game.m > 0
         return {
@@ -222,10 +267,12 @@ class SentenceExplainer:
             # the recursion is exact, so this is a bug, not a property of the model
             raise ExplainError(
                 f"explain: attributions do not add up (error {error:.2e} > "
-                f"{ADDITIVITY_TOLERANCE:g}) for {' '.join(payload['words'])[:80]!r}.")
+                f"{ADDITIVITY_TOLERANCE:g}) for {' '.join(payload['words'])[:80]!r}."
+            )
 
-    def _record(self, sentence: Sentence, score: Score, payload: dict[str, Any], *,
-                cached: bool) -> Explanation:
+    def _record(
+        self, sentence: Sentence, score: Score, payload: dict[str, Any], *, cached: bool
+    ) -> Explanation:
         words, values = payload["words"], payload["values"]
         if payload["base_value"] is None or payload["output_value"] is None:
             # nothing the model sees can be hidden: the whole output is the base
@@ -235,8 +282,12 @@ class SentenceExplainer:
             base, output = float(payload["base_value"]), float(payload["output_value"])
         top_for, top_against = top_evidence(words, values, self.options.top_k)
         settings = dict(self.settings())
-        settings.update(budget=payload.get("budget", 0), evals=payload.get("evals", 0),
-                        additivity_tolerance=ADDITIVITY_TOLERANCE, top_k=self.options.top_k)
+        settings.update(
+            budget=payload.get("budget", 0),
+            evals=payload.get("evals", 0),
+            additivity_tolerance=ADDITIVITY_TOLERANCE,
+            top_k=self.options.top_k,
+        )
         return Explanation(
             sentence_index=sentence.index,
             label=score.label,
@@ -253,12 +304,18 @@ class SentenceExplainer:
         )
 
 
-def top_evidence(words: Sequence[str], values: Sequence[float],
-                 top_k: int) -> tuple[tuple[WordWeight, ...], tuple[WordWeight, ...]]:
+def top_evidence(
+    words: Sequence[str], values: Sequence[float], top_k: int
+) -> tuple[tuple[WordWeight, ...], tuple[WordWeight, ...]]:
     """The strongest words for (positive weight) and against (negative) the label."""
-    ranked = sorted(((bare_word(w), float(v)) for w, v in zip(words, values, strict=True)
-                     if bare_word(w) and abs(v) >= MIN_EVIDENCE),
-                    key=lambda wv: -abs(wv[1]))
+    ranked = sorted(
+        (
+            (bare_word(w), float(v))
+            for w, v in zip(words, values, strict=True)
+            if bare_word(w) and abs(v) >= MIN_EVIDENCE
+        ),
+        key=lambda wv: -abs(wv[1]),
+    )
     pro = tuple(WordWeight(word=w, weight=v) for w, v in ranked if v > 0)[:top_k]
     con = tuple(WordWeight(word=w, weight=v) for w, v in ranked if v < 0)[:top_k]
     return pro, con

@@ -16,10 +16,29 @@ import numpy as np
 
 _WORD = re.compile(r"\S+")
 _CLAUSE_END = (".", ";", ":", "!", "?")
-_CONNECTORS = frozenset({
-    "and", "but", "or", "while", "whereas", "although", "though", "because", "which", "as",
-    "due", "despite", "after", "before", "compared", "whilst", "if", "unless", "since",
-})
+_CONNECTORS = frozenset(
+    {
+        "and",
+        "but",
+        "or",
+        "while",
+        "whereas",
+        "although",
+        "though",
+        "because",
+        "which",
+        "as",
+        "due",
+        "despite",
+        "after",
+        "before",
+        "compared",
+        "whilst",
+        "if",
+        "unless",
+        "since",
+    }
+)
 
 
 def split_words(text: str) -> list[tuple[int, int]]:

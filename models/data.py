@@ -37,8 +37,13 @@ _log = logging.getLogger(__name__)
 DataFormat = Literal["phrasebank", "csv", "sentfin", "fiqa", "lines", "pdf"]
 """The last two hold unlabelled sentences (for distillation): text lines and PDF reports."""
 AnomalyCode = Literal[
-    "unknown_label", "empty_text", "duplicate_text", "length_outlier", "train_eval_overlap",
-    "class_balance_shift", "too_few_examples",
+    "unknown_label",
+    "empty_text",
+    "duplicate_text",
+    "length_outlier",
+    "train_eval_overlap",
+    "class_balance_shift",
+    "too_few_examples",
 ]
 
 _SENTFIN_LABEL = re.compile(r":\s*['\"](positive|negative|neutral)['\"]")
@@ -222,9 +227,14 @@ def _read_csv(path: Path, source: str) -> list[Example]:
             raise DataValidationError(
                 f"{path.name}: a CSV needs `text` and `label` columns; found {sorted(fields)}."
             )
-        return [Example(text=(r[fields["text"]] or "").strip(),
-                        label=(r[fields["label"]] or "").strip().lower(), source=source)
-                for r in reader]
+        return [
+            Example(
+                text=(r[fields["text"]] or "").strip(),
+                label=(r[fields["label"]] or "").strip().lower(),
+                source=source,
+            )
+            for r in reader
+        ]
 
 
 def _read_sentfin(path: Path, source: str) -> list[Example]:
@@ -246,14 +256,23 @@ def _read_fiqa(path: Path, source: str) -> list[Example]:
         if not scores:
             continue
         mean = sum(scores) / len(scores)
-        label = ("positive" if mean > FIQA_NEUTRAL_BAND
-                 else "negative" if mean < -FIQA_NEUTRAL_BAND else "neutral")
+        label = (
+            "positive"
+            if mean > FIQA_NEUTRAL_BAND
+            else "negative"
+            if mean < -FIQA_NEUTRAL_BAND
+            else "neutral"
+        )
         rows.append(Example(text=item["sentence"].strip(), label=label, source=source))
     return rows
 
 
-_READERS = {"phrasebank": _read_phrasebank, "csv": _read_csv, "sentfin": _read_sentfin,
-            "fiqa": _read_fiqa}
+_READERS = {
+    "phrasebank": _read_phrasebank,
+    "csv": _read_csv,
+    "sentfin": _read_sentfin,
+    "fiqa": _read_fiqa,
+}
 
 
 def load_examples(paths: Sequence[Path], licence: str | None = None) -> LabelledData:
@@ -268,9 +287,17 @@ def load_examples(paths: Sequence[Path], licence: str | None = None) -> Labelled
         name = f"{fmt}:{path.stem}"
         rows = _READERS[fmt](path, name)
         lic, commercial = _licence_of(fmt, licence)
-        sources.append(DataSource(name=name, path=str(path), format=fmt, licence=lic,
-                                  commercial_use=commercial, sha256=file_digest(path),
-                                  n_examples=len(rows)))
+        sources.append(
+            DataSource(
+                name=name,
+                path=str(path),
+                format=fmt,
+                licence=lic,
+                commercial_use=commercial,
+                sha256=file_digest(path),
+                n_examples=len(rows),
+            )
+        )
         examples.extend(rows)
         _log.info("%s: %d examples (%s)", path.name, len(rows), fmt)
     return LabelledData(examples=tuple(examples), sources=tuple(sources))
@@ -280,8 +307,9 @@ MIN_UNLABELLED_WORDS = 4
 """Shorter lines of unlabelled text (headings, table rows) are not sentences worth distilling."""
 
 
-def load_unlabelled(paths: Sequence[Path], licence: str | None = None,
-                    settings: Settings | None = None) -> tuple[list[str], list[DataSource]]:
+def load_unlabelled(
+    paths: Sequence[Path], licence: str | None = None, settings: Settings | None = None
+) -> tuple[list[str], list[DataSource]]:
     """Sentences without labels, for a teacher to label: distinct texts, and their sources.
 
     A `.pdf` is read and split into sentences as `sesame analyze` does (with `settings`' ingest
@@ -295,8 +323,9 @@ def load_unlabelled(paths: Sequence[Path], licence: str | None = None,
         if not path.is_file():
             raise DataValidationError(f"{path}: no such file. Give a text, PDF or labelled file.")
         suffix = path.suffix.lower()
-        fmt: DataFormat = ("pdf" if suffix == ".pdf" else "lines" if suffix == ".txt"
-                           else detect_format(path))
+        fmt: DataFormat = (
+            "pdf" if suffix == ".pdf" else "lines" if suffix == ".txt" else detect_format(path)
+        )
         if fmt == "pdf":
             rows = _pdf_sentences(path, settings or Settings())
         elif fmt == "lines":
@@ -307,9 +336,17 @@ def load_unlabelled(paths: Sequence[Path], licence: str | None = None,
         for text in kept:
             texts.setdefault(normalise(text), text)
         lic, commercial = _licence_of(fmt, licence)
-        sources.append(DataSource(name=f"{fmt}:{path.stem}", path=str(path), format=fmt,
-                                  licence=lic, commercial_use=commercial,
-                                  sha256=file_digest(path), n_examples=len(kept)))
+        sources.append(
+            DataSource(
+                name=f"{fmt}:{path.stem}",
+                path=str(path),
+                format=fmt,
+                licence=lic,
+                commercial_use=commercial,
+                sha256=file_digest(path),
+                n_examples=len(kept),
+            )
+        )
         _log.info("%s: %d unlabelled sentences (%s)", path.name, len(kept), fmt)
     return list(texts.values()), sources
 
@@ -361,27 +398,36 @@ def deduplicate(examples: Sequence[Example]) -> tuple[list[Example], dict[str, i
     return kept, dict(removed)
 
 
-def split_examples(examples: Sequence[Example], eval_share: float = 0.2,
-                   seed: int = 42) -> DataSplit:
+def split_examples(
+    examples: Sequence[Example], eval_share: float = 0.2, seed: int = 42
+) -> DataSplit:
     """Stratified, seeded train/eval split; the same input and seed always give the same split."""
     from sklearn.model_selection import train_test_split
 
     idx = list(range(len(examples)))
     labels = [e.label for e in examples]
-    train_idx, eval_idx = train_test_split(idx, test_size=eval_share, random_state=seed,
-                                           stratify=labels, shuffle=True)
+    train_idx, eval_idx = train_test_split(
+        idx, test_size=eval_share, random_state=seed, stratify=labels, shuffle=True
+    )
     train = tuple(examples[i] for i in sorted(train_idx))
     evals = tuple(examples[i] for i in sorted(eval_idx))
     return make_split(train, evals, seed=seed, eval_share=eval_share)
 
 
-def make_split(train: Sequence[Example], evals: Sequence[Example], seed: int = 0,
-               eval_share: float = 0.0) -> DataSplit:
+def make_split(
+    train: Sequence[Example], evals: Sequence[Example], seed: int = 0, eval_share: float = 0.0
+) -> DataSplit:
     """A split from given train and eval sets (e.g. a frozen evaluation file), with digests."""
     td, ed = examples_digest(train), examples_digest(evals)
-    return DataSplit(train=tuple(train), eval=tuple(evals), seed=seed, eval_share=eval_share,
-                     train_digest=td, eval_digest=ed,
-                     split_digest=hashlib.sha256(f"{td}:{ed}".encode()).hexdigest())
+    return DataSplit(
+        train=tuple(train),
+        eval=tuple(evals),
+        seed=seed,
+        eval_share=eval_share,
+        train_digest=td,
+        eval_digest=ed,
+        split_digest=hashlib.sha256(f"{td}:{ed}".encode()).hexdigest(),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -407,14 +453,18 @@ def compute_statistics(examples: Sequence[Example]) -> DataStatistics:
     return DataStatistics(
         n=n,
         label_counts={lab: counts.get(lab, 0) for lab in sorted(set(counts) | set(LABELS))},
-        label_shares={lab: round(counts.get(lab, 0) / n, 4) if n else 0.0
-                      for lab in sorted(set(counts) | set(LABELS))},
+        label_shares={
+            lab: round(counts.get(lab, 0) / n, 4) if n else 0.0
+            for lab in sorted(set(counts) | set(LABELS))
+        },
         n_empty=sum(1 for e in examples if not e.text.strip()),
         n_duplicates=dups,
         n_conflicting=sum(1 for s in labels_of.values() if len(s) > 1),
-        chars_min=chars[0], chars_median=float(statistics.median(chars)),
+        chars_min=chars[0],
+        chars_median=float(statistics.median(chars)),
         chars_p99=float(chars[min(len(chars) - 1, int(0.99 * len(chars)))]),
-        chars_max=chars[-1], words_median=float(statistics.median(words)),
+        chars_max=chars[-1],
+        words_median=float(statistics.median(words)),
     )
 
 
@@ -429,39 +479,68 @@ def check_examples(examples: Sequence[Example], schema: DataSchema, what: str) -
     unknown = [e for e in examples if e.label not in schema.labels]
     if unknown:
         seen = sorted({e.label for e in unknown})
-        found.append(Anomaly(
-            code="unknown_label", count=len(unknown), examples=_sample([e.text for e in unknown]),
-            message=f"{len(unknown)} {what} examples carry labels outside {list(schema.labels)}:"
-                    f" {seen[:5]}. Map them to positive/negative/neutral or drop them."))
+        found.append(
+            Anomaly(
+                code="unknown_label",
+                count=len(unknown),
+                examples=_sample([e.text for e in unknown]),
+                message=f"{len(unknown)} {what} examples carry labels outside "
+                f"{list(schema.labels)}: {seen[:5]}. Map them to positive/negative/neutral or "
+                "drop them.",
+            )
+        )
     empty = [e for e in examples if not e.text.strip()]
     if empty:
-        found.append(Anomaly(code="empty_text", count=len(empty),
-                             message=f"{len(empty)} {what} examples have empty text."))
+        found.append(
+            Anomaly(
+                code="empty_text",
+                count=len(empty),
+                message=f"{len(empty)} {what} examples have empty text.",
+            )
+        )
     stats = compute_statistics(examples)
     dup_share = stats.n_duplicates / n
     if dup_share > schema.max_duplicate_share:
-        found.append(Anomaly(
-            code="duplicate_text", count=stats.n_duplicates,
-            message=f"{stats.n_duplicates} of {len(examples)} {what} texts ({dup_share:.1%}) "
-                    f"repeat an earlier one; at most {schema.max_duplicate_share:.1%} is "
-                    f"cleaned automatically ({stats.n_conflicting} with conflicting labels)."))
-    outliers = [e for e in examples if e.text.strip()
-                and not schema.min_chars <= len(e.text) <= schema.max_chars]
+        found.append(
+            Anomaly(
+                code="duplicate_text",
+                count=stats.n_duplicates,
+                message=f"{stats.n_duplicates} of {len(examples)} {what} texts ({dup_share:.1%}) "
+                f"repeat an earlier one; at most {schema.max_duplicate_share:.1%} is "
+                f"cleaned automatically ({stats.n_conflicting} with conflicting labels).",
+            )
+        )
+    outliers = [
+        e
+        for e in examples
+        if e.text.strip() and not schema.min_chars <= len(e.text) <= schema.max_chars
+    ]
     if len(outliers) / n > schema.max_length_outlier_share:
-        found.append(Anomaly(
-            code="length_outlier", count=len(outliers),
-            examples=_sample([e.text for e in outliers]),
-            message=f"{len(outliers)} {what} texts ({len(outliers) / n:.1%}) are outside "
-                    f"{schema.min_chars}-{schema.max_chars} characters (allowed share "
-                    f"{schema.max_length_outlier_share:.1%})."))
+        found.append(
+            Anomaly(
+                code="length_outlier",
+                count=len(outliers),
+                examples=_sample([e.text for e in outliers]),
+                message=f"{len(outliers)} {what} texts ({len(outliers) / n:.1%}) are outside "
+                f"{schema.min_chars}-{schema.max_chars} characters (allowed share "
+                f"{schema.max_length_outlier_share:.1%}).",
+            )
+        )
     counts = Counter(e.label for e in examples)
-    thin = {lab: counts.get(lab, 0) for lab in schema.labels
-            if counts.get(lab, 0) < schema.min_examples_per_label}
+    thin = {
+        lab: counts.get(lab, 0)
+        for lab in schema.labels
+        if counts.get(lab, 0) < schema.min_examples_per_label
+    }
     if thin:
-        found.append(Anomaly(
-            code="too_few_examples", count=sum(thin.values()),
-            message=f"{what} set has too few examples of {thin} (at least "
-                    f"{schema.min_examples_per_label} per label)."))
+        found.append(
+            Anomaly(
+                code="too_few_examples",
+                count=sum(thin.values()),
+                message=f"{what} set has too few examples of {thin} (at least "
+                f"{schema.min_examples_per_label} per label).",
+            )
+        )
     return found
 
 
@@ -470,10 +549,13 @@ def class_shift(current: dict[str, float], previous: dict[str, float]) -> float:
     return max(abs(current.get(lab, 0.0) - previous.get(lab, 0.0)) for lab in LABELS)
 
 
-def validate_split(split: DataSplit, schema: DataSchema | None = None,
-                   previous_shares: dict[str, float] | None = None,
-                   allow: Sequence[str] = (), removed: dict[str, int] | None = None,
-                   ) -> ValidationReport:
+def validate_split(
+    split: DataSplit,
+    schema: DataSchema | None = None,
+    previous_shares: dict[str, float] | None = None,
+    allow: Sequence[str] = (),
+    removed: dict[str, int] | None = None,
+) -> ValidationReport:
     """ExampleValidator: check train and eval sets; anomalies in `allow` are recorded, not fatal."""
     schema = schema or DataSchema()
     anomalies = check_examples(split.train, schema, "train")
@@ -481,28 +563,43 @@ def validate_split(split: DataSplit, schema: DataSchema | None = None,
     eval_keys = {normalise(e.text) for e in split.eval}
     overlap = [e.text for e in split.train if normalise(e.text) in eval_keys]
     if overlap:
-        anomalies.append(Anomaly(
-            code="train_eval_overlap", count=len(overlap), examples=_sample(overlap),
-            message=f"{len(overlap)} training texts also occur in the evaluation set; the "
-                    "evaluation would flatter the model. Remove them from the training data."))
+        anomalies.append(
+            Anomaly(
+                code="train_eval_overlap",
+                count=len(overlap),
+                examples=_sample(overlap),
+                message=f"{len(overlap)} training texts also occur in the evaluation set; the "
+                "evaluation would flatter the model. Remove them from the training data.",
+            )
+        )
     train_stats = compute_statistics(split.train)
     if previous_shares:
         shift = class_shift(train_stats.label_shares, previous_shares)
         if shift > schema.max_class_shift:
             now = {k: train_stats.label_shares.get(k, 0.0) for k in LABELS}
-            anomalies.append(Anomaly(
-                code="class_balance_shift", count=0,
-                message=f"label shares moved by up to {shift:.2f} (allowed "
-                        f"{schema.max_class_shift:.2f}) against the previous training data: "
-                        f"now {now}, before {previous_shares}."))
+            anomalies.append(
+                Anomaly(
+                    code="class_balance_shift",
+                    count=0,
+                    message=f"label shares moved by up to {shift:.2f} (allowed "
+                    f"{schema.max_class_shift:.2f}) against the previous training data: "
+                    f"now {now}, before {previous_shares}.",
+                )
+            )
     blocking = tuple(a for a in anomalies if a.code not in allow)
     accepted = tuple(a for a in anomalies if a.code in allow)
-    return ValidationReport(train=train_stats, eval=compute_statistics(split.eval),
-                            anomalies=blocking, allowed=accepted, removed=removed or {})
+    return ValidationReport(
+        train=train_stats,
+        eval=compute_statistics(split.eval),
+        anomalies=blocking,
+        allowed=accepted,
+        removed=removed or {},
+    )
 
 
-def dedupe_against(extra: Sequence[Example], held_out: Sequence[Example]
-                   ) -> tuple[list[Example], int]:
+def dedupe_against(
+    extra: Sequence[Example], held_out: Sequence[Example]
+) -> tuple[list[Example], int]:
     """Drop extra training examples whose text occurs in the held-out set; returns the count."""
     keys = {normalise(e.text) for e in held_out}
     kept = [e for e in extra if normalise(e.text) not in keys]

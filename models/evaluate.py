@@ -26,7 +26,8 @@ PredictProba = Callable[[Sequence[str]], np.ndarray]
 """texts -> probabilities (n, 3) with columns in LABELS order."""
 
 LENGTH_SLICES: tuple[tuple[str, int, int], ...] = (
-    ("short (<=12 words)", 0, 12), ("medium (13-25 words)", 13, 25),
+    ("short (<=12 words)", 0, 12),
+    ("medium (13-25 words)", 13, 25),
     ("long (>25 words)", 26, 10_000),
 )
 CALIBRATION_BINS = 10
@@ -65,31 +66,43 @@ class EvalMetrics(Record):
 
     def flat(self, prefix: str = "") -> dict[str, float]:
         """Scalar metrics as flat names, for MLflow."""
-        out = {f"{prefix}accuracy": self.accuracy, f"{prefix}macro_f1": self.macro_f1,
-               f"{prefix}calibration_error": self.calibration_error}
+        out = {
+            f"{prefix}accuracy": self.accuracy,
+            f"{prefix}macro_f1": self.macro_f1,
+            f"{prefix}calibration_error": self.calibration_error,
+        }
         for label, m in self.per_class.items():
-            out |= {f"{prefix}{label}_precision": m.precision, f"{prefix}{label}_recall": m.recall,
-                    f"{prefix}{label}_f1": m.f1}
+            out |= {
+                f"{prefix}{label}_precision": m.precision,
+                f"{prefix}{label}_recall": m.recall,
+                f"{prefix}{label}_f1": m.f1,
+            }
         for name, s in self.slices.items():
             key = name.split(" ")[0]
-            out |= {f"{prefix}slice_{key}_accuracy": s.accuracy,
-                    f"{prefix}slice_{key}_macro_f1": s.macro_f1}
+            out |= {
+                f"{prefix}slice_{key}_accuracy": s.accuracy,
+                f"{prefix}slice_{key}_macro_f1": s.macro_f1,
+            }
         return out
 
     def table(self) -> str:
         """A small plain-text report: headline numbers, per-class rows, confusion matrix."""
-        lines = [f"n={self.n}  accuracy={self.accuracy:.3f}  macro-F1={self.macro_f1:.3f}  "
-                 f"ECE={self.calibration_error:.3f}",
-                 f"{'label':<10}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}"]
+        lines = [
+            f"n={self.n}  accuracy={self.accuracy:.3f}  macro-F1={self.macro_f1:.3f}  "
+            f"ECE={self.calibration_error:.3f}",
+            f"{'label':<10}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}",
+        ]
         for label, m in self.per_class.items():
-            lines.append(f"{label:<10}{m.precision:>10.3f}{m.recall:>8.3f}{m.f1:>8.3f}"
-                         f"{m.support:>9}")
+            lines.append(
+                f"{label:<10}{m.precision:>10.3f}{m.recall:>8.3f}{m.f1:>8.3f}{m.support:>9}"
+            )
         lines.append("confusion (rows true, columns predicted): " + " ".join(LABELS))
         for label, row in zip(LABELS, self.confusion, strict=True):
             lines.append(f"  {label:<10}" + "".join(f"{v:>9}" for v in row))
         for name, s in self.slices.items():
-            lines.append(f"slice {name:<22} n={s.n:<5} accuracy={s.accuracy:.3f} "
-                         f"macro-F1={s.macro_f1:.3f}")
+            lines.append(
+                f"slice {name:<22} n={s.n:<5} accuracy={s.accuracy:.3f} macro-F1={s.macro_f1:.3f}"
+            )
         return "\n".join(lines)
 
 
@@ -156,16 +169,18 @@ def calibration_error(proba: np.ndarray, y: np.ndarray, bins: int = CALIBRATION_
     return float(ece)
 
 
-def compute_metrics(labels: Sequence[str], proba: np.ndarray,
-                    texts: Sequence[str] | None = None) -> EvalMetrics:
+def compute_metrics(
+    labels: Sequence[str], proba: np.ndarray, texts: Sequence[str] | None = None
+) -> EvalMetrics:
     """Metrics from true labels and predicted probabilities (columns in LABELS order)."""
     unknown = sorted({lab for lab in labels if lab not in LABELS})
     if unknown:
         raise DataValidationError(f"labels {unknown} are not among {list(LABELS)}; map them first.")
     proba = np.asarray(proba, dtype=float)
     if proba.shape != (len(labels), len(LABELS)):
-        raise ValueError(f"probabilities have shape {proba.shape}; expected "
-                         f"({len(labels)}, {len(LABELS)}).")
+        raise ValueError(
+            f"probabilities have shape {proba.shape}; expected ({len(labels)}, {len(LABELS)})."
+        )
     y = np.array([LABELS.index(lab) for lab in labels], dtype=int)
     pred = proba.argmax(axis=1) if len(y) else np.zeros(0, dtype=int)
     m = _confusion(y, pred)
@@ -174,8 +189,9 @@ def compute_metrics(labels: Sequence[str], proba: np.ndarray,
         tp, predicted, actual = int(m[i, i]), int(m[:, i].sum()), int(m[i, :].sum())
         p = tp / predicted if predicted else 0.0
         r = tp / actual if actual else 0.0
-        per_class[label] = ClassMetrics(precision=round(p, 4), recall=round(r, 4),
-                                        f1=round(_f1(p, r), 4), support=actual)
+        per_class[label] = ClassMetrics(
+            precision=round(p, 4), recall=round(r, 4), f1=round(_f1(p, r), 4), support=actual
+        )
     slices: dict[str, SliceMetrics] = {}
     if texts is not None:
         words = np.array([len(t.split()) for t in texts])
@@ -183,43 +199,68 @@ def compute_metrics(labels: Sequence[str], proba: np.ndarray,
             mask = (words >= lo) & (words <= hi)
             if mask.any():
                 sm = _confusion(y[mask], pred[mask])
-                slices[name] = SliceMetrics(n=int(mask.sum()),
-                                            accuracy=round(float(np.trace(sm) / mask.sum()), 4),
-                                            macro_f1=round(_macro_f1(sm), 4))
+                slices[name] = SliceMetrics(
+                    n=int(mask.sum()),
+                    accuracy=round(float(np.trace(sm) / mask.sum()), 4),
+                    macro_f1=round(_macro_f1(sm), 4),
+                )
     return EvalMetrics(
-        n=len(y), accuracy=round(float(np.trace(m) / len(y)), 4) if len(y) else 0.0,
-        macro_f1=round(_macro_f1(m), 4), per_class=per_class,
+        n=len(y),
+        accuracy=round(float(np.trace(m) / len(y)), 4) if len(y) else 0.0,
+        macro_f1=round(_macro_f1(m), 4),
+        per_class=per_class,
         confusion=tuple(tuple(int(v) for v in row) for row in m),
-        calibration_error=round(calibration_error(proba, y), 4), slices=slices,
+        calibration_error=round(calibration_error(proba, y), 4),
+        slices=slices,
     )
 
 
-def evaluate_predict(predict_proba: PredictProba, examples: Sequence[Example],
-                     eval_digest: str = "") -> EvalMetrics:
+def evaluate_predict(
+    predict_proba: PredictProba, examples: Sequence[Example], eval_digest: str = ""
+) -> EvalMetrics:
     """Metrics of any predict function (texts -> (n, 3) probabilities) on labelled examples."""
     texts = [e.text for e in examples]
     metrics = compute_metrics([e.label for e in examples], predict_proba(texts), texts)
     return metrics.model_copy(update={"eval_digest": eval_digest})
 
 
-def load_scorer(model_dir: Path, options: ScoringOptions | None = None, *, name: str | None = None,
-                version: str | None = None, expected_digest: str | None = None):  # noqa: ANN201
+def load_scorer(
+    model_dir: Path,
+    options: ScoringOptions | None = None,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    expected_digest: str | None = None,
+):  # noqa: ANN201
     """A SentimentScorer over a model directory (scoring options default to production's)."""
     from models.scoring import SentimentScorer
 
-    return SentimentScorer.from_dir(Path(model_dir), options or ScoringOptions(), name=name,
-                                    version=version, expected_digest=expected_digest)
+    return SentimentScorer.from_dir(
+        Path(model_dir),
+        options or ScoringOptions(),
+        name=name,
+        version=version,
+        expected_digest=expected_digest,
+    )
 
 
-def evaluate_dir(model_dir: Path, examples: Sequence[Example], eval_digest: str = "",
-                 options: ScoringOptions | None = None) -> EvalMetrics:
+def evaluate_dir(
+    model_dir: Path,
+    examples: Sequence[Example],
+    eval_digest: str = "",
+    options: ScoringOptions | None = None,
+) -> EvalMetrics:
     """Metrics of a Hugging Face model directory on labelled examples."""
     scorer = load_scorer(model_dir, options)
     return evaluate_predict(scorer.predict_proba, examples, eval_digest)
 
 
-def bless(candidate: EvalMetrics, champion: EvalMetrics | None, gate: GateOptions | None = None,
-          champion_version: str | None = None) -> Blessing:
+def bless(
+    candidate: EvalMetrics,
+    champion: EvalMetrics | None,
+    gate: GateOptions | None = None,
+    champion_version: str | None = None,
+) -> Blessing:
     """The gate: absolute floors, then no regression against the champion beyond the tolerance."""
     gate = gate or GateOptions()
     key = gate.primary_metric
@@ -228,38 +269,59 @@ def bless(candidate: EvalMetrics, champion: EvalMetrics | None, gate: GateOption
     ok = True
     if candidate.accuracy < gate.min_accuracy:
         ok = False
-        reasons.append(f"accuracy {candidate.accuracy:.3f} is below the floor "
-                       f"{gate.min_accuracy:.3f}")
+        reasons.append(
+            f"accuracy {candidate.accuracy:.3f} is below the floor {gate.min_accuracy:.3f}"
+        )
     if candidate.macro_f1 < gate.min_macro_f1:
         ok = False
-        reasons.append(f"macro-F1 {candidate.macro_f1:.3f} is below the floor "
-                       f"{gate.min_macro_f1:.3f}")
+        reasons.append(
+            f"macro-F1 {candidate.macro_f1:.3f} is below the floor {gate.min_macro_f1:.3f}"
+        )
     if ok:
-        reasons.append(f"accuracy {candidate.accuracy:.3f} and macro-F1 "
-                       f"{candidate.macro_f1:.3f} clear the floors ({gate.min_accuracy:.2f} / "
-                       f"{gate.min_macro_f1:.2f})")
+        reasons.append(
+            f"accuracy {candidate.accuracy:.3f} and macro-F1 "
+            f"{candidate.macro_f1:.3f} clear the floors ({gate.min_accuracy:.2f} / "
+            f"{gate.min_macro_f1:.2f})"
+        )
     champ_value = None
     if champion is None:
         reasons.append("no champion to compare with")
     else:
-        if champion.eval_digest and candidate.eval_digest \
-                and champion.eval_digest != candidate.eval_digest:
+        if (
+            champion.eval_digest
+            and candidate.eval_digest
+            and champion.eval_digest != candidate.eval_digest
+        ):
             raise ValueError("candidate and champion were measured on different evaluation sets")
         champ_value = float(getattr(champion, key))
         delta = value - champ_value
         if delta < -gate.tolerance:
             ok = False
-            reasons.append(f"{key} {value:.3f} is worse than the champion's {champ_value:.3f} "
-                           f"(v{champion_version}) by {-delta:.3f}, more than the tolerance "
-                           f"{gate.tolerance:.3f}")
+            reasons.append(
+                f"{key} {value:.3f} is worse than the champion's {champ_value:.3f} "
+                f"(v{champion_version}) by {-delta:.3f}, more than the tolerance "
+                f"{gate.tolerance:.3f}"
+            )
         else:
-            reasons.append(f"{key} {value:.3f} vs the champion's {champ_value:.3f} "
-                           f"(v{champion_version}): {delta:+.3f}, within tolerance "
-                           f"{gate.tolerance:.3f}")
-    return Blessing(blessed=ok, reasons=tuple(reasons), primary_metric=key, candidate=value,
-                    champion=champ_value, champion_version=champion_version,
-                    gate={"min_accuracy": gate.min_accuracy, "min_macro_f1": gate.min_macro_f1,
-                          "tolerance": gate.tolerance, "primary_metric": key})
+            reasons.append(
+                f"{key} {value:.3f} vs the champion's {champ_value:.3f} "
+                f"(v{champion_version}): {delta:+.3f}, within tolerance "
+                f"{gate.tolerance:.3f}"
+            )
+    return Blessing(
+        blessed=ok,
+        reasons=tuple(reasons),
+        primary_metric=key,
+        candidate=value,
+        champion=champ_value,
+        champion_version=champion_version,
+        gate={
+            "min_accuracy": gate.min_accuracy,
+            "min_macro_f1": gate.min_macro_f1,
+            "tolerance": gate.tolerance,
+            "primary_metric": key,
+        },
+    )
 
 
 class GateResult(Record):
@@ -279,9 +341,15 @@ def read_eval_file(path: Path) -> tuple[list[Example], str]:
     return examples, examples_digest(examples)
 
 
-def gate_candidate(settings, candidate_dir: Path, examples: Sequence[Example],  # noqa: ANN001
-                   eval_digest: str, name: str, gate: GateOptions | None = None,
-                   candidate_metrics: EvalMetrics | None = None) -> GateResult:
+def gate_candidate(
+    settings,
+    candidate_dir: Path,
+    examples: Sequence[Example],  # noqa: ANN001
+    eval_digest: str,
+    name: str,
+    gate: GateOptions | None = None,
+    candidate_metrics: EvalMetrics | None = None,
+) -> GateResult:
     """Measure the candidate and the current champion of `name` on the same set; bless or not."""
     from models import registry
 
@@ -291,18 +359,35 @@ def gate_candidate(settings, candidate_dir: Path, examples: Sequence[Example],  
     champion = None
     if champ is not None:
         path = registry.fetch_version(settings, champ)
-        scorer = load_scorer(path, scoring, name=name, version=champ.version,
-                             expected_digest=champ.tags.get("sha256"))
+        scorer = load_scorer(
+            path,
+            scoring,
+            name=name,
+            version=champ.version,
+            expected_digest=champ.tags.get("sha256"),
+        )
         champion = evaluate_predict(scorer.predict_proba, examples, eval_digest)
-        _log.info("champion v%s on the same set: accuracy %.3f macro-F1 %.3f", champ.version,
-                  champion.accuracy, champion.macro_f1)
+        _log.info(
+            "champion v%s on the same set: accuracy %.3f macro-F1 %.3f",
+            champ.version,
+            champion.accuracy,
+            champion.macro_f1,
+        )
     blessing = bless(candidate, champion, gate, champ.version if champ else None)
-    return GateResult(candidate=candidate, champion=champion,
-                      champion_version=champ.version if champ else None, blessing=blessing)
+    return GateResult(
+        candidate=candidate,
+        champion=champion,
+        champion_version=champ.version if champ else None,
+        blessing=blessing,
+    )
 
 
-def frozen_eval_set(settings, champion, card: dict | None,  # noqa: ANN001
-                    eval_file: Path | None = None) -> tuple[list[Example], str, str]:
+def frozen_eval_set(
+    settings,
+    champion,
+    card: dict | None,  # noqa: ANN001
+    eval_file: Path | None = None,
+) -> tuple[list[Example], str, str]:
     """The evaluation set a new version is gated on: (examples, digest, where it came from).
 
     An explicit file wins; else the set logged with the champion's run; else the champion's
@@ -329,16 +414,26 @@ def frozen_eval_set(settings, champion, card: dict | None,  # noqa: ANN001
         data = [s for s in train.get("sources", []) if s.get("role", "data") == "data"]
         # Bundled cards name their data relative to the project root (../shared/data/...).
         root = Path(__file__).resolve().parents[1]
-        paths = [Path(s["path"]) if Path(s["path"]).is_absolute() else root / s["path"]
-                 for s in data]
-        if data and not split.get("eval_file") and all(
+        paths = [
+            Path(s["path"]) if Path(s["path"]).is_absolute() else root / s["path"] for s in data
+        ]
+        if (
+            data
+            and not split.get("eval_file")
+            and all(
                 p.is_file() and file_digest(p) == s["sha256"]
-                for p, s in zip(paths, data, strict=True)):
+                for p, s in zip(paths, data, strict=True)
+            )
+        ):
             examples, _ = deduplicate(load_examples(paths).examples)
             rebuilt = split_examples(examples, split["eval_share"], split["seed"])
             if not split.get("eval_digest") or rebuilt.eval_digest == split["eval_digest"]:
-                return (list(rebuilt.eval), rebuilt.eval_digest,
-                        f"the evaluation split of {champion.name} v{champion.version}, rebuilt")
+                return (
+                    list(rebuilt.eval),
+                    rebuilt.eval_digest,
+                    f"the evaluation split of {champion.name} v{champion.version}, rebuilt",
+                )
     raise DataValidationError(
         "no frozen evaluation set: the champion has none logged and its data is not on this "
-        "machine. Give one with --eval FILE.csv (text,label).")
+        "machine. Give one with --eval FILE.csv (text,label)."
+    )

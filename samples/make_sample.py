@@ -152,8 +152,15 @@ class Report:
         self.c.setFillColorRGB(0, 0, 0)
         self.y -= 8
 
-    def paragraph(self, text: str, *, indent: float = 0, font: str = BODY, size: float = SIZE,
-                  space_after: float = 6) -> None:
+    def paragraph(
+        self,
+        text: str,
+        *,
+        indent: float = 0,
+        font: str = BODY,
+        size: float = SIZE,
+        space_after: float = 6,
+    ) -> None:
         """Wrapped, left-aligned text; long words break at their hyphenation point."""
         width = self.column.width - indent
         for line in wrap(text, font, size, width):
@@ -172,8 +179,9 @@ class Report:
             self.paragraph(item, indent=18, space_after=3)
         self.y -= 4
 
-    def table(self, header: list[str], rows: list[list[str]], widths: list[float],
-              note: str) -> None:
+    def table(
+        self, header: list[str], rows: list[list[str]], widths: list[float], note: str
+    ) -> None:
         """A ruled table of figures: first column left-aligned, numbers right-aligned."""
         c = self.c
         x0, row_h = self.column.x, 16.0
@@ -226,7 +234,7 @@ def wrap(text: str, font: str, size: float, width: float) -> list[str]:
             if stringWidth(first, font, size) <= width:
                 HYPHENATED.append(core)
                 lines.append(first)
-                line = tail + word[len(core):]
+                line = tail + word[len(core) :]
                 continue
         lines.append(line)
         line = word
@@ -293,8 +301,7 @@ OPERATIONS = [
 
 PRIORITIES = [
     "finish the Leeds transfer without losing customers;",
-    "raise prices where contracts allow, so that cost increases are recovered within one "
-    "quarter;",
+    "raise prices where contracts allow, so that cost increases are recovered within one quarter;",
     "reduce working capital by €10 million through lower safety stocks.",
 ]
 
@@ -352,32 +359,47 @@ OUTLOOK = [
 ]
 
 AUDITOR = [
-    ("Opinion", [
-        "We have audited the financial statements 2024 of Northwind Components N.V., based in "
-        "Eindhoven. In our opinion, the financial statements give a true and fair view of the "
-        "financial position of the company as at 31 December 2024 and of its result and cash "
-        "flows for 2024, in accordance with IFRS as adopted by the European Union.",
-    ]),
-    ("Basis for our opinion", [
-        "We conducted our audit in accordance with Dutch law, including the Dutch Standards on "
-        "Auditing. We are independent of the company and have fulfilled our other ethical "
-        "responsibilities. We believe the audit evidence we obtained is sufficient and "
-        "appropriate to provide a basis for our opinion.",
-    ]),
-    ("Materiality", [
-        "We set materiality for the financial statements as a whole at €2.1 million (0.5% of "
-        "revenue).",
-    ]),
-    ("Key audit matters", [
-        "valuation of inventories, given slow-moving stock at the Leeds plant;",
-        "revenue recognition on long-term supply contracts;",
-        "the restructuring provision of €4.9 million for the closure of the Leeds plant.",
-    ]),
-    ("Going concern", [
-        "We evaluated management's forecasts and the downside scenario described in the going "
-        "concern section. We agree that the use of the going concern basis is appropriate and "
-        "we have not identified a material uncertainty.",
-    ]),
+    (
+        "Opinion",
+        [
+            "We have audited the financial statements 2024 of Northwind Components N.V., based in "
+            "Eindhoven. In our opinion, the financial statements give a true and fair view of the "
+            "financial position of the company as at 31 December 2024 and of its result and cash "
+            "flows for 2024, in accordance with IFRS as adopted by the European Union.",
+        ],
+    ),
+    (
+        "Basis for our opinion",
+        [
+            "We conducted our audit in accordance with Dutch law, including the Dutch Standards on "
+            "Auditing. We are independent of the company and have fulfilled our other ethical "
+            "responsibilities. We believe the audit evidence we obtained is sufficient and "
+            "appropriate to provide a basis for our opinion.",
+        ],
+    ),
+    (
+        "Materiality",
+        [
+            "We set materiality for the financial statements as a whole at €2.1 million (0.5% of "
+            "revenue).",
+        ],
+    ),
+    (
+        "Key audit matters",
+        [
+            "valuation of inventories, given slow-moving stock at the Leeds plant;",
+            "revenue recognition on long-term supply contracts;",
+            "the restructuring provision of €4.9 million for the closure of the Leeds plant.",
+        ],
+    ),
+    (
+        "Going concern",
+        [
+            "We evaluated management's forecasts and the downside scenario described in the going "
+            "concern section. We agree that the use of the going concern basis is appropriate and "
+            "we have not identified a material uncertainty.",
+        ],
+    ),
 ]
 
 
@@ -407,10 +429,13 @@ def build(path: Path) -> Path:
 
     r.new_page("Key figures and risks")
     r.heading("Key figures", 18, space_before=4)
-    r.table(["(€ million unless stated)", "2024", "2023", "Change"], KEY_FIGURES,
-            [210, 80, 80, 80],
-            "EBITDA is operating profit before depreciation and amortisation. Net debt is "
-            "borrowings less cash. Figures are audited.")
+    r.table(
+        ["(€ million unless stated)", "2024", "2023", "Change"],
+        KEY_FIGURES,
+        [210, 80, 80, 80],
+        "EBITDA is operating profit before depreciation and amortisation. Net debt is "
+        "borrowings less cash. Figures are audited.",
+    )
     r.heading("Risk factors", 15, space_before=14)
     r.paragraph(RISKS_INTRO)
     r.bullets(RISKS)
@@ -425,8 +450,10 @@ def build(path: Path) -> Path:
 
     r.new_page("Independent auditor's report")
     r.heading("Independent auditor's report", 18, space_before=4)
-    r.paragraph("To: the general meeting and the supervisory board of Northwind Components N.V.",
-                font="Times-Italic")
+    r.paragraph(
+        "To: the general meeting and the supervisory board of Northwind Components N.V.",
+        font="Times-Italic",
+    )
     for title, texts in AUDITOR:
         r.heading(title, 12, space_before=6)
         if title == "Key audit matters":
@@ -458,9 +485,13 @@ def _cover(r: Report) -> None:
     c.setFont(SANS, 12)
     c.drawString(MARGIN_X, PAGE_H - 350, "Precision components for industrial automation")
     c.setFont(BODY, 10)
-    for i, line in enumerate(["Eindhoven, the Netherlands",
-                              "Published 14 March 2025",
-                              "This report is fictional: a sample for the sesame demo."]):
+    for i, line in enumerate(
+        [
+            "Eindhoven, the Netherlands",
+            "Published 14 March 2025",
+            "This report is fictional: a sample for the sesame demo.",
+        ]
+    ):
         c.drawString(MARGIN_X, 120 - i * 14, line)
 
 

@@ -31,20 +31,29 @@ HEADING_SIZE = 15.0
 
 REPORT_TITLE = "Acme Holdings plc Annual Report 2023"
 REPORT_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Risk factors", (
-        "Our results depend on a small number of large customers. The loss of any one of them "
-        "would reduce revenue and could lead to an impairment of goodwill.",
-        "Energy prices rose sharply during the year and remain volatile. We hedge part of our "
-        "exposure, but higher costs may not be passed on to customers in full.",
-    )),
-    ("Going concern", (
-        "The directors have reviewed cash-flow forecasts for the next eighteen months. They "
-        "expect the group to meet its obligations as they fall due.",
-    )),
-    ("Outlook", (
-        "We expect revenue to grow by about five percent next year. Margins should recover as "
-        "the new plant reaches full capacity in the second half.",
-    )),
+    (
+        "Risk factors",
+        (
+            "Our results depend on a small number of large customers. The loss of any one of them "
+            "would reduce revenue and could lead to an impairment of goodwill.",
+            "Energy prices rose sharply during the year and remain volatile. We hedge part of our "
+            "exposure, but higher costs may not be passed on to customers in full.",
+        ),
+    ),
+    (
+        "Going concern",
+        (
+            "The directors have reviewed cash-flow forecasts for the next eighteen months. They "
+            "expect the group to meet its obligations as they fall due.",
+        ),
+    ),
+    (
+        "Outlook",
+        (
+            "We expect revenue to grow by about five percent next year. Margins should recover as "
+            "the new plant reaches full capacity in the second half.",
+        ),
+    ),
 )
 REPORT_BULLETS: tuple[str, ...] = (
     "Revenue grew by twelve percent to a record level.",
@@ -117,7 +126,7 @@ SCANNED_LOOK = "image-only page: a grey page with black bars, no text layer"
 GARBLED_LINES = (
     "=LMBFGNOCFGFPQJBOAGRJSSFBQC6FBHHCAAHGSDGIH ?SCATHGDQJGHCAGH QJBKGF",
     "?OAATGCF6BDECFCAGHCAGHSFGQBKGF >LPCIJ6BDECFCAGSOGH6BOIHSFGQZL 6BDECF",
-    ")[)5\\]-4^&2_#,+3`!)#$*#$,\"'#\"#3,a,#02 3$ !0+\"!b#$\"c b#0$\"cd0,$\" $,3a",
+    ')[)5\\]-4^&2_#,+3`!)#$*#$,"\'#"#3,a,#02 3$ !0+"!b#$"c b#0$"cd0,$" $,3a',
     "f]0$522 + $,\"'g\"c 5$2c !!\"$,\" ga'!3$''gg$#h\"c,3e0'+3'ge$,3!\"$ g\"c-3 +'",
 )
 """Glyph soup like a font without a Unicode map yields (McDonald's 2022 Q4 release)."""
@@ -155,8 +164,15 @@ def wrap(text: str, width: float, font: str = BODY_FONT, size: float = BODY_SIZE
     return lines
 
 
-def _paragraph(c: Canvas, text: str, x: float, y: float, width: float,
-               font: str = BODY_FONT, size: float = BODY_SIZE) -> float:
+def _paragraph(
+    c: Canvas,
+    text: str,
+    x: float,
+    y: float,
+    width: float,
+    font: str = BODY_FONT,
+    size: float = BODY_SIZE,
+) -> float:
     """Draw a wrapped paragraph from baseline y down; return the baseline below it."""
     c.setFont(font, size)
     for line in wrap(text, width, font, size):
@@ -310,13 +326,20 @@ def write_dense_page(path: Path, rows: int = 150, cols: int = 18) -> Path:
 # bad documents
 
 
-def write_encrypted(path: Path, user_password: str = "userpass",
-                    owner_password: str = "ownerpass") -> Path:
+def write_encrypted(
+    path: Path, user_password: str = "userpass", owner_password: str = "ownerpass"
+) -> Path:
     """The clean report's first section, encrypted (RC4/AES by reportlab) with a user password."""
     from reportlab.lib.pdfencrypt import StandardEncryption
 
-    enc = StandardEncryption(user_password, ownerPassword=owner_password, canPrint=1,
-                             canModify=0, canCopy=1, canAnnotate=0)
+    enc = StandardEncryption(
+        user_password,
+        ownerPassword=owner_password,
+        canPrint=1,
+        canModify=0,
+        canCopy=1,
+        canAnnotate=0,
+    )
     c = _canvas(path, encrypt=enc)
     heading, paragraphs = REPORT_SECTIONS[0]
     c.setFont(BOLD_FONT, HEADING_SIZE)
@@ -332,8 +355,7 @@ def write_truncated(path: Path, keep: float = 0.5) -> Path:
     full = io.BytesIO()
     c = Canvas(full, pagesize=A4, invariant=1)
     for i in range(3):
-        _paragraph(c, f"Page {i + 1}. " + LEFT_COLUMN, MARGIN, PAGE_H - MARGIN,
-                   PAGE_W - 2 * MARGIN)
+        _paragraph(c, f"Page {i + 1}. " + LEFT_COLUMN, MARGIN, PAGE_H - MARGIN, PAGE_W - 2 * MARGIN)
         c.showPage()
     c.save()
     data = full.getvalue()
@@ -433,7 +455,9 @@ def zero_page_pdf() -> bytes:
     for offset in offsets:
         out += b"%010d 00000 n \n" % offset
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1, xref)
+        len(objects) + 1,
+        xref,
+    )
     return bytes(out)
 
 

@@ -87,9 +87,9 @@ def _server_user() -> str | None:
             pwd.getpwnam(name)
             return name
     subprocess.run(
-        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-         _FALLBACK_USER],
-        check=True, capture_output=True,
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", _FALLBACK_USER],
+        check=True,
+        capture_output=True,
     )
     return _FALLBACK_USER
 
@@ -97,14 +97,21 @@ def _server_user() -> str | None:
 class PostgresServer:
     """A running server: hands out fresh databases and a URL for each."""
 
-    def __init__(self, admin_url: str, *, bindir: Path | None = None, root: Path | None = None,
-                 user: str | None = None) -> None:
+    def __init__(
+        self,
+        admin_url: str,
+        *,
+        bindir: Path | None = None,
+        root: Path | None = None,
+        user: str | None = None,
+    ) -> None:
         self.admin_url = admin_url
         self.bindir = bindir
         self.root = root
         self.user = user
-        self._admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT",
-                                       poolclass=sa.pool.NullPool)
+        self._admin = sa.create_engine(
+            admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
+        )
 
     @classmethod
     def start(cls) -> PostgresServer:
@@ -122,16 +129,43 @@ class PostgresServer:
             if user is not None:
                 shutil.chown(root, user=user, group=pwd.getpwnam(user).pw_gid)
             data = root / "data"
-            _run_as(user, [str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
-                           "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"], cwd=root)
+            _run_as(
+                user,
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-locale",
+                    "--no-sync",
+                ],
+                cwd=root,
+            )
             with (data / "postgresql.conf").open("a") as conf:
                 conf.write(
                     f"\nlisten_addresses = ''\nunix_socket_directories = '{root}'\n"
                     "port = 5432\nfsync = off\nsynchronous_commit = off\n"
                     "full_page_writes = off\nmax_connections = 200\n"
                 )
-            _run_as(user, [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"),
-                           "-w", "-t", "60", "start"], cwd=root)
+            _run_as(
+                user,
+                [
+                    str(bindir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(root / "log"),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ],
+                cwd=root,
+            )
         except (subprocess.CalledProcessError, OSError) as e:
             log = root / "log"
             detail = log.read_text()[-1500:] if log.exists() else ""
@@ -143,8 +177,8 @@ class PostgresServer:
 
     def url(self, database: str) -> str:
         """A URL for `database` on this server."""
-        return sa.make_url(self.admin_url).set(database=database).render_as_string(
-            hide_password=False
+        return (
+            sa.make_url(self.admin_url).set(database=database).render_as_string(hide_password=False)
         )
 
     def create_database(self, prefix: str = "sesame_test") -> str:
@@ -166,8 +200,19 @@ class PostgresServer:
         if self.root is None or self.bindir is None or not self.root.exists():
             return
         with contextlib.suppress(subprocess.CalledProcessError, OSError):
-            _run_as(self.user, [str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"),
-                                "-m", "immediate", "-w", "stop"], cwd=self.root)
+            _run_as(
+                self.user,
+                [
+                    str(self.bindir / "pg_ctl"),
+                    "-D",
+                    str(self.root / "data"),
+                    "-m",
+                    "immediate",
+                    "-w",
+                    "stop",
+                ],
+                cwd=self.root,
+            )
         shutil.rmtree(self.root, ignore_errors=True)
 
 

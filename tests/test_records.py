@@ -24,8 +24,14 @@ def test_bbox_union_holds_both():
 
 
 def test_stamp_fields_name_unregistered_models():
-    stamp = Stamp(model_name="m", model_version=None, model_digest="ab", code_version="0.1.0",
-                  run_id="r1", created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    stamp = Stamp(
+        model_name="m",
+        model_version=None,
+        model_digest="ab",
+        code_version="0.1.0",
+        run_id="r1",
+        created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    )
     fields = stamp.fields()
     assert fields["model_version"] == "unregistered"
     assert fields["git_commit"] == "unknown"

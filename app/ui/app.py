@@ -29,24 +29,33 @@ def pages() -> dict[str, list[st.Page]]:
     """The navigation: document work first, then the model side."""
     return {
         "Documents": [
-            st.Page(PAGE_ANALYZE, title="Analyze", icon=":material/upload_file:",
-                    url_path="analyze", default=True),
+            st.Page(
+                PAGE_ANALYZE,
+                title="Analyze",
+                icon=":material/upload_file:",
+                url_path="analyze",
+                default=True,
+            ),
             st.Page(PAGE_REVIEW, title="Review", icon=":material/rule:", url_path="review"),
             st.Page(PAGE_RUNS, title="Runs", icon=":material/history:", url_path="runs"),
         ],
         "Model": [
-            st.Page(PAGE_MODELS, title="Models", icon=":material/model_training:",
-                    url_path="models"),
-            st.Page(PAGE_MONITORING, title="Monitoring", icon=":material/monitor_heart:",
-                    url_path="monitoring"),
+            st.Page(
+                PAGE_MODELS, title="Models", icon=":material/model_training:", url_path="models"
+            ),
+            st.Page(
+                PAGE_MONITORING,
+                title="Monitoring",
+                icon=":material/monitor_heart:",
+                url_path="monitoring",
+            ),
         ],
     }
 
 
 def main() -> None:
     """Run one pass of the app: sign-in gate, sidebar, the chosen page."""
-    st.set_page_config(page_title="sesame review", page_icon=":material/fact_check:",
-                       layout="wide")
+    st.set_page_config(page_title="sesame review", page_icon=":material/fact_check:", layout="wide")
     settings = get_settings()
     user = auth.current_user()
     # The pages are registered before sign-in too, so that a link to a page (/review?result=3)

@@ -63,8 +63,10 @@ def logout() -> None:
 def login_screen(settings: Settings) -> None:
     """The sign-in screen: a password form, or the identity provider's button."""
     st.title("sesame: sign in")
-    st.caption("Sentence sentiment with evidence for financial reports. Sign in to analyze "
-               "reports and record reviews; your name is written on every review action.")
+    st.caption(
+        "Sentence sentiment with evidence for financial reports. Sign in to analyze "
+        "reports and record reviews; your name is written on every review action."
+    )
     if login_mode(settings) == "oidc":
         _oidc_login(settings)
     else:
@@ -74,9 +76,11 @@ def login_screen(settings: Settings) -> None:
 def _oidc_login(settings: Settings) -> None:
     provider = settings.ui.oidc_provider
     if settings.ui.login == "oidc" and not oidc_configured():
-        st.error("Login is set to oidc, but .streamlit/secrets.toml has no [auth] section. Add "
-                 "the identity provider there (see Streamlit's st.login), or set "
-                 "SESAME_UI__LOGIN=users.")
+        st.error(
+            "Login is set to oidc, but .streamlit/secrets.toml has no [auth] section. Add "
+            "the identity provider there (see Streamlit's st.login), or set "
+            "SESAME_UI__LOGIN=users."
+        )
         return
     if st.button("Sign in with your organisation's account", type="primary"):
         if provider:
@@ -93,13 +97,16 @@ def _password_login(settings: Settings) -> None:
         st.error(e.message)
         return
     if not users:
-        st.warning(f"No users are set up yet. An administrator adds one on the server with "
-                   f"`sesame users add NAME` (users file: `{esc(path)}`).")
+        st.warning(
+            f"No users are set up yet. An administrator adds one on the server with "
+            f"`sesame users add NAME` (users file: `{esc(path)}`)."
+        )
         return
     with st.form("login", clear_on_submit=False):
         login = st.text_input("User name", key="login_name", autocomplete="username")
-        password = st.text_input("Password", type="password", key="login_password",
-                                 autocomplete="current-password")
+        password = st.text_input(
+            "Password", type="password", key="login_password", autocomplete="current-password"
+        )
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:
         user = verify(path, login, password) if login and password else None

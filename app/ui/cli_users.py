@@ -24,12 +24,18 @@ def _path() -> Path:
 @users_app.command("add")
 def add(
     login: Annotated[str, typer.Argument(help="Login name (letters, digits, . _ @ -).")],
-    name: Annotated[str | None, typer.Option(
-        help="Display name recorded on reviews, e.g. 'Alice Auditor'.", show_default=False)]
-    = None,
-    password_stdin: Annotated[bool, typer.Option(
-        "--password-stdin", help="Read the password from standard input (for scripts).")]
-    = False,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="Display name recorded on reviews, e.g. 'Alice Auditor'.", show_default=False
+        ),
+    ] = None,
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin", help="Read the password from standard input (for scripts)."
+        ),
+    ] = False,
 ) -> None:
     """Add a user, or set a new password (and name) for an existing one."""
     from app.errors import SesameError

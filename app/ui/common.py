@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 SETTINGS_HASH: dict[str | type[Any], Callable[[Any], Any]] = {
-    Settings: lambda s: s.model_dump_json()}
+    Settings: lambda s: s.model_dump_json()
+}
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 PAGE_ANALYZE = "app/ui/pages_analyze.py"
@@ -90,8 +91,13 @@ def model_identity(settings: Settings) -> ModelIdentity:
         _log.exception("model resolution failed")
         return ModelIdentity(error=f"The model registry could not be read: {type(e).__name__}: {e}")
     origin = "local directory" if settings.scoring.model_dir is not None else "registry"
-    return ModelIdentity(name=model.name, version=model.version, digest=model.digest,
-                         origin=origin, path=str(model.path))
+    return ModelIdentity(
+        name=model.name,
+        version=model.version,
+        digest=model.digest,
+        origin=origin,
+        path=str(model.path),
+    )
 
 
 @dataclass
@@ -134,11 +140,13 @@ def sidebar_footer(settings: Settings, signature: str) -> None:
         if identity.error:
             st.caption(f"Model for new analyses: **not available**. {esc(identity.error)}")
         else:
-            st.caption(f"Model for new analyses: **{esc(identity.label)}**, "
-                       f"from the {identity.origin}")
+            st.caption(
+                f"Model for new analyses: **{esc(identity.label)}**, from the {identity.origin}"
+            )
         commit = git_commit()
-        st.caption(f"sesame {esc(package_version())}"
-                   + (f" · commit {esc(commit[:8])}" if commit else ""))
+        st.caption(
+            f"sesame {esc(package_version())}" + (f" · commit {esc(commit[:8])}" if commit else "")
+        )
 
 
 def flash(key: str) -> None:
@@ -147,5 +155,6 @@ def flash(key: str) -> None:
     if not message:
         return
     kind, text = message
-    {"success": st.success, "warning": st.warning, "error": st.error,
-     "info": st.info}.get(kind, st.info)(esc(text))
+    {"success": st.success, "warning": st.warning, "error": st.error, "info": st.info}.get(
+        kind, st.info
+    )(esc(text))

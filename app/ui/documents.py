@@ -53,8 +53,9 @@ def keep_pdf(settings: Settings, data: bytes) -> tuple[str, Path]:
     return digest, path
 
 
-def find_pdf(settings: Settings, doc_id: str | None,
-             sources: Sequence[str | None] = ()) -> bytes | None:
+def find_pdf(
+    settings: Settings, doc_id: str | None, sources: Sequence[str | None] = ()
+) -> bytes | None:
     """The bytes of a stored result's PDF: the kept upload, else the first of its source paths
     (as the CLI or batch run listed them) that still holds the same sha256; None when none."""
     if not doc_id or not _SHA256.fullmatch(doc_id):
@@ -91,9 +92,16 @@ def boxes_on(sentence: Sentence, page_no: int) -> list[BBox]:
     return [b for b in sentence.boxes if (b.page_no or sentence.page_no) == page_no]
 
 
-def render_page(pdf: bytes, page_no: int, boxes: Sequence[BBox] = (), *, width_px: int = 900,
-                frame: tuple[float, float] | None = None, focus_pt: float | None = None,
-                password: str | None = None) -> Image.Image:
+def render_page(
+    pdf: bytes,
+    page_no: int,
+    boxes: Sequence[BBox] = (),
+    *,
+    width_px: int = 900,
+    frame: tuple[float, float] | None = None,
+    focus_pt: float | None = None,
+    password: str | None = None,
+) -> Image.Image:
     """A page of the PDF as an RGB image, `boxes` outlined and tinted on it.
 
     Args:
@@ -150,4 +158,3 @@ def render_page(pdf: bytes, page_no: int, boxes: Sequence[BBox] = (), *, width_p
     x0, x1 = max(0.0, x0 + shift), min(fw, x1 + shift)
     left, right = max(0, round(x0 * sx)), min(drawn.width, round(x1 * sx))
     return drawn.crop((left, top, max(right, left + 1), max(bottom, top + 1)))
-

@@ -26,16 +26,29 @@ DOMAIN_AUC_FLOOR = 0.5
 
 def reports_frame(reports: Sequence[DriftReport]) -> pd.DataFrame:
     """One row per report: when, run, model version, sentences, verdict, drifted tests."""
-    return pd.DataFrame([{
-        "time (UTC)": r.created_at.strftime("%Y-%m-%d %H:%M"),
-        "run": r.run_id or "",
-        "model version": r.model_version or "",
-        "sentences": r.current_sentences,
-        "verdict": "DRIFT" if r.drifted else "ok",
-        "drifted tests": ", ".join(t.name for t in r.drifted_tests()),
-        "reference": r.reference_source,
-    } for r in reversed(reports)], columns=["time (UTC)", "run", "model version", "sentences",
-                                            "verdict", "drifted tests", "reference"])
+    return pd.DataFrame(
+        [
+            {
+                "time (UTC)": r.created_at.strftime("%Y-%m-%d %H:%M"),
+                "run": r.run_id or "",
+                "model version": r.model_version or "",
+                "sentences": r.current_sentences,
+                "verdict": "DRIFT" if r.drifted else "ok",
+                "drifted tests": ", ".join(t.name for t in r.drifted_tests()),
+                "reference": r.reference_source,
+            }
+            for r in reversed(reports)
+        ],
+        columns=[
+            "time (UTC)",
+            "run",
+            "model version",
+            "sentences",
+            "verdict",
+            "drifted tests",
+            "reference",
+        ],
+    )
 
 
 def relative_effect(name: str, effect: float | None, threshold: float) -> float | None:
@@ -50,10 +63,18 @@ def relative_effect(name: str, effect: float | None, threshold: float) -> float 
 def effects_over_time(reports: Sequence[DriftReport]) -> pd.DataFrame:
     """Long form, one row per report and gating test: time, run, test, effect relative to its
     threshold (1.0: drift), and whether it drifted (for a chart with a threshold rule)."""
-    rows = [{"time": _naive_utc(r.created_at), "run": r.run_id or "",
-             "test": t.name, "relative": relative_effect(t.name, t.effect, t.threshold),
-             "drifted": t.drifted}
-            for r in reports for t in r.tests if t.gating and t.status != "skipped"]
+    rows = [
+        {
+            "time": _naive_utc(r.created_at),
+            "run": r.run_id or "",
+            "test": t.name,
+            "relative": relative_effect(t.name, t.effect, t.threshold),
+            "drifted": t.drifted,
+        }
+        for r in reports
+        for t in r.tests
+        if t.gating and t.status != "skipped"
+    ]
     frame = pd.DataFrame(rows, columns=["time", "run", "test", "relative", "drifted"])
     return frame.dropna(subset=["relative"]).reset_index(drop=True)
 
@@ -65,30 +86,42 @@ def _naive_utc(when: datetime) -> datetime:
 
 def tests_frame(report: DriftReport) -> pd.DataFrame:
     """One report's tests: method, statistic, p-value, effect, threshold, status."""
-    return pd.DataFrame([{
-        "test": t.name,
-        "method": t.method,
-        "effect": t.effect,
-        "threshold": t.threshold,
-        "effect / threshold": relative_effect(t.name, t.effect, t.threshold),
-        "p-value": t.p_value,
-        "statistic": t.statistic,
-        "status": t.status if t.gating or t.status == "skipped" else f"{t.status} (information)",
-    } for t in report.tests])
+    return pd.DataFrame(
+        [
+            {
+                "test": t.name,
+                "method": t.method,
+                "effect": t.effect,
+                "threshold": t.threshold,
+                "effect / threshold": relative_effect(t.name, t.effect, t.threshold),
+                "p-value": t.p_value,
+                "statistic": t.statistic,
+                "status": t.status
+                if t.gating or t.status == "skipped"
+                else f"{t.status} (information)",
+            }
+            for t in report.tests
+        ]
+    )
 
 
 def agreement_frame(report: AgreementReport) -> pd.DataFrame:
     """Agreement per model version and period, the overall rows last."""
-    return pd.DataFrame([{
-        "model version": r.model_version,
-        "period": r.period,
-        "reviewed": r.n,
-        "agreed": r.agreed,
-        "agreement": r.rate,
-        "95% interval": f"{r.ci_low:.0%}–{r.ci_high:.0%}",
-        "kappa": r.kappa,
-        "alert": "below threshold" if r.below_threshold else "",
-    } for r in (*report.rows, *report.overall)])
+    return pd.DataFrame(
+        [
+            {
+                "model version": r.model_version,
+                "period": r.period,
+                "reviewed": r.n,
+                "agreed": r.agreed,
+                "agreement": r.rate,
+                "95% interval": f"{r.ci_low:.0%}–{r.ci_high:.0%}",
+                "kappa": r.kappa,
+                "alert": "below threshold" if r.below_threshold else "",
+            }
+            for r in (*report.rows, *report.overall)
+        ]
+    )
 
 
 def system_frame(store: ResultStore, limit: int = 50) -> pd.DataFrame:
@@ -96,13 +129,21 @@ def system_frame(store: ResultStore, limit: int = 50) -> pd.DataFrame:
     rows = []
     for run in store.list_runs(limit=limit):
         f = run_figures(store, run.run_id)
-        rows.append({
-            "run": f["run_id"], "kind": f["kind"], "status": f["status"],
-            "started (UTC)": f["started_at"].strftime("%Y-%m-%d %H:%M"),
-            "model version": f["model_version"] or "",
-            "documents": f["documents"], "failed": f["failed"], "pages": f["pages"],
-            "sentences": f["sentences"], "seconds": f["elapsed_s"],
-            "pages/s": f["pages_per_s"], "sentences/s": f["sentences_per_s"],
-            "peak memory (MB)": f["peak_rss_mb"],
-        })
+        rows.append(
+            {
+                "run": f["run_id"],
+                "kind": f["kind"],
+                "status": f["status"],
+                "started (UTC)": f["started_at"].strftime("%Y-%m-%d %H:%M"),
+                "model version": f["model_version"] or "",
+                "documents": f["documents"],
+                "failed": f["failed"],
+                "pages": f["pages"],
+                "sentences": f["sentences"],
+                "seconds": f["elapsed_s"],
+                "pages/s": f["pages_per_s"],
+                "sentences/s": f["sentences_per_s"],
+                "peak memory (MB)": f["peak_rss_mb"],
+            }
+        )
     return pd.DataFrame(rows)

@@ -41,8 +41,11 @@ _log = logging.getLogger(__name__)
 
 _OUTCOMES_KEY = "analyze_outcomes"
 STAGE_TEXT = {
-    "ingest": "reading the pages", "sentences": "splitting sentences",
-    "scoring": "scoring sentences", "explain": "computing SHAP evidence", "done": "done",
+    "ingest": "reading the pages",
+    "sentences": "splitting sentences",
+    "scoring": "scoring sentences",
+    "explain": "computing SHAP evidence",
+    "done": "done",
 }
 _STAGE_SHARE = {"ingest": 0.0, "sentences": 0.3, "scoring": 0.45, "explain": 0.6, "done": 1.0}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -80,8 +83,10 @@ class UploadRun:
         """`3 documents: 2 ok, 0 partial, 1 failed` (refused files count as failed)."""
         counts = Counter("failed" if o.status == "refused" else o.status for o in self.outcomes)
         n = len(self.outcomes)
-        return (f"{n} document{'' if n == 1 else 's'}: {counts['ok']} ok, "
-                f"{counts['partial']} partial, {counts['failed']} failed")
+        return (
+            f"{n} document{'' if n == 1 else 's'}: {counts['ok']} ok, "
+            f"{counts['partial']} partial, {counts['failed']} failed"
+        )
 
 
 def display_name(name: str) -> str:
@@ -90,21 +95,24 @@ def display_name(name: str) -> str:
     return _CONTROL.sub("", base).strip()[:200] or "upload.pdf"
 
 
-def check_limits(data: bytes, name: str, ui: UIOptions,
-                 password: str | None = None) -> str | None:
+def check_limits(data: bytes, name: str, ui: UIOptions, password: str | None = None) -> str | None:
     """Why an upload is refused (too large, too many pages), or None when it may be analyzed."""
     from app.ingest import pdf_page_count
 
     mb = len(data) / 1024 / 1024
     if mb > ui.max_upload_mb:
-        return (f"{name}: {mb:.1f} MB is over the upload limit of {ui.max_upload_mb} MB; not "
-                "analyzed. Analyze it with `sesame analyze` or the nightly batch, or ask an "
-                "administrator to raise ui.max_upload_mb.")
+        return (
+            f"{name}: {mb:.1f} MB is over the upload limit of {ui.max_upload_mb} MB; not "
+            "analyzed. Analyze it with `sesame analyze` or the nightly batch, or ask an "
+            "administrator to raise ui.max_upload_mb."
+        )
     pages = pdf_page_count(data, password)  # 0 when it cannot be opened: analysis says why
     if pages > ui.max_pages:
-        return (f"{name}: {pages} pages is over the upload limit of {ui.max_pages} pages; not "
-                "analyzed. Analyze it with `sesame analyze` or the nightly batch, or ask an "
-                "administrator to raise ui.max_pages.")
+        return (
+            f"{name}: {pages} pages is over the upload limit of {ui.max_pages} pages; not "
+            "analyzed. Analyze it with `sesame analyze` or the nightly batch, or ask an "
+            "administrator to raise ui.max_pages."
+        )
     return None
 
 
@@ -154,33 +162,60 @@ def analyze_uploads(
     run_id = new_run_id()
     stamp = analyzer.stamp(run_id)
     store.start_run(
-        "analyze", run_id=run_id, stamp=stamp, settings=analyzer.settings_data,
-        manifest=[ManifestEntry(path=name, sha256=hashlib.sha256(data).hexdigest(),
-                                size_bytes=len(data)) for name, (_, data) in zip(names, files,
-                                                                                 strict=True)],
+        "analyze",
+        run_id=run_id,
+        stamp=stamp,
+        settings=analyzer.settings_data,
+        manifest=[
+            ManifestEntry(path=name, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+            for name, (_, data) in zip(names, files, strict=True)
+        ],
     )
     run = UploadRun(run_id=run_id, model=stamp_label(stamp))
     n = len(files)
     for i, (name, (_, data)) in enumerate(zip(names, files, strict=True)):
+
         def tell(stage: str, _i: int = i, _name: str = name) -> None:
             if progress:
                 share = (_i + _STAGE_SHARE.get(stage, 0.0)) / n
-                progress(min(share, 1.0), f"{_name} ({_i + 1} of {n}): "
-                                          f"{STAGE_TEXT.get(stage, stage)}")
+                progress(
+                    min(share, 1.0), f"{_name} ({_i + 1} of {n}): {STAGE_TEXT.get(stage, stage)}"
+                )
 
         tell("ingest")
-        outcome = _analyze_one(name, data, settings=settings, loaded=loaded, run_id=run_id,
-                               client=client, engagement=engagement, progress=tell)
+        outcome = _analyze_one(
+            name,
+            data,
+            settings=settings,
+            loaded=loaded,
+            run_id=run_id,
+            client=client,
+            engagement=engagement,
+            progress=tell,
+        )
         run.outcomes.append(outcome)
         if on_outcome:
             on_outcome(outcome)
-    store.finish_run(run_id, summary={
-        "via": "review UI", "user": reviewer, "count_line": run.count_line(),
-        "client": client, "engagement": engagement,
-        "documents": [{"source": o.name, "sha256": o.sha256, "status": o.status,
-                       "result_id": o.result_id, "errors": list(o.messages)}
-                      for o in run.outcomes],
-    })
+    store.finish_run(
+        run_id,
+        summary={
+            "via": "review UI",
+            "user": reviewer,
+            "count_line": run.count_line(),
+            "client": client,
+            "engagement": engagement,
+            "documents": [
+                {
+                    "source": o.name,
+                    "sha256": o.sha256,
+                    "status": o.status,
+                    "result_id": o.result_id,
+                    "errors": list(o.messages),
+                }
+                for o in run.outcomes
+            ],
+        },
+    )
     if any(o.status in ("ok", "partial") and o.sentences for o in run.outcomes):
         if progress:
             progress(1.0, "testing the sentences for drift against the model's reference…")
@@ -190,8 +225,9 @@ def analyze_uploads(
     return run
 
 
-def check_drift(settings: Settings, run_id: str, store: ResultStore,
-                loaded: LoadedAnalyzer) -> tuple[str, bool]:
+def check_drift(
+    settings: Settings, run_id: str, store: ResultStore, loaded: LoadedAnalyzer
+) -> tuple[str, bool]:
     """Test the run against its model's reference profile: (verdict line, drifted).
 
     As with `sesame analyze`, drift is a warning for the reviewer, never a failed upload.
@@ -203,9 +239,17 @@ def check_drift(settings: Settings, run_id: str, store: ResultStore,
     return line[:1].upper() + line[1:], drifted
 
 
-def _analyze_one(name: str, data: bytes, *, settings: Settings, loaded: LoadedAnalyzer,
-                 run_id: str, client: str | None, engagement: str | None,
-                 progress: Callable[[str], None]) -> Outcome:
+def _analyze_one(
+    name: str,
+    data: bytes,
+    *,
+    settings: Settings,
+    loaded: LoadedAnalyzer,
+    run_id: str,
+    client: str | None,
+    engagement: str | None,
+    progress: Callable[[str], None],
+) -> Outcome:
     store = get_store(settings)
     analyzer = loaded.analyzer
     sha = hashlib.sha256(data).hexdigest()
@@ -223,18 +267,28 @@ def _analyze_one(name: str, data: bytes, *, settings: Settings, loaded: LoadedAn
             loaded_result = store.load_result(stored) if found.n_errors else None
             errors = loaded_result.errors if loaded_result is not None else ()
             return Outcome(
-                name=name, status=found.status, result_id=stored, sha256=sha,
-                sentences=found.n_sentences, messages=tuple(e.message for e in errors),
+                name=name,
+                status=found.status,
+                result_id=stored,
+                sha256=sha,
+                sentences=found.n_sentences,
+                messages=tuple(e.message for e in errors),
                 codes=tuple(e.code for e in errors),
                 note=f"analysed before with this model and settings "
-                     f"({found.created_at:%Y-%m-%d %H:%M} UTC); the stored result and its "
-                     "reviews are kept",
+                f"({found.created_at:%Y-%m-%d %H:%M} UTC); the stored result and its "
+                "reviews are kept",
             )
     try:
         with loaded.lock:  # one analysis at a time: two cores, and one model in memory
-            result = analyzer.analyze(data, file_name=name, run_id=run_id, client=client,
-                                      engagement=engagement, on_error="record",
-                                      progress=progress)
+            result = analyzer.analyze(
+                data,
+                file_name=name,
+                run_id=run_id,
+                client=client,
+                engagement=engagement,
+                on_error="record",
+                progress=progress,
+            )
         if result.document is not None:
             keep_pdf(settings, data)
         result_id = store.save_result(result, run_id=run_id)
@@ -242,20 +296,35 @@ def _analyze_one(name: str, data: bytes, *, settings: Settings, loaded: LoadedAn
         store.record_run_document(run_id, name, "failed", doc_id=sha, error=e.message)
         return Outcome(name=name, status="failed", sha256=sha, messages=(e.message,))
     store.record_run_document(
-        run_id, name, result.status, doc_id=result.doc_id, timings=result.timings,
-        result_id=result_id, error="; ".join(e.message for e in result.errors) or None)
-    return Outcome(name=name, status=result.status, result_id=result_id, sha256=result.doc_id,
-                   sentences=len(result.sentences),
-                   messages=tuple(e.message for e in result.errors),
-                   codes=tuple(e.code for e in result.errors))
+        run_id,
+        name,
+        result.status,
+        doc_id=result.doc_id,
+        timings=result.timings,
+        result_id=result_id,
+        error="; ".join(e.message for e in result.errors) or None,
+    )
+    return Outcome(
+        name=name,
+        status=result.status,
+        result_id=result_id,
+        sha256=result.doc_id,
+        sentences=len(result.sentences),
+        messages=tuple(e.message for e in result.errors),
+        codes=tuple(e.code for e in result.errors),
+    )
 
 
 _HINTS = {
     "encrypted": "On this screen: enter the password under PDF password and analyze the file "
-                 "again.",
+    "again.",
 }
-_STATUS_ICON = {"ok": ":material/check_circle:", "partial": ":material/warning:",
-                "failed": ":material/error:", "refused": ":material/block:"}
+_STATUS_ICON = {
+    "ok": ":material/check_circle:",
+    "partial": ":material/warning:",
+    "failed": ":material/error:",
+    "refused": ":material/block:",
+}
 
 
 def _show_outcome(outcome: Outcome) -> None:
@@ -265,8 +334,9 @@ def _show_outcome(outcome: Outcome) -> None:
     if outcome.note:
         head += f" ({esc(outcome.note)})"
     hints = [_HINTS[c] for c in dict.fromkeys(outcome.codes) if c in _HINTS]
-    body = "\n".join([*(f"- {esc(m)}" for m in outcome.messages),
-                      *(f"- **{esc(h)}**" for h in hints)])
+    body = "\n".join(
+        [*(f"- {esc(m)}" for m in outcome.messages), *(f"- **{esc(h)}**" for h in hints)]
+    )
     text = head + ("\n\n" + body if body else "")
     if outcome.status in ("failed", "refused"):
         st.error(text)
@@ -280,18 +350,22 @@ def _show_run(run: UploadRun) -> None:
     counts = Counter(o.status for o in run.outcomes)
     line = run.count_line()
     (st.success if counts["ok"] == len(run.outcomes) else st.warning)(
-        f"{line}. Run {esc(run.run_id)}, model {esc(run.model)}.")
+        f"{line}. Run {esc(run.run_id)}, model {esc(run.model)}."
+    )
     if run.drift:
         if run.drifted:
-            st.warning(f"{esc(run.drift)}. These sentences differ from what the model was "
-                       "blessed on; see the Monitoring page before relying on the scores.")
+            st.warning(
+                f"{esc(run.drift)}. These sentences differ from what the model was "
+                "blessed on; see the Monitoring page before relying on the scores."
+            )
         else:
             st.caption(esc(run.drift))
     for outcome in run.outcomes:
         _show_outcome(outcome)
         reviewable = outcome.result_id is not None and outcome.status in ("ok", "partial")
-        if reviewable and st.button(f"Review {esc(outcome.name)}", key=f"open_{outcome.result_id}",
-                                    icon=":material/rule:"):
+        if reviewable and st.button(
+            f"Review {esc(outcome.name)}", key=f"open_{outcome.result_id}", icon=":material/rule:"
+        ):
             st.switch_page(PAGE_REVIEW, query_params={"result": str(outcome.result_id)})
 
 
@@ -307,29 +381,39 @@ def render() -> None:
         "Upload one or more financial reports (PDF). Each is read page by page, split into "
         "sentences, scored positive / negative / neutral and, for flagged sentences, explained "
         "with SHAP evidence. Results are stored for review; the files are kept on this server "
-        "under their checksum, never under their name.")
+        "under their checksum, never under their name."
+    )
     with st.form("analyze_form"):
         left, right = st.columns(2)
         client = left.text_input("Client", key="analyze_client", placeholder="e.g. Acme Holdings")
-        engagement = right.text_input("Engagement", key="analyze_engagement",
-                                      placeholder="e.g. FY2023 audit")
+        engagement = right.text_input(
+            "Engagement", key="analyze_engagement", placeholder="e.g. FY2023 audit"
+        )
         password = st.text_input(
-            "PDF password (only for password-protected files)", type="password",
-            key="analyze_password", autocomplete="off",
-            help="Used to open the files of this upload; never stored.")
+            "PDF password (only for password-protected files)",
+            type="password",
+            key="analyze_password",
+            autocomplete="off",
+            help="Used to open the files of this upload; never stored.",
+        )
         files = st.file_uploader(
-            "Financial reports (PDF)", type=["pdf"], accept_multiple_files=True,
-            key="analyze_files", max_upload_size=ui.max_upload_mb,
+            "Financial reports (PDF)",
+            type=["pdf"],
+            accept_multiple_files=True,
+            key="analyze_files",
+            max_upload_size=ui.max_upload_mb,
             help=f"Up to {ui.max_upload_mb} MB and {ui.max_pages} pages per file. Larger "
-                 "reports go through `sesame analyze` or the nightly batch.")
+            "reports go through `sesame analyze` or the nightly batch.",
+        )
         submitted = st.form_submit_button("Analyze", type="primary", icon=":material/play_arrow:")
     if submitted:
         if not files:
             st.warning("Choose at least one PDF to analyze.")
         else:
             try:
-                with st.spinner("Loading the model (the first analysis after a restart takes "
-                                "a little longer)…"):
+                with st.spinner(
+                    "Loading the model (the first analysis after a restart takes a little longer)…"
+                ):
                     loaded = get_analyzer(settings)
             except SesameError as e:
                 st.error(f"No model to analyze with: {esc(e.message)}")
@@ -343,14 +427,22 @@ def render() -> None:
 
             def on_outcome(outcome: Outcome) -> None:
                 with done:
-                    st.caption(f"{_STATUS_ICON.get(outcome.status, '')} {esc(outcome.name)}: "
-                               f"{outcome.status}")
+                    st.caption(
+                        f"{_STATUS_ICON.get(outcome.status, '')} {esc(outcome.name)}: "
+                        f"{outcome.status}"
+                    )
 
             run = analyze_uploads(
-                [(f.name, f.getvalue()) for f in files], settings=settings, loaded=loaded,
+                [(f.name, f.getvalue()) for f in files],
+                settings=settings,
+                loaded=loaded,
                 reviewer=user.signature if user else "unknown",
-                client=client.strip() or None, engagement=engagement.strip() or None,
-                password=password or None, progress=progress, on_outcome=on_outcome)
+                client=client.strip() or None,
+                engagement=engagement.strip() or None,
+                password=password or None,
+                progress=progress,
+                on_outcome=on_outcome,
+            )
             bar.empty()
             finished.empty()
             st.session_state[_OUTCOMES_KEY] = run

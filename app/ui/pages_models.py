@@ -41,8 +41,11 @@ def version_card(settings: Settings, run_id: str | None, model_dir: str | None) 
     with tempfile.TemporaryDirectory() as tmp:
         try:
             local = mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path="card.json", dst_path=tmp,
-                tracking_uri=settings.tracking_uri())
+                run_id=run_id,
+                artifact_path="card.json",
+                dst_path=tmp,
+                tracking_uri=settings.tracking_uri(),
+            )
         except Exception as e:  # no card logged with this run
             _log.info("no card.json with run %s: %s", run_id, e)
             return None
@@ -52,8 +55,12 @@ def version_card(settings: Settings, run_id: str | None, model_dir: str | None) 
 def _metrics_line(card: dict | None, tags: dict[str, str]) -> str:
     metrics = ((card or {}).get("evaluation") or {}).get("metrics") or {}
     parts = []
-    for key, name in (("accuracy", "accuracy"), ("macro_f1", "macro-F1"),
-                      ("calibration_error", "calibration error"), ("n", "evaluated on")):
+    for key, name in (
+        ("accuracy", "accuracy"),
+        ("macro_f1", "macro-F1"),
+        ("calibration_error", "calibration error"),
+        ("n", "evaluated on"),
+    ):
         value = metrics.get(key, tags.get(key))
         if value not in (None, ""):
             parts.append(f"{name} {value}")
@@ -66,8 +73,10 @@ def _show_card(card: dict | None, tags: dict[str, str], info: Any = None) -> Non
     st.markdown(f"**Metrics:** {esc(_metrics_line(card, tags))}")
     if tags.get("blessed") or (card or {}).get("blessing"):
         blessed = str(tags.get("blessed", (card or {}).get("blessing", {}).get("blessed")))
-        st.markdown("**Blessed by the evaluation gate:** "
-                    + {"True": "yes", "False": "no"}.get(blessed, esc(blessed)))
+        st.markdown(
+            "**Blessed by the evaluation gate:** "
+            + {"True": "yes", "False": "no"}.get(blessed, esc(blessed))
+        )
     if card is None:
         st.info("No model card (card.json) comes with this model.")
         return
@@ -92,8 +101,10 @@ def render() -> None:
         st.markdown(f"New analyses use **{esc(identity.label)}**, from the {identity.origin}.")
         st.caption(f"Weights sha256 {identity.digest}")
     if settings.scoring.model_dir is not None and not identity.error:
-        st.info("Scoring is pinned to a local model directory (scoring.model_dir), not to the "
-                "registry's champion.")
+        st.info(
+            "Scoring is pinned to a local model directory (scoring.model_dir), not to the "
+            "registry's champion."
+        )
         _show_card(version_card(settings, None, identity.path), {})
 
     st.subheader(f"Registry: {esc(settings.scoring.model)}")
@@ -101,21 +112,27 @@ def render() -> None:
         versions = registry_versions(settings)
     except Exception as e:  # a registry server down or a broken database: say so, go on
         _log.exception("registry listing failed")
-        st.error(f"The model registry at {esc(settings.tracking_uri())} could not be read: "
-                 f"{esc(type(e).__name__)}: {esc(e)}")
+        st.error(
+            f"The model registry at {esc(settings.tracking_uri())} could not be read: "
+            f"{esc(type(e).__name__)}: {esc(e)}"
+        )
         return
     if not versions:
-        st.info("No registered versions yet. `sesame train` trains and registers one; "
-                "`sesame models import DIR` registers a local Hugging Face model.")
+        st.info(
+            "No registered versions yet. `sesame train` trains and registers one; "
+            "`sesame models import DIR` registers a local Hugging Face model."
+        )
         return
     from models.registry import VersionInfo, describe
 
     infos = [VersionInfo.model_validate(v) for v in versions]
     champion = next((v for v in infos if "champion" in v.aliases), None)
     if champion is not None:
-        st.markdown(f"Champion: **version {esc(champion.version)}** (sha256 "
-                    f"{esc(champion.tags.get('sha256', '')[:12])}…), the version new analyses "
-                    "use unless pinned.")
+        st.markdown(
+            f"Champion: **version {esc(champion.version)}** (sha256 "
+            f"{esc(champion.tags.get('sha256', '')[:12])}…), the version new analyses "
+            "use unless pinned."
+        )
     else:
         st.warning("No version holds the champion alias: new analyses cannot resolve a model.")
     st.dataframe(describe(infos), hide_index=True, width="stretch")
@@ -124,12 +141,18 @@ def render() -> None:
     if VERSION_KEY not in st.session_state or st.session_state[VERSION_KEY] not in by_version:
         st.session_state[VERSION_KEY] = default
     chosen = st.selectbox(
-        "Version", list(by_version), key=VERSION_KEY,
-        format_func=lambda v: f"version {v}" + (" (champion)" if "champion"
-                                                 in by_version[v].aliases else ""))
+        "Version",
+        list(by_version),
+        key=VERSION_KEY,
+        format_func=lambda v: (
+            f"version {v}" + (" (champion)" if "champion" in by_version[v].aliases else "")
+        ),
+    )
     info = by_version[chosen]
-    st.caption(f"Registered {esc(info.created)} · run {esc(info.run_id or 'none')} · origin "
-               f"{esc(info.tags.get('origin', 'unknown'))}")
+    st.caption(
+        f"Registered {esc(info.created)} · run {esc(info.run_id or 'none')} · origin "
+        f"{esc(info.tags.get('origin', 'unknown'))}"
+    )
     _show_card(version_card(settings, info.run_id, None), info.tags, info)
 
 

@@ -25,10 +25,14 @@ def effects_chart(effects: pd.DataFrame) -> alt.LayerChart:
         x=alt.X("time:T", title="report time (UTC)", axis=alt.Axis(format="%b %d %H:%M")),
         y=alt.Y("relative:Q", title="effect / threshold"),
         color=alt.Color("test:N", title="test"),
-        tooltip=["run", "test", alt.Tooltip("relative:Q", format=".2f"), "drifted", "time:T"])
+        tooltip=["run", "test", alt.Tooltip("relative:Q", format=".2f"), "drifted", "time:T"],
+    )
     lines = base.mark_line(point=alt.OverlayMarkDef(size=60))
-    threshold = alt.Chart(pd.DataFrame({"y": [1.0]})).mark_rule(
-        color="#c0392b", strokeDash=[6, 4]).encode(y="y:Q")
+    threshold = (
+        alt.Chart(pd.DataFrame({"y": [1.0]}))
+        .mark_rule(color="#c0392b", strokeDash=[6, 4])
+        .encode(y="y:Q")
+    )
     return (lines + threshold).properties(height=280)
 
 
@@ -37,9 +41,11 @@ def _drift(store) -> None:
 
     reports = stored_reports(store)
     if not reports:
-        st.info("No drift reports yet. Each `sesame analyze` and `sesame batch` run is tested "
-                "against its model's reference profile; `sesame monitor report RUN` tests one "
-                "afterwards.")
+        st.info(
+            "No drift reports yet. Each `sesame analyze` and `sesame batch` run is tested "
+            "against its model's reference profile; `sesame monitor report RUN` tests one "
+            "afterwards."
+        )
         return
     latest = reports[-1]
     drifted = sum(r.drifted for r in reports)
@@ -48,31 +54,45 @@ def _drift(store) -> None:
     mid.metric("With drift", drifted)
     right.metric("Latest", "DRIFT" if latest.drifted else "ok")
     if latest.drifted:
-        st.warning(f"The latest run drifted: {esc(latest.summary())}. Check its sentences "
-                   "before relying on the scores; retrain with `sesame train --feedback` or make "
-                   "a reference from trusted report text with `sesame monitor reference`.")
+        st.warning(
+            f"The latest run drifted: {esc(latest.summary())}. Check its sentences "
+            "before relying on the scores; retrain with `sesame train --feedback` or make "
+            "a reference from trusted report text with `sesame monitor reference`."
+        )
     effects = effects_over_time(reports)
     if not effects.empty:
         st.subheader("Effect of each test, relative to its threshold")
-        st.caption("1.0 is the threshold of each test (PSI of label and language shares, "
-                   "Wasserstein distance in reference standard deviations, domain-classifier "
-                   "AUC above chance); above it, with a small p-value, the test reports drift.")
+        st.caption(
+            "1.0 is the threshold of each test (PSI of label and language shares, "
+            "Wasserstein distance in reference standard deviations, domain-classifier "
+            "AUC above chance); above it, with a small p-value, the test reports drift."
+        )
         st.altair_chart(effects_chart(effects), width="stretch")
     st.subheader("Reports, newest first")
     st.dataframe(reports_frame(reports), hide_index=True, width="stretch")
-    by_label = {f"{r.created_at:%Y-%m-%d %H:%M} · {r.run_id or 'no run'} · "
-                f"{'DRIFT' if r.drifted else 'ok'}": r for r in reversed(reports)}
+    by_label = {
+        f"{r.created_at:%Y-%m-%d %H:%M} · {r.run_id or 'no run'} · "
+        f"{'DRIFT' if r.drifted else 'ok'}": r
+        for r in reversed(reports)
+    }
     chosen = st.selectbox("Report", list(by_label), key=REPORT_KEY)
     report = by_label[chosen]
-    st.caption(f"Model {esc(report.model_name or '?')} version {esc(report.model_version or '–')}"
-               f" · {report.current_sentences} sentences against "
-               f"{report.reference_sentences} of {esc(report.reference_source)}")
-    st.dataframe(tests_frame(report), hide_index=True, width="stretch",
-                 column_config={"effect": st.column_config.NumberColumn(format="%.3f"),
-                                "effect / threshold": st.column_config.NumberColumn(
-                                    format="%.2f"),
-                                "p-value": st.column_config.NumberColumn(format="%.2g"),
-                                "statistic": st.column_config.NumberColumn(format="%.3g")})
+    st.caption(
+        f"Model {esc(report.model_name or '?')} version {esc(report.model_version or '–')}"
+        f" · {report.current_sentences} sentences against "
+        f"{report.reference_sentences} of {esc(report.reference_source)}"
+    )
+    st.dataframe(
+        tests_frame(report),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "effect": st.column_config.NumberColumn(format="%.3f"),
+            "effect / threshold": st.column_config.NumberColumn(format="%.2f"),
+            "p-value": st.column_config.NumberColumn(format="%.2g"),
+            "statistic": st.column_config.NumberColumn(format="%.3g"),
+        },
+    )
     for note in report.notes:
         st.caption(esc(note))
 
@@ -82,23 +102,36 @@ def _agreement(store) -> None:
 
     feedback = feedback_from_store(store)
     if not feedback:
-        st.info("No reviewed sentences yet. Agreements and overrides on the Review page are "
-                "the labelled feedback this tracks.")
+        st.info(
+            "No reviewed sentences yet. Agreements and overrides on the Review page are "
+            "the labelled feedback this tracks."
+        )
         return
     report = agreement(feedback)  # the same threshold and minimum as `sesame monitor agreement`
     for version in dict.fromkeys(r.model_version for r in report.alerts):
         low = [r for r in report.alerts if r.model_version == version]
-        periods = ", ".join(f"{r.rate:.0%} of {r.n} in {'all' if r.period == 'all' else r.period}"
-                            for r in low)
-        st.warning(f"Model version {esc(version)} agrees with reviewers below "
-                   f"{report.threshold:.0%}: {esc(periods)}.")
-    st.caption(f"Latest review of each sentence; a period raises an alert below "
-               f"{report.threshold:.0%} once it has {report.min_reviews} reviews. "
-               "`sesame monitor feedback FILE.csv` writes the reviewed sentences for "
-               "`sesame train --feedback`.")
-    st.dataframe(agreement_frame(report), hide_index=True, width="stretch",
-                 column_config={"agreement": st.column_config.NumberColumn(format="percent"),
-                                "kappa": st.column_config.NumberColumn(format="%.2f")})
+        periods = ", ".join(
+            f"{r.rate:.0%} of {r.n} in {'all' if r.period == 'all' else r.period}" for r in low
+        )
+        st.warning(
+            f"Model version {esc(version)} agrees with reviewers below "
+            f"{report.threshold:.0%}: {esc(periods)}."
+        )
+    st.caption(
+        f"Latest review of each sentence; a period raises an alert below "
+        f"{report.threshold:.0%} once it has {report.min_reviews} reviews. "
+        "`sesame monitor feedback FILE.csv` writes the reviewed sentences for "
+        "`sesame train --feedback`."
+    )
+    st.dataframe(
+        agreement_frame(report),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "agreement": st.column_config.NumberColumn(format="percent"),
+            "kappa": st.column_config.NumberColumn(format="%.2f"),
+        },
+    )
 
 
 def _system(store) -> None:
@@ -106,31 +139,46 @@ def _system(store) -> None:
     if frame.empty:
         st.info("No runs yet.")
         return
-    st.dataframe(frame, hide_index=True, width="stretch",
-                 column_config={"seconds": st.column_config.NumberColumn(format="%.1f"),
-                                "pages/s": st.column_config.NumberColumn(format="%.2f"),
-                                "sentences/s": st.column_config.NumberColumn(format="%.1f"),
-                                "peak memory (MB)": st.column_config.NumberColumn(
-                                    format="%.0f")})
+    st.dataframe(
+        frame,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "seconds": st.column_config.NumberColumn(format="%.1f"),
+            "pages/s": st.column_config.NumberColumn(format="%.2f"),
+            "sentences/s": st.column_config.NumberColumn(format="%.1f"),
+            "peak memory (MB)": st.column_config.NumberColumn(format="%.0f"),
+        },
+    )
     timed = frame.dropna(subset=["pages/s"])
     if len(timed) > 1:
         left, right = st.columns(2)
         left.altair_chart(run_bars(timed, "pages/s", "pages per second"), width="stretch")
         memory = timed.dropna(subset=["peak memory (MB)"])
         if not memory.empty:
-            right.altair_chart(run_bars(memory, "peak memory (MB)",
-                                        "peak memory of the run's process (MB)"),
-                               width="stretch")
+            right.altair_chart(
+                run_bars(memory, "peak memory (MB)", "peak memory of the run's process (MB)"),
+                width="stretch",
+            )
 
 
 def run_bars(frame: pd.DataFrame, column: str, title: str) -> alt.Chart:
     """One bar per run, oldest left, with the run's facts as tooltip."""
-    return alt.Chart(frame).mark_bar().encode(
-        x=alt.X("run:N", sort=alt.SortField("started (UTC)"), title=None,
-                axis=alt.Axis(labelAngle=-30, labelLimit=160)),
-        y=alt.Y(f"{column}:Q", title=None),
-        tooltip=["run", "kind", "started (UTC)", "documents", "pages", column],
-    ).properties(height=220, title=title)
+    return (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X(
+                "run:N",
+                sort=alt.SortField("started (UTC)"),
+                title=None,
+                axis=alt.Axis(labelAngle=-30, labelLimit=160),
+            ),
+            y=alt.Y(f"{column}:Q", title=None),
+            tooltip=["run", "kind", "started (UTC)", "documents", "pages", column],
+        )
+        .properties(height=220, title=title)
+    )
 
 
 def render() -> None:
@@ -138,8 +186,10 @@ def render() -> None:
     settings = get_settings()
     store = get_store(settings)
     st.title("Monitoring")
-    st.caption("Is the model still reading sentences like the ones it was blessed on, do "
-               "reviewers agree with it, and how did each run go.")
+    st.caption(
+        "Is the model still reading sentences like the ones it was blessed on, do "
+        "reviewers agree with it, and how did each run go."
+    )
     drift, quality, system = st.tabs(["Drift", "Reviewer agreement", "System"])
     with drift:
         _drift(store)

@@ -61,8 +61,11 @@ TABS = ("Summary", "Sentences", "Sign-off and review log")
 DECISIONS = ("Agree", "Override", "Comment only")
 SIGNOFF_CHOICES = ("Sign off as preparer", "Sign off as reviewer", "Comment on the document")
 LABEL_COLOUR = {label: "#{:02X}{:02X}{:02X}".format(*rgb) for label, rgb in LABEL_RGB.items()}
-_SIGNOFF_ACTION = {SIGNOFF_CHOICES[0]: "signoff_preparer", SIGNOFF_CHOICES[1]: "signoff_reviewer",
-                   SIGNOFF_CHOICES[2]: "comment"}
+_SIGNOFF_ACTION = {
+    SIGNOFF_CHOICES[0]: "signoff_preparer",
+    SIGNOFF_CHOICES[1]: "signoff_reviewer",
+    SIGNOFF_CHOICES[2]: "comment",
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -77,8 +80,14 @@ def load_result(store_url: str, result_id: int) -> DocumentResult | None:
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=600)
-def page_png(doc_id: str, sources: tuple[str, ...], page_no: int, boxes_json: str,
-             frame: tuple[float, float] | None, focus_pt: float | None = None) -> bytes | None:
+def page_png(
+    doc_id: str,
+    sources: tuple[str, ...],
+    page_no: int,
+    boxes_json: str,
+    frame: tuple[float, float] | None,
+    focus_pt: float | None = None,
+) -> bytes | None:
     """A page image with boxes drawn, as PNG; None when the PDF is not on this server."""
     from app.records import BBox
 
@@ -86,8 +95,9 @@ def page_png(doc_id: str, sources: tuple[str, ...], page_no: int, boxes_json: st
     if pdf is None:
         return None
     boxes = [BBox.model_validate(b) for b in json.loads(boxes_json)]
-    image = render_page(pdf, page_no, boxes, frame=frame,
-                        focus_pt=focus_pt if boxes else None, width_px=1100)
+    image = render_page(
+        pdf, page_no, boxes, frame=frame, focus_pt=focus_pt if boxes else None, width_px=1100
+    )
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)
     return out.getvalue()
@@ -144,13 +154,21 @@ def conflict_message(other: ReviewAction) -> str:
         what += f" the label to {other.label}"
     where = "this sentence" if other.sentence_index is not None else "this document"
     said = f' ("{other.comment}")' if other.comment else ""
-    return (f"Not saved: {other.reviewer} {what} on {where} at "
-            f"{other.created_at:%Y-%m-%d %H:%M:%S} UTC{said}, after the version you saw. "
-            "Their decision is shown now; record yours again if you still disagree.")
+    return (
+        f"Not saved: {other.reviewer} {what} on {where} at "
+        f"{other.created_at:%Y-%m-%d %H:%M:%S} UTC{said}, after the version you saw. "
+        "Their decision is shown now; record yours again if you still disagree."
+    )
 
 
-def _record(result_id: int, sentence_index: int | None, action: str, *,
-            label: str | None = None, comment: str | None = None) -> None:
+def _record(
+    result_id: int,
+    sentence_index: int | None,
+    action: str,
+    *,
+    label: str | None = None,
+    comment: str | None = None,
+) -> None:
     from app.store import ReviewConflict, StoreError
     from app.ui.auth import current_user
 
@@ -162,9 +180,13 @@ def _record(result_id: int, sentence_index: int | None, action: str, *,
     store = get_store(get_settings())
     try:
         done = store.add_review(
-            result_id, action, user.signature,  # type: ignore[arg-type]
+            result_id,
+            action,
+            user.signature,  # type: ignore[arg-type]
             expected_previous=st.session_state.get(_shown_key(result_id, sentence_index)),
-            sentence_index=sentence_index, label=label, comment=comment,  # type: ignore[arg-type]
+            sentence_index=sentence_index,
+            label=label,
+            comment=comment,  # type: ignore[arg-type]
         )
     except ReviewConflict as e:
         st.session_state[flash_key] = ("warning", conflict_message(e.current))
@@ -174,13 +196,17 @@ def _record(result_id: int, sentence_index: int | None, action: str, *,
         return
     what = ACTION_TEXT.get(done.action, done.action)
     if done.action in ("agree", "override"):
-        what += f" ({done.previous_label} → {done.label})" if done.action == "override" \
+        what += (
+            f" ({done.previous_label} → {done.label})"
+            if done.action == "override"
             else f" ({done.label})"
+        )
     st.session_state[flash_key] = ("success", f"Recorded: {done.reviewer} {what}.")
 
 
-def _submit_sentence(result_id: int, sentence_index: int, label_in_force: str | None,
-                     form_key: str) -> None:
+def _submit_sentence(
+    result_id: int, sentence_index: int, label_in_force: str | None, form_key: str
+) -> None:
     decision = st.session_state.get(f"{form_key}_decision")
     new_label = st.session_state.get(f"{form_key}_label")
     comment = (st.session_state.get(f"{form_key}_comment") or "").strip() or None
@@ -188,11 +214,15 @@ def _submit_sentence(result_id: int, sentence_index: int, label_in_force: str | 
     if decision == "Override":
         if new_label is None or new_label == label_in_force:
             st.session_state[flash_key] = (
-                "error", f"Choose the new label: one other than {label_in_force}.")
+                "error",
+                f"Choose the new label: one other than {label_in_force}.",
+            )
             return
         if comment is None:
             st.session_state[flash_key] = (
-                "error", "Say why you override the model: the comment goes into the workpaper.")
+                "error",
+                "Say why you override the model: the comment goes into the workpaper.",
+            )
             return
         _record(result_id, sentence_index, "override", label=new_label, comment=comment)
     elif decision == "Agree":
@@ -221,13 +251,16 @@ def _submit_signoff(result_id: int, form_key: str, signer_of: dict[str, str | No
         st.session_state[flash_key] = ("error", "Choose what to record first.")
         return
     # Four eyes: the reviewer's sign-off must come from someone other than the preparer.
-    other = {"signoff_reviewer": "signoff_preparer",
-             "signoff_preparer": "signoff_reviewer"}.get(action)
+    other = {"signoff_reviewer": "signoff_preparer", "signoff_preparer": "signoff_reviewer"}.get(
+        action
+    )
     if other and signer_of.get(other) == user.signature:
         role = "preparer" if other == "signoff_preparer" else "reviewer"
         st.session_state[flash_key] = (
-            "error", f"You signed this document off as {role}; the other sign-off must come "
-                     "from a different person.")
+            "error",
+            f"You signed this document off as {role}; the other sign-off must come "
+            "from a different person.",
+        )
         return
     if action == "comment" and comment is None:
         st.session_state[flash_key] = ("error", "Write the comment first.")
@@ -243,19 +276,31 @@ def _choose_document(results: list[ResultSummary]) -> int:
     ids = [r.result_id for r in results]
     by_id = {r.result_id: r for r in results}
     wanted = st.query_params.get("result")
-    if wanted and wanted.isdigit() and int(wanted) in by_id \
-            and st.session_state.get("_review_wanted") != wanted:
+    if (
+        wanted
+        and wanted.isdigit()
+        and int(wanted) in by_id
+        and st.session_state.get("_review_wanted") != wanted
+    ):
         st.session_state[DOC_KEY] = int(wanted)
         st.session_state["_review_wanted"] = wanted
 
     def name(rid: int) -> str:
         r = by_id[rid]
         who = " · ".join(x for x in (r.client, r.engagement) if x)
-        return (f"{r.file_name or r.source} · {r.status}" + (f" · {who}" if who else "")
-                + f" · {r.created_at:%Y-%m-%d %H:%M} · result {rid}")
+        return (
+            f"{r.file_name or r.source} · {r.status}"
+            + (f" · {who}" if who else "")
+            + f" · {r.created_at:%Y-%m-%d %H:%M} · result {rid}"
+        )
 
-    rid = st.selectbox("Document", ids, format_func=name, key=DOC_KEY,
-                       help="Newest first. The Runs page lists every run and its documents.")
+    rid = st.selectbox(
+        "Document",
+        ids,
+        format_func=name,
+        key=DOC_KEY,
+        help="Newest first. The Runs page lists every run and its documents.",
+    )
     st.query_params["result"] = str(rid)
     st.session_state["_review_wanted"] = str(rid)
     return int(rid)
@@ -272,18 +317,26 @@ def _header(result: DocumentResult, summary: ResultSummary) -> None:
         facts.append(f"client **{esc(result.client)}**")
     if result.engagement:
         facts.append(f"engagement **{esc(result.engagement)}**")
-    facts += [_count(summary.n_pages, "page"), _count(len(result.sentences), "sentence"),
-              f"{len(result.explanations)} with SHAP evidence"]
+    facts += [
+        _count(summary.n_pages, "page"),
+        _count(len(result.sentences), "sentence"),
+        f"{len(result.explanations)} with SHAP evidence",
+    ]
     st.subheader(esc(doc.file_name if doc else result.source))
     st.markdown(" · ".join(facts))
-    st.caption(f"Analysed by model **{esc(stamp_label(result.stamp))}** on "
-               f"{result.stamp.created_at:%Y-%m-%d %H:%M} UTC · run {esc(result.stamp.run_id)}"
-               f" · code {esc(result.stamp.code_version)}"
-               + (f" · document sha256 {result.doc_id[:12]}…" if result.doc_id else ""))
+    st.caption(
+        f"Analysed by model **{esc(stamp_label(result.stamp))}** on "
+        f"{result.stamp.created_at:%Y-%m-%d %H:%M} UTC · run {esc(result.stamp.run_id)}"
+        f" · code {esc(result.stamp.code_version)}"
+        + (f" · document sha256 {result.doc_id[:12]}…" if result.doc_id else "")
+    )
     current = model_identity(get_settings())
     if not current.error and current.digest != result.stamp.model_digest:
-        st.info(f"New analyses now use {esc(current.label)}. This document keeps the model "
-                "that produced it; analyze it again to compare.", icon=":material/info:")
+        st.info(
+            f"New analyses now use {esc(current.label)}. This document keeps the model "
+            "that produced it; analyze it again to compare.",
+            icon=":material/info:",
+        )
     if result.errors:
         lines = "\n".join(f"- {esc(e.message)}" for e in result.errors)
         if result.status == "failed":
@@ -295,19 +348,35 @@ def _header(result: DocumentResult, summary: ResultSummary) -> None:
 def _downloads(result: DocumentResult, result_id: int, store_url: str) -> None:
     left, right, _ = st.columns([1, 1, 3])
     left.download_button(
-        "Workpaper (Excel)", data=lambda: workpaper_bytes(store_url, result_id),
-        file_name=download_name(result.document.file_name if result.document else result.source,
-                                result.doc_id, result.stamp, "xlsx"),
+        "Workpaper (Excel)",
+        data=lambda: workpaper_bytes(store_url, result_id),
+        file_name=download_name(
+            result.document.file_name if result.document else result.source,
+            result.doc_id,
+            result.stamp,
+            "xlsx",
+        ),
         mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        icon=":material/download:", on_click="ignore", key=f"dl_xlsx_{result_id}",
+        icon=":material/download:",
+        on_click="ignore",
+        key=f"dl_xlsx_{result_id}",
         help="Cover, Summary, Sentences (with review columns), Exceptions and the Review log, "
-             "as of the moment you click.")
+        "as of the moment you click.",
+    )
     right.download_button(
-        "Result (JSON)", data=lambda: json_bytes(store_url, result_id),
-        file_name=download_name(result.document.file_name if result.document else result.source,
-                                result.doc_id, result.stamp, "json"),
-        mime="application/json", icon=":material/data_object:", on_click="ignore",
-        key=f"dl_json_{result_id}")
+        "Result (JSON)",
+        data=lambda: json_bytes(store_url, result_id),
+        file_name=download_name(
+            result.document.file_name if result.document else result.source,
+            result.doc_id,
+            result.stamp,
+            "json",
+        ),
+        mime="application/json",
+        icon=":material/data_object:",
+        on_click="ignore",
+        key=f"dl_json_{result_id}",
+    )
 
 
 def _summary_tab(result: DocumentResult, reviews: list[ReviewAction]) -> None:
@@ -319,32 +388,54 @@ def _summary_tab(result: DocumentResult, reviews: list[ReviewAction]) -> None:
     labels = label_summary(result)
     tone = document_tone(result)
     cols = st.columns(5)
-    cols[0].metric("Tone index", f"{tone:+.2f}" if tone is not None else "n/a",
-                   help=TONE_DEFINITION)
+    cols[0].metric(
+        "Tone index", f"{tone:+.2f}" if tone is not None else "n/a", help=TONE_DEFINITION
+    )
     cols[1].metric("Sentences scored", len(result.scores))
     for col, row in zip(cols[2:], labels.itertuples(), strict=True):
         col.metric(row.label.capitalize(), f"{row.sentences} ({row.share:.0%})")
-    decided = {r.sentence_index: r for r in reviews
-               if r.action in ("agree", "override") and r.sentence_index is not None}
+    decided = {
+        r.sentence_index: r
+        for r in reviews
+        if r.action in ("agree", "override") and r.sentence_index is not None
+    }
     overridden = sum(1 for r in decided.values() if r.action == "override")
-    st.caption(f"Reviewed so far: {len(decided)} of {len(result.sentences)} sentences "
-               f"({len(decided) - overridden} agreed, {overridden} overridden). Figures on this "
-               "tab are the model's labels, as on the workpaper's Summary sheet.")
+    st.caption(
+        f"Reviewed so far: {len(decided)} of {len(result.sentences)} sentences "
+        f"({len(decided) - overridden} agreed, {overridden} overridden). Figures on this "
+        "tab are the model's labels, as on the workpaper's Summary sheet."
+    )
     st.markdown("**Labels per section** (headings as printed in the report)")
     sections = section_summary(result)
     share = {}
     for label in LABELS:
         sections[f"{label} share"] = sections[f"{label} share"] * 100
         share[f"{label} share"] = st.column_config.ProgressColumn(
-            label, format="%.0f%%", min_value=0, max_value=100, color=LABEL_COLOUR[label])
-    st.dataframe(sections, hide_index=True, width="stretch", column_config={
-        **share, "tone index": st.column_config.NumberColumn(format="%+.2f"),
-        "section": st.column_config.TextColumn(width="medium")})
-    st.markdown("**Most negative sentences** (top 10 by P(negative); headings left out). Open "
-                "one on the Sentences tab by its number.")
-    st.dataframe(most_negative(result), hide_index=True, width="stretch", column_config={
-        "P(negative)": st.column_config.NumberColumn(format="%.2f"),
-        "sentence": st.column_config.TextColumn(width="large")})
+            label, format="%.0f%%", min_value=0, max_value=100, color=LABEL_COLOUR[label]
+        )
+    st.dataframe(
+        sections,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            **share,
+            "tone index": st.column_config.NumberColumn(format="%+.2f"),
+            "section": st.column_config.TextColumn(width="medium"),
+        },
+    )
+    st.markdown(
+        "**Most negative sentences** (top 10 by P(negative); headings left out). Open "
+        "one on the Sentences tab by its number."
+    )
+    st.dataframe(
+        most_negative(result),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "P(negative)": st.column_config.NumberColumn(format="%.2f"),
+            "sentence": st.column_config.TextColumn(width="large"),
+        },
+    )
 
 
 def _on_table_select(table_key: str, indices: list[int], select_key: str) -> None:
@@ -354,8 +445,9 @@ def _on_table_select(table_key: str, indices: list[int], select_key: str) -> Non
         st.session_state[select_key] = indices[rows[0]]
 
 
-def _sentences_tab(result: DocumentResult, result_id: int, reviews: list[ReviewAction],
-                   run_id: str | None) -> None:
+def _sentences_tab(
+    result: DocumentResult, result_id: int, reviews: list[ReviewAction], run_id: str | None
+) -> None:
     scores = {s.sentence_index: s for s in result.scores}
     rows = sentence_rows([(s, scores.get(s.index)) for s in result.sentences], reviews)
     if not rows:
@@ -367,24 +459,33 @@ def _sentences_tab(result: DocumentResult, result_id: int, reviews: list[ReviewA
     label = f[0].selectbox("Label in force", [ALL, *LABELS], key=f"f_label_{result_id}")
     section = f[1].selectbox("Section", [ALL, *sections], key=f"f_section_{result_id}")
     page = f[2].selectbox("Page", [ALL, *pages], key=f"f_page_{result_id}")
-    min_conf = f[3].slider("Minimum confidence", 0.0, 1.0, 0.0, 0.05,
-                           key=f"f_conf_{result_id}")
-    review = f[4].selectbox("Review status", [ALL, *REVIEW_STATUSES],
-                            key=f"f_review_{result_id}")
-    view = filter_rows(rows, label=None if label == ALL else label,
-                       section=None if section == ALL else section,
-                       page=None if page == ALL else int(str(page)), min_confidence=min_conf,
-                       review=None if review == ALL else review)
+    min_conf = f[3].slider("Minimum confidence", 0.0, 1.0, 0.0, 0.05, key=f"f_conf_{result_id}")
+    review = f[4].selectbox("Review status", [ALL, *REVIEW_STATUSES], key=f"f_review_{result_id}")
+    view = filter_rows(
+        rows,
+        label=None if label == ALL else label,
+        section=None if section == ALL else section,
+        page=None if page == ALL else int(str(page)),
+        min_confidence=min_conf,
+        review=None if review == ALL else review,
+    )
     select_key = f"sentence_{result_id}"
     # A new table (no stale selection) whenever the filters change.
     filters = hashlib.sha256(repr((label, section, page, min_conf, review)).encode())
     table_key = f"table_{result_id}_{filters.hexdigest()[:12]}"
-    st.caption(f"{len(view)} of {len(rows)} sentences. Click a row to open the sentence, or "
-               "choose it by number below.")
+    st.caption(
+        f"{len(view)} of {len(rows)} sentences. Click a row to open the sentence, or "
+        "choose it by number below."
+    )
     st.dataframe(
-        sentence_frame(view), key=table_key, hide_index=True, width="stretch", height=380,
-        on_select=functools.partial(_on_table_select, table_key, [r.index for r in view],
-                                    select_key),
+        sentence_frame(view),
+        key=table_key,
+        hide_index=True,
+        width="stretch",
+        height=380,
+        on_select=functools.partial(
+            _on_table_select, table_key, [r.index for r in view], select_key
+        ),
         selection_mode="single-row",
         column_config={
             "#": st.column_config.NumberColumn(width="small"),
@@ -392,19 +493,25 @@ def _sentences_tab(result: DocumentResult, result_id: int, reviews: list[ReviewA
             "section": st.column_config.TextColumn(width="medium"),
             "sentence": st.column_config.TextColumn(width="large"),
             "confidence": st.column_config.NumberColumn(format="%.2f", width="small"),
-        })
+        },
+    )
     by_index = {r.index: r for r in rows}
     chosen = st.selectbox(
-        "Open sentence", list(by_index), index=None, key=select_key,
+        "Open sentence",
+        list(by_index),
+        index=None,
+        key=select_key,
         format_func=lambda i: f"#{i} · page {by_index[i].page} · {by_index[i].text[:100]}",
-        placeholder="Choose a sentence, or click a row of the table")
+        placeholder="Choose a sentence, or click a row of the table",
+    )
     if chosen is not None:
         st.divider()
         _sentence_detail(result, result_id, chosen, by_index[chosen].label, reviews, run_id)
 
 
-def explain_on_demand(result: DocumentResult, result_id: int, sentence: Sentence,
-                      score: Score) -> None:
+def explain_on_demand(
+    result: DocumentResult, result_id: int, sentence: Sentence, score: Score
+) -> None:
     """SHAP evidence for one sentence now, stored with the document, then the page redrawn.
 
     Only the model that scored the document may explain it: evidence from another model would
@@ -420,9 +527,11 @@ def explain_on_demand(result: DocumentResult, result_id: int, sentence: Sentence
         return
     scorer = loaded.analyzer.scorer
     if scorer.digest != result.stamp.model_digest:
-        st.warning(f"This document was scored by {esc(stamp_label(result.stamp))}; the model "
-                   f"loaded now has sha256 {esc(scorer.digest[:8])}…, so its evidence would not "
-                   "explain these scores. Analyze the report again with the current model.")
+        st.warning(
+            f"This document was scored by {esc(stamp_label(result.stamp))}; the model "
+            f"loaded now has sha256 {esc(scorer.digest[:8])}…, so its evidence would not "
+            "explain these scores. Analyze the report again with the current model."
+        )
         return
     explainer = loaded.analyzer.explainer or make_explainer(settings, scorer)
     with st.spinner("Computing SHAP evidence…"), loaded.lock:
@@ -432,9 +541,14 @@ def explain_on_demand(result: DocumentResult, result_id: int, sentence: Sentence
     st.rerun()
 
 
-def _sentence_detail(result: DocumentResult, result_id: int, index: int,
-                     label_in_force: str | None, reviews: list[ReviewAction],
-                     run_id: str | None) -> None:
+def _sentence_detail(
+    result: DocumentResult,
+    result_id: int,
+    index: int,
+    label_in_force: str | None,
+    reviews: list[ReviewAction],
+    run_id: str | None,
+) -> None:
     from app.workpaper import EVIDENCE_LEGEND
     from explain.render import highlight_html
 
@@ -452,49 +566,65 @@ def _sentence_detail(result: DocumentResult, result_id: int, index: int,
         where = f"Page {sentence.page_no}"
         if sentence.end_page_no and sentence.end_page_no != sentence.page_no:
             where += f" (continues on page {sentence.end_page_no})"
-        st.caption(f"{where} · section: {esc(sentence.section or '(before the first heading)')}"
-                   f" · {sentence.kind}")
+        st.caption(
+            f"{where} · section: {esc(sentence.section or '(before the first heading)')}"
+            f" · {sentence.kind}"
+        )
         if expl is not None:
-            st.html('<div style="font-size: 1.15rem; line-height: 1.9">'
-                    f"{highlight_html(sentence.text, expl)}</div>")
+            st.html(
+                '<div style="font-size: 1.15rem; line-height: 1.9">'
+                f"{highlight_html(sentence.text, expl)}</div>"
+            )
             st.caption(f"Evidence {esc(evidence_line(expl))}.")
             with st.expander("How to read the colours"):
                 st.caption(esc(EVIDENCE_LEGEND))
         else:
-            st.html('<div style="font-size: 1.15rem; line-height: 1.9">'
-                    f"{_escape_html(sentence.text)}</div>")
+            st.html(
+                '<div style="font-size: 1.15rem; line-height: 1.9">'
+                f"{_escape_html(sentence.text)}</div>"
+            )
             explain = result.settings.get("explain")
             mode = explain.get("mode", "") if isinstance(explain, dict) else ""
-            st.caption({
-                "flagged": "No SHAP evidence: it is computed for positive and negative "
-                           "sentences only.",
-                "none": "No SHAP evidence: it was switched off for this analysis.",
-            }.get(mode, "No SHAP evidence for this sentence."))
+            st.caption(
+                {
+                    "flagged": "No SHAP evidence: it is computed for positive and negative "
+                    "sentences only.",
+                    "none": "No SHAP evidence: it was switched off for this analysis.",
+                }.get(mode, "No SHAP evidence for this sentence.")
+            )
             if score is not None and st.button(
-                    "Compute SHAP evidence for this sentence", icon=":material/insights:",
-                    key=f"explain_{result_id}_{index}",
-                    help="Explains the model's label with the model that scored this document "
-                         "(a few seconds); the evidence is stored with the document."):
+                "Compute SHAP evidence for this sentence",
+                icon=":material/insights:",
+                key=f"explain_{result_id}_{index}",
+                help="Explains the model's label with the model that scored this document "
+                "(a few seconds); the evidence is stored with the document.",
+            ):
                 explain_on_demand(result, result_id, sentence, score)
         if score is not None:
-            probs = " · ".join(f"P({k}) {v:.2f}" for k in LABELS
-                               for label, v in score.probabilities.items() if label == k)
+            probs = " · ".join(
+                f"P({k}) {v:.2f}"
+                for k in LABELS
+                for label, v in score.probabilities.items()
+                if label == k
+            )
             st.markdown(f"Model: **{score.label}** (confidence {score.confidence:.2f}) · {probs}")
         else:
             st.markdown("Model: **not scored**")
         decided = next((r for r in reversed(mine) if r.action in ("agree", "override")), None)
         if decided is not None:
             how = "agreed by" if decided.action == "agree" else "override by"
-            st.markdown(f"Label in force: **{decided.label}** ({how} "
-                        f"{esc(decided.reviewer)}, {decided.created_at:%Y-%m-%d %H:%M} UTC)")
+            st.markdown(
+                f"Label in force: **{decided.label}** ({how} "
+                f"{esc(decided.reviewer)}, {decided.created_at:%Y-%m-%d %H:%M} UTC)"
+            )
         if mine:
-            st.markdown("**History**\n\n" + "\n".join(f"- {esc(_history_line(r))}"
-                                                       for r in mine))
+            st.markdown("**History**\n\n" + "\n".join(f"- {esc(_history_line(r))}" for r in mine))
         flash(_flash_key(result_id, index))
         _review_form(result_id, index, label_in_force, score is not None)
     with right:
-        sources = source_paths(get_settings().store_url(), result_id, run_id, result.source,
-                               result.doc_id)
+        sources = source_paths(
+            get_settings().store_url(), result_id, run_id, result.source, result.doc_id
+        )
         _page_images(result, sentence, sources)
 
 
@@ -517,25 +647,46 @@ def _review_form(result_id: int, index: int, label_in_force: str | None, scored:
     form_key = f"review_{result_id}_{index}"
     with st.form(form_key, clear_on_submit=True, border=True):
         st.markdown("**Your decision** (recorded as you, with the time and the label before)")
-        st.radio("Decision", DECISIONS if scored else DECISIONS[2:], horizontal=True,
-                 key=f"{form_key}_decision", label_visibility="collapsed", index=None)
-        st.selectbox("New label (for an override)",
-                     [x for x in LABELS if x != label_in_force], index=None,
-                     key=f"{form_key}_label", placeholder="Choose the correct label")
-        st.text_area("Comment (required for an override; it goes into the workpaper)",
-                     key=f"{form_key}_comment", height=80)
-        st.form_submit_button("Record decision", type="primary", on_click=_submit_sentence,
-                              args=(result_id, index, label_in_force, form_key))
+        st.radio(
+            "Decision",
+            DECISIONS if scored else DECISIONS[2:],
+            horizontal=True,
+            key=f"{form_key}_decision",
+            label_visibility="collapsed",
+            index=None,
+        )
+        st.selectbox(
+            "New label (for an override)",
+            [x for x in LABELS if x != label_in_force],
+            index=None,
+            key=f"{form_key}_label",
+            placeholder="Choose the correct label",
+        )
+        st.text_area(
+            "Comment (required for an override; it goes into the workpaper)",
+            key=f"{form_key}_comment",
+            height=80,
+        )
+        st.form_submit_button(
+            "Record decision",
+            type="primary",
+            on_click=_submit_sentence,
+            args=(result_id, index, label_in_force, form_key),
+        )
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=600)
-def source_paths(store_url: str, result_id: int, run_id: str | None, source: str,
-                 doc_id: str | None) -> tuple[str, ...]:
+def source_paths(
+    store_url: str, result_id: int, run_id: str | None, source: str, doc_id: str | None
+) -> tuple[str, ...]:
     """Where a CLI or batch result's PDF was read from: its run's inputs of the same sha256."""
     paths = [source]
     if run_id and doc_id:
-        paths += [d.source for d in store_at(store_url).run_documents(run_id)
-                  if d.doc_id == doc_id or d.result_id == result_id]
+        paths += [
+            d.source
+            for d in store_at(store_url).run_documents(run_id)
+            if d.doc_id == doc_id or d.result_id == result_id
+        ]
     return tuple(paths)
 
 
@@ -544,23 +695,31 @@ def _page_images(result: DocumentResult, sentence: Sentence, sources: tuple[str,
     for page_no in sentence_pages(sentence):
         boxes = json.dumps([b.model_dump(mode="json") for b in boxes_on(sentence, page_no)])
         try:
-            detail = page_png(result.doc_id or "", sources, page_no, boxes,
-                              frames.get(page_no), FOCUS_PT)
+            detail = page_png(
+                result.doc_id or "", sources, page_no, boxes, frames.get(page_no), FOCUS_PT
+            )
             whole = page_png(result.doc_id or "", sources, page_no, boxes, frames.get(page_no))
         except Exception as e:  # a password or a damaged page: the text review goes on
             _log.warning("page image %s p.%d failed: %s", result.doc_id, page_no, e)
             if result.document is not None and result.document.encrypted:
-                st.info("This PDF is password-protected and the password is not stored, so "
-                        "its pages cannot be drawn here. The page number locates the sentence.")
+                st.info(
+                    "This PDF is password-protected and the password is not stored, so "
+                    "its pages cannot be drawn here. The page number locates the sentence."
+                )
                 return
             st.info(f"Page {page_no} could not be drawn ({esc(type(e).__name__)}).")
             continue
         if detail is None or whole is None:
-            st.info("The PDF is not on this server (it was analysed elsewhere, or its source "
-                    "file has moved or changed), so the page image cannot be shown.")
+            st.info(
+                "The PDF is not on this server (it was analysed elsewhere, or its source "
+                "file has moved or changed), so the page image cannot be shown."
+            )
             return
-        st.image(detail, width="stretch",
-                 caption=f"Page {page_no}, around the sentence (outlined in orange).")
+        st.image(
+            detail,
+            width="stretch",
+            caption=f"Page {page_no}, around the sentence (outlined in orange).",
+        )
         with st.expander(f"Whole page {page_no}"):
             st.image(whole, width="stretch")
 
@@ -570,37 +729,43 @@ def _signoff_tab(result: DocumentResult, result_id: int, reviews: list[ReviewAct
     st.session_state[_shown_key(result_id, None)] = latest.id if latest else None
     signed = signoffs(reviews)
     cols = st.columns(2)
-    for col, (action, role) in zip(cols, (("signoff_preparer", "Preparer"),
-                                          ("signoff_reviewer", "Reviewer")), strict=True):
+    for col, (action, role) in zip(
+        cols, (("signoff_preparer", "Preparer"), ("signoff_reviewer", "Reviewer")), strict=True
+    ):
         done = signed[action]
         with col.container(border=True):
             st.markdown(f"**{role} sign-off**")
             if done is None:
                 st.markdown("Not signed off.")
             else:
-                st.markdown(f":material/verified: {esc(done.reviewer)}, "
-                            f"{done.created_at:%Y-%m-%d %H:%M} UTC"
-                            + (f" — {esc(done.comment)}" if done.comment else ""))
-                later = [r for r in reviews if r.id > done.id
-                         and r.action in ("agree", "override")]
+                st.markdown(
+                    f":material/verified: {esc(done.reviewer)}, "
+                    f"{done.created_at:%Y-%m-%d %H:%M} UTC"
+                    + (f" — {esc(done.comment)}" if done.comment else "")
+                )
+                later = [r for r in reviews if r.id > done.id and r.action in ("agree", "override")]
                 if later:
-                    st.caption(f"{len(later)} sentence decision(s) recorded since this "
-                               "sign-off.")
+                    st.caption(f"{len(later)} sentence decision(s) recorded since this sign-off.")
     flash(_flash_key(result_id, None))
     form_key = f"signoff_{result_id}"
     with st.form(form_key, clear_on_submit=True):
-        st.radio("Action", SIGNOFF_CHOICES, key=f"{form_key}_choice", horizontal=True,
-                 index=None)
+        st.radio("Action", SIGNOFF_CHOICES, key=f"{form_key}_choice", horizontal=True, index=None)
         st.text_area("Comment (optional for a sign-off)", key=f"{form_key}_comment", height=80)
         st.form_submit_button(
-            "Record", type="primary", on_click=_submit_signoff,
-            args=(result_id, form_key,
-                  {k: (v.reviewer if v else None) for k, v in signed.items()}))
-    st.markdown("**Review log** (every action, oldest first; it is the workpaper's Review log "
-                "sheet)")
+            "Record",
+            type="primary",
+            on_click=_submit_signoff,
+            args=(result_id, form_key, {k: (v.reviewer if v else None) for k, v in signed.items()}),
+        )
+    st.markdown(
+        "**Review log** (every action, oldest first; it is the workpaper's Review log sheet)"
+    )
     if reviews:
-        st.dataframe(review_log(reviews, {s.index: s for s in result.sentences}),
-                     hide_index=True, width="stretch")
+        st.dataframe(
+            review_log(reviews, {s.index: s for s in result.sentences}),
+            hide_index=True,
+            width="stretch",
+        )
     else:
         st.caption("No review actions yet.")
 
@@ -612,8 +777,10 @@ def render() -> None:
     st.title("Review")
     results = store.list_results(limit=500)
     if not results:
-        st.info("No analysed documents yet. Upload reports on the Analyze page, or run "
-                "`sesame analyze`.")
+        st.info(
+            "No analysed documents yet. Upload reports on the Analyze page, or run "
+            "`sesame analyze`."
+        )
         return
     result_id = _choose_document(results)
     summary = next(r for r in results if r.result_id == result_id)

@@ -16,15 +16,20 @@ def render() -> None:
     settings = get_settings()
     store = get_store(settings)
     st.title("Runs")
-    st.caption("Every analysis run, from this screen (analyze), `sesame analyze` or the nightly "
-               "batch, newest first, with the model that ran it and how each document ended.")
-    kind = st.segmented_control("Kind", ["all", "analyze", "batch"], default="all",
-                                key="runs_kind")
-    runs = store.list_runs(kind=kind if kind in ("analyze", "batch") else None,  # type: ignore[arg-type]
-                           limit=200)
+    st.caption(
+        "Every analysis run, from this screen (analyze), `sesame analyze` or the nightly "
+        "batch, newest first, with the model that ran it and how each document ended."
+    )
+    kind = st.segmented_control("Kind", ["all", "analyze", "batch"], default="all", key="runs_kind")
+    runs = store.list_runs(
+        kind=kind if kind in ("analyze", "batch") else None,  # type: ignore[arg-type]
+        limit=200,
+    )
     if not runs:
-        st.info("No runs yet. Analyze reports on the Analyze page, or run `sesame analyze` / "
-                "`sesame batch`.")
+        st.info(
+            "No runs yet. Analyze reports on the Analyze page, or run `sesame analyze` / "
+            "`sesame batch`."
+        )
         return
     st.dataframe(runs_frame(runs), hide_index=True, width="stretch")
     by_id = {r.run_id: r for r in runs}
@@ -36,8 +41,10 @@ def render() -> None:
 
     run_id = st.selectbox("Run", list(by_id), format_func=name, key=RUN_KEY)
     run = by_id[run_id]
-    facts = [f"**{run.kind}** run, status **{run.status}**",
-             f"started {run.started_at:%Y-%m-%d %H:%M:%S} UTC"]
+    facts = [
+        f"**{run.kind}** run, status **{run.status}**",
+        f"started {run.started_at:%Y-%m-%d %H:%M:%S} UTC",
+    ]
     if run.finished_at:
         facts.append(f"finished {run.finished_at:%Y-%m-%d %H:%M:%S} UTC")
     if run.stamp:
@@ -48,18 +55,23 @@ def render() -> None:
     if run.summary.get("count_line"):
         st.caption(esc(run.summary["count_line"]))
     if run.status == "interrupted":
-        st.warning("This run stopped before every document was done; `sesame batch` resumes it "
-                   "where it stopped.")
+        st.warning(
+            "This run stopped before every document was done; `sesame batch` resumes it "
+            "where it stopped."
+        )
     docs = store.run_documents(run_id)
-    st.dataframe(run_documents_frame(docs), hide_index=True, width="stretch",
-                 column_config={"problem": st.column_config.TextColumn(width="large")})
+    st.dataframe(
+        run_documents_frame(docs),
+        hide_index=True,
+        width="stretch",
+        column_config={"problem": st.column_config.TextColumn(width="large")},
+    )
     reviewable = [d for d in docs if d.result_id is not None]
     if not reviewable:
         return
     labels = {d.result_id: f"{d.source} · {d.status} · result {d.result_id}" for d in reviewable}
     left, right = st.columns([3, 1], vertical_alignment="bottom")
-    chosen = left.selectbox("Document", list(labels), format_func=lambda r: labels[r],
-                            key=DOC_KEY)
+    chosen = left.selectbox("Document", list(labels), format_func=lambda r: labels[r], key=DOC_KEY)
     if right.button("Open in Review", icon=":material/rule:", key="runs_open"):
         st.switch_page(PAGE_REVIEW, query_params={"result": str(chosen)})
 

@@ -35,13 +35,16 @@ REVIEW_STATUSES = (NOT_REVIEWED, "agreed", "overridden", "commented")
 NO_SECTION = "(before the first heading)"
 
 ACTION_TEXT = {
-    "agree": "agreed", "override": "overrode", "comment": "commented",
-    "signoff_preparer": "signed off as preparer", "signoff_reviewer": "signed off as reviewer",
+    "agree": "agreed",
+    "override": "overrode",
+    "comment": "commented",
+    "signoff_preparer": "signed off as preparer",
+    "signoff_reviewer": "signed off as reviewer",
 }
 
 
 def model_label(model_name: str, model_version: str | None, model_digest: str) -> str:
-    """"sesame-sentiment v3 (sha256 53aa5117…)": how every page names a model."""
+    """ "sesame-sentiment v3 (sha256 53aa5117…)": how every page names a model."""
     version = f"v{model_version}" if model_version else "unregistered"
     return f"{model_name} {version} (sha256 {model_digest[:8]}…)"
 
@@ -55,8 +58,11 @@ def download_name(file_name: str | None, doc_id: str | None, stamp: Stamp, ext: 
     """A download's file name carrying the document and the model version:
     `annual_report_53aa5117_sesame-sentiment-v3.xlsx` (never a path)."""
     stem = re.sub(r"[^\w.-]+", "_", name_stem(file_name or "document")).strip("._") or "document"
-    version = f"v{stamp.model_version}" if stamp.model_version else \
-        f"unregistered-{stamp.model_digest[:8]}"
+    version = (
+        f"v{stamp.model_version}"
+        if stamp.model_version
+        else f"unregistered-{stamp.model_digest[:8]}"
+    )
     model = re.sub(r"[^\w.-]+", "_", stamp.model_name)
     doc = f"_{doc_id[:8]}" if doc_id else ""
     return f"{stem[:80]}{doc}_{model}-{version}.{ext}"
@@ -86,32 +92,50 @@ class SentenceRow:
     reviewer: str | None
 
 
-def sentence_rows(pairs: Sequence[tuple[Sentence, Score | None]],
-                  reviews: Sequence[ReviewAction]) -> list[SentenceRow]:
+def sentence_rows(
+    pairs: Sequence[tuple[Sentence, Score | None]], reviews: Sequence[ReviewAction]
+) -> list[SentenceRow]:
     """One row per sentence: the model's reading, the label in force and the review status."""
     states = review_states(reviews)
-    commented = {r.sentence_index for r in reviews
-                 if r.action == "comment" and r.sentence_index is not None}
+    commented = {
+        r.sentence_index for r in reviews if r.action == "comment" and r.sentence_index is not None
+    }
     rows = []
     for sentence, score in pairs:
         state = states.get(sentence.index)
-        status = state.status if state and state.status else (
-            "commented" if sentence.index in commented else NOT_REVIEWED)
+        status = (
+            state.status
+            if state and state.status
+            else ("commented" if sentence.index in commented else NOT_REVIEWED)
+        )
         label = state.label if state and state.label else (score.label if score else None)
-        rows.append(SentenceRow(
-            index=sentence.index, page=sentence.page_no, section=sentence.section or NO_SECTION,
-            kind=sentence.kind, text=sentence.text,
-            model_label=score.label if score else None,
-            confidence=score.confidence if score else None,
-            p_negative=score.probabilities.get("negative") if score else None,
-            label=label, review=status, reviewer=state.reviewer if state else None,
-        ))
+        rows.append(
+            SentenceRow(
+                index=sentence.index,
+                page=sentence.page_no,
+                section=sentence.section or NO_SECTION,
+                kind=sentence.kind,
+                text=sentence.text,
+                model_label=score.label if score else None,
+                confidence=score.confidence if score else None,
+                p_negative=score.probabilities.get("negative") if score else None,
+                label=label,
+                review=status,
+                reviewer=state.reviewer if state else None,
+            )
+        )
     return rows
 
 
-def filter_rows(rows: Sequence[SentenceRow], *, label: str | None = None,
-                section: str | None = None, page: int | None = None,
-                min_confidence: float = 0.0, review: str | None = None) -> list[SentenceRow]:
+def filter_rows(
+    rows: Sequence[SentenceRow],
+    *,
+    label: str | None = None,
+    section: str | None = None,
+    page: int | None = None,
+    min_confidence: float = 0.0,
+    review: str | None = None,
+) -> list[SentenceRow]:
     """The rows that pass every filter given (None: no filter). `label` is the label in force."""
     out = []
     for r in rows:
@@ -150,11 +174,13 @@ def label_summary(result: DocumentResult) -> pd.DataFrame:
     """Label counts and shares of the whole document."""
     counts = label_counts(result.scores)
     total = sum(counts.values())
-    return pd.DataFrame({
-        "label": list(LABELS),
-        "sentences": [counts[label] for label in LABELS],
-        "share": [counts[label] / total if total else None for label in LABELS],
-    })
+    return pd.DataFrame(
+        {
+            "label": list(LABELS),
+            "sentences": [counts[label] for label in LABELS],
+            "share": [counts[label] / total if total else None for label in LABELS],
+        }
+    )
 
 
 def section_summary(result: DocumentResult) -> pd.DataFrame:
@@ -168,26 +194,48 @@ def section_summary(result: DocumentResult) -> pd.DataFrame:
     for (section, section_type), members in groups.items():
         counts = label_counts([scores[s.index] for s in members if s.index in scores])
         total = sum(counts.values())
-        records.append({
-            "section": section, "section type": section_type, "sentences": len(members),
-            **{f"{label} share": (counts[label] / total if total else None) for label in LABELS},
-            "tone index": tone_index(counts),
-        })
-    return pd.DataFrame(records, columns=["section", "section type", "sentences",
-                                          *(f"{label} share" for label in LABELS),
-                                          "tone index"])
+        records.append(
+            {
+                "section": section,
+                "section type": section_type,
+                "sentences": len(members),
+                **{
+                    f"{label} share": (counts[label] / total if total else None) for label in LABELS
+                },
+                "tone index": tone_index(counts),
+            }
+        )
+    return pd.DataFrame(
+        records,
+        columns=[
+            "section",
+            "section type",
+            "sentences",
+            *(f"{label} share" for label in LABELS),
+            "tone index",
+        ],
+    )
 
 
 def most_negative(result: DocumentResult, k: int = 10) -> pd.DataFrame:
     """The k sentences with the highest P(negative), headings left out (as in the workpaper)."""
     scores = {s.sentence_index: s for s in result.scores}
-    pairs = [(s, scores[s.index]) for s in result.sentences
-             if s.index in scores and s.kind != "heading"]
+    pairs = [
+        (s, scores[s.index]) for s in result.sentences if s.index in scores and s.kind != "heading"
+    ]
     pairs.sort(key=lambda p: (-p[1].probabilities.get("negative", 0.0), p[0].index))
     return pd.DataFrame(
-        [{"#": s.index, "page": s.page_no, "section": s.section or NO_SECTION,
-          "sentence": s.text, "P(negative)": sc.probabilities.get("negative"),
-          "label": sc.label} for s, sc in pairs[:k]],
+        [
+            {
+                "#": s.index,
+                "page": s.page_no,
+                "section": s.section or NO_SECTION,
+                "sentence": s.text,
+                "P(negative)": sc.probabilities.get("negative"),
+                "label": sc.label,
+            }
+            for s, sc in pairs[:k]
+        ],
         columns=["#", "page", "section", "sentence", "P(negative)", "label"],
     )
 
@@ -220,29 +268,49 @@ def document_tone(result: DocumentResult) -> float | None:
 def review_log(reviews: Sequence[ReviewAction], sentences: dict[int, Sentence]) -> pd.DataFrame:
     """Every review action, oldest first, as the Review log sheet lists them."""
     return pd.DataFrame(
-        [{
-            "when (UTC)": r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-            "who": r.reviewer,
-            "action": ACTION_TEXT.get(r.action, r.action),
-            "sentence": "" if r.sentence_index is None else str(r.sentence_index),
-            "page": "" if r.sentence_index is None or r.sentence_index not in sentences
-            else str(sentences[r.sentence_index].page_no),
-            "previous label": r.previous_label or "",
-            "label": r.label or "",
-            "comment": r.comment or "",
-            "model version": r.model_version or "unregistered",
-        } for r in sorted(reviews, key=lambda r: r.id)],
-        columns=["when (UTC)", "who", "action", "sentence", "page", "previous label", "label",
-                 "comment", "model version"],
+        [
+            {
+                "when (UTC)": r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                "who": r.reviewer,
+                "action": ACTION_TEXT.get(r.action, r.action),
+                "sentence": "" if r.sentence_index is None else str(r.sentence_index),
+                "page": ""
+                if r.sentence_index is None or r.sentence_index not in sentences
+                else str(sentences[r.sentence_index].page_no),
+                "previous label": r.previous_label or "",
+                "label": r.label or "",
+                "comment": r.comment or "",
+                "model version": r.model_version or "unregistered",
+            }
+            for r in sorted(reviews, key=lambda r: r.id)
+        ],
+        columns=[
+            "when (UTC)",
+            "who",
+            "action",
+            "sentence",
+            "page",
+            "previous label",
+            "label",
+            "comment",
+            "model version",
+        ],
     )
 
 
-def latest_action(reviews: Sequence[ReviewAction], sentence_index: int | None = None,
-                  *, whole_result: bool = False) -> ReviewAction | None:
+def latest_action(
+    reviews: Sequence[ReviewAction],
+    sentence_index: int | None = None,
+    *,
+    whole_result: bool = False,
+) -> ReviewAction | None:
     """The latest action on one sentence, or (whole_result) on any part of the result: the
     version a reviewer acts on, passed to the store as `expected_previous`."""
-    mine = list(reviews) if whole_result else \
-        [r for r in reviews if r.sentence_index == sentence_index]
+    mine = (
+        list(reviews)
+        if whole_result
+        else [r for r in reviews if r.sentence_index == sentence_index]
+    )
     return max(mine, key=lambda r: r.id, default=None)
 
 
@@ -258,11 +326,21 @@ def signoffs(reviews: Sequence[ReviewAction]) -> dict[str, ReviewAction | None]:
 def results_frame(results: Sequence[ResultSummary]) -> pd.DataFrame:
     """Stored results as a table (Runs page)."""
     return pd.DataFrame(
-        [{"result": r.result_id, "file": r.file_name or r.source, "status": r.status,
-          "client": r.client or "", "engagement": r.engagement or "", "pages": r.n_pages,
-          "sentences": r.n_sentences, "negative": r.label_counts.get("negative", 0),
-          "model": model_label(r.model_name, r.model_version, r.model_digest),
-          "analysed (UTC)": r.created_at.strftime("%Y-%m-%d %H:%M")} for r in results],
+        [
+            {
+                "result": r.result_id,
+                "file": r.file_name or r.source,
+                "status": r.status,
+                "client": r.client or "",
+                "engagement": r.engagement or "",
+                "pages": r.n_pages,
+                "sentences": r.n_sentences,
+                "negative": r.label_counts.get("negative", 0),
+                "model": model_label(r.model_name, r.model_version, r.model_digest),
+                "analysed (UTC)": r.created_at.strftime("%Y-%m-%d %H:%M"),
+            }
+            for r in results
+        ],
     )
 
 
@@ -271,28 +349,56 @@ def runs_frame(runs: Sequence[RunInfo]) -> pd.DataFrame:
     rows = []
     for run in runs:
         counts = run.document_counts
-        rows.append({
-            "run": run.run_id, "kind": run.kind, "status": run.status,
-            "model": stamp_label(run.stamp) if run.stamp else "",
-            "started (UTC)": run.started_at.strftime("%Y-%m-%d %H:%M"),
-            "finished (UTC)": run.finished_at.strftime("%Y-%m-%d %H:%M")
-            if run.finished_at else "",
-            "documents": sum(counts.values()),
-            "ok": counts.get("ok", 0), "partial": counts.get("partial", 0),
-            "failed": counts.get("failed", 0),
-            "other": sum(v for k, v in counts.items() if k not in ("ok", "partial", "failed")),
-            "by": str(run.summary.get("user", "")),
-        })
-    return pd.DataFrame(rows, columns=["run", "kind", "status", "model", "started (UTC)",
-                                       "finished (UTC)", "documents", "ok", "partial", "failed",
-                                       "other", "by"])
+        rows.append(
+            {
+                "run": run.run_id,
+                "kind": run.kind,
+                "status": run.status,
+                "model": stamp_label(run.stamp) if run.stamp else "",
+                "started (UTC)": run.started_at.strftime("%Y-%m-%d %H:%M"),
+                "finished (UTC)": run.finished_at.strftime("%Y-%m-%d %H:%M")
+                if run.finished_at
+                else "",
+                "documents": sum(counts.values()),
+                "ok": counts.get("ok", 0),
+                "partial": counts.get("partial", 0),
+                "failed": counts.get("failed", 0),
+                "other": sum(v for k, v in counts.items() if k not in ("ok", "partial", "failed")),
+                "by": str(run.summary.get("user", "")),
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "run",
+            "kind",
+            "status",
+            "model",
+            "started (UTC)",
+            "finished (UTC)",
+            "documents",
+            "ok",
+            "partial",
+            "failed",
+            "other",
+            "by",
+        ],
+    )
 
 
 def run_documents_frame(docs: Sequence[RunDocument]) -> pd.DataFrame:
     """A run's inputs and how each ended."""
     return pd.DataFrame(
-        [{"input": d.source, "status": d.status, "attempts": d.attempts,
-          "result": d.result_id, "sha256": (d.doc_id or "")[:12],
-          "problem": d.error or ""} for d in docs],
+        [
+            {
+                "input": d.source,
+                "status": d.status,
+                "attempts": d.attempts,
+                "result": d.result_id,
+                "sha256": (d.doc_id or "")[:12],
+                "problem": d.error or "",
+            }
+            for d in docs
+        ],
         columns=["input", "status", "attempts", "result", "sha256", "problem"],
     )

@@ -90,8 +90,9 @@ def load_users(path: Path) -> dict[str, UserEntry]:
                 f"{path}: user {login!r} has no password_hash. Set one with "
                 f"`sesame users add {login}`."
             )
-        users[login] = UserEntry(login=login, name=str(entry.get("name") or login),
-                                 password_hash=entry["password_hash"])
+        users[login] = UserEntry(
+            login=login, name=str(entry.get("name") or login), password_hash=entry["password_hash"]
+        )
     return users
 
 
@@ -111,8 +112,12 @@ def _write_users(path: Path, users: dict[str, UserEntry]) -> None:
     lines = ["# sesame review UI users (bcrypt hashes); edit with `sesame users add/remove`.", ""]
     for login in sorted(users):
         entry = users[login]
-        lines += [f"[users.{_toml_string(login)}]", f"name = {_toml_string(entry.name)}",
-                  f"password_hash = {_toml_string(entry.password_hash)}", ""]
+        lines += [
+            f"[users.{_toml_string(login)}]",
+            f"name = {_toml_string(entry.name)}",
+            f"password_hash = {_toml_string(entry.password_hash)}",
+            "",
+        ]
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -125,8 +130,9 @@ def _write_users(path: Path, users: dict[str, UserEntry]) -> None:
         raise UsersFileError(f"{path}: the users file could not be written ({e}).") from e
 
 
-def add_user(path: Path, login: str, password: str, *, name: str | None = None,
-             rounds: int = DEFAULT_ROUNDS) -> UserEntry:
+def add_user(
+    path: Path, login: str, password: str, *, name: str | None = None, rounds: int = DEFAULT_ROUNDS
+) -> UserEntry:
     """Add a user, or set the password and name of an existing one; returns the entry."""
     if not LOGIN_PATTERN.fullmatch(login):
         raise UsersFileError(

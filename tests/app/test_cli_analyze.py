@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_sesame(args: list[str], data_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SESAME_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1",
-           "COLUMNS": "200"}
-    return subprocess.run([*SESAME, *args], capture_output=True, text=True, cwd=ROOT, env=env,
-                          timeout=600)
+    env = {**os.environ, "SESAME_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+    return subprocess.run(
+        [*SESAME, *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600
+    )
 
 
 def sheet_rows(path: Path, sheet: str) -> list[tuple]:
@@ -45,9 +45,23 @@ def mixed_run(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):
     write_encrypted(inputs / "locked.pdf")
     write_truncated(inputs / "broken.pdf")
     write_not_a_pdf(inputs / "webpage.pdf")
-    proc = run_sesame(["analyze", str(inputs), "--out", str(out), "--model-dir",
-                       str(tiny_model_dir), "--explain", "flagged", "--client", "Acme Holdings",
-                       "--engagement", "FY2023 audit"], data_dir)
+    proc = run_sesame(
+        [
+            "analyze",
+            str(inputs),
+            "--out",
+            str(out),
+            "--model-dir",
+            str(tiny_model_dir),
+            "--explain",
+            "flagged",
+            "--client",
+            "Acme Holdings",
+            "--engagement",
+            "FY2023 audit",
+        ],
+        data_dir,
+    )
     return proc, out, data_dir
 
 
@@ -70,7 +84,7 @@ def test_analyze_workpaper_cells_carry_sentences_labels_and_stamp(mixed_run, tin
     rows = sheet_rows(xlsx, "Sentences")
     header_at = next(i for i, r in enumerate(rows) if r and r[0] == "sentence id")
     header = list(rows[header_at])
-    body = [dict(zip(header, r, strict=False)) for r in rows[header_at + 1:] if r[0] is not None]
+    body = [dict(zip(header, r, strict=False)) for r in rows[header_at + 1 :] if r[0] is not None]
     assert len(body) == len(data["sentences"]) > 5
     texts = [str(r["sentence"]) for r in body]
     for bullet in REPORT_BULLETS:
@@ -96,8 +110,14 @@ def test_analyze_json_stamps_every_sentence_and_scores_obvious_ones(mixed_run):
     _, out, _ = mixed_run
     data = json.loads((out / "annual_report.json").read_text())
     assert data["status"] == "ok"
-    assert {"model_name", "model_version", "model_sha256", "code_version", "run_id",
-            "created_at"} <= set(data["stamp"])
+    assert {
+        "model_name",
+        "model_version",
+        "model_sha256",
+        "code_version",
+        "run_id",
+        "created_at",
+    } <= set(data["stamp"])
     for record in data["sentences"]:
         assert record["stamp"] == data["stamp"]
         assert record["doc_sha256"] == data["input_sha256"]
@@ -116,8 +136,12 @@ def test_analyze_failed_files_explain_themselves_in_the_workpaper(mixed_run):
         data = json.loads((out / f"{stem}.json").read_text())
         assert data["status"] == "failed"
         assert any(words.lower() in e["message"].lower() for e in data["errors"])
-        exceptions = " ".join(str(v) for r in sheet_rows(out / f"{stem}.xlsx", "Exceptions")
-                              for v in r if v is not None)
+        exceptions = " ".join(
+            str(v)
+            for r in sheet_rows(out / f"{stem}.xlsx", "Exceptions")
+            for v in r
+            if v is not None
+        )
         assert words.lower() in exceptions.lower()
 
 
@@ -134,9 +158,22 @@ def test_analyze_records_the_run_and_results_in_the_store(mixed_run):
 
 def test_analyze_password_opens_encrypted_file(tmp_path, tiny_model_dir):
     pdf = write_encrypted(tmp_path / "locked.pdf")
-    proc = run_sesame(["analyze", str(pdf), "--out", str(tmp_path / "out"), "--model-dir",
-                       str(tiny_model_dir), "--password", "userpass", "--explain", "none",
-                       "--no-store"], tmp_path / "data")
+    proc = run_sesame(
+        [
+            "analyze",
+            str(pdf),
+            "--out",
+            str(tmp_path / "out"),
+            "--model-dir",
+            str(tiny_model_dir),
+            "--password",
+            "userpass",
+            "--explain",
+            "none",
+            "--no-store",
+        ],
+        tmp_path / "data",
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("1 document: 1 ok, 0 partial, 0 failed")
     data = json.loads((tmp_path / "out" / "locked.json").read_text())
@@ -145,8 +182,20 @@ def test_analyze_password_opens_encrypted_file(tmp_path, tiny_model_dir):
 
 def test_analyze_scan_is_failed_needs_ocr_never_empty_success(tmp_path, tiny_model_dir):
     pdf = write_image_only(tmp_path / "scan.pdf")
-    proc = run_sesame(["analyze", str(pdf), "--out", str(tmp_path / "out"), "--model-dir",
-                       str(tiny_model_dir), "--explain", "none", "--no-store"], tmp_path / "data")
+    proc = run_sesame(
+        [
+            "analyze",
+            str(pdf),
+            "--out",
+            str(tmp_path / "out"),
+            "--model-dir",
+            str(tiny_model_dir),
+            "--explain",
+            "none",
+            "--no-store",
+        ],
+        tmp_path / "data",
+    )
     assert proc.returncode == 1
     data = json.loads((tmp_path / "out" / "scan.json").read_text())
     assert data["status"] == "failed"
@@ -154,11 +203,11 @@ def test_analyze_scan_is_failed_needs_ocr_never_empty_success(tmp_path, tiny_mod
 
 
 def test_analyze_usage_errors_exit_2(tmp_path):
-    missing = run_sesame(["analyze", str(tmp_path / "nope.pdf"), "--out", str(tmp_path)],
-                         tmp_path / "data")
+    missing = run_sesame(
+        ["analyze", str(tmp_path / "nope.pdf"), "--out", str(tmp_path)], tmp_path / "data"
+    )
     assert missing.returncode == 2
-    bad_option = run_sesame(["analyze", str(tmp_path), "--explain", "sometimes"],
-                            tmp_path / "data")
+    bad_option = run_sesame(["analyze", str(tmp_path), "--explain", "sometimes"], tmp_path / "data")
     assert bad_option.returncode == 2
 
 

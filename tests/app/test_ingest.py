@@ -33,8 +33,9 @@ def body(pages: list[Page]) -> str:
 
 
 def block_texts(page: Page, kind: str) -> list[str]:
-    return [b.text if b.start < 0 else page.text[b.start:b.end]
-            for b in page.blocks if b.kind == kind]
+    return [
+        b.text if b.start < 0 else page.text[b.start : b.end] for b in page.blocks if b.kind == kind
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -56,8 +57,11 @@ def test_ingest_clean_report_gives_headings_paragraphs_and_bullets(tmp_path: Pat
             assert paragraph in page.text  # lines of a paragraph joined with single spaces
     items = block_texts(page, "list_item")
     assert [i.lstrip("• ") for i in items] == list(pdfs.REPORT_BULLETS)
-    assert page.text.index("Risk factors") < page.text.index("Going concern") < page.text.index(
-        "Outlook")
+    assert (
+        page.text.index("Risk factors")
+        < page.text.index("Going concern")
+        < page.text.index("Outlook")
+    )
 
 
 def test_ingest_doc_id_is_the_sha256_of_the_bytes_for_paths_and_bytes(tmp_path: Path) -> None:
@@ -82,8 +86,11 @@ def test_ingest_two_columns_are_read_column_by_column(tmp_path: Path) -> None:
     assert pdfs.TWO_COLUMN_HEADING in block_texts(pages[0], "heading")
     # each column's paragraph is contiguous: lines of the two columns are not interleaved
     assert pdfs.LEFT_COLUMN in text and pdfs.RIGHT_COLUMN in text
-    assert text.index(pdfs.TWO_COLUMN_HEADING) < text.index(pdfs.LEFT_COLUMN) < text.index(
-        pdfs.RIGHT_COLUMN)
+    assert (
+        text.index(pdfs.TWO_COLUMN_HEADING)
+        < text.index(pdfs.LEFT_COLUMN)
+        < text.index(pdfs.RIGHT_COLUMN)
+    )
 
 
 def test_ingest_removes_running_headers_footers_and_page_numbers(tmp_path: Path) -> None:
@@ -154,12 +161,20 @@ def test_ingest_reads_rotated_pages_upright(tmp_path: Path) -> None:
     assert all(70 < line.bbox.x0 < 75 for line in page.lines)
 
 
-@pytest.mark.parametrize("writer", [
-    pdfs.write_clean_report, pdfs.write_two_column_page, pdfs.write_hyphenated,
-    pdfs.write_table_page, pdfs.write_running_headers, pdfs.write_rotated_page,
-])
+@pytest.mark.parametrize(
+    "writer",
+    [
+        pdfs.write_clean_report,
+        pdfs.write_two_column_page,
+        pdfs.write_hyphenated,
+        pdfs.write_table_page,
+        pdfs.write_running_headers,
+        pdfs.write_rotated_page,
+    ],
+)
 def test_ingest_line_and_block_spans_map_into_the_page_text(
-        tmp_path: Path, writer: Callable[[Path], Path]) -> None:
+    tmp_path: Path, writer: Callable[[Path], Path]
+) -> None:
     _, pages, _ = read_pdf(writer(tmp_path / "doc.pdf"), OPTIONS)
 
     for page in pages:
@@ -169,12 +184,12 @@ def test_ingest_line_and_block_spans_map_into_the_page_text(
             assert 0 <= line.start < line.end <= len(page.text)
             assert line.start >= covered  # in reading order, never overlapping
             covered = line.end
-            piece = page.text[line.start:line.end]
+            piece = page.text[line.start : line.end]
             assert piece == piece.strip() and "\n" not in piece
             assert 0 <= line.bbox.x0 < line.bbox.x1 <= page.width + 1
             assert 0 <= line.bbox.top < line.bbox.bottom <= page.height + 1
         body_blocks = [b for b in page.blocks if b.kind in ("text", "heading", "list_item")]
-        assert "\n\n".join(page.text[b.start:b.end] for b in body_blocks) == page.text
+        assert "\n\n".join(page.text[b.start : b.end] for b in body_blocks) == page.text
         for b in page.blocks:
             if b.kind not in ("text", "heading", "list_item"):
                 assert b.start == b.end == -1 and b.text
@@ -218,11 +233,12 @@ BAD_INPUTS: list[tuple[str, Callable[[Path], Path], type[IngestError], str]] = [
 ]
 
 
-@pytest.mark.parametrize(("name", "writer", "error", "words"), BAD_INPUTS,
-                         ids=[b[0] for b in BAD_INPUTS])
+@pytest.mark.parametrize(
+    ("name", "writer", "error", "words"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS]
+)
 def test_ingest_bad_input_is_a_fatal_error_record(
-        tmp_path: Path, name: str, writer: Callable[[Path], Path], error: type[IngestError],
-        words: str) -> None:
+    tmp_path: Path, name: str, writer: Callable[[Path], Path], error: type[IngestError], words: str
+) -> None:
     pdf = writer(tmp_path / f"{name}.pdf")
     doc, pages, errors = read_pdf(pdf, OPTIONS)
 
@@ -234,11 +250,12 @@ def test_ingest_bad_input_is_a_fatal_error_record(
     assert all(p.status != "ok" for p in pages)
 
 
-@pytest.mark.parametrize(("name", "writer", "error", "words"), BAD_INPUTS,
-                         ids=[b[0] for b in BAD_INPUTS])
+@pytest.mark.parametrize(
+    ("name", "writer", "error", "words"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS]
+)
 def test_ingest_bad_input_raises_in_raise_mode(
-        tmp_path: Path, name: str, writer: Callable[[Path], Path], error: type[IngestError],
-        words: str) -> None:
+    tmp_path: Path, name: str, writer: Callable[[Path], Path], error: type[IngestError], words: str
+) -> None:
     pdf = writer(tmp_path / f"{name}.pdf")
     with pytest.raises(error) as info:
         read_pdf(pdf, OPTIONS, on_error="raise")
@@ -246,7 +263,8 @@ def test_ingest_bad_input_raises_in_raise_mode(
 
 
 def test_ingest_scanned_and_garbled_pages_are_flagged_with_their_page_numbers(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     doc, pages, errors = read_pdf(pdfs.write_image_only(tmp_path / "scan.pdf", 3), OPTIONS)
     assert doc is not None and doc.n_pages == 3
     assert [p.status for p in pages] == ["needs_ocr"] * 3
@@ -256,8 +274,7 @@ def test_ingest_scanned_and_garbled_pages_are_flagged_with_their_page_numbers(
     assert [p.status for p in pages] == ["unreadable", "unreadable"]
 
 
-def test_ingest_one_bad_page_among_good_ones_leaves_the_document_partial(
-        tmp_path: Path) -> None:
+def test_ingest_one_bad_page_among_good_ones_leaves_the_document_partial(tmp_path: Path) -> None:
     pdf = pdfs.write_mixed(tmp_path / "mixed.pdf")
     doc, pages, errors = read_pdf(pdf, OPTIONS)
 
@@ -265,7 +282,9 @@ def test_ingest_one_bad_page_among_good_ones_leaves_the_document_partial(
     assert [p.status for p in pages] == ["ok", "needs_ocr", "unreadable"]
     assert pdfs.REPORT_SECTIONS[0][1][0] in pages[0].text
     assert [(e.code, e.page_no, e.fatal) for e in errors] == [
-        ("needs_ocr", 2, False), ("garbled", 3, False)]
+        ("needs_ocr", 2, False),
+        ("garbled", 3, False),
+    ]
     assert errors[0].message.startswith("mixed.pdf page 2: ")
 
     with pytest.raises(NeedsOcrError) as info:
@@ -297,7 +316,8 @@ def test_ingest_document_of_blank_pages_fails(tmp_path: Path, mode: str) -> None
 
 @pytest.mark.parametrize("mode", ["record", "raise"])
 def test_ingest_truncated_file_pdfium_can_repair_is_read_with_a_warning(
-        tmp_path: Path, mode: str) -> None:
+    tmp_path: Path, mode: str
+) -> None:
     pdf = pdfs.write_truncated(tmp_path / "cut.pdf", keep=0.995)  # only the trailer is lost
     if mode == "raise":
         with pytest.raises(DamagedPdfError) as info:
@@ -382,13 +402,16 @@ def test_ingest_empty_bytes_are_not_a_pdf(mode: str) -> None:
 
 @pytest.mark.corpus
 def test_corpus_philips_two_columns_are_not_interleaved(corpus: Path) -> None:
-    _, pages, errors = read_pdf(corpus / "philips_2018_annual_report.pdf", OPTIONS,
-                                page_range=(30, 30))
+    _, pages, errors = read_pdf(
+        corpus / "philips_2018_annual_report.pdf", OPTIONS, page_range=(30, 30)
+    )
     text = pages[0].text
     assert errors == []
     # a sentence that runs over three lines of the left column, next to the right column
-    assert ("Total debt outstanding at the end of 2018 was EUR 4,821 million, compared with "
-            "EUR 4,715 million at the end of 2017.") in text
+    assert (
+        "Total debt outstanding at the end of 2018 was EUR 4,821 million, compared with "
+        "EUR 4,715 million at the end of 2017."
+    ) in text
     assert "In 2018, total debt increased by EUR 105 million compared to 2017." in text
     assert "4.1.8 Liquidity position" in block_texts(pages[0], "heading")
     # running header and footer, and the table of figures, are out of the text
@@ -399,8 +422,7 @@ def test_corpus_philips_two_columns_are_not_interleaved(corpus: Path) -> None:
 
 @pytest.mark.corpus
 def test_corpus_amd_words_are_separated_and_statements_are_tables(corpus: Path) -> None:
-    _, pages, errors = read_pdf(corpus / "amd_2022_annual_report.pdf", OPTIONS,
-                                page_range=(68, 68))
+    _, pages, errors = read_pdf(corpus / "amd_2022_annual_report.pdf", OPTIONS, page_range=(68, 68))
     page = pages[0]
     assert errors == []
     assert "Consolidated Statements of Cash Flows" in block_texts(page, "heading")
@@ -426,8 +448,9 @@ def test_corpus_mcdonalds_glyph_soup_is_flagged_garbled(corpus: Path, mode: str)
 
 @pytest.mark.corpus
 def test_corpus_fomc_scan_with_ocr_layer_reads_as_text(corpus: Path) -> None:
-    _, pages, errors = read_pdf(corpus / "fomc_minutes_1978-09-19_scan_ocr.pdf", OPTIONS,
-                                page_range=(1, 3))
+    _, pages, errors = read_pdf(
+        corpus / "fomc_minutes_1978-09-19_scan_ocr.pdf", OPTIONS, page_range=(1, 3)
+    )
     assert errors == [] and all(p.status == "ok" for p in pages)
     assert "Federal Open Market Committee" in body(pages)
 
@@ -436,8 +459,9 @@ def test_corpus_fomc_scan_with_ocr_layer_reads_as_text(corpus: Path) -> None:
 def test_corpus_kramp_magazine_columns_keep_sentences_whole(corpus: Path) -> None:
     _, pages, _ = read_pdf(corpus / "kramp_2017_jaarverslag_nl.pdf", OPTIONS, page_range=(6, 6))
     text = pages[0].text
-    assert ("Er komt dus geen ‘big bang’. “We moeten de motor vervangen van een rijdende "
-            "trein.") in text
+    assert (
+        "Er komt dus geen ‘big bang’. “We moeten de motor vervangen van een rijdende trein."
+    ) in text
     assert "Innovatie" in block_texts(pages[0], "heading")
     assert "Jaarverslag 2017 Kramp Groep" not in text
 
@@ -452,15 +476,19 @@ def test_corpus_rotated_budget_table_reads_upright(corpus: Path) -> None:
 
 
 @pytest.mark.corpus
-@pytest.mark.parametrize(("file", "error"), [
-    ("encrypted_india_health_financing.pdf", EncryptedPdfError),
-    ("not_a_pdf_html_fomc_19360318.pdf", NotPdfError),
-    ("truncated_intel_8k_2023-08-16.pdf", DamagedPdfError),
-    ("scanned_medicare_transmittal765.pdf", NeedsOcrError),
-])
+@pytest.mark.parametrize(
+    ("file", "error"),
+    [
+        ("encrypted_india_health_financing.pdf", EncryptedPdfError),
+        ("not_a_pdf_html_fomc_19360318.pdf", NotPdfError),
+        ("truncated_intel_8k_2023-08-16.pdf", DamagedPdfError),
+        ("scanned_medicare_transmittal765.pdf", NeedsOcrError),
+    ],
+)
 @pytest.mark.parametrize("mode", ["record", "raise"])
 def test_corpus_edge_files_fail_with_a_clear_error(
-        corpus: Path, file: str, error: type[IngestError], mode: str) -> None:
+    corpus: Path, file: str, error: type[IngestError], mode: str
+) -> None:
     pdf = corpus / "edge" / file
     if mode == "raise":
         with pytest.raises(error):

@@ -16,8 +16,14 @@ LEFT = 50.0
 LINE_H = 12.0
 
 
-def make_page(parts: list[tuple[str, str]], page_no: int = 1, *, with_blocks: bool = True,
-              with_lines: bool = True, doc_id: str = "doc") -> Page:
+def make_page(
+    parts: list[tuple[str, str]],
+    page_no: int = 1,
+    *,
+    with_blocks: bool = True,
+    with_lines: bool = True,
+    doc_id: str = "doc",
+) -> Page:
     """A page from (kind, text) blocks: blocks joined by a blank line, one Line per text line."""
     text = ""
     blocks: list[Block] = []
@@ -35,11 +41,23 @@ def make_page(parts: list[tuple[str, str]], page_no: int = 1, *, with_blocks: bo
             lines.append(Line(start=pos, end=pos + len(raw), bbox=bbox))
             pos += len(raw) + 1
             top += LINE_H
-        blocks.append(Block(kind=kind, start=start, end=len(text),  # type: ignore[arg-type]
-                            bbox=BBox(x0=LEFT, top=top, x1=500, bottom=top + 10)))
-    return Page(doc_id=doc_id, page_no=page_no, width=612, height=792, text=text,
-                lines=tuple(lines) if with_lines else (),
-                blocks=tuple(blocks) if with_blocks else ())
+        blocks.append(
+            Block(
+                kind=kind,
+                start=start,
+                end=len(text),  # type: ignore[arg-type]
+                bbox=BBox(x0=LEFT, top=top, x1=500, bottom=top + 10),
+            )
+        )
+    return Page(
+        doc_id=doc_id,
+        page_no=page_no,
+        width=612,
+        height=792,
+        text=text,
+        lines=tuple(lines) if with_lines else (),
+        blocks=tuple(blocks) if with_blocks else (),
+    )
 
 
 def texts(sentences: list[Sentence]) -> list[str]:
@@ -79,8 +97,10 @@ def test_abbreviations_do_not_end_sentences() -> None:
 
 
 def test_abbreviation_followed_by_a_sentence_starter_ends_the_sentence() -> None:
-    text = ("Most of our revenue comes from the U.S. We sold the unit to Acme Inc. The deal "
-            "closed in March. See Note 7. It describes the debt. U.S. GAAP applies.")
+    text = (
+        "Most of our revenue comes from the U.S. We sold the unit to Acme Inc. The deal "
+        "closed in March. See Note 7. It describes the debt. U.S. GAAP applies."
+    )
     assert split_paragraph(text) == [
         "Most of our revenue comes from the U.S.",
         "We sold the unit to Acme Inc.",
@@ -92,10 +112,12 @@ def test_abbreviation_followed_by_a_sentence_starter_ends_the_sentence() -> None
 
 
 def test_acronyms_quotes_and_legal_citations_split_where_prose_does() -> None:
-    text = ("The report was filed with the SEC. \u201cIRS\u201d means the U.S. Internal Revenue "
-            "Service. \u201cCitigroup\u201d means Citigroup Global Markets Inc. \u201cCode\u201d "
-            "means the Internal Revenue Code. See Title III of Pub. L. No. 107-56. Revenue is "
-            "reported net (i.e. \u201cnet\u201d of fees). Sales in EMEA. Grew.")
+    text = (
+        "The report was filed with the SEC. \u201cIRS\u201d means the U.S. Internal Revenue "
+        "Service. \u201cCitigroup\u201d means Citigroup Global Markets Inc. \u201cCode\u201d "
+        "means the Internal Revenue Code. See Title III of Pub. L. No. 107-56. Revenue is "
+        "reported net (i.e. \u201cnet\u201d of fees). Sales in EMEA. Grew."
+    )
     assert split_paragraph(text) == [
         "The report was filed with the SEC.",
         "\u201cIRS\u201d means the U.S. Internal Revenue Service.",
@@ -109,8 +131,10 @@ def test_acronyms_quotes_and_legal_citations_split_where_prose_does() -> None:
 
 
 def test_amounts_and_percentages_stay_whole() -> None:
-    text = ("Revenue rose to \u20ac1.5 million. Debt was $2.3 billion. Margin improved 3.2% to "
-            "41.7%. The loss was (1,234.5). Leverage stood at 1.5x. Guidance is 2.0x-2.5x.")
+    text = (
+        "Revenue rose to \u20ac1.5 million. Debt was $2.3 billion. Margin improved 3.2% to "
+        "41.7%. The loss was (1,234.5). Leverage stood at 1.5x. Guidance is 2.0x-2.5x."
+    )
     assert split_paragraph(text) == [
         "Revenue rose to \u20ac1.5 million.",
         "Debt was $2.3 billion.",
@@ -122,8 +146,10 @@ def test_amounts_and_percentages_stay_whole() -> None:
 
 
 def test_quotes_and_questions_end_sentences_where_prose_does() -> None:
-    text = ('The auditor said the estimate was "reasonable." Why did margins fall? Costs rose! '
-            "Sales were flat... and costs rose. Growth resumed.")
+    text = (
+        'The auditor said the estimate was "reasonable." Why did margins fall? Costs rose! '
+        "Sales were flat... and costs rose. Growth resumed."
+    )
     assert split_paragraph(text) == [
         'The auditor said the estimate was "reasonable."',
         "Why did margins fall?",
@@ -138,8 +164,10 @@ def test_make_nlp_is_a_blank_pipeline_with_the_financial_component() -> None:
     assert nlp.pipe_names == [COMPONENT]
     assert nlp.meta.get("name") == "pipeline"  # spacy.blank, no trained model behind it
     doc = nlp("Acme Corp. grew 3.2% in the U.S. market. Costs fell.")
-    assert [s.text for s in doc.sents] == ["Acme Corp. grew 3.2% in the U.S. market.",
-                                          "Costs fell."]
+    assert [s.text for s in doc.sents] == [
+        "Acme Corp. grew 3.2% in the U.S. market.",
+        "Costs fell.",
+    ]
     assert doc.has_annotation("SENT_START")
 
 
@@ -147,13 +175,15 @@ def test_make_nlp_is_a_blank_pipeline_with_the_financial_component() -> None:
 
 
 def test_heading_and_list_item_blocks_are_their_own_units() -> None:
-    page = make_page([
-        ("heading", "Liquidity and Capital Resources"),
-        ("text", "Cash decreased in 2022. We expect it to recover:"),
-        ("list_item", "\u2022 higher operating cash flow. Lower capital spending"),
-        ("list_item", "(b) asset sales"),
-        ("text", "Management believes cash is sufficient."),
-    ])
+    page = make_page(
+        [
+            ("heading", "Liquidity and Capital Resources"),
+            ("text", "Cash decreased in 2022. We expect it to recover:"),
+            ("list_item", "\u2022 higher operating cash flow. Lower capital spending"),
+            ("list_item", "(b) asset sales"),
+            ("text", "Management believes cash is sufficient."),
+        ]
+    )
     out = split_sentences([page], OPTIONS)
     assert [(s.kind, s.text) for s in out] == [
         ("heading", "Liquidity and Capital Resources"),
@@ -193,15 +223,20 @@ def test_headings_and_bullets_are_found_on_pages_without_blocks() -> None:
         ("list_item", "supply shortages", "risk_factors"),
         ("list_item", "litigation", "risk_factors"),
         ("heading", "Going Concern", "going_concern"),
-        ("sentence", "The Company has sufficient liquidity for the next twelve months.",
-         "going_concern"),
+        (
+            "sentence",
+            "The Company has sufficient liquidity for the next twelve months.",
+            "going_concern",
+        ),
     ]
 
 
 def test_wrapped_lines_are_not_mistaken_for_headings_or_list_items() -> None:
-    text = ("Net revenue for the year ended December\n"
-            "31. The Company Expects Growth in\n"
-            "Europe and Asia to continue next year.\n")
+    text = (
+        "Net revenue for the year ended December\n"
+        "31. The Company Expects Growth in\n"
+        "Europe and Asia to continue next year.\n"
+    )
     page = Page(doc_id="d", page_no=1, width=612, height=792, text=text)
     out = split_sentences([page], OPTIONS)
     assert [(s.kind, s.text) for s in out] == [
@@ -211,11 +246,13 @@ def test_wrapped_lines_are_not_mistaken_for_headings_or_list_items() -> None:
 
 
 def test_table_rows_do_not_glue_onto_prose() -> None:
-    text = ("Revenue by segment was as follows.\n"
-            "Mobility $ 6,953 $ 6,089\n"
-            "Delivery 10,901 3,904\n"
-            "Total revenue $ 17,455 $ 11,139\n"
-            "Delivery grew because of higher order volume.\n")
+    text = (
+        "Revenue by segment was as follows.\n"
+        "Mobility $ 6,953 $ 6,089\n"
+        "Delivery 10,901 3,904\n"
+        "Total revenue $ 17,455 $ 11,139\n"
+        "Delivery grew because of higher order volume.\n"
+    )
     page = Page(doc_id="d", page_no=1, width=612, height=792, text=text)
     assert texts(split_sentences([page], OPTIONS)) == [
         "Revenue by segment was as follows.",
@@ -230,16 +267,21 @@ def test_table_rows_do_not_glue_onto_prose() -> None:
 
 
 def test_spans_map_back_to_the_page_text() -> None:
-    page = make_page([
-        ("heading", "Outlook"),
-        ("text", "We expect revenue of $2.3 billion in 2023,\nup 5%. Margins should\n"
-                 "improve.   Costs fall."),
-        ("list_item", "\u2022   Capital spending of approx. \u20ac1.5 million"),
-    ])
+    page = make_page(
+        [
+            ("heading", "Outlook"),
+            (
+                "text",
+                "We expect revenue of $2.3 billion in 2023,\nup 5%. Margins should\n"
+                "improve.   Costs fall.",
+            ),
+            ("list_item", "\u2022   Capital spending of approx. \u20ac1.5 million"),
+        ]
+    )
     out = split_sentences([page], OPTIONS)
     assert len(out) == 5
     for s in out:
-        assert s.text == norm(page.text[s.start:s.end])
+        assert s.text == norm(page.text[s.start : s.end])
         assert not page.text[s.start].isspace() and not page.text[s.end - 1].isspace()
         assert s.end_page_no is None and s.end_page_end is None
     assert out[-1].text == "Capital spending of approx. \u20ac1.5 million"  # marker left out
@@ -258,17 +300,18 @@ def test_boxes_cover_each_touched_line_clipped_to_the_sentence() -> None:
         BBox(x0=LEFT + CHAR_W * 18, top=72, x1=LEFT + CHAR_W * len(line1), bottom=82, page_no=1),
         BBox(x0=LEFT, top=84, x1=LEFT + CHAR_W * 16, bottom=94, page_no=1),
     )
-    assert last.boxes == (BBox(x0=LEFT + CHAR_W * 17, top=84, x1=LEFT + CHAR_W * len(line2),
-                               bottom=94, page_no=1),)
+    assert last.boxes == (
+        BBox(x0=LEFT + CHAR_W * 17, top=84, x1=LEFT + CHAR_W * len(line2), bottom=94, page_no=1),
+    )
 
 
 def test_pages_without_lines_get_block_boxes_or_none() -> None:
     with_blocks = make_page([("text", "Revenue grew. Costs fell.")], with_lines=False)
     out = split_sentences([with_blocks], OPTIONS)
     assert [s.boxes for s in out] == [
-        (with_blocks.blocks[0].bbox.model_copy(update={"page_no": 1}),)] * 2
-    bare = make_page([("text", "Revenue grew. Costs fell.")], with_lines=False,
-                     with_blocks=False)
+        (with_blocks.blocks[0].bbox.model_copy(update={"page_no": 1}),)
+    ] * 2
+    bare = make_page([("text", "Revenue grew. Costs fell.")], with_lines=False, with_blocks=False)
     assert [s.boxes for s in split_sentences([bare], OPTIONS)] == [(), ()]
 
 
@@ -278,29 +321,42 @@ def test_indices_are_dense_over_the_document_in_page_order() -> None:
     p3 = make_page([("text", "Three. Four.")], page_no=3)
     out = split_sentences([p3, p1, p2], OPTIONS)  # any order in, reading order out
     assert [(s.index, s.page_no, s.text) for s in out] == [
-        (0, 1, "One."), (1, 1, "Two."), (2, 3, "Three."), (3, 3, "Four.")]
+        (0, 1, "One."),
+        (1, 1, "Two."),
+        (2, 3, "Three."),
+        (3, 3, "Four."),
+    ]
     assert {s.doc_id for s in out} == {"doc"}
 
 
 def test_wordless_fragments_are_dropped_and_short_words_kept() -> None:
-    text = ("Page 3 of 10\n\n(1,234.5)\n\n- 12 -\n\nF-7\n\nNo.\n\nYes. 42. Revenue grew. (ii) "
-            "(b) iv.")
+    text = (
+        "Page 3 of 10\n\n(1,234.5)\n\n- 12 -\n\nF-7\n\nNo.\n\nYes. 42. Revenue grew. (ii) (b) iv."
+    )
     page = Page(doc_id="d", page_no=1, width=612, height=792, text=text)
     assert texts(split_sentences([page], OPTIONS)) == ["No.", "Yes.", "Revenue grew."]
 
 
 def test_empty_and_blank_pages_give_no_sentences() -> None:
-    pages = [Page(doc_id="d", page_no=1, width=1, height=1, text="", status="empty"),
-             Page(doc_id="d", page_no=2, width=1, height=1, text=" \n\n ")]
+    pages = [
+        Page(doc_id="d", page_no=1, width=1, height=1, text="", status="empty"),
+        Page(doc_id="d", page_no=2, width=1, height=1, text=" \n\n "),
+    ]
     assert split_sentences(pages, OPTIONS) == []
     assert split_sentences([], OPTIONS) == []
 
 
 def test_malformed_blocks_are_skipped_with_a_warning_and_text_still_read(
-        caplog: pytest.LogCaptureFixture) -> None:
-    page = Page(doc_id="d", page_no=4, width=612, height=792, text="Revenue grew. Costs fell.",
-                blocks=(Block(kind="heading", start=10, end=999,
-                              bbox=BBox(x0=0, top=0, x1=1, bottom=1)),))
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    page = Page(
+        doc_id="d",
+        page_no=4,
+        width=612,
+        height=792,
+        text="Revenue grew. Costs fell.",
+        blocks=(Block(kind="heading", start=10, end=999, bbox=BBox(x0=0, top=0, x1=1, bottom=1)),),
+    )
     with caplog.at_level(logging.WARNING, logger="app.sentences"):
         out = split_sentences([page], OPTIONS)
     assert texts(out) == ["Revenue grew.", "Costs fell."]
@@ -311,12 +367,22 @@ def test_malformed_blocks_are_skipped_with_a_warning_and_text_still_read(
 
 
 def test_section_travels_across_pages_until_the_next_heading() -> None:
-    p1 = make_page([("text", "Preamble text."),
-                    ("heading", "Report of Independent Registered Public Accounting Firm"),
-                    ("text", "We have audited the balance sheets.")], page_no=1)
-    p2 = make_page([("text", "In our opinion, they are fair."),
-                    ("heading", "Subsequent Events"),
-                    ("text", "On March 1 we sold a plant.")], page_no=2)
+    p1 = make_page(
+        [
+            ("text", "Preamble text."),
+            ("heading", "Report of Independent Registered Public Accounting Firm"),
+            ("text", "We have audited the balance sheets."),
+        ],
+        page_no=1,
+    )
+    p2 = make_page(
+        [
+            ("text", "In our opinion, they are fair."),
+            ("heading", "Subsequent Events"),
+            ("text", "On March 1 we sold a plant."),
+        ],
+        page_no=2,
+    )
     out = split_sentences([p1, p2], OPTIONS)
     assert [(s.page_no, s.section, s.section_type) for s in out] == [
         (1, None, None),
@@ -329,17 +395,19 @@ def test_section_travels_across_pages_until_the_next_heading() -> None:
 
 
 def test_subsections_inherit_the_type_of_their_top_level_section_only() -> None:
-    page = make_page([
-        ("heading", "Item 1A. Risk Factors"),
-        ("heading", "Operational Risks"),
-        ("text", "Outages could hurt us."),
-        ("heading", "Liquidity"),
-        ("text", "Cash is tight."),
-        ("heading", "Competition"),
-        ("text", "Rivals are strong."),
-        ("heading", "Item 2. Properties"),
-        ("text", "We lease offices."),
-    ])
+    page = make_page(
+        [
+            ("heading", "Item 1A. Risk Factors"),
+            ("heading", "Operational Risks"),
+            ("text", "Outages could hurt us."),
+            ("heading", "Liquidity"),
+            ("text", "Cash is tight."),
+            ("heading", "Competition"),
+            ("text", "Rivals are strong."),
+            ("heading", "Item 2. Properties"),
+            ("text", "We lease offices."),
+        ]
+    )
     out = [s for s in split_sentences([page], OPTIONS) if s.kind == "sentence"]
     assert [(s.section, s.section_type) for s in out] == [
         ("Operational Risks", "risk_factors"),
@@ -349,34 +417,42 @@ def test_subsections_inherit_the_type_of_their_top_level_section_only() -> None:
     ]
 
 
-@pytest.mark.parametrize(("heading", "expected"), [
-    ("Report of Independent Registered Public Accounting Firm", "auditors_report"),
-    ("REPORT OF INDEPENDENT AUDITORS", "auditors_report"),
-    ("Independent auditor\u2019s report", "auditors_report"),
-    ("Item 1A. Risk Factors", "risk_factors"),
-    ("Principal risks and uncertainties", "risk_factors"),
-    ("Going concern", "going_concern"),
-    ("Outlook 2023", "outlook"),
-    ("Item 7. Management\u2019s Discussion and Analysis of Financial Condition and Results of "
-     "Operations", "management_discussion"),
-    ("MD&A", "management_discussion"),
-    ("Consolidated Statements of Cash Flows", "financial_statements"),
-    ("Item 8. Financial Statements and Supplementary Data", "financial_statements"),
-    ("Notes to the Consolidated Financial Statements", "notes"),
-    ("Note 14 \u2013 Income Taxes", "notes"),
-    ("Liquidity and Capital Resources", "liquidity"),
-    ("Subsequent events", "subsequent_events"),
-    ("Events after the reporting period", "subsequent_events"),
-    ("Cautionary Note Regarding Forward-Looking Statements", "forward_looking"),
-    ("Quantitative and Qualitative Disclosures About Market Risk", "market_risk"),
-    ("Item 1. Business", "business"),
-    ("Business Combinations", None),
-    ("Opinion on Internal Control over Financial Reporting", "auditors_report"),
-    ("Off-Balance Sheet Arrangements", None),
-    ("Legal Proceedings Described in Note 15 to Our Consolidated Financial Statements",
-     "legal_proceedings"),
-    ("Employees", None),
-])
+@pytest.mark.parametrize(
+    ("heading", "expected"),
+    [
+        ("Report of Independent Registered Public Accounting Firm", "auditors_report"),
+        ("REPORT OF INDEPENDENT AUDITORS", "auditors_report"),
+        ("Independent auditor\u2019s report", "auditors_report"),
+        ("Item 1A. Risk Factors", "risk_factors"),
+        ("Principal risks and uncertainties", "risk_factors"),
+        ("Going concern", "going_concern"),
+        ("Outlook 2023", "outlook"),
+        (
+            "Item 7. Management\u2019s Discussion and Analysis of Financial Condition and "
+            "Results of Operations",
+            "management_discussion",
+        ),
+        ("MD&A", "management_discussion"),
+        ("Consolidated Statements of Cash Flows", "financial_statements"),
+        ("Item 8. Financial Statements and Supplementary Data", "financial_statements"),
+        ("Notes to the Consolidated Financial Statements", "notes"),
+        ("Note 14 \u2013 Income Taxes", "notes"),
+        ("Liquidity and Capital Resources", "liquidity"),
+        ("Subsequent events", "subsequent_events"),
+        ("Events after the reporting period", "subsequent_events"),
+        ("Cautionary Note Regarding Forward-Looking Statements", "forward_looking"),
+        ("Quantitative and Qualitative Disclosures About Market Risk", "market_risk"),
+        ("Item 1. Business", "business"),
+        ("Business Combinations", None),
+        ("Opinion on Internal Control over Financial Reporting", "auditors_report"),
+        ("Off-Balance Sheet Arrangements", None),
+        (
+            "Legal Proceedings Described in Note 15 to Our Consolidated Financial Statements",
+            "legal_proceedings",
+        ),
+        ("Employees", None),
+    ],
+)
 def test_headings_map_to_normalised_section_types(heading: str, expected: str | None) -> None:
     assert classify_section(heading) == expected
 
@@ -388,29 +464,34 @@ def test_sentence_running_across_a_page_break_is_one_sentence() -> None:
     p1 = make_page([("text", "Revenue rose. Our results depend on the demand for\nour")], 7)
     p2 = make_page([("text", "products in Europe and Asia. Costs fell.")], 8)
     out = split_sentences([p1, p2], OPTIONS)
-    assert texts(out) == ["Revenue rose.",
-                          "Our results depend on the demand for our products in Europe and Asia.",
-                          "Costs fell."]
+    assert texts(out) == [
+        "Revenue rose.",
+        "Our results depend on the demand for our products in Europe and Asia.",
+        "Costs fell.",
+    ]
     joined = out[1]
     assert (joined.page_no, joined.end_page_no) == (7, 8)
-    assert joined.text == norm(p1.text[joined.start:joined.end] + " "
-                               + p2.text[:joined.end_page_end])
+    assert joined.text == norm(
+        p1.text[joined.start : joined.end] + " " + p2.text[: joined.end_page_end]
+    )
     assert [b.page_no for b in joined.boxes] == [7, 7, 8]
     assert (out[2].page_no, out[2].index) == (8, 2)
 
 
-@pytest.mark.parametrize(("tail", "head"), [
-    ("Revenue rose in 2022.", "costs fell."),           # the first page's sentence is finished
-    ("The main drivers were", "Liquidity"),             # the next page opens with a heading
-    ("Revenue by segment", "Mobility grew."),           # no sign of a continuation
-])
+@pytest.mark.parametrize(
+    ("tail", "head"),
+    [
+        ("Revenue rose in 2022.", "costs fell."),  # the first page's sentence is finished
+        ("The main drivers were", "Liquidity"),  # the next page opens with a heading
+        ("Revenue by segment", "Mobility grew."),  # no sign of a continuation
+    ],
+)
 def test_finished_or_unrelated_page_ends_are_not_joined(tail: str, head: str) -> None:
     p1 = make_page([("text", tail)], 1)
     kind = "heading" if head == "Liquidity" else "text"
     p2 = make_page([(kind, head)], 2)
     out = split_sentences([p1, p2], OPTIONS)
-    assert [(s.page_no, s.text, s.end_page_no) for s in out] == [(1, tail, None),
-                                                                (2, head, None)]
+    assert [(s.page_no, s.text, s.end_page_no) for s in out] == [(1, tail, None), (2, head, None)]
 
 
 def test_no_join_across_missing_pages() -> None:
@@ -420,22 +501,30 @@ def test_no_join_across_missing_pages() -> None:
 
 
 def test_sentence_cut_by_a_block_boundary_on_one_page_is_joined() -> None:
-    page = make_page([
-        ("list_item", "(c) in the case of a Foreign Lender claiming the exemption under Section"),
-        ("text", "881(c) of the Code, a certificate to that effect. Costs fell."),
-        ("list_item", "\u2022 lower demand for our products in every region we serve"),
-        ("text", "The Company expects growth."),
-    ])
+    page = make_page(
+        [
+            (
+                "list_item",
+                "(c) in the case of a Foreign Lender claiming the exemption under Section",
+            ),
+            ("text", "881(c) of the Code, a certificate to that effect. Costs fell."),
+            ("list_item", "\u2022 lower demand for our products in every region we serve"),
+            ("text", "The Company expects growth."),
+        ]
+    )
     out = split_sentences([page], OPTIONS)
     assert [(s.kind, s.text) for s in out] == [
-        ("list_item", "in the case of a Foreign Lender claiming the exemption under Section "
-                      "881(c) of the Code, a certificate to that effect."),
+        (
+            "list_item",
+            "in the case of a Foreign Lender claiming the exemption under Section "
+            "881(c) of the Code, a certificate to that effect.",
+        ),
         ("sentence", "Costs fell."),
         ("list_item", "lower demand for our products in every region we serve"),
         ("sentence", "The Company expects growth."),
     ]
     joined = out[0]
-    assert joined.text == norm(page.text[joined.start:joined.end])
+    assert joined.text == norm(page.text[joined.start : joined.end])
     assert [b.top for b in joined.boxes] == [72, 96]  # its line in each block
 
 
@@ -446,7 +535,11 @@ def test_long_units_are_split_at_clause_boundaries() -> None:
     # Semicolons win over commas; pieces already under the limit are not cut further.
     assert out == [f"{clause};", f"{clause}, {clause};", f"{clause}."]
     assert split_paragraph(text, max_chars=100) == [
-        f"{clause};", f"{clause},", f"{clause};", f"{clause}."]
+        f"{clause};",
+        f"{clause},",
+        f"{clause};",
+        f"{clause}.",
+    ]
 
 
 def test_very_long_unbroken_text_is_still_split_under_the_limit() -> None:
@@ -465,9 +558,9 @@ def test_long_sentence_across_a_page_break_splits_and_keeps_its_pages() -> None:
     for s in out:
         page = p1 if s.page_no == 1 else p2
         if s.end_page_no is None:
-            assert s.text == norm(page.text[s.start:s.end])
+            assert s.text == norm(page.text[s.start : s.end])
         else:
-            assert s.text == norm(p1.text[s.start:s.end] + " " + p2.text[:s.end_page_end])
+            assert s.text == norm(p1.text[s.start : s.end] + " " + p2.text[: s.end_page_end])
     whole = " ".join(texts(out))
     assert whole == norm(p1.text + " " + p2.text)
     assert [s.index for s in out] == list(range(len(out)))
@@ -482,9 +575,13 @@ def test_corpus_pages_keep_every_invariant(corpus) -> None:
     pdf = pdfium.PdfDocument(str(corpus / "uber_2021_10k.pdf"))
     try:
         pages = [
-            Page(doc_id="uber", page_no=n + 1, width=pdf[n].get_size()[0],
-                 height=pdf[n].get_size()[1],
-                 text=pdf[n].get_textpage().get_text_range().replace("\r\n", "\n"))
+            Page(
+                doc_id="uber",
+                page_no=n + 1,
+                width=pdf[n].get_size()[0],
+                height=pdf[n].get_size()[1],
+                text=pdf[n].get_textpage().get_text_range().replace("\r\n", "\n"),
+            )
             for n in range(12, 30)
         ]
     finally:
@@ -497,10 +594,11 @@ def test_corpus_pages_keep_every_invariant(corpus) -> None:
     for s in out:
         page = by_no[s.page_no]
         if s.end_page_no is None:
-            assert s.text == norm(page.text[s.start:s.end])
+            assert s.text == norm(page.text[s.start : s.end])
         else:
-            assert s.text == norm(page.text[s.start:s.end] + " "
-                                  + by_no[s.end_page_no].text[:s.end_page_end])
+            assert s.text == norm(
+                page.text[s.start : s.end] + " " + by_no[s.end_page_no].text[: s.end_page_end]
+            )
         assert len(s.text) <= OPTIONS.max_chars
     assert {s.section_type for s in out} >= {"risk_factors"}
 
@@ -511,11 +609,12 @@ def check_invariants(pages: list[Page], out: list[Sentence]) -> None:
     for s in out:
         page = by_no[s.page_no]
         if s.end_page_no is None:
-            assert s.text == norm(page.text[s.start:s.end])
+            assert s.text == norm(page.text[s.start : s.end])
         else:
             assert s.end_page_no == s.page_no + 1
-            assert s.text == norm(page.text[s.start:s.end] + " "
-                                  + by_no[s.end_page_no].text[:s.end_page_end])
+            assert s.text == norm(
+                page.text[s.start : s.end] + " " + by_no[s.end_page_no].text[: s.end_page_end]
+            )
         assert len(s.text) <= OPTIONS.max_chars
         for box in s.boxes:
             on = by_no[box.page_no or s.page_no]
@@ -527,8 +626,7 @@ def test_ingested_corpus_pages_keep_every_invariant(corpus) -> None:
     from app.config import IngestOptions
     from app.ingest import read_pdf
 
-    _, pages, errors = read_pdf(corpus / "uber_2021_10k.pdf", IngestOptions(),
-                                page_range=(13, 30))
+    _, pages, errors = read_pdf(corpus / "uber_2021_10k.pdf", IngestOptions(), page_range=(13, 30))
     assert not errors
     out = split_sentences(pages, OPTIONS)
     assert len(out) > 200
@@ -539,4 +637,3 @@ def test_ingested_corpus_pages_keep_every_invariant(corpus) -> None:
     first = next(k for k, s in enumerate(out) if s.section_type == "risk_factors")
     assert out[first].page_no == 13
     assert {s.section_type for s in out[first:]} == {"risk_factors"}
-

@@ -38,8 +38,10 @@ from app.store import SCHEMA_VERSION, Base, ResultStore, ReviewConflict, StoreEr
 
 MODEL = "d" * 64
 OTHER_MODEL = "e" * 64
-SETTINGS: dict[str, object] = {"scoring": {"batch_size": 64, "max_length": 128},
-                               "explain": {"mode": "flagged"}}
+SETTINGS: dict[str, object] = {
+    "scoring": {"batch_size": 64, "max_length": 128},
+    "explain": {"mode": "flagged"},
+}
 
 
 def doc_id(n: int) -> str:
@@ -59,46 +61,98 @@ def make_result(
 ) -> DocumentResult:
     """A hand-built result: one sentence per label, on pages 1 and 2, with SHAP for the first."""
     did = doc_id(n)
-    document = Document(doc_id=did, file_name=f"report-{n}.pdf", size_bytes=1000 + n,
-                        n_pages=2, title=f"Report {n}", producer="reportlab")
+    document = Document(
+        doc_id=did,
+        file_name=f"report-{n}.pdf",
+        size_bytes=1000 + n,
+        n_pages=2,
+        title=f"Report {n}",
+        producer="reportlab",
+    )
     box = BBox(x0=72.0, top=100.25, x1=540.5, bottom=112.0)
     pages = tuple(
-        Page(doc_id=did, page_no=p, width=612.0, height=792.0, text=f"Page {p} text.",
-             lines=(Line(start=0, end=13, bbox=box),),
-             blocks=(Block(kind="text", start=0, end=13, bbox=box),
-                     Block(kind="table", bbox=box, text="Revenue | 10")))
+        Page(
+            doc_id=did,
+            page_no=p,
+            width=612.0,
+            height=792.0,
+            text=f"Page {p} text.",
+            lines=(Line(start=0, end=13, bbox=box),),
+            blocks=(
+                Block(kind="text", start=0, end=13, bbox=box),
+                Block(kind="table", bbox=box, text="Revenue | 10"),
+            ),
+        )
         for p in (1, 2)
     )
     sentences, scores = [], []
     for i, label in enumerate(labels):
-        sentences.append(Sentence(
-            doc_id=did, index=i, page_no=1 + i % 2, start=0, end=13, text=f"Sentence {i}.",
-            kind="heading" if i == 0 else "sentence", section="Outlook" if i else None,
-            section_type="outlook" if i else None, boxes=(box, box.union(box)),
-        ))
+        sentences.append(
+            Sentence(
+                doc_id=did,
+                index=i,
+                page_no=1 + i % 2,
+                start=0,
+                end=13,
+                text=f"Sentence {i}.",
+                kind="heading" if i == 0 else "sentence",
+                section="Outlook" if i else None,
+                section_type="outlook" if i else None,
+                boxes=(box, box.union(box)),
+            )
+        )
         probs = {"positive": 0.1, "negative": 0.1, "neutral": 0.1}
         probs[label] = 0.8
-        scores.append(Score(sentence_index=i, label=label, probabilities=probs,  # type: ignore[arg-type]
-                            confidence=0.8))
+        scores.append(
+            Score(
+                sentence_index=i,
+                label=label,
+                probabilities=probs,  # type: ignore[arg-type]
+                confidence=0.8,
+            )
+        )
     explanations = (
-        Explanation(sentence_index=0, label=labels[0], words=("Sentence", "0."),
-                    values=(0.1 + 0.2, -1e-17), base_value=1 / 3, output_value=0.8,
-                    additivity_error=2.5e-9, top_for=(WordWeight(word="Sentence", weight=0.3),),
-                    top_against=(WordWeight(word="0.", weight=-1e-17),),
-                    settings={"max_evals": 200, "algorithm": "partition", "fixed": True,
-                              "seed": None},
-                    model_digest=model_digest, cached=True),
-    ) if labels else ()
+        (
+            Explanation(
+                sentence_index=0,
+                label=labels[0],
+                words=("Sentence", "0."),
+                values=(0.1 + 0.2, -1e-17),
+                base_value=1 / 3,
+                output_value=0.8,
+                additivity_error=2.5e-9,
+                top_for=(WordWeight(word="Sentence", weight=0.3),),
+                top_against=(WordWeight(word="0.", weight=-1e-17),),
+                settings={"max_evals": 200, "algorithm": "partition", "fixed": True, "seed": None},
+                model_digest=model_digest,
+                cached=True,
+            ),
+        )
+        if labels
+        else ()
+    )
     return DocumentResult(
-        source=f"/in/report-{n}.pdf", document=document,
-        status="partial" if errors else "ok", pages=pages, sentences=tuple(sentences),
-        scores=tuple(scores), explanations=explanations, errors=errors,
-        stamp=Stamp(model_name="sesame-sentiment", model_version="3", model_digest=model_digest,
-                    code_version="0.1.0", git_commit="abc123", run_id="run-1",
-                    created_at=created_at or datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)),
+        source=f"/in/report-{n}.pdf",
+        document=document,
+        status="partial" if errors else "ok",
+        pages=pages,
+        sentences=tuple(sentences),
+        scores=tuple(scores),
+        explanations=explanations,
+        errors=errors,
+        stamp=Stamp(
+            model_name="sesame-sentiment",
+            model_version="3",
+            model_digest=model_digest,
+            code_version="0.1.0",
+            git_commit="abc123",
+            run_id="run-1",
+            created_at=created_at or datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+        ),
         settings=SETTINGS if settings is None else settings,
         timings={"ingest": 0.5, "scoring": 1.25},
-        client=client, engagement=engagement,
+        client=client,
+        engagement=engagement,
     )
 
 
@@ -114,8 +168,7 @@ def postgres_store_url(postgres_server: PostgresServer) -> Iterator[str]:  # noq
 def empty_tables(url: str) -> None:
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     with engine.begin() as conn:
-        tables = [t.name for t in Base.metadata.sorted_tables
-                  if sa.inspect(conn).has_table(t.name)]
+        tables = [t.name for t in Base.metadata.sorted_tables if sa.inspect(conn).has_table(t.name)]
         if tables:
             conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
 
@@ -148,8 +201,10 @@ def count_rows(store: ResultStore, table: str) -> int:
 
 
 def test_saved_result_loads_back_equal(store: ResultStore):
-    errors = (StageError(stage="ingest", code="needs_ocr", page_no=2, message="Page 2: no text."),
-              StageError(stage="scoring", code="too_long", message="Truncated one sentence."))
+    errors = (
+        StageError(stage="ingest", code="needs_ocr", page_no=2, message="Page 2: no text."),
+        StageError(stage="scoring", code="too_long", message="Truncated one sentence."),
+    )
     plus_two = timezone(timedelta(hours=2))
     result = make_result(errors=errors, created_at=datetime(2026, 5, 6, 7, 8, 9, 1, plus_two))
 
@@ -163,11 +218,16 @@ def test_saved_result_loads_back_equal(store: ResultStore):
 
 
 def test_result_without_readable_bytes_is_stored_by_source(store: ResultStore):
-    result = make_result(labels=()).model_copy(update={
-        "document": None, "pages": (), "status": "failed",
-        "errors": (StageError(stage="ingest", code="unreadable", message="Cannot open.",
-                              fatal=True),),
-    })
+    result = make_result(labels=()).model_copy(
+        update={
+            "document": None,
+            "pages": (),
+            "status": "failed",
+            "errors": (
+                StageError(stage="ingest", code="unreadable", message="Cannot open.", fatal=True),
+            ),
+        }
+    )
 
     first = store.save_result(result)
 
@@ -198,8 +258,10 @@ def test_same_document_with_another_model_or_settings_is_a_new_result(store: Res
 
     assert len(ids) == 3
     assert count_rows(store, "documents") == 1
-    assert store.load_result(doc_id=doc_id(0), model_digest=OTHER_MODEL).stamp.model_digest \
+    assert (
+        store.load_result(doc_id=doc_id(0), model_digest=OTHER_MODEL).stamp.model_digest
         == OTHER_MODEL
+    )
 
 
 def test_has_result_only_for_the_same_model_and_settings(store: ResultStore):
@@ -270,7 +332,8 @@ def test_malformed_result_is_refused(store: ResultStore):
 
 
 def test_evidence_added_later_is_kept_beside_the_first_and_must_come_from_the_same_model(
-        store: ResultStore):
+    store: ResultStore,
+):
     result = make_result(40)
     result_id = store.save_result(result)
     (first,) = result.explanations
@@ -280,7 +343,9 @@ def test_evidence_added_later_is_kept_beside_the_first_and_must_come_from_the_sa
     loaded = store.load_result(result_id)
     assert loaded is not None
     assert [(e.sentence_index, e.base_value) for e in loaded.explanations] == [
-        (0, first.base_value), (2, first.base_value)]
+        (0, first.base_value),
+        (2, first.base_value),
+    ]
     (summary,) = [r for r in store.list_results() if r.result_id == result_id]
     assert summary.n_explained == 2
     other = first.model_copy(update={"sentence_index": 1, "model_digest": "f" * 64})
@@ -293,8 +358,10 @@ def test_evidence_added_later_is_kept_beside_the_first_and_must_come_from_the_sa
 def test_list_results_filters_and_counts_labels(store: ResultStore):
     store.save_result(make_result(0, labels=("negative", "negative", "neutral")))
     store.save_result(make_result(1, client="Globex"))
-    store.save_result(make_result(2, errors=(StageError(stage="ingest", code="x", message="m"),)),
-                      run_id="batch-7")
+    store.save_result(
+        make_result(2, errors=(StageError(stage="ingest", code="x", message="m"),)),
+        run_id="batch-7",
+    )
 
     acme = store.list_results(client="ACME")
     assert [r.file_name for r in acme] == ["report-2.pdf", "report-0.pdf"]
@@ -316,14 +383,17 @@ def test_list_documents_by_client(store: ResultStore):
 
 
 def test_sentences_filter_by_label_page_and_section(store: ResultStore):
-    result_id = store.save_result(make_result(labels=("positive", "negative", "negative",
-                                                      "neutral")))
+    result_id = store.save_result(
+        make_result(labels=("positive", "negative", "negative", "neutral"))
+    )
 
     negative = store.sentences(result_id, label="negative")
     assert [(s.index, sc.label) for s, sc in negative] == [(1, "negative"), (2, "negative")]
     assert [s.index for s, _ in store.sentences(result_id, page_no=2)] == [1, 3]
-    assert [s.index for s, _ in store.sentences(result_id, section="Outlook",
-                                                label="negative", page_no=1)] == [2]
+    assert [
+        s.index
+        for s, _ in store.sentences(result_id, section="Outlook", label="negative", page_no=1)
+    ] == [2]
     assert [s.index for s, _ in store.sentences(result_id, section_type="outlook")] == [1, 2, 3]
     assert store.sentences(result_id, min_confidence=0.9) == []
     assert len(store.sentences(result_id)) == 4
@@ -345,8 +415,10 @@ def test_create_schema_is_idempotent_and_refuses_other_versions(store: ResultSto
 
     engine = sa.create_engine(store.url, poolclass=sa.pool.NullPool)
     with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE store_meta SET value = :v WHERE key = 'schema_version'"),
-                     {"v": str(SCHEMA_VERSION + 1)})
+        conn.execute(
+            sa.text("UPDATE store_meta SET value = :v WHERE key = 'schema_version'"),
+            {"v": str(SCHEMA_VERSION + 1)},
+        )
     with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}"):
         ResultStore(store.url).create_schema()
 
@@ -388,15 +460,18 @@ def test_store_pickles_as_its_url(store: ResultStore):
 
 
 def manifest(*paths: str) -> list[ManifestEntry]:
-    return [ManifestEntry(path=p, sha256=hashlib.sha256(p.encode()).hexdigest(), size_bytes=1)
-            for p in paths]
+    return [
+        ManifestEntry(path=p, sha256=hashlib.sha256(p.encode()).hexdigest(), size_bytes=1)
+        for p in paths
+    ]
 
 
 def test_run_lists_its_manifest_inputs_as_pending(store: ResultStore):
     stamp = make_result().stamp
 
-    run = store.start_run("batch", manifest=manifest("a.pdf", "b.pdf", "a.pdf"), stamp=stamp,
-                          settings=SETTINGS)
+    run = store.start_run(
+        "batch", manifest=manifest("a.pdf", "b.pdf", "a.pdf"), stamp=stamp, settings=SETTINGS
+    )
 
     assert run.status == "running"
     assert run.document_counts == {"pending": 2}
@@ -412,13 +487,19 @@ def test_run_document_attempts_count_each_try(store: ResultStore):
     store.record_run_document(run.run_id, "a.pdf", "running")
     store.record_run_document(run.run_id, "a.pdf", "failed", error="worker died")
     store.record_run_document(run.run_id, "a.pdf", "running")
-    a = store.record_run_document(run.run_id, "a.pdf", "ok", doc_id=doc_id(0),
-                                  timings={"total": 2.5}, result_id=result_id)
+    a = store.record_run_document(
+        run.run_id, "a.pdf", "ok", doc_id=doc_id(0), timings={"total": 2.5}, result_id=result_id
+    )
     b = store.record_run_document(run.run_id, "b.pdf", "failed", error="encrypted")
     c = store.record_run_document(run.run_id, "c.pdf", "skipped", doc_id=doc_id(3))
 
-    assert (a.status, a.attempts, a.error, a.timings, a.result_id) == \
-        ("ok", 2, None, {"total": 2.5}, result_id)
+    assert (a.status, a.attempts, a.error, a.timings, a.result_id) == (
+        "ok",
+        2,
+        None,
+        {"total": 2.5},
+        result_id,
+    )
     assert a.started_at <= a.finished_at
     assert (b.status, b.attempts, b.error) == ("failed", 1, "encrypted")
     assert (c.status, c.attempts, c.doc_id) == ("skipped", 0, doc_id(3))
@@ -431,8 +512,9 @@ def test_resumed_run_keeps_its_finished_documents(store: ResultStore):
     store.record_run_document(run.run_id, "b.pdf", "running")
     assert store.finish_run(run.run_id).status == "interrupted"
 
-    resumed = store.start_run("batch", run_id="nightly-1",
-                              manifest=manifest("a.pdf", "b.pdf", "c.pdf"))
+    resumed = store.start_run(
+        "batch", run_id="nightly-1", manifest=manifest("a.pdf", "b.pdf", "c.pdf")
+    )
 
     assert resumed.status == "running" and resumed.finished_at is None
     todo = store.run_documents("nightly-1", statuses=["pending", "running", "failed"])
@@ -493,10 +575,18 @@ def test_override_changes_the_current_label_and_keeps_history(store: ResultStore
     result_id = store.save_result(make_result())
     assert store.current_labels(result_id) == {0: "positive", 1: "negative", 2: "neutral"}
 
-    first = store.add_review(result_id, "override", "ann", sentence_index=1, label="neutral",
-                             comment="Boilerplate.", expected_previous=None)
-    second = store.add_review(result_id, "override", "bob", sentence_index=1, label="positive",
-                              expected_previous=first.id)
+    first = store.add_review(
+        result_id,
+        "override",
+        "ann",
+        sentence_index=1,
+        label="neutral",
+        comment="Boilerplate.",
+        expected_previous=None,
+    )
+    second = store.add_review(
+        result_id, "override", "bob", sentence_index=1, label="positive", expected_previous=first.id
+    )
 
     assert (first.previous_label, first.label) == ("negative", "neutral")
     assert (second.previous_label, second.label) == ("neutral", "positive")
@@ -510,11 +600,13 @@ def test_override_changes_the_current_label_and_keeps_history(store: ResultStore
 
 def test_agree_records_the_label_in_force(store: ResultStore):
     result_id = store.save_result(make_result())
-    override = store.add_review(result_id, "override", "ann", sentence_index=2,
-                                label="negative", expected_previous=None)
+    override = store.add_review(
+        result_id, "override", "ann", sentence_index=2, label="negative", expected_previous=None
+    )
 
-    agreed = store.add_review(result_id, "agree", "bob", sentence_index=2,
-                              expected_previous=override.id)
+    agreed = store.add_review(
+        result_id, "agree", "bob", sentence_index=2, expected_previous=override.id
+    )
 
     assert (agreed.previous_label, agreed.label) == ("negative", "negative")
     assert store.current_labels(result_id)[2] == "negative"
@@ -522,23 +614,31 @@ def test_agree_records_the_label_in_force(store: ResultStore):
 
 def test_comments_and_signoffs_do_not_change_labels(store: ResultStore):
     result_id = store.save_result(make_result())
-    comment = store.add_review(result_id, "comment", "ann", sentence_index=0,
-                               comment="Check against note 12.", expected_previous=None)
-    preparer = store.add_review(result_id, "signoff_preparer", "ann",
-                                expected_previous=comment.id)
-    reviewer = store.add_review(result_id, "signoff_reviewer", "bob",
-                                expected_previous=preparer.id)
+    comment = store.add_review(
+        result_id,
+        "comment",
+        "ann",
+        sentence_index=0,
+        comment="Check against note 12.",
+        expected_previous=None,
+    )
+    preparer = store.add_review(result_id, "signoff_preparer", "ann", expected_previous=comment.id)
+    reviewer = store.add_review(result_id, "signoff_reviewer", "bob", expected_previous=preparer.id)
 
     assert store.current_labels(result_id) == {0: "positive", 1: "negative", 2: "neutral"}
-    assert [r.action for r in store.reviews(doc_id(0))] == \
-        ["comment", "signoff_preparer", "signoff_reviewer"]
+    assert [r.action for r in store.reviews(doc_id(0))] == [
+        "comment",
+        "signoff_preparer",
+        "signoff_reviewer",
+    ]
     assert reviewer.sentence_index is None and reviewer.label is None
 
 
 def test_review_of_a_stale_version_raises_a_conflict_carrying_the_other_action(store: ResultStore):
     result_id = store.save_result(make_result())
-    ann = store.add_review(result_id, "override", "ann", sentence_index=0, label="negative",
-                           expected_previous=None)
+    ann = store.add_review(
+        result_id, "override", "ann", sentence_index=0, label="negative", expected_previous=None
+    )
 
     with pytest.raises(ReviewConflict) as conflict:
         store.add_review(result_id, "agree", "bob", sentence_index=0, expected_previous=None)
@@ -546,8 +646,9 @@ def test_review_of_a_stale_version_raises_a_conflict_carrying_the_other_action(s
     assert conflict.value.current == ann
     assert "ann" in conflict.value.message and "not saved" in conflict.value.message
     assert store.reviews(result_id=result_id) == [ann]
-    retried = store.add_review(result_id, "agree", "bob", sentence_index=0,
-                               expected_previous=conflict.value.current.id)
+    retried = store.add_review(
+        result_id, "agree", "bob", sentence_index=0, expected_previous=conflict.value.current.id
+    )
     assert retried.label == "negative"
     # Another sentence's history is its own: no conflict there.
     store.add_review(result_id, "agree", "bob", sentence_index=1, expected_previous=None)
@@ -555,10 +656,12 @@ def test_review_of_a_stale_version_raises_a_conflict_carrying_the_other_action(s
 
 def test_document_signoff_conflicts_with_a_later_sentence_review(store: ResultStore):
     result_id = store.save_result(make_result())
-    seen = store.add_review(result_id, "comment", "ann", comment="Looks fine.",
-                            expected_previous=None)
-    late = store.add_review(result_id, "override", "bob", sentence_index=2, label="negative",
-                            expected_previous=None)
+    seen = store.add_review(
+        result_id, "comment", "ann", comment="Looks fine.", expected_previous=None
+    )
+    late = store.add_review(
+        result_id, "override", "bob", sentence_index=2, label="negative", expected_previous=None
+    )
 
     with pytest.raises(ReviewConflict) as conflict:
         store.add_review(result_id, "signoff_preparer", "ann", expected_previous=seen.id)
@@ -612,8 +715,14 @@ def test_review_actions_are_never_changed(store: ResultStore):
     history = []
     previous = None
     for reviewer, label in [("ann", "neutral"), ("bob", "negative"), ("cy", "positive")]:
-        action = store.add_review(result_id, "override", reviewer, sentence_index=0,
-                                  label=label, expected_previous=previous)  # type: ignore[arg-type]
+        action = store.add_review(
+            result_id,
+            "override",
+            reviewer,
+            sentence_index=0,
+            label=label,
+            expected_previous=previous,
+        )  # type: ignore[arg-type]
         history.append(action)
         previous = action.id
 
@@ -626,8 +735,9 @@ def test_review_actions_are_never_changed(store: ResultStore):
 
 
 def test_monitor_reports_are_kept_newest_first(store: ResultStore):
-    first = store.add_monitor_report("drift", {"psi": 0.12, "labels": {"negative": 0.3}},
-                                     model_digest=MODEL)
+    first = store.add_monitor_report(
+        "drift", {"psi": 0.12, "labels": {"negative": 0.3}}, model_digest=MODEL
+    )
     second = store.add_monitor_report("drift", {"psi": 0.31})
     store.add_monitor_report("data_quality", {"empty_pages": 2}, run_id="r")
 
@@ -685,8 +795,7 @@ def save_many(url: str, run_id: str, worker: int, n: int, barrier: Any) -> int:
         source = f"/in/report-{number}.pdf"
         store.record_run_document(run_id, source, "running")
         result_id = store.save_result(make_result(number), run_id=run_id)
-        store.record_run_document(run_id, source, "ok", doc_id=doc_id(number),
-                                  result_id=result_id)
+        store.record_run_document(run_id, source, "ok", doc_id=doc_id(number), result_id=result_id)
         store.add_monitor_report("progress", {"worker": worker, "k": k})
     store.dispose()
     return n
@@ -698,8 +807,9 @@ def test_concurrent_writers_in_several_processes_lose_nothing(store: ResultStore
     store.dispose()  # no pooled connection may be shared with the forked children
     barrier = mp.get_context("fork").Barrier(workers)
 
-    outcomes = in_processes(save_many, [(store.url, run.run_id, w, each, barrier)
-                                        for w in range(workers)])
+    outcomes = in_processes(
+        save_many, [(store.url, run.run_id, w, each, barrier) for w in range(workers)]
+    )
 
     assert outcomes == [("ok", each)] * workers
     assert len(store.list_results(run_id=run.run_id)) == workers * each
@@ -734,8 +844,14 @@ def review_at_once(url: str, result_id: int, reviewer: str, barrier: Any) -> str
     store = ResultStore(url)
     barrier.wait()
     try:
-        store.add_review(result_id, "override", reviewer, sentence_index=0, label="negative",
-                         expected_previous=None)
+        store.add_review(
+            result_id,
+            "override",
+            reviewer,
+            sentence_index=0,
+            label="negative",
+            expected_previous=None,
+        )
         return "saved"
     except ReviewConflict as e:
         return f"conflict with {e.current.reviewer}"
@@ -749,8 +865,7 @@ def test_concurrent_reviewers_of_one_sentence_exactly_one_wins(store: ResultStor
     reviewers = ["ann", "bob", "cy", "dee"]
     barrier = mp.get_context("fork").Barrier(len(reviewers))
 
-    outcomes = in_processes(review_at_once,
-                            [(store.url, result_id, r, barrier) for r in reviewers])
+    outcomes = in_processes(review_at_once, [(store.url, result_id, r, barrier) for r in reviewers])
 
     saved = store.reviews(result_id=result_id)
     assert len(saved) == 1

@@ -38,95 +38,213 @@ from app.workpaper import (
 SHA = "a1" * 32
 MODEL_SHA = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 # Each of these starts a formula, a DDE payload or an error value somewhere.
-HOSTILE = ["=1+1", "=SUM(2,3)", '=HYPERLINK("http://example.invalid","x")', "+1+1", "-1+1",
-           "@SUM(1,1)", "\t=1+1", "\r=1+1", "=cmd|' /C calc'!A0", "#N/A", "#DIV/0!"]
+HOSTILE = [
+    "=1+1",
+    "=SUM(2,3)",
+    '=HYPERLINK("http://example.invalid","x")',
+    "+1+1",
+    "-1+1",
+    "@SUM(1,1)",
+    "\t=1+1",
+    "\r=1+1",
+    "=cmd|' /C calc'!A0",
+    "#N/A",
+    "#DIV/0!",
+]
 GREEN, RED = "1E7B34", "C00000"
 
 
 def make_stamp() -> Stamp:
-    return Stamp(model_name="sesame-sentiment", model_version="7", model_digest=MODEL_SHA,
-                 code_version="0.1.0", git_commit="f" * 40, run_id="run-20250331-ab12",
-                 created_at=datetime(2025, 3, 31, 10, 15, tzinfo=UTC))
+    return Stamp(
+        model_name="sesame-sentiment",
+        model_version="7",
+        model_digest=MODEL_SHA,
+        code_version="0.1.0",
+        git_commit="f" * 40,
+        run_id="run-20250331-ab12",
+        created_at=datetime(2025, 3, 31, 10, 15, tzinfo=UTC),
+    )
 
 
 def probs(pos: float, neg: float) -> dict[str, float]:
     return {"positive": pos, "negative": neg, "neutral": round(1 - pos - neg, 6)}
 
 
-def make_result(status: str = "ok", *, texts: list[str] | None = None,
-                client: str | None = "Northwind Components N.V.") -> DocumentResult:
+def make_result(
+    status: str = "ok",
+    *,
+    texts: list[str] | None = None,
+    client: str | None = "Northwind Components N.V.",
+) -> DocumentResult:
     """A small result built by hand: sentences in three sections, scores, two explanations."""
     stamp = make_stamp()
     if status == "failed":
         return DocumentResult(
-            source="/clients/locked.pdf", status="failed", stamp=stamp,
+            source="/clients/locked.pdf",
+            status="failed",
+            stamp=stamp,
             document=Document(doc_id=SHA, file_name="locked.pdf", size_bytes=2048),
-            errors=(StageError(stage="ingest", code="encrypted", fatal=True, message=(
-                "locked.pdf: password-protected; no text read. Supply the password with "
-                "--password or ask the client for an unlocked copy.")),),
-            client=client)
+            errors=(
+                StageError(
+                    stage="ingest",
+                    code="encrypted",
+                    fatal=True,
+                    message=(
+                        "locked.pdf: password-protected; no text read. Supply the password with "
+                        "--password or ask the client for an unlocked copy."
+                    ),
+                ),
+            ),
+            client=client,
+        )
     rows = [
         ("Chairman's letter", "letter", "heading", "Chairman's letter", None),
-        ("Chairman's letter", "letter", "sentence",
-         "Revenue rose 12% to €1.5 million, a record year.", probs(0.91, 0.03)),
-        ("Chairman's letter", "letter", "sentence",
-         "We lost two major customers in the U.S. market.", probs(0.05, 0.88)),
+        (
+            "Chairman's letter",
+            "letter",
+            "sentence",
+            "Revenue rose 12% to €1.5 million, a record year.",
+            probs(0.91, 0.03),
+        ),
+        (
+            "Chairman's letter",
+            "letter",
+            "sentence",
+            "We lost two major customers in the U.S. market.",
+            probs(0.05, 0.88),
+        ),
         ("Risk factors", "risk_factors", "heading", "Risk factors", probs(0.02, 0.97)),
-        ("Risk factors", "risk_factors", "list_item",
-         "Supply of components may be disrupted.", probs(0.04, 0.71)),
-        ("Going concern", "going_concern", "sentence",
-         "A material uncertainty exists that may cast significant doubt.", probs(0.01, 0.95)),
-        ("Going concern", "going_concern", "sentence",
-         "The board approved the budget.", probs(0.10, 0.05)),
+        (
+            "Risk factors",
+            "risk_factors",
+            "list_item",
+            "Supply of components may be disrupted.",
+            probs(0.04, 0.71),
+        ),
+        (
+            "Going concern",
+            "going_concern",
+            "sentence",
+            "A material uncertainty exists that may cast significant doubt.",
+            probs(0.01, 0.95),
+        ),
+        (
+            "Going concern",
+            "going_concern",
+            "sentence",
+            "The board approved the budget.",
+            probs(0.10, 0.05),
+        ),
     ]
     for text in texts or []:
         rows.append(("Outlook", "outlook", "sentence", text, probs(0.2, 0.3)))
     sentences, scores = [], []
     for i, (section, section_type, kind, text, p) in enumerate(rows):
-        sentences.append(Sentence(doc_id=SHA, index=i, page_no=1 + i // 4, start=0,
-                                  end=len(text), text=text, kind=kind, section=section,
-                                  section_type=section_type))
+        sentences.append(
+            Sentence(
+                doc_id=SHA,
+                index=i,
+                page_no=1 + i // 4,
+                start=0,
+                end=len(text),
+                text=text,
+                kind=kind,
+                section=section,
+                section_type=section_type,
+            )
+        )
         if p is not None:
             label = max(p, key=p.get)
-            scores.append(Score(sentence_index=i, label=label, probabilities=p,
-                                confidence=p[label]))
+            scores.append(
+                Score(sentence_index=i, label=label, probabilities=p, confidence=p[label])
+            )
     explanations = (
-        Explanation(sentence_index=1, label="positive", words=("Revenue", "rose", "record"),
-                    values=(0.05, 0.31, 0.22), base_value=0.3, output_value=0.91,
-                    additivity_error=0.0,
-                    top_for=(WordWeight(word="rose", weight=0.31),
-                             WordWeight(word="record", weight=0.22)),
-                    top_against=(WordWeight(word="=1+1", weight=-0.04),)),
-        Explanation(sentence_index=2, label="negative", words=("We", "lost", "major"),
-                    values=(0.0, 0.52, -0.06), base_value=0.3, output_value=0.88,
-                    additivity_error=0.0),
+        Explanation(
+            sentence_index=1,
+            label="positive",
+            words=("Revenue", "rose", "record"),
+            values=(0.05, 0.31, 0.22),
+            base_value=0.3,
+            output_value=0.91,
+            additivity_error=0.0,
+            top_for=(WordWeight(word="rose", weight=0.31), WordWeight(word="record", weight=0.22)),
+            top_against=(WordWeight(word="=1+1", weight=-0.04),),
+        ),
+        Explanation(
+            sentence_index=2,
+            label="negative",
+            words=("We", "lost", "major"),
+            values=(0.0, 0.52, -0.06),
+            base_value=0.3,
+            output_value=0.88,
+            additivity_error=0.0,
+        ),
     )
     errors: tuple[StageError, ...] = ()
     if status == "partial":
         errors = (
-            StageError(stage="ingest", code="needs_ocr", page_no=3,
-                       message="report.pdf page 3: no text layer (a scanned image). Run OCR."),
-            StageError(stage="explain", code="explain", page_no=None,
-                       message="=2+2 evidence skipped for sentence 5: budget spent."),
+            StageError(
+                stage="ingest",
+                code="needs_ocr",
+                page_no=3,
+                message="report.pdf page 3: no text layer (a scanned image). Run OCR.",
+            ),
+            StageError(
+                stage="explain",
+                code="explain",
+                page_no=None,
+                message="=2+2 evidence skipped for sentence 5: budget spent.",
+            ),
         )
-    doc = Document(doc_id=SHA, file_name="northwind_2024.pdf", size_bytes=123_456,
-                   n_pages=3, title="Annual report 2024")
-    pages = tuple(Page(doc_id=SHA, page_no=n, width=595, height=842, text="...",
-                       status="needs_ocr" if status == "partial" and n == 3 else "ok")
-                  for n in (1, 2, 3))
+    doc = Document(
+        doc_id=SHA,
+        file_name="northwind_2024.pdf",
+        size_bytes=123_456,
+        n_pages=3,
+        title="Annual report 2024",
+    )
+    pages = tuple(
+        Page(
+            doc_id=SHA,
+            page_no=n,
+            width=595,
+            height=842,
+            text="...",
+            status="needs_ocr" if status == "partial" and n == 3 else "ok",
+        )
+        for n in (1, 2, 3)
+    )
     return DocumentResult(
-        source="/clients/northwind_2024.pdf", document=doc, status=status, pages=pages,
-        sentences=tuple(sentences), scores=tuple(scores), explanations=explanations,
-        errors=errors, stamp=stamp, client=client, engagement="FY2024 audit",
-        settings={"scoring": {"model": "sesame-sentiment", "batch_size": 64},
-                  "explain": {"mode": "flagged", "max_evals": None}},
-        timings={"ingest": 0.4, "scoring": 2.5})
+        source="/clients/northwind_2024.pdf",
+        document=doc,
+        status=status,
+        pages=pages,
+        sentences=tuple(sentences),
+        scores=tuple(scores),
+        explanations=explanations,
+        errors=errors,
+        stamp=stamp,
+        client=client,
+        engagement="FY2024 audit",
+        settings={
+            "scoring": {"model": "sesame-sentiment", "batch_size": 64},
+            "explain": {"mode": "flagged", "max_evals": None},
+        },
+        timings={"ingest": 0.4, "scoring": 2.5},
+    )
 
 
 def review(id_: int, index: int | None, action: str, minute: int, **kw) -> ReviewAction:
-    return ReviewAction(id=id_, result_id=1, doc_id=SHA, sentence_index=index, action=action,
-                        reviewer=kw.pop("reviewer", "jdoe"),
-                        created_at=datetime(2025, 4, 1, 9, minute, tzinfo=UTC), **kw)
+    return ReviewAction(
+        id=id_,
+        result_id=1,
+        doc_id=SHA,
+        sentence_index=index,
+        action=action,
+        reviewer=kw.pop("reviewer", "jdoe"),
+        created_at=datetime(2025, 4, 1, 9, minute, tzinfo=UTC),
+        **kw,
+    )
 
 
 def header_text(ws) -> str:
@@ -151,8 +269,16 @@ def test_every_sheet_header_carries_the_stamp_and_input_sha(tmp_path, status):
     wb = load_workbook(write_workpaper(make_result(status), tmp_path / "wp.xlsx"))
     for ws in wb.worksheets:
         text = header_text(ws)
-        for part in ("sesame-sentiment", "registry version 7", MODEL_SHA, "0.1.0", "f" * 40,
-                     "run-20250331-ab12", "2025-03-31T10:15:00", SHA):
+        for part in (
+            "sesame-sentiment",
+            "registry version 7",
+            MODEL_SHA,
+            "0.1.0",
+            "f" * 40,
+            "run-20250331-ab12",
+            "2025-03-31T10:15:00",
+            SHA,
+        ):
             assert part in text, f"{ws.title}: {part} missing from the header rows"
         # The header rows (and a table's column headers) are also the print titles, so every
         # printed page carries them.
@@ -165,9 +291,23 @@ def test_every_sentence_row_carries_stamp_and_input_sha(tmp_path):
     result = make_result()
     wb = load_workbook(write_workpaper(result, tmp_path / "wp.xlsx"))
     names, rows = table(wb["Sentences"])
-    for name in ("page", "section", "kind", "sentence", "label", "P(positive)", "P(negative)",
-                 "P(neutral)", "confidence", "evidence (SHAP)", "review status",
-                 "reviewer label", "review comment", "reviewer", "reviewed at (UTC)"):
+    for name in (
+        "page",
+        "section",
+        "kind",
+        "sentence",
+        "label",
+        "P(positive)",
+        "P(negative)",
+        "P(neutral)",
+        "confidence",
+        "evidence (SHAP)",
+        "review status",
+        "reviewer label",
+        "review comment",
+        "reviewer",
+        "reviewed at (UTC)",
+    ):
         assert name in names
     assert len(rows) == len(result.sentences)
     for row, sentence in zip(rows, result.sentences, strict=True):
@@ -212,7 +352,7 @@ def test_row_fill_follows_the_label(tmp_path):
 
 
 def test_document_text_never_becomes_a_formula(tmp_path):
-    result = make_result("partial", texts=HOSTILE, client="=HYPERLINK(\"x\",\"y\")")
+    result = make_result("partial", texts=HOSTILE, client='=HYPERLINK("x","y")')
     reviews = [review(1, 7, "comment", 1, comment="@SUM(1,1) check this")]
     path = write_workpaper(result, tmp_path / "wp.xlsx", reviews=reviews)
     wb = load_workbook(path)
@@ -245,10 +385,21 @@ def test_libreoffice_evaluates_no_document_text_as_a_formula(tmp_path):
     result = make_result(texts=HOSTILE)
     path = write_workpaper(result, tmp_path / "wp.xlsx")
     # Every sheet to its own CSV (LibreOffice 7.2+): what LibreOffice computed, not what we wrote.
-    subprocess.run(["soffice", f"-env:UserInstallation=file://{tmp_path}/lo", "--headless",
-                    "--convert-to", 'csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,'
-                    'false,false,false,-1', "--outdir", str(tmp_path / "csv"), str(path)],
-                   check=True, capture_output=True, timeout=180)
+    subprocess.run(
+        [
+            "soffice",
+            f"-env:UserInstallation=file://{tmp_path}/lo",
+            "--headless",
+            "--convert-to",
+            "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,-1",
+            "--outdir",
+            str(tmp_path / "csv"),
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
     sentences = next((tmp_path / "csv").glob("*Sentences*.csv"))
     with sentences.open(encoding="utf-8", newline="") as f:
         values = [row[4] for row in csv.reader(f) if len(row) > 4]
@@ -260,12 +411,15 @@ def test_libreoffice_evaluates_no_document_text_as_a_formula(tmp_path):
 def test_evidence_is_rich_text_coloured_by_direction(tmp_path):
     wb = load_workbook(write_workpaper(make_result(), tmp_path / "wp.xlsx"), rich_text=True)
     ws = wb["Sentences"]
-    cells = {ws.cell(row=r, column=1).value: ws.cell(row=r, column=11).value
-             for r in range(HEADER_ROWS + 2, ws.max_row + 1)}
+    cells = {
+        ws.cell(row=r, column=1).value: ws.cell(row=r, column=11).value
+        for r in range(HEADER_ROWS + 2, ws.max_row + 1)
+    }
 
     def colours(rich: CellRichText) -> dict[str, str]:
-        return {b.text: b.font.color.rgb[-6:] for b in rich
-                if isinstance(b, TextBlock) and b.font.b}
+        return {
+            b.text: b.font.color.rgb[-6:] for b in rich if isinstance(b, TextBlock) and b.font.b
+        }
 
     positive, negative = cells[1], cells[2]
     assert isinstance(positive, CellRichText) and isinstance(negative, CellRichText)
@@ -278,12 +432,17 @@ def test_evidence_is_rich_text_coloured_by_direction(tmp_path):
 
 
 def test_evidence_of_a_neutral_sentence_is_not_called_positive_or_negative():
-    expl = Explanation(sentence_index=0, label="neutral", words=("the", "board"),
-                       values=(0.1, -0.2), base_value=0.5, output_value=0.6,
-                       additivity_error=0.0,
-                       top_for=(WordWeight(word="the", weight=0.1),),
-                       top_against=(WordWeight(word="board", weight=-0.2),
-                                    WordWeight(word="x", weight=-0.001)))
+    expl = Explanation(
+        sentence_index=0,
+        label="neutral",
+        words=("the", "board"),
+        values=(0.1, -0.2),
+        base_value=0.5,
+        output_value=0.6,
+        additivity_error=0.0,
+        top_for=(WordWeight(word="the", weight=0.1),),
+        top_against=(WordWeight(word="board", weight=-0.2), WordWeight(word="x", weight=-0.001)),
+    )
     rich = evidence_text(expl)
     assert str(rich) == "for neutral: the (+0.10); against: board (-0.20)"
     colours = {b.font.color.rgb[-6:] for b in rich if isinstance(b, TextBlock)}
@@ -301,15 +460,18 @@ def test_summary_counts_labels_tone_and_most_negative(tmp_path):
     assert by_first["negative"][1:3] == [4, pytest.approx(4 / 6)]
     assert by_first["not scored"][1] == 1
     assert by_first["tone index"][1] == pytest.approx((1 - 4) / 6)
-    assert any(str(v).startswith("Tone index = (positive sentences - negative sentences)")
-               for v in by_first)
+    assert any(
+        str(v).startswith("Tone index = (positive sentences - negative sentences)")
+        for v in by_first
+    )
     assert by_first["Going concern"][1:6] == ["going_concern", 2, 0, 1, 1]
     start = next(i for i, row in enumerate(values) if str(row[0]).startswith("Most negative"))
-    ranked = [row for row in values[start + 2:] if row[0]]
+    ranked = [row for row in values[start + 2 :] if row[0]]
     assert [row[0] for row in ranked][:3] == [
         "A material uncertainty exists that may cast significant doubt.",
         "We lost two major customers in the U.S. market.",
-        "Supply of components may be disrupted."]
+        "Supply of components may be disrupted.",
+    ]
     assert ranked[0][2] == 2 and ranked[0][3] == 0.95  # page and P(negative)
     assert "Risk factors" not in [row[0] for row in ranked]  # headings left out
 
@@ -320,7 +482,8 @@ def test_partial_result_lists_every_exception(tmp_path):
     names, rows = table(wb["Exceptions"])
     assert names == ["severity", "stage", "code", "page", "message"]
     assert [(r["stage"], r["code"], r["page"], r["message"]) for r in rows] == [
-        (e.stage, e.code, e.page_no, e.message) for e in result.errors]
+        (e.stage, e.code, e.page_no, e.message) for e in result.errors
+    ]
     assert {r["severity"] for r in rows} == {"warning"}
     banner = wb["Cover"].cell(row=HEADER_ROWS + 2, column=1).value
     assert banner.startswith("PARTIAL: 2 problem(s) (page 3)")
@@ -346,10 +509,17 @@ def test_failed_document_says_so_on_the_cover_and_explains_why(tmp_path, client)
 
 
 def test_a_result_without_document_bytes_gets_a_workpaper(tmp_path):
-    result = DocumentResult(source="/clients/missing.pdf", document=None, status="failed",
-                            stamp=make_stamp(), errors=(StageError(
-                                stage="ingest", code="not_found", fatal=True,
-                                message="missing.pdf: file not found."),))
+    result = DocumentResult(
+        source="/clients/missing.pdf",
+        document=None,
+        status="failed",
+        stamp=make_stamp(),
+        errors=(
+            StageError(
+                stage="ingest", code="not_found", fatal=True, message="missing.pdf: file not found."
+            ),
+        ),
+    )
     wb = load_workbook(write_workpaper(result, tmp_path / "wp.xlsx"))
     assert "sha256 (not read)" in header_text(wb["Summary"])
     assert "missing.pdf" in header_text(wb["Cover"])
@@ -357,8 +527,17 @@ def test_a_result_without_document_bytes_gets_a_workpaper(tmp_path):
 
 def test_reviews_fill_the_review_columns_and_the_log(tmp_path):
     reviews = [
-        review(3, 2, "override", 10, label="neutral", previous_label="negative",
-               comment="boilerplate", reviewer="asmith", model_version="7"),
+        review(
+            3,
+            2,
+            "override",
+            10,
+            label="neutral",
+            previous_label="negative",
+            comment="boilerplate",
+            reviewer="asmith",
+            model_version="7",
+        ),
         review(1, 2, "agree", 0, label="negative", previous_label="negative"),
         review(2, 5, "comment", 5, comment="=ask management"),
         review(4, None, "signoff_preparer", 20),
@@ -377,7 +556,11 @@ def test_reviews_fill_the_review_columns_and_the_log(tmp_path):
     assert by_index[1]["review status"] is None
     _, log = table(wb["Review log"])
     assert [(r["action"], r["sentence id"]) for r in log] == [
-        ("agree", 2), ("comment", 5), ("override", 2), ("signoff_preparer", None)]
+        ("agree", 2),
+        ("comment", 5),
+        ("override", 2),
+        ("signoff_preparer", None),
+    ]
     assert log[2]["label before"] == "negative" and log[2]["label after"] == "neutral"
     assert log[3]["sentence"] == "(whole document)"
     cover = {r[0]: r[1] for r in wb["Cover"].iter_rows(values_only=True) if r[0]}
@@ -386,13 +569,23 @@ def test_reviews_fill_the_review_columns_and_the_log(tmp_path):
 
 def test_without_reviews_the_log_says_none_were_recorded(tmp_path):
     wb = load_workbook(write_workpaper(make_result(), tmp_path / "wp.xlsx"))
-    assert wb["Review log"].cell(row=HEADER_ROWS + 2, column=1).value.startswith(
-        "No review actions recorded")
+    assert (
+        wb["Review log"]
+        .cell(row=HEADER_ROWS + 2, column=1)
+        .value.startswith("No review actions recorded")
+    )
 
 
 def test_reviews_of_another_document_are_refused(tmp_path):
-    other = ReviewAction(id=1, result_id=9, doc_id="b2" * 32, sentence_index=0, action="agree",
-                         reviewer="jdoe", created_at=datetime(2025, 4, 1, tzinfo=UTC))
+    other = ReviewAction(
+        id=1,
+        result_id=9,
+        doc_id="b2" * 32,
+        sentence_index=0,
+        action="agree",
+        reviewer="jdoe",
+        created_at=datetime(2025, 4, 1, tzinfo=UTC),
+    )
     with pytest.raises(ValueError, match="reviews of other documents"):
         write_workpaper(make_result(), tmp_path / "wp.xlsx", reviews=[other])
     assert not (tmp_path / "wp.xlsx").exists()
@@ -453,13 +646,14 @@ def test_empty_batch_gets_a_workpaper(tmp_path):
     assert wb["Batch"].cell(row=HEADER_ROWS + 2, column=1).value.startswith("0 documents")
 
 
-
 def test_rows_with_long_text_are_tall_enough_to_show_it(tmp_path):
     long = "The group recorded an impairment of goodwill. " * 8
     wb = load_workbook(write_workpaper(make_result(texts=[long, "Short."]), tmp_path / "wp.xlsx"))
     ws = wb["Sentences"]
-    heights = {ws.cell(row=r, column=5).value: ws.row_dimensions[r].height
-               for r in range(HEADER_ROWS + 2, ws.max_row + 1)}
+    heights = {
+        ws.cell(row=r, column=5).value: ws.row_dimensions[r].height
+        for r in range(HEADER_ROWS + 2, ws.max_row + 1)
+    }
     # 376 characters in a 55-wide column wrap to six or seven lines of 15 points.
     assert heights[long] >= 6 * 15
     assert heights["Short."] is None  # one line: the default height

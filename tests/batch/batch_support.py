@@ -52,24 +52,43 @@ def _at(path: Path) -> Path:
     return path
 
 
-def batch_settings(model_dir: Path, store_url: str, *, explain: str = "none",
-                   threads: int | None = None, data_dir: Path | None = None) -> Any:
+def batch_settings(
+    model_dir: Path,
+    store_url: str,
+    *,
+    explain: str = "none",
+    threads: int | None = None,
+    data_dir: Path | None = None,
+) -> Any:
     """Settings for a batch test: the tiny model, this store, and the explain mode (and a
     data directory: module-scoped fixtures run before the per-test one is set)."""
     from app.config import load_settings
 
     settings = load_settings(**({"data_dir": data_dir} if data_dir else {}))
-    return settings.model_copy(update={
-        "scoring": settings.scoring.model_copy(update={"model_dir": model_dir,
-                                                       "threads": threads}),
-        "explain": settings.explain.model_copy(update={"mode": explain}),
-        "store": settings.store.model_copy(update={"url": store_url}),
-    })
+    return settings.model_copy(
+        update={
+            "scoring": settings.scoring.model_copy(
+                update={"model_dir": model_dir, "threads": threads}
+            ),
+            "explain": settings.explain.model_copy(update={"mode": explain}),
+            "store": settings.store.model_copy(update={"url": store_url}),
+        }
+    )
 
 
 # Columns that differ between two runs of the same inputs by design: ids, times, run ids.
-_VOLATILE = {"id", "result_id", "saved_at", "created_at", "stamp_run_id", "run_id", "timings",
-             "git_commit", "first_seen", "cached"}
+_VOLATILE = {
+    "id",
+    "result_id",
+    "saved_at",
+    "created_at",
+    "stamp_run_id",
+    "run_id",
+    "timings",
+    "git_commit",
+    "first_seen",
+    "cached",
+}
 
 
 def stable_rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
@@ -77,12 +96,21 @@ def stable_rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
     documents), keyed by document instead of result id, without the columns that name a run."""
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     meta = sa.MetaData()
-    meta.reflect(engine, only=["documents", "results", "pages", "sentences", "scores",
-                               "explanations", "stage_errors"])
+    meta.reflect(
+        engine,
+        only=[
+            "documents",
+            "results",
+            "pages",
+            "sentences",
+            "scores",
+            "explanations",
+            "stage_errors",
+        ],
+    )
     out: dict[str, list[tuple[Any, ...]]] = {}
     with engine.connect() as conn:
-        key_of = {rid: key for rid, key in conn.execute(
-            sa.text("SELECT id, doc_key FROM results"))}
+        key_of = {rid: key for rid, key in conn.execute(sa.text("SELECT id, doc_key FROM results"))}
         for name, table in meta.tables.items():
             cols = [c.name for c in table.columns if c.name not in _VOLATILE]
             rows = []
@@ -104,11 +132,13 @@ run. Seen: 3e-8 to 4.3e-7, in probability units. Everything
 else must be identical."""
 
 
-def assert_same_rows(rows: dict[str, list[tuple[Any, ...]]],
-                     reference: dict[str, list[tuple[Any, ...]]]) -> None:
+def assert_same_rows(
+    rows: dict[str, list[tuple[Any, ...]]], reference: dict[str, list[tuple[Any, ...]]]
+) -> None:
     """Every table identical, SHAP values within EXPLANATION_TOLERANCE (words exactly)."""
-    assert {k: v for k, v in rows.items() if k != "explanations"} == \
-        {k: v for k, v in reference.items() if k != "explanations"}
+    assert {k: v for k, v in rows.items() if k != "explanations"} == {
+        k: v for k, v in reference.items() if k != "explanations"
+    }
     gap = float_gap(rows["explanations"], reference["explanations"])
     assert gap <= EXPLANATION_TOLERANCE, gap
 
@@ -133,8 +163,7 @@ def float_gap(a: Any, b: Any) -> float:
 
 def _stable(value: Any) -> Any:
     if isinstance(value, dict):
-        return tuple(sorted((k, _stable(v)) for k, v in value.items()
-                            if k not in ("cached",)))
+        return tuple(sorted((k, _stable(v)) for k, v in value.items() if k not in ("cached",)))
     if isinstance(value, list):
         return tuple(_stable(v) for v in value)
     return value
@@ -150,17 +179,27 @@ def count_results(url: str) -> dict[str, int]:
     return counts
 
 
-def cli(args: list[str], env: dict[str, str] | None = None, **kwargs: Any
-        ) -> subprocess.Popen[str]:
+def cli(args: list[str], env: dict[str, str] | None = None, **kwargs: Any) -> subprocess.Popen[str]:
     """Start `sesame …` in a subprocess (its own session, so the test can clean up after it)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "app.cli", *args], cwd=REPO, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-        env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})}, **kwargs)
+        [sys.executable, "-m", "app.cli", *args],
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})},
+        **kwargs,
+    )
 
 
-def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str,
-             proc: subprocess.Popen[str] | None = None, every_s: float = 0.05) -> Any:
+def wait_for(
+    predicate: Callable[[], Any],
+    timeout_s: float,
+    what: str,
+    proc: subprocess.Popen[str] | None = None,
+    every_s: float = 0.05,
+) -> Any:
     """Poll until `predicate()` is truthy; fail with `what` (and the process's output)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -169,8 +208,9 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str,
             return value
         if proc is not None and proc.poll() is not None:
             out, err = proc.communicate()
-            raise AssertionError(f"the process ended ({proc.returncode}) before {what}:\n"
-                                 f"{out}\n{err[-4000:]}")
+            raise AssertionError(
+                f"the process ended ({proc.returncode}) before {what}:\n{out}\n{err[-4000:]}"
+            )
         time.sleep(every_s)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 

@@ -42,8 +42,7 @@ def two_nodes() -> Iterator[str]:
 
     if ray.is_initialized():
         ray.shutdown()
-    cluster = Cluster(initialize_head=True,
-                      head_node_args={**_NODE, "include_dashboard": False})
+    cluster = Cluster(initialize_head=True, head_node_args={**_NODE, "include_dashboard": False})
     try:
         cluster.add_node(**_NODE)
         cluster.wait_for_nodes()
@@ -53,20 +52,44 @@ def two_nodes() -> Iterator[str]:
 
 
 def test_a_two_node_cluster_gives_the_rows_of_a_single_process(
-        two_nodes: str, tmp_path: Path, tiny_model_dir: Path) -> None:
+    two_nodes: str, tmp_path: Path, tiny_model_dir: Path
+) -> None:
     make_inputs(tmp_path / "in")
     local_url = f"sqlite:///{tmp_path / 'local.db'}"
     local = run_batch(
-        BatchOptions(input_dir=tmp_path / "in", out=tmp_path / "out-local", executor="local",
-                     pages_per_part=5),
+        BatchOptions(
+            input_dir=tmp_path / "in",
+            out=tmp_path / "out-local",
+            executor="local",
+            pages_per_part=5,
+        ),
         batch_settings(tiny_model_dir, local_url, explain="flagged"),
-        console=Console(file=io.StringIO()))
+        console=Console(file=io.StringIO()),
+    )
     assert local.exit_code == 1  # the two bad PDFs
 
     url = f"sqlite:///{tmp_path / 'cluster.db'}"
-    proc = cli(["batch", "run", str(tmp_path / "in"), "--out", str(tmp_path / "out-cluster"),
-                "--address", two_nodes, "--workers", "2", "--model-dir", str(tiny_model_dir),
-                "--explain", "flagged", "--store", url, "--pages-per-part", "5"])
+    proc = cli(
+        [
+            "batch",
+            "run",
+            str(tmp_path / "in"),
+            "--out",
+            str(tmp_path / "out-cluster"),
+            "--address",
+            two_nodes,
+            "--workers",
+            "2",
+            "--model-dir",
+            str(tiny_model_dir),
+            "--explain",
+            "flagged",
+            "--store",
+            url,
+            "--pages-per-part",
+            "5",
+        ]
+    )
     try:
         out, err = proc.communicate(timeout=900)
     finally:

@@ -25,11 +25,14 @@ from app.store import ResultStore  # noqa: E402
 _DONE = ("ok", "partial", "failed")
 
 
-@pytest.fixture(params=[
-    ("local", "sqlite"),
-    pytest.param(("local", "postgresql"), marks=pytest.mark.postgres),
-    pytest.param(("ray", "sqlite"), marks=pytest.mark.slow),
-], ids=lambda p: "-".join(p))
+@pytest.fixture(
+    params=[
+        ("local", "sqlite"),
+        pytest.param(("local", "postgresql"), marks=pytest.mark.postgres),
+        pytest.param(("ray", "sqlite"), marks=pytest.mark.slow),
+    ],
+    ids=lambda p: "-".join(p),
+)
 def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """(executor, store URL)."""
     executor, backend = request.param
@@ -40,12 +43,29 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str,
 
 
 def test_a_killed_driver_resumes_with_the_same_command_without_duplicates_or_losses(
-        tmp_path: Path, tiny_model_dir: Path, setup: tuple[str, str]) -> None:
+    tmp_path: Path, tiny_model_dir: Path, setup: tuple[str, str]
+) -> None:
     executor, url = setup
     names = make_inputs(tmp_path / "in", extra=6)
-    args = ["batch", "run", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
-            "--executor", executor, "--model-dir", str(tiny_model_dir), "--explain", "flagged",
-            "--store", url, "--pages-per-part", "5", "--num-cpus", "2"]
+    args = [
+        "batch",
+        "run",
+        str(tmp_path / "in"),
+        "--out",
+        str(tmp_path / "out"),
+        "--executor",
+        executor,
+        "--model-dir",
+        str(tiny_model_dir),
+        "--explain",
+        "flagged",
+        "--store",
+        url,
+        "--pages-per-part",
+        "5",
+        "--num-cpus",
+        "2",
+    ]
     store = ResultStore(url)
     store.create_schema()
 

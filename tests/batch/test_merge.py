@@ -21,34 +21,75 @@ from batch.merge import merge_parts, trim_part
 from batch.plan import InputFile, split_parts
 
 DOC = Document(doc_id="d" * 64, file_name="q3.pdf", size_bytes=10, n_pages=6)
-STAMP = Stamp(model_name="m", model_version="1", model_digest="a" * 64, code_version="0",
-              run_id="r", created_at=datetime(2025, 1, 1, tzinfo=UTC))
-PARTS = split_parts(InputFile(path=Path("/q3.pdf"), source="q3.pdf", sha256=DOC.doc_id,
-                              size_bytes=10, n_pages=6), 3)
+STAMP = Stamp(
+    model_name="m",
+    model_version="1",
+    model_digest="a" * 64,
+    code_version="0",
+    run_id="r",
+    created_at=datetime(2025, 1, 1, tzinfo=UTC),
+)
+PARTS = split_parts(
+    InputFile(path=Path("/q3.pdf"), source="q3.pdf", sha256=DOC.doc_id, size_bytes=10, n_pages=6), 3
+)
 
 
-def part_result(pages: range, *, section: str | None = None, errors: tuple = (),
-                status: str = "ok", heading_on: int | None = None) -> DocumentResult:
+def part_result(
+    pages: range,
+    *,
+    section: str | None = None,
+    errors: tuple = (),
+    status: str = "ok",
+    heading_on: int | None = None,
+) -> DocumentResult:
     """A part as a worker returns it before trimming: one sentence per page read."""
     sentences, scores, explanations = [], [], []
     current = section
     for i, page_no in enumerate(pages):
         if page_no == heading_on:
             current = f"Heading {page_no}"
-        sentences.append(Sentence(doc_id=DOC.doc_id, index=i, page_no=page_no, start=0, end=5,
-                                  text=f"Sentence on page {page_no}.", section=current))
-        scores.append(Score(sentence_index=i, label="positive" if page_no % 2 else "negative",
-                            probabilities={"positive": 0.5, "negative": 0.3, "neutral": 0.2},
-                            confidence=0.5))
-        explanations.append(Explanation(
-            sentence_index=i, label="positive", words=("a",), values=(0.1,), base_value=0.4,
-            output_value=0.5, additivity_error=0.0))
+        sentences.append(
+            Sentence(
+                doc_id=DOC.doc_id,
+                index=i,
+                page_no=page_no,
+                start=0,
+                end=5,
+                text=f"Sentence on page {page_no}.",
+                section=current,
+            )
+        )
+        scores.append(
+            Score(
+                sentence_index=i,
+                label="positive" if page_no % 2 else "negative",
+                probabilities={"positive": 0.5, "negative": 0.3, "neutral": 0.2},
+                confidence=0.5,
+            )
+        )
+        explanations.append(
+            Explanation(
+                sentence_index=i,
+                label="positive",
+                words=("a",),
+                values=(0.1,),
+                base_value=0.4,
+                output_value=0.5,
+                additivity_error=0.0,
+            )
+        )
     return DocumentResult(
-        source="q3.pdf", document=DOC, status=status,  # type: ignore[arg-type]
-        pages=tuple(Page(doc_id=DOC.doc_id, page_no=p, width=1, height=1, text="x")
-                    for p in pages),
-        sentences=tuple(sentences), scores=tuple(scores), explanations=tuple(explanations),
-        errors=errors, stamp=STAMP, timings={"ingest": 1.0, "scoring": 2.0})
+        source="q3.pdf",
+        document=DOC,
+        status=status,  # type: ignore[arg-type]
+        pages=tuple(Page(doc_id=DOC.doc_id, page_no=p, width=1, height=1, text="x") for p in pages),
+        sentences=tuple(sentences),
+        scores=tuple(scores),
+        explanations=tuple(explanations),
+        errors=errors,
+        stamp=STAMP,
+        timings={"ingest": 1.0, "scoring": 2.0},
+    )
 
 
 def test_trim_keeps_only_the_parts_own_pages_and_their_errors() -> None:
@@ -84,12 +125,22 @@ def test_merge_carries_the_section_into_the_next_part_until_its_first_heading() 
     second = trim_part(part_result(range(3, 7), heading_on=6), PARTS[1])
     merged = merge_parts([first, second], PARTS)
     assert [s.section for s in merged.sentences] == [
-        None, "Heading 2", "Heading 2", "Heading 2", "Heading 2", "Heading 6"]
+        None,
+        "Heading 2",
+        "Heading 2",
+        "Heading 2",
+        "Heading 2",
+        "Heading 6",
+    ]
 
 
 def test_a_part_that_failed_alone_makes_the_document_partial_with_its_pages_named() -> None:
-    fatal = StageError(stage="ingest", code="needs_ocr", fatal=True,
-                       message="q3.pdf: a scanned document: 3 of 3 pages are images.")
+    fatal = StageError(
+        stage="ingest",
+        code="needs_ocr",
+        fatal=True,
+        message="q3.pdf: a scanned document: 3 of 3 pages are images.",
+    )
     first = trim_part(part_result(range(1, 5)), PARTS[0])
     failed = part_result(range(0), errors=(fatal,), status="failed")
     merged = merge_parts([first, failed], PARTS)

@@ -17,8 +17,12 @@ from batch.nightly import main, nightly_args  # noqa: E402
 
 
 def test_nightly_args_come_from_the_environment_and_extra_arguments_win() -> None:
-    env = {"SESAME_BATCH_INPUT": "/in", "SESAME_BATCH_OUT": "/out",
-           "SESAME_BATCH_WORKERS": "8", "SESAME_BATCH_EXPLAIN": "none"}
+    env = {
+        "SESAME_BATCH_INPUT": "/in",
+        "SESAME_BATCH_OUT": "/out",
+        "SESAME_BATCH_WORKERS": "8",
+        "SESAME_BATCH_EXPLAIN": "none",
+    }
     args = nightly_args(env, ["--workers", "2"])
     assert args[:5] == ["batch", "run", "/in", "--out", "/out"]
     assert args[args.index("--title") + 1] == f"Nightly batch {datetime.now(UTC):%Y-%m-%d}"
@@ -33,7 +37,8 @@ def test_nightly_refuses_to_guess_its_folders() -> None:
 
 
 def test_a_nightly_run_returns_the_batch_exit_status_and_titles_the_workpaper(
-        tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     make_inputs(tmp_path / "in", bad=False)
     monkeypatch.setenv("SESAME_BATCH_INPUT", str(tmp_path / "in"))
     monkeypatch.setenv("SESAME_BATCH_OUT", str(tmp_path / "out"))
@@ -53,10 +58,27 @@ def test_ray_job_submitter_needs_its_address_and_folders(capsys: pytest.CaptureF
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "deploy"))
     from ray_job import parse_args
 
-    args = parse_args(["--address", "http://head:8265", "--input", "/in", "--out", "/o",
-                       "--env", "A=1", "--", "--workers", "4"])
-    assert (args.address, args.input, args.out, args.env) == ("http://head:8265", "/in", "/o",
-                                                              ["A=1"])
+    args = parse_args(
+        [
+            "--address",
+            "http://head:8265",
+            "--input",
+            "/in",
+            "--out",
+            "/o",
+            "--env",
+            "A=1",
+            "--",
+            "--workers",
+            "4",
+        ]
+    )
+    assert (args.address, args.input, args.out, args.env) == (
+        "http://head:8265",
+        "/in",
+        "/o",
+        ["A=1"],
+    )
     assert args.batch_args == ["--workers", "4"]
     with pytest.raises(SystemExit):
         parse_args(["--input", "/in"])

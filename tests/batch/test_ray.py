@@ -41,8 +41,14 @@ def local_ray() -> Iterator[None]:
     """A two-CPU Ray instance for the module."""
     import ray
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             object_store_memory=200 * 1024 * 1024, runtime_env={"env_vars": WORKER_ENV})
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        object_store_memory=200 * 1024 * 1024,
+        runtime_env={"env_vars": WORKER_ENV},
+    )
     yield
     ray.shutdown()
 
@@ -57,14 +63,23 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run(inputs: Path, out: Path, settings: Any, executor: str, **options: Any) -> Any:
     """A batch with small parts, quietly."""
-    return run_batch(BatchOptions(input_dir=inputs, out=out, executor=executor,  # type: ignore[arg-type]
-                                  pages_per_part=5, **options),
-                     settings, console=Console(file=io.StringIO(), width=200))
+    return run_batch(
+        BatchOptions(
+            input_dir=inputs,
+            out=out,
+            executor=executor,  # type: ignore[arg-type]
+            pages_per_part=5,
+            **options,
+        ),
+        settings,
+        console=Console(file=io.StringIO(), width=200),
+    )
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory, inputs: Path,
-              tiny_model_dir: Path) -> dict[str, Any]:
+def reference(
+    tmp_path_factory: pytest.TempPathFactory, inputs: Path, tiny_model_dir: Path
+) -> dict[str, Any]:
     """The rows one process gives (SHAP evidence included)."""
     tmp = tmp_path_factory.mktemp("reference")
     url = f"sqlite:///{tmp / 'r.db'}"
@@ -75,11 +90,12 @@ def reference(tmp_path_factory: pytest.TempPathFactory, inputs: Path,
 
 
 def test_ray_actors_give_the_rows_of_a_single_process(
-        local_ray: None, inputs: Path, tiny_model_dir: Path, reference: dict[str, Any],
-        tmp_path: Path) -> None:
+    local_ray: None, inputs: Path, tiny_model_dir: Path, reference: dict[str, Any], tmp_path: Path
+) -> None:
     url = f"sqlite:///{tmp_path / 'r.db'}"
-    outcome = run(inputs, tmp_path / "out", batch_settings(tiny_model_dir, url,
-                                                          explain="flagged"), "ray")
+    outcome = run(
+        inputs, tmp_path / "out", batch_settings(tiny_model_dir, url, explain="flagged"), "ray"
+    )
     assert outcome.exit_code == EXIT_OK
     assert_same_rows(stable_rows(url), reference)
     assert reference["explanations"], "the comparison must cover SHAP evidence"
@@ -108,19 +124,19 @@ class _Killer(threading.Thread):
 
 
 def test_a_worker_killed_mid_task_is_replaced_and_its_part_retried(
-        local_ray: None, inputs: Path, tiny_model_dir: Path, reference: dict[str, Any],
-        tmp_path: Path) -> None:
+    local_ray: None, inputs: Path, tiny_model_dir: Path, reference: dict[str, Any], tmp_path: Path
+) -> None:
     url = f"sqlite:///{tmp_path / 'r.db'}"
     events: list[tuple[str, dict[str, Any]]] = []
     killer = _Killer()
     killer.start()
     try:
         outcome = run_batch(
-            BatchOptions(input_dir=inputs, out=tmp_path / "out", executor="ray",
-                         pages_per_part=5),
+            BatchOptions(input_dir=inputs, out=tmp_path / "out", executor="ray", pages_per_part=5),
             batch_settings(tiny_model_dir, url, explain="flagged"),
             console=Console(file=io.StringIO(), width=200),
-            on_event=lambda kind, data: events.append((kind, data)))
+            on_event=lambda kind, data: events.append((kind, data)),
+        )
     finally:
         killer.stop.set()
     assert killer.killed is not None
@@ -135,7 +151,8 @@ def test_a_worker_killed_mid_task_is_replaced_and_its_part_retried(
 
 
 def test_a_worker_killed_on_the_last_attempt_fails_its_document_with_the_reason(
-        local_ray: None, inputs: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    local_ray: None, inputs: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
     url = f"sqlite:///{tmp_path / 'r.db'}"
     settings = batch_settings(tiny_model_dir, url)
     killer = _Killer()
@@ -161,7 +178,8 @@ def test_a_worker_killed_on_the_last_attempt_fails_its_document_with_the_reason(
 
 
 def test_a_part_running_past_the_task_timeout_is_stopped_and_reported(
-        local_ray: None, tiny_model_dir: Path, tmp_path: Path) -> None:
+    local_ray: None, tiny_model_dir: Path, tmp_path: Path
+) -> None:
     from pdfs import write_clean_report
     from reportlab.pdfgen.canvas import Canvas
     from tiny_model import template_sentences
@@ -179,10 +197,17 @@ def test_a_part_running_past_the_task_timeout_is_stopped_and_reported(
     write_clean_report(tmp_path / "in" / "small.pdf")
     url = f"sqlite:///{tmp_path / 'r.db'}"
     outcome = run_batch(
-        BatchOptions(input_dir=tmp_path / "in", out=tmp_path / "out", executor="ray",
-                     pages_per_part=0, task_timeout_s=1.0, max_attempts=2),
+        BatchOptions(
+            input_dir=tmp_path / "in",
+            out=tmp_path / "out",
+            executor="ray",
+            pages_per_part=0,
+            task_timeout_s=1.0,
+            max_attempts=2,
+        ),
         batch_settings(tiny_model_dir, url, explain="all"),
-        console=Console(file=io.StringIO(), width=200))
+        console=Console(file=io.StringIO(), width=200),
+    )
     assert outcome.exit_code == EXIT_PROBLEMS
     summary = json.loads(outcome.summary_path.read_text())
     by_source = {d["source"]: d for d in summary["documents"]}

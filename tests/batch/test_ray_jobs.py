@@ -35,13 +35,31 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("ray-head") / "head.log"
     dashboard, gcs = _free_port(), _free_port()
     head = subprocess.Popen(
-        [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
-         "--num-cpus", "2", "--port", str(gcs), "--include-dashboard", "true",
-         "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
-         "--dashboard-agent-listen-port", str(_free_port()),
-         "--ray-client-server-port", str(_free_port())],
-        env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}, start_new_session=True,
-        stdout=log.open("w"), stderr=subprocess.STDOUT)
+        [
+            str(Path(sys.executable).parent / "ray"),
+            "start",
+            "--head",
+            "--block",
+            "--num-cpus",
+            "2",
+            "--port",
+            str(gcs),
+            "--include-dashboard",
+            "true",
+            "--dashboard-host",
+            "127.0.0.1",
+            "--dashboard-port",
+            str(dashboard),
+            "--dashboard-agent-listen-port",
+            str(_free_port()),
+            "--ray-client-server-port",
+            str(_free_port()),
+        ],
+        env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"},
+        start_new_session=True,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     address = f"http://127.0.0.1:{dashboard}"
     try:
         deadline = time.monotonic() + 180
@@ -72,19 +90,42 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_the_nightly_batch_runs_as_a_ray_job_and_its_exit_status_comes_back(
-        ray_head: str, tmp_path: Path, tiny_model_dir: Path) -> None:
+    ray_head: str, tmp_path: Path, tiny_model_dir: Path
+) -> None:
     make_inputs(tmp_path / "in")
     url = f"sqlite:///{tmp_path / 'r.db'}"
     done = subprocess.run(
-        [sys.executable, str(REPO / "deploy" / "ray_job.py"), "--address", ray_head,
-         "--input", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--poll", "2",
-         "--python", sys.executable,
-         "--env", f"SESAME_SCORING__MODEL_DIR={tiny_model_dir}",
-         "--env", f"SESAME_STORE__URL={url}",
-         "--env", f"SESAME_DATA_DIR={tmp_path / 'data'}", "--env", "SESAME_BATCH_EXPLAIN=none",
-         "--", "--pages-per-part", "5"],
-        capture_output=True, text=True, timeout=900, cwd=REPO,
-        env={**os.environ, "RAY_AUTH_MODE": "token"})
+        [
+            sys.executable,
+            str(REPO / "deploy" / "ray_job.py"),
+            "--address",
+            ray_head,
+            "--input",
+            str(tmp_path / "in"),
+            "--out",
+            str(tmp_path / "out"),
+            "--poll",
+            "2",
+            "--python",
+            sys.executable,
+            "--env",
+            f"SESAME_SCORING__MODEL_DIR={tiny_model_dir}",
+            "--env",
+            f"SESAME_STORE__URL={url}",
+            "--env",
+            f"SESAME_DATA_DIR={tmp_path / 'data'}",
+            "--env",
+            "SESAME_BATCH_EXPLAIN=none",
+            "--",
+            "--pages-per-part",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=REPO,
+        env={**os.environ, "RAY_AUTH_MODE": "token"},
+    )
     assert done.returncode == 1, done.stderr[-3000:]  # the two bad PDFs
     assert "6 documents: 4 ok, 0 partial, 2 failed, 0 skipped" in done.stdout
     (summary,) = (tmp_path / "out").glob("batch-*.json")

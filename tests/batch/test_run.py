@@ -58,14 +58,23 @@ def run(inputs: Path, out: Path, settings: Any, **options: Any) -> tuple[Any, st
     """Run a batch in this process; returns the outcome and what it printed."""
     buffer = io.StringIO()
     console = Console(file=buffer, width=200)
-    outcome = run_batch(BatchOptions(input_dir=inputs, out=out, executor="local",
-                                     pages_per_part=options.pop("pages_per_part", 5),
-                                     **options), settings, console=console)
+    outcome = run_batch(
+        BatchOptions(
+            input_dir=inputs,
+            out=out,
+            executor="local",
+            pages_per_part=options.pop("pages_per_part", 5),
+            **options,
+        ),
+        settings,
+        console=console,
+    )
     return outcome, buffer.getvalue()
 
 
 def test_a_batch_writes_every_document_and_a_summary_and_bad_pdfs_do_not_stop_it(
-        tmp_path: Path, tiny_model_dir: Path, store_url: str) -> None:
+    tmp_path: Path, tiny_model_dir: Path, store_url: str
+) -> None:
     names = make_inputs(tmp_path / "in")
     settings = batch_settings(tiny_model_dir, store_url)
     outcome, printed = run(tmp_path / "in", tmp_path / "out", settings)
@@ -91,8 +100,9 @@ def test_a_batch_writes_every_document_and_a_summary_and_bad_pdfs_do_not_stop_it
     workbook = load_workbook(outcome.workpaper_path, read_only=True)
     listed = [row[0] for row in workbook["Documents"].iter_rows(values_only=True)]
     assert all(any(name == cell for cell in listed) for name in names)
-    exceptions = " ".join(str(c) for row in workbook["Exceptions"].iter_rows(values_only=True)
-                          for c in row if c)
+    exceptions = " ".join(
+        str(c) for row in workbook["Exceptions"].iter_rows(values_only=True) for c in row if c
+    )
     assert "password-protected" in exceptions and "HTML" in exceptions
 
     store = ResultStore(store_url)
@@ -102,14 +112,17 @@ def test_a_batch_writes_every_document_and_a_summary_and_bad_pdfs_do_not_stop_it
     assert sorted(m.path for m in info.manifest) == names
     assert info.stamp.model_digest == summary["stamp"]["model_sha256"]
     assert info.summary["count_line"] == outcome.count_line
-    assert all(d.attempts == 1 and d.status in ("ok", "failed")
-               for d in store.run_documents(outcome.run_id))
+    assert all(
+        d.attempts == 1 and d.status in ("ok", "failed")
+        for d in store.run_documents(outcome.run_id)
+    )
     assert set(count_results(store_url).values()) == {1}
     assert len(count_results(store_url)) == 6
 
 
 def test_a_second_run_skips_what_is_scored_and_analyzes_only_the_new_file(
-        tmp_path: Path, tiny_model_dir: Path, store_url: str) -> None:
+    tmp_path: Path, tiny_model_dir: Path, store_url: str
+) -> None:
     make_inputs(tmp_path / "in")
     settings = batch_settings(tiny_model_dir, store_url)
     first, _ = run(tmp_path / "in", tmp_path / "out", settings)
@@ -133,21 +146,23 @@ def test_a_second_run_skips_what_is_scored_and_analyzes_only_the_new_file(
 
 
 def test_other_settings_mean_the_documents_are_analyzed_again(
-        tmp_path: Path, tiny_model_dir: Path) -> None:
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
     url = f"sqlite:///{tmp_path / 'r.db'}"
     make_inputs(tmp_path / "in", bad=False)
     run(tmp_path / "in", tmp_path / "out", batch_settings(tiny_model_dir, url))
     settings = batch_settings(tiny_model_dir, url)
-    other = settings.model_copy(update={
-        "sentences": settings.sentences.model_copy(update={"min_chars": 4})})
+    other = settings.model_copy(
+        update={"sentences": settings.sentences.model_copy(update={"min_chars": 4})}
+    )
     flagged, _ = run(tmp_path / "in", tmp_path / "out", other)
     assert flagged.count_line == "4 documents: 4 ok, 0 partial, 0 failed, 0 skipped"
     assert sorted(count_results(url).values()) == [2, 2, 2, 2]
 
 
 def test_a_crashed_run_resumes_under_its_id_without_duplicates_or_losses(
-        tmp_path: Path, tiny_model_dir: Path, store_url: str,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, tiny_model_dir: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     names = make_inputs(tmp_path / "in", bad=True)
     settings = batch_settings(tiny_model_dir, store_url)
     store = ResultStore(store_url)
@@ -160,8 +175,7 @@ def test_a_crashed_run_resumes_under_its_id_without_duplicates_or_losses(
     finished = []
     original = ResultStore.record_run_document
 
-    def crash_on_third(self: ResultStore, run_id: str, source: str, status: str,
-                       **kw: Any) -> Any:
+    def crash_on_third(self: ResultStore, run_id: str, source: str, status: str, **kw: Any) -> Any:
         if status in ("ok", "partial", "failed"):
             finished.append(source)
             if len(finished) == 3:
@@ -194,13 +208,18 @@ def test_a_crashed_run_resumes_under_its_id_without_duplicates_or_losses(
 
 
 def test_split_documents_give_the_rows_of_documents_read_whole(
-        tmp_path: Path, tiny_model_dir: Path) -> None:
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
     make_inputs(tmp_path / "in", bad=False)
     rows = {}
     for per_part in (0, 2):
         url = f"sqlite:///{tmp_path / f'r{per_part}.db'}"
-        outcome, _ = run(tmp_path / "in", tmp_path / f"out{per_part}",
-                         batch_settings(tiny_model_dir, url), pages_per_part=per_part)
+        outcome, _ = run(
+            tmp_path / "in",
+            tmp_path / f"out{per_part}",
+            batch_settings(tiny_model_dir, url),
+            pages_per_part=per_part,
+        )
         assert outcome.exit_code == EXIT_OK
         rows[per_part] = stable_rows(url)
     for table in ("sentences", "pages", "stage_errors", "documents"):
@@ -210,7 +229,8 @@ def test_split_documents_give_the_rows_of_documents_read_whole(
 
 
 def test_a_busy_output_folder_or_a_bad_input_folder_refuse_to_start(
-        tmp_path: Path, tiny_model_dir: Path) -> None:
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
     import fcntl
 
     make_inputs(tmp_path / "in", bad=False)
@@ -227,8 +247,9 @@ def test_a_busy_output_folder_or_a_bad_input_folder_refuse_to_start(
             run(tmp_path / "in", tmp_path / "out", settings)
 
 
-def test_cli_batch_run_and_status(tmp_path: Path, tiny_model_dir: Path,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_batch_run_and_status(
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from app.cli import app
     from app.config import load_settings
     from models.monitoring import make_reference
@@ -237,15 +258,35 @@ def test_cli_batch_run_and_status(tmp_path: Path, tiny_model_dir: Path,
     url = f"sqlite:///{tmp_path / 'r.db'}"
     # a reference profile for the tiny model, so the run is tested for drift at its end
     monkeypatch.setenv("SESAME_SCORING__MODEL_DIR", str(tiny_model_dir))
-    (tmp_path / "reference.txt").write_text("\n".join(
-        f"Revenue in segment {i} rose {i % 9 + 1}% compared with the prior year."
-        for i in range(60)), encoding="utf-8")
+    (tmp_path / "reference.txt").write_text(
+        "\n".join(
+            f"Revenue in segment {i} rose {i % 9 + 1}% compared with the prior year."
+            for i in range(60)
+        ),
+        encoding="utf-8",
+    )
     make_reference(load_settings(), texts=tmp_path / "reference.txt")
     runner = CliRunner()
-    result = runner.invoke(app, [
-        "batch", "run", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
-        "--executor", "local", "--model-dir", str(tiny_model_dir), "--explain", "none",
-        "--store", url, "--pages-per-part", "5"])
+    result = runner.invoke(
+        app,
+        [
+            "batch",
+            "run",
+            str(tmp_path / "in"),
+            "--out",
+            str(tmp_path / "out"),
+            "--executor",
+            "local",
+            "--model-dir",
+            str(tiny_model_dir),
+            "--explain",
+            "none",
+            "--store",
+            url,
+            "--pages-per-part",
+            "5",
+        ],
+    )
     assert result.exit_code == EXIT_PROBLEMS, result.output
     assert "6 documents: 4 ok, 0 partial, 2 failed, 0 skipped" in result.stdout
     assert re.search(r": (no drift|DRIFT) against reference\.txt", result.output), result.output
@@ -260,8 +301,7 @@ def test_cli_batch_run_and_status(tmp_path: Path, tiny_model_dir: Path,
     (run_info,) = json.loads(listed.stdout)
     assert run_info["status"] == "partial"
 
-    detail = runner.invoke(app, ["batch", "status", "latest", "--store", url, "--json",
-                                 "--failed"])
+    detail = runner.invoke(app, ["batch", "status", "latest", "--store", url, "--json", "--failed"])
     data = json.loads(detail.stdout)
     assert data["run"]["run_id"] == run_info["run_id"]
     assert sorted(d["source"] for d in data["documents"]) == sorted(BAD)
@@ -269,13 +309,26 @@ def test_cli_batch_run_and_status(tmp_path: Path, tiny_model_dir: Path,
     table = runner.invoke(app, ["batch", "status", run_info["run_id"], "--store", url])
     assert table.exit_code == 0 and "encrypted" in table.stdout
 
-    missing = runner.invoke(app, ["batch", "run", str(tmp_path / "nope"), "--out",
-                                  str(tmp_path / "o2"), "--executor", "local", "--store", url])
+    missing = runner.invoke(
+        app,
+        [
+            "batch",
+            "run",
+            str(tmp_path / "nope"),
+            "--out",
+            str(tmp_path / "o2"),
+            "--executor",
+            "local",
+            "--store",
+            url,
+        ],
+    )
     assert missing.exit_code == 2
 
 
 def test_cli_batch_run_exits_3_when_the_ray_cluster_does_not_answer(
-        tmp_path: Path, tiny_model_dir: Path) -> None:
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
     import socket
 
     from app.cli import app
@@ -285,9 +338,22 @@ def test_cli_batch_run_exits_3_when_the_ray_cluster_does_not_answer(
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"sqlite:///{tmp_path / 'r.db'}"
-    result = CliRunner().invoke(app, [
-        "batch", "run", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
-        "--address", f"127.0.0.1:{port}", "--model-dir", str(tiny_model_dir), "--store", url])
+    result = CliRunner().invoke(
+        app,
+        [
+            "batch",
+            "run",
+            str(tmp_path / "in"),
+            "--out",
+            str(tmp_path / "out"),
+            "--address",
+            f"127.0.0.1:{port}",
+            "--model-dir",
+            str(tiny_model_dir),
+            "--store",
+            url,
+        ],
+    )
     assert result.exit_code == 3, result.output
     assert "no Ray cluster answers" in result.output
     # The run is left resumable, and nothing was analyzed.

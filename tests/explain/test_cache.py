@@ -12,10 +12,18 @@ from explain.cache import ExplanationCache, cache_key
 def test_key_changes_with_model_text_label_and_settings():
     base = cache_key("m1", "Sales rose.", "positive", {"a": 1})
     assert base == cache_key("m1", "Sales rose.", "positive", {"a": 1})
-    assert len({base, cache_key("m2", "Sales rose.", "positive", {"a": 1}),
+    assert (
+        len(
+            {
+                base,
+                cache_key("m2", "Sales rose.", "positive", {"a": 1}),
                 cache_key("m1", "Sales rose!", "positive", {"a": 1}),
                 cache_key("m1", "Sales rose.", "neutral", {"a": 1}),
-                cache_key("m1", "Sales rose.", "positive", {"a": 2})}) == 5
+                cache_key("m1", "Sales rose.", "positive", {"a": 2}),
+            }
+        )
+        == 5
+    )
 
 
 def test_round_trip(tmp_path: Path):
@@ -44,8 +52,10 @@ def test_two_processes_write_concurrently(tmp_path: Path):
     path = tmp_path / "shared.sqlite"
     ExplanationCache(path)
     root = Path(__file__).resolve().parents[2]
-    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(path), me, other], cwd=root)
-             for me, other in (("a", "b"), ("b", "a"))]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(path), me, other], cwd=root)
+        for me, other in (("a", "b"), ("b", "a"))
+    ]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     assert len(ExplanationCache(path)) == 80
 

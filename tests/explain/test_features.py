@@ -52,8 +52,12 @@ def _shap_tokens(segments: list[str]) -> list[str]:
 
     tokens: list[str] = []
     for i, v in enumerate(segments):
-        glued = (i > 0 and re.match(r"^.*\W$", segments[i - 1]) is None
-                 and re.match(r"^[A-Za-z]", v) is not None and tokens[i - 1] != "")
+        glued = (
+            i > 0
+            and re.match(r"^.*\W$", segments[i - 1]) is None
+            and re.match(r"^[A-Za-z]", v) is not None
+            and tokens[i - 1] != ""
+        )
         tokens.append("##" + v.strip() if glued else v.strip())
     return tokens
 
@@ -64,8 +68,11 @@ def test_features_are_subtrees_inside_words_and_cover_every_token(tokenizer):
     assert f is not None
     assert f.words == text.split()
     # word pieces of one word are one feature; a comma shap splits off is its own feature
-    pieces = {f.words[w]: [f.segments[i] for i in f.token_of[k]] for k, w in enumerate(f.word_of)
-              if f.words[w] == "Xilinx)"}
+    pieces = {
+        f.words[w]: [f.segments[i] for i in f.token_of[k]]
+        for k, w in enumerate(f.word_of)
+        if f.words[w] == "Xilinx)"
+    }
     assert pieces["Xilinx)"] == ["Xi", "lin", "x", ") "]
     sharply = [k for k, w in enumerate(f.word_of) if f.words[w] == "sharply,"]
     assert len(sharply) == 2

@@ -50,7 +50,8 @@ def test_owen_values_equal_shap_partition_explainer_on_the_same_tree():
     masker.clustering = game.tree  # type: ignore[attr-defined]
     masker.shape = (1, len(words))  # type: ignore[attr-defined]
     ref = shap.explainers.Partition(lambda t: toy_model(list(t))[:, 1], masker)(
-        np.array([words]), max_evals=10**6, silent=True)
+        np.array([words]), max_evals=10**6, silent=True
+    )
     np.testing.assert_allclose(ours, ref.values[0], atol=1e-9)
     assert game.base_value == pytest.approx(float(ref.base_values[0]))
 
@@ -94,6 +95,10 @@ def test_a_small_budget_still_reaches_every_word(per_word):
     game = OwenGame.of_words(words, column=1, budget=budget)
     play([game], additive_model)
     assert game.evals <= budget
-    expected = [{"net": 0.05, "loss": 0.4, "widened": 0.1, "record": -0.2,
-                 "rose": -0.05}.get(w.lower(), 0.0) for w in words]
+    expected = [
+        {"net": 0.05, "loss": 0.4, "widened": 0.1, "record": -0.2, "rose": -0.05}.get(
+            w.lower(), 0.0
+        )
+        for w in words
+    ]
     np.testing.assert_allclose(game.values(), expected, atol=1e-12)

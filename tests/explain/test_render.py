@@ -13,18 +13,26 @@ from explain.render import (
 )
 
 
-def explanation(words: tuple[str, ...], values: tuple[float, ...],
-                label: str = "negative") -> Explanation:
+def explanation(
+    words: tuple[str, ...], values: tuple[float, ...], label: str = "negative"
+) -> Explanation:
     return Explanation(
-        sentence_index=0, label=label, words=words, values=values, base_value=0.2,  # type: ignore[arg-type]
-        output_value=0.2 + sum(values), additivity_error=0.0,
+        sentence_index=0,
+        label=label,
+        words=words,
+        values=values,
+        base_value=0.2,  # type: ignore[arg-type]
+        output_value=0.2 + sum(values),
+        additivity_error=0.0,
         top_for=(WordWeight(word="loss", weight=0.5),),
-        top_against=(WordWeight(word="record", weight=-0.1),))
+        top_against=(WordWeight(word="record", weight=-0.1),),
+    )
 
 
 TEXT = "Net  loss <widened> at a record."
-EXP = explanation(("Net", "loss", "<widened>", "at", "a", "record."),
-                  (0.02, 0.5, 0.2, 0.0, 0.001, -0.1))
+EXP = explanation(
+    ("Net", "loss", "<widened>", "at", "a", "record."), (0.02, 0.5, 0.2, 0.0, 0.001, -0.1)
+)
 
 
 def test_runs_cover_the_text_exactly_and_colour_only_evidence():

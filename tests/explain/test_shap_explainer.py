@@ -32,8 +32,9 @@ def predict_proba(tiny_model_dir: Path):
 
     def predict(texts: list[str]) -> np.ndarray:
         with torch.inference_mode():
-            enc = tok(list(texts), padding=True, truncation=True, max_length=256,
-                      return_tensors="pt")
+            enc = tok(
+                list(texts), padding=True, truncation=True, max_length=256, return_tensors="pt"
+            )
             return torch.softmax(model(**enc).logits.double(), -1)[:, order].numpy()
 
     predict.calls = []  # type: ignore[attr-defined]
@@ -50,29 +51,43 @@ def predict_proba(tiny_model_dir: Path):
 def records(texts: list[str], predict) -> tuple[list[Sentence], list[Score]]:
     """Sentences and the model's own scores for them."""
     probs = predict(texts)
-    sentences = [Sentence(doc_id="d" * 64, index=10 + i, page_no=1, start=0, end=len(t), text=t)
-                 for i, t in enumerate(texts)]
+    sentences = [
+        Sentence(doc_id="d" * 64, index=10 + i, page_no=1, start=0, end=len(t), text=t)
+        for i, t in enumerate(texts)
+    ]
     scores = []
     for s, p in zip(sentences, probs, strict=True):
         best = int(np.argmax(p))
-        scores.append(Score(sentence_index=s.index, label=LABELS[best],
-                            probabilities=dict(zip(LABELS, map(float, p), strict=True)),
-                            confidence=float(p[best])))
+        scores.append(
+            Score(
+                sentence_index=s.index,
+                label=LABELS[best],
+                probabilities=dict(zip(LABELS, map(float, p), strict=True)),
+                confidence=float(p[best]),
+            )
+        )
     return sentences, scores
 
 
 def explainer(predict, cache_dir: Path | None = None, **options) -> SentenceExplainer:
-    return SentenceExplainer(predict, model_digest="sha-test", cache_dir=cache_dir,
-                             tokenizer=getattr(predict, "tokenizer", None),
-                             options=ExplainOptions(**options))
+    return SentenceExplainer(
+        predict,
+        model_digest="sha-test",
+        cache_dir=cache_dir,
+        tokenizer=getattr(predict, "tokenizer", None),
+        options=ExplainOptions(**options),
+    )
 
 
 def test_attributions_add_up_to_the_model_output(predict_proba):
-    texts = ["Net loss widened sharply in the quarter .",
-             "Revenue rose to a record in Europe during 2023 , while margins were strong ."]
+    texts = [
+        "Net loss widened sharply in the quarter .",
+        "Revenue rose to a record in Europe during 2023 , while margins were strong .",
+    ]
     sentences, scores = records(texts, predict_proba)
-    for exp, score in zip(explainer(predict_proba, cache=False).explain(sentences, scores),
-                          scores, strict=True):
+    for exp, score in zip(
+        explainer(predict_proba, cache=False).explain(sentences, scores), scores, strict=True
+    ):
         assert exp.additivity_error < ADDITIVITY_TOLERANCE
         assert abs(exp.base_value + sum(exp.values) - exp.output_value) < ADDITIVITY_TOLERANCE
         # the explained output is the model's probability of the scored label
@@ -94,8 +109,7 @@ def test_net_loss_sentence_names_loss_as_negative_evidence(predict_proba):
 
 
 def test_positive_sentence_names_its_positive_word(predict_proba):
-    sentences, scores = records(["Sales growth was strong compared with last year."],
-                                predict_proba)
+    sentences, scores = records(["Sales growth was strong compared with last year."], predict_proba)
     assert scores[0].label == "positive"
     (exp,) = explainer(predict_proba, cache=False).explain(sentences, scores)
     top = {w.word for w in exp.top_for[:2]}
@@ -123,8 +137,10 @@ def test_budget_is_respected_and_tied_to_length(predict_proba):
 
 
 def test_masked_variants_of_many_sentences_share_model_calls(predict_proba):
-    texts = [f"The segment {w} in the quarter ." for w in ("rose", "fell", "declined",
-                                                           "improved", "exceeded", "weak")]
+    texts = [
+        f"The segment {w} in the quarter ."
+        for w in ("rose", "fell", "declined", "improved", "exceeded", "weak")
+    ]
     sentences, scores = records(texts, predict_proba)
     predict_proba.calls.clear()
     exp = explainer(predict_proba, cache=False)
@@ -155,8 +171,9 @@ def test_cache_explains_a_repeated_sentence_once(predict_proba, tmp_path):
 def test_cache_misses_on_another_model_or_setting(predict_proba, tmp_path):
     sentences, scores = records(["Cash flow fell this year ."], predict_proba)
     explainer(predict_proba, cache_dir=tmp_path).explain(sentences, scores)
-    other_model = SentenceExplainer(predict_proba, model_digest="another", cache_dir=tmp_path,
-                                    options=ExplainOptions())
+    other_model = SentenceExplainer(
+        predict_proba, model_digest="another", cache_dir=tmp_path, options=ExplainOptions()
+    )
     assert not other_model.explain(sentences, scores)[0].cached
     other_budget = explainer(predict_proba, cache_dir=tmp_path, evals_per_word=6)
     assert not other_budget.explain(sentences, scores)[0].cached
@@ -184,8 +201,9 @@ def test_hidden_words_show_one_mask_per_sub_token(predict_proba):
         return predict_proba(texts)
 
     tok = predict_proba.tokenizer
-    with_tok = SentenceExplainer(spy, model_digest="m", options=ExplainOptions(cache=False),
-                                 tokenizer=tok)
+    with_tok = SentenceExplainer(
+        spy, model_digest="m", options=ExplainOptions(cache=False), tokenizer=tok
+    )
     with_tok.explain(sentences, scores)
     n_pieces = len(tok.tokenize("Unquestionably"))
     assert n_pieces > 1
@@ -203,21 +221,23 @@ def test_hidden_words_show_one_mask_per_sub_token(predict_proba):
 
 def test_at_full_budget_word_values_are_shaps_token_values_summed(predict_proba):
     shap = pytest.importorskip("shap")
-    texts = ["Net loss widened sharply, while revenue (excluding Xilinx) rose to a record.",
-             "The company's sales didn't grow; cash flow fell."]
+    texts = [
+        "Net loss widened sharply, while revenue (excluding Xilinx) rose to a record.",
+        "The company's sales didn't grow; cash flow fell.",
+    ]
     sentences, scores = records(texts, predict_proba)
     tok = predict_proba.tokenizer
     ours = explainer(predict_proba, max_evals=10**6, cache=False).explain(sentences, scores)
-    reference = shap.Explainer(lambda x: predict_proba([str(t) for t in x]),
-                               shap.maskers.Text(tok))
+    reference = shap.Explainer(lambda x: predict_proba([str(t) for t in x]), shap.maskers.Text(tok))
     for text, score, exp in zip(texts, scores, ours, strict=True):
         res = reference([text], max_evals=10**6, silent=True)
         column = LABELS.index(score.label)
         token_values = np.asarray(res.values[0])[:, column]
         words = np.zeros(len(exp.words))
         starts = [m.start() for m in re.finditer(r"\S+", text)]
-        for (a, b), v in zip(tok(text, return_offsets_mapping=True)["offset_mapping"],
-                             token_values, strict=True):
+        for (a, b), v in zip(
+            tok(text, return_offsets_mapping=True)["offset_mapping"], token_values, strict=True
+        ):
             if b > a:
                 words[int(np.searchsorted(starts, a, side="right")) - 1] += v
         np.testing.assert_allclose(exp.values, words, atol=1e-9)
@@ -233,8 +253,9 @@ def test_one_word_sentence(predict_proba):
 
 
 def test_two_hundred_token_sentence(predict_proba):
-    phrase = ("the group reported a decline in revenue and an impairment loss while cash flow "
-              "improved , ")
+    phrase = (
+        "the group reported a decline in revenue and an impairment loss while cash flow improved , "
+    )
     words = phrase.split()
     text = " ".join((words * 20)[:150]) + " ."
     sentences, scores = records([text], predict_proba)

@@ -22,15 +22,23 @@ from models.data import (
 
 
 def _examples(n_per_class: int = 20, prefix: str = "") -> list[Example]:
-    return [Example(text=f"{prefix}{label} sentence number {i} about the company.", label=label,
-                    source="test")
-            for label in ("positive", "negative", "neutral") for i in range(n_per_class)]
+    return [
+        Example(
+            text=f"{prefix}{label} sentence number {i} about the company.",
+            label=label,
+            source="test",
+        )
+        for label in ("positive", "negative", "neutral")
+        for i in range(n_per_class)
+    ]
 
 
 def test_phrasebank_lines_are_read_as_latin1_with_their_licence(tmp_path: Path) -> None:
     path = tmp_path / "Sentences_50Agree.txt"
-    path.write_bytes("Net sales rose 5 % to EUR 10 mn , caf\xe9 chain says .@positive\r\n"
-                     "Operating loss widened .@negative\n".encode("latin-1"))
+    path.write_bytes(
+        "Net sales rose 5 % to EUR 10 mn , caf\xe9 chain says .@positive\r\n"
+        "Operating loss widened .@negative\n".encode("latin-1")
+    )
     data = load_examples([path])
     assert [e.label for e in data.examples] == ["positive", "negative"]
     assert "café" in data.examples[0].text
@@ -46,22 +54,29 @@ def test_sentfin_keeps_headlines_whose_entities_agree(tmp_path: Path) -> None:
         "1,SpiceJet to issue warrants,{'SpiceJet': 'neutral'},4\n"
         "2,\"Dr Reddy's, Cipla gain\",\"{\"Dr Reddy's\": 'positive', 'Cipla': 'positive'}\",4\n"
         "3,Gold up silver down,\"{'Gold': 'positive', 'Silver': 'negative'}\",4\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     data = load_examples([path])
     assert [(e.text, e.label) for e in data.examples] == [
-        ("SpiceJet to issue warrants", "neutral"), ("Dr Reddy's, Cipla gain", "positive")]
+        ("SpiceJet to issue warrants", "neutral"),
+        ("Dr Reddy's, Cipla gain", "positive"),
+    ]
     assert data.sources[0].format == "sentfin" and data.sources[0].commercial_use
 
 
 def test_fiqa_scores_become_three_labels(tmp_path: Path) -> None:
     path = tmp_path / "task1_headline_ABSA_train.json"
-    path.write_text(json.dumps({
-        "1": {"sentence": "A soars", "info": [{"sentiment_score": "0.6", "target": "A"}]},
-        "2": {"sentence": "B slumps", "info": [{"sentiment_score": "-0.5", "target": "B"}]},
-        "3": {"sentence": "C holds", "info": [{"sentiment_score": "0.05", "target": "C"}]},
-    }), encoding="utf-8")
-    assert [e.label for e in load_examples([path]).examples] == [
-        "positive", "negative", "neutral"]
+    path.write_text(
+        json.dumps(
+            {
+                "1": {"sentence": "A soars", "info": [{"sentiment_score": "0.6", "target": "A"}]},
+                "2": {"sentence": "B slumps", "info": [{"sentiment_score": "-0.5", "target": "B"}]},
+                "3": {"sentence": "C holds", "info": [{"sentiment_score": "0.05", "target": "C"}]},
+            }
+        ),
+        encoding="utf-8",
+    )
+    assert [e.label for e in load_examples([path]).examples] == ["positive", "negative", "neutral"]
 
 
 def test_unreadable_file_is_refused_with_a_message(tmp_path: Path) -> None:
@@ -79,9 +94,9 @@ def test_split_is_deterministic_stratified_and_digested() -> None:
     assert a.split_digest == b.split_digest and a.eval == b.eval
     assert split_examples(examples, 0.2, seed=8).split_digest != a.split_digest
     assert len(a.eval) == 30
-    assert {lab: sum(e.label == lab for e in a.eval) for lab in ("positive", "negative",
-                                                                 "neutral")} == {
-        "positive": 10, "negative": 10, "neutral": 10}
+    assert {
+        lab: sum(e.label == lab for e in a.eval) for lab in ("positive", "negative", "neutral")
+    } == {"positive": 10, "negative": 10, "neutral": 10}
     assert not {e.text for e in a.train} & {e.text for e in a.eval}
 
 
@@ -92,8 +107,10 @@ def test_clean_data_passes_validation() -> None:
 
 
 def test_unknown_labels_and_empty_texts_block_with_numbers() -> None:
-    train = _examples() + [Example(text="Sales rose.", label="bullish", source="t"),
-                           Example(text="  ", label="neutral", source="t")]
+    train = _examples() + [
+        Example(text="Sales rose.", label="bullish", source="t"),
+        Example(text="  ", label="neutral", source="t"),
+    ]
     report = validate_split(make_split(train, _examples(3, "eval ")))
     codes = {a.code: a for a in report.anomalies}
     assert codes["unknown_label"].count == 1 and "bullish" in codes["unknown_label"].message
@@ -107,8 +124,10 @@ def test_duplicates_beyond_the_share_block_and_few_are_cleaned() -> None:
     dup = [a for a in report.anomalies if a.code == "duplicate_text"]
     assert dup and dup[0].count == 10 and "10 of 70" in dup[0].message
 
-    few = _examples(100) + [_examples(100)[0], Example(text=_examples(100)[1].text,
-                                                       label="neutral", source="t")]
+    few = _examples(100) + [
+        _examples(100)[0],
+        Example(text=_examples(100)[1].text, label="neutral", source="t"),
+    ]
     kept, removed = deduplicate(few)
     assert removed == {"duplicate": 1, "conflicting_label": 2}
     assert len(kept) == 300 - 1
@@ -116,15 +135,17 @@ def test_duplicates_beyond_the_share_block_and_few_are_cleaned() -> None:
 
 def test_length_outliers_block() -> None:
     train = _examples() + [Example(text="word " * 400, label="neutral", source="t")]
-    report = validate_split(make_split(train, _examples(3, "eval ")),
-                            DataSchema(max_length_outlier_share=0.0))
+    report = validate_split(
+        make_split(train, _examples(3, "eval ")), DataSchema(max_length_outlier_share=0.0)
+    )
     assert [a.count for a in report.anomalies if a.code == "length_outlier"] == [1]
 
 
 def test_overlap_between_train_and_eval_blocks() -> None:
     train = _examples()
-    evals = [Example(text=train[0].text.upper(), label=train[0].label, source="e")] + \
-        _examples(3, "eval ")
+    evals = [Example(text=train[0].text.upper(), label=train[0].label, source="e")] + _examples(
+        3, "eval "
+    )
     report = validate_split(make_split(train, evals))
     overlap = [a for a in report.anomalies if a.code == "train_eval_overlap"]
     assert overlap and overlap[0].count == 1

@@ -51,8 +51,9 @@ def _perfect(digest: str = "d"):  # noqa: ANN202
 
 def test_gate_floors_and_champion_tolerance() -> None:
     perfect = _perfect()
-    weak = compute_metrics(["positive", "negative", "neutral", "positive"],
-                           np.array([P, P, U, P])).model_copy(update={"eval_digest": "d"})
+    weak = compute_metrics(
+        ["positive", "negative", "neutral", "positive"], np.array([P, P, U, P])
+    ).model_copy(update={"eval_digest": "d"})
     assert bless(perfect, None).blessed
     floors = bless(weak, None, GateOptions(min_accuracy=0.9))
     assert not floors.blessed and "below the floor 0.900" in floors.summary()
@@ -68,20 +69,28 @@ def test_gate_refuses_different_evaluation_sets() -> None:
 
 
 def test_evaluate_command_gives_the_right_numbers_on_a_hand_made_file(
-        tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SESAME_SCORING__THREADS", "1")
     # Sentences the tiny model was trained on, so its predictions are known; two are labelled
     # against what it predicts.
     by_label: dict[str, list[str]] = {}
     for text, label in template_sentences():
         by_label.setdefault(label, []).append(text)
-    rows = [(by_label["positive"][0], "positive"), (by_label["positive"][1], "neutral"),
-            (by_label["negative"][0], "negative"), (by_label["negative"][1], "positive"),
-            (by_label["neutral"][0], "neutral"), (by_label["neutral"][1], "neutral")]
-    path = write_csv([Example(text=t, label=lab, source="h") for t, lab in rows],
-                     tmp_path / "hand.csv")
-    result = CliRunner().invoke(app, ["evaluate", "--data", str(path), "--model-dir",
-                                      str(tiny_model_dir), "--json"])
+    rows = [
+        (by_label["positive"][0], "positive"),
+        (by_label["positive"][1], "neutral"),
+        (by_label["negative"][0], "negative"),
+        (by_label["negative"][1], "positive"),
+        (by_label["neutral"][0], "neutral"),
+        (by_label["neutral"][1], "neutral"),
+    ]
+    path = write_csv(
+        [Example(text=t, label=lab, source="h") for t, lab in rows], tmp_path / "hand.csv"
+    )
+    result = CliRunner().invoke(
+        app, ["evaluate", "--data", str(path), "--model-dir", str(tiny_model_dir), "--json"]
+    )
     assert result.exit_code == 0, result.output
     got = json.loads(result.stdout)
     assert got["n"] == 6 and got["accuracy"] == pytest.approx(4 / 6, abs=1e-4)

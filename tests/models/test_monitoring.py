@@ -35,37 +35,71 @@ from models.monitoring import (
 # ---------------------------------------------------------------------------------------------
 # Generated text: report-like sentences and tweet-like posts
 
-SUBJECTS = ["Revenue", "Net income", "Operating profit", "The Group's gross margin", "Free cash",
-            "Adjusted EBITDA", "Comparable sales", "Total equity", "The order book",
-            "Net debt", "Operating expenses", "Research and development spending"]
+SUBJECTS = [
+    "Revenue",
+    "Net income",
+    "Operating profit",
+    "The Group's gross margin",
+    "Free cash",
+    "Adjusted EBITDA",
+    "Comparable sales",
+    "Total equity",
+    "The order book",
+    "Net debt",
+    "Operating expenses",
+    "Research and development spending",
+]
 VERBS = ["increased", "decreased", "remained stable", "improved", "declined", "grew"]
-AMOUNTS = ["by 4.2%", "to EUR 1,234 million", "by USD 56 million", "to 12.5% of sales",
-           "by 310 basis points", "compared with the prior year"]
-TAILS = ["mainly due to higher volumes in North America.",
-         "reflecting the impairment of goodwill recognised in the fourth quarter.",
-         "as a result of the restructuring programme announced in 2022.",
-         "driven by favourable currency effects and pricing.",
-         "in line with the outlook communicated at the beginning of the year.",
-         "which the Board considers adequate for the Group's liquidity needs."]
+AMOUNTS = [
+    "by 4.2%",
+    "to EUR 1,234 million",
+    "by USD 56 million",
+    "to 12.5% of sales",
+    "by 310 basis points",
+    "compared with the prior year",
+]
+TAILS = [
+    "mainly due to higher volumes in North America.",
+    "reflecting the impairment of goodwill recognised in the fourth quarter.",
+    "as a result of the restructuring programme announced in 2022.",
+    "driven by favourable currency effects and pricing.",
+    "in line with the outlook communicated at the beginning of the year.",
+    "which the Board considers adequate for the Group's liquidity needs.",
+]
 TICKERS = ["$AAPL", "$TSLA", "$FB", "$AMZN", "$NFLX", "$SPY", "$GOOG"]
-SLANG = ["to the moon", "lol", "buying more calls", "short squeeze incoming", "bagholders",
-         "this is gonna rip", "dump it", "long setup", "MACD cross", "bullish af"]
+SLANG = [
+    "to the moon",
+    "lol",
+    "buying more calls",
+    "short squeeze incoming",
+    "bagholders",
+    "this is gonna rip",
+    "dump it",
+    "long setup",
+    "MACD cross",
+    "bullish af",
+]
 
 
 def report_sentences(n: int, seed: int = 0) -> list[str]:
     """Long, formal, number-bearing sentences like those of an annual report."""
     rng = random.Random(seed)
-    return [f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(AMOUNTS)} in "
-            f"{rng.choice(['2021', '2022', '2023', 'the quarter', 'the first half'])}, "
-            f"{rng.choice(TAILS)}" for _ in range(n)]
+    return [
+        f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(AMOUNTS)} in "
+        f"{rng.choice(['2021', '2022', '2023', 'the quarter', 'the first half'])}, "
+        f"{rng.choice(TAILS)}"
+        for _ in range(n)
+    ]
 
 
 def tweet_posts(n: int, seed: int = 0) -> list[str]:
     """Short microblog posts with tickers, slang and links."""
     rng = random.Random(seed)
-    return [f"{rng.choice(TICKERS)} {rng.choice(SLANG)} {rng.choice(['!!', '', ':)', '...'])} "
-            f"{rng.choice(['http://stks.co/' + str(rng.randint(100, 999)), '', '#stocks'])}"
-            .strip() for _ in range(n)]
+    return [
+        f"{rng.choice(TICKERS)} {rng.choice(SLANG)} {rng.choice(['!!', '', ':)', '...'])} "
+        f"{rng.choice(['http://stks.co/' + str(rng.randint(100, 999)), '', '#stocks'])}".strip()
+        for _ in range(n)
+    ]
 
 
 def probs_for(labels: list[int], seed: int = 0, peak: float = 0.8) -> np.ndarray:
@@ -103,8 +137,15 @@ def tiny(tiny_model_dir: Path):
 
 def profile_of(texts, tiny, seed=0, **kwargs) -> Profile:
     tokenizer, proba, embed = tiny
-    return build_profile(texts, proba(texts), tokenizer=tokenizer, embed=embed,
-                         languages=english, seed=seed, **kwargs)
+    return build_profile(
+        texts,
+        proba(texts),
+        tokenizer=tokenizer,
+        embed=embed,
+        languages=english,
+        seed=seed,
+        **kwargs,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,8 +181,14 @@ def test_profile_round_trips_through_json(tiny, tmp_path):
 
 def test_profile_samples_are_capped():
     texts = report_sentences(300)
-    prof = build_profile(texts, probs_for([2] * 300), languages=english, sample_size=100,
-                         embed=lambda xs: np.ones((len(xs), 4)), embed_size=20)
+    prof = build_profile(
+        texts,
+        probs_for([2] * 300),
+        languages=english,
+        sample_size=100,
+        embed=lambda xs: np.ones((len(xs), 4)),
+        embed_size=20,
+    )
     assert prof.n_sentences == 300 and prof.n_sample == 100
     assert prof.embeddings.shape == (20, 4)
     assert prof.label_counts["neutral"] == 300
@@ -160,8 +207,11 @@ def test_array_sample_packs_float16():
 def test_languages_are_detected_repeatably():
     from models.monitoring import detect_languages
 
-    texts = ["The company reported a strong increase in revenue for the year.",
-             "Het bedrijf rapporteerde een sterke stijging van de omzet dit jaar.", "12345"]
+    texts = [
+        "The company reported a strong increase in revenue for the year.",
+        "Het bedrijf rapporteerde een sterke stijging van de omzet dit jaar.",
+        "12345",
+    ]
     first = detect_languages(texts)
     assert first[:2] == ["en", "nl"] and first[2] == "unknown"
     assert detect_languages(texts) == first
@@ -211,23 +261,31 @@ def test_strong_label_mix_shift_is_drift_and_a_small_one_is_not():
 def test_large_samples_need_a_large_effect_not_just_a_small_p_value():
     # 50,000 vs 50,000 sentences, shares off by 2 points: the chi-square p-value is tiny, the
     # PSI is not, and the decision follows the effect.
-    test = categorical_test("label_shares", {"positive": 10000, "negative": 5000,
-                                             "neutral": 35000},
-                            {"positive": 11000, "negative": 5000, "neutral": 34000},
-                            psi_threshold=0.2, alpha=0.01)
+    test = categorical_test(
+        "label_shares",
+        {"positive": 10000, "negative": 5000, "neutral": 35000},
+        {"positive": 11000, "negative": 5000, "neutral": 34000},
+        psi_threshold=0.2,
+        alpha=0.01,
+    )
     assert test.p_value < 1e-10 and test.effect < 0.01 and not test.drifted
 
 
 def test_small_samples_need_a_small_p_value_not_just_a_large_effect():
-    test = categorical_test("label_shares", {"positive": 2, "negative": 1, "neutral": 7},
-                            {"positive": 5, "negative": 3, "neutral": 2},
-                            psi_threshold=0.2, alpha=0.01)
+    test = categorical_test(
+        "label_shares",
+        {"positive": 2, "negative": 1, "neutral": 7},
+        {"positive": 5, "negative": 3, "neutral": 2},
+        psi_threshold=0.2,
+        alpha=0.01,
+    )
     assert test.effect > 0.2 and test.p_value > 0.01 and not test.drifted
 
 
 def test_a_category_missing_on_one_side_keeps_psi_finite():
-    test = categorical_test("language", {"en": 500}, {"en": 200, "nl": 300},
-                            psi_threshold=0.2, alpha=0.01)
+    test = categorical_test(
+        "language", {"en": 500}, {"en": 200, "nl": 300}, psi_threshold=0.2, alpha=0.01
+    )
     assert np.isfinite(test.effect) and test.drifted
 
 
@@ -266,10 +324,12 @@ def test_a_run_too_small_to_test_is_not_called_drift():
 def test_non_gating_tests_are_shown_but_do_not_decide():
     rng = np.random.default_rng(0)
     texts = report_sentences(1000, seed=5)
-    ref = build_profile(texts[:500], probs_for(rng.choice(3, 500, p=[.2, .1, .7]).tolist()),
-                        languages=english)
-    cur = build_profile(texts[500:], probs_for(rng.choice(3, 500, p=[.1, .8, .1]).tolist()),
-                        languages=english)
+    ref = build_profile(
+        texts[:500], probs_for(rng.choice(3, 500, p=[0.2, 0.1, 0.7]).tolist()), languages=english
+    )
+    cur = build_profile(
+        texts[500:], probs_for(rng.choice(3, 500, p=[0.1, 0.8, 0.1]).tolist()), languages=english
+    )
     info_only = DriftThresholds(gating=("domain_classifier",))
     report = compare(ref, cur, info_only)
     label = next(t for t in report.tests if t.name == "label_shares")
@@ -288,8 +348,12 @@ def test_profiles_without_embeddings_fall_back_to_descriptors():
 
 
 def _drift_report(run_id: str = "run-1"):
-    ref = build_profile(report_sentences(300, 1), probs_for([2] * 300), languages=english,
-                        source="reference <b>v1</b>")
+    ref = build_profile(
+        report_sentences(300, 1),
+        probs_for([2] * 300),
+        languages=english,
+        source="reference <b>v1</b>",
+    )
     cur = build_profile(tweet_posts(200, 2), probs_for([1] * 200), languages=english)
     return compare(ref, cur, run_id=run_id), cur
 
@@ -324,14 +388,21 @@ def test_run_report_dir_is_safe_for_odd_run_ids(tmp_path):
 # Agreement and feedback
 
 
-def _feedback(version: str, agree: int, disagree: int, start: datetime,
-              key_prefix: str = "") -> list[Feedback]:
+def _feedback(
+    version: str, agree: int, disagree: int, start: datetime, key_prefix: str = ""
+) -> list[Feedback]:
     rows = []
     for i in range(agree + disagree):
-        rows.append(Feedback(sentence_key=f"{key_prefix}{version}:{i}", model_version=version,
-                             model_label="positive",
-                             reviewer_label="positive" if i < agree else "negative",
-                             reviewed_at=start + timedelta(hours=i), text=f"sentence {i}"))
+        rows.append(
+            Feedback(
+                sentence_key=f"{key_prefix}{version}:{i}",
+                model_version=version,
+                model_label="positive",
+                reviewer_label="positive" if i < agree else "negative",
+                reviewed_at=start + timedelta(hours=i),
+                text=f"sentence {i}",
+            )
+        )
     return rows
 
 
@@ -355,10 +426,16 @@ def test_agreement_needs_enough_reviews_before_alarming():
 
 def test_agreement_counts_the_latest_review_of_each_sentence():
     t0 = datetime(2024, 3, 1, tzinfo=UTC)
-    first = Feedback(sentence_key="d:1", model_version="1", model_label="neutral",
-                     reviewer_label="negative", reviewed_at=t0)
-    second = first.model_copy(update={"reviewer_label": "neutral",
-                                      "reviewed_at": t0 + timedelta(hours=1)})
+    first = Feedback(
+        sentence_key="d:1",
+        model_version="1",
+        model_label="neutral",
+        reviewer_label="negative",
+        reviewed_at=t0,
+    )
+    second = first.model_copy(
+        update={"reviewer_label": "neutral", "reviewed_at": t0 + timedelta(hours=1)}
+    )
     rep = agreement([second, first], min_reviews=1)
     assert rep.overall[0].n == 1 and rep.overall[0].agreed == 1
 
@@ -392,8 +469,9 @@ def model_with_reference(tiny_model_dir: Path, tmp_path_factory: pytest.TempPath
     return model_dir, scorer
 
 
-def store_run(texts: list[str], scorer, model_dir: Path, run_id: str,
-              headings: tuple[str, ...] = ()) -> str:
+def store_run(
+    texts: list[str], scorer, model_dir: Path, run_id: str, headings: tuple[str, ...] = ()
+) -> str:
     """Save a hand-built analyzed document and its run in the test's results store."""
     import hashlib
 
@@ -402,17 +480,40 @@ def store_run(texts: list[str], scorer, model_dir: Path, run_id: str,
     from app.store import ResultStore
 
     doc_id = hashlib.sha256(run_id.encode()).hexdigest()
-    sentences = [Sentence(doc_id=doc_id, index=i, page_no=1, start=0, end=len(t), text=t)
-                 for i, t in enumerate(texts)]
-    sentences += [Sentence(doc_id=doc_id, index=len(texts) + i, page_no=1, start=0,
-                           end=len(t), text=t, kind="heading") for i, t in enumerate(headings)]
-    stamp = Stamp(model_name="tiny", model_version=None, model_digest=scorer.digest,
-                  code_version="test", run_id=run_id, created_at=datetime.now(UTC))
+    sentences = [
+        Sentence(doc_id=doc_id, index=i, page_no=1, start=0, end=len(t), text=t)
+        for i, t in enumerate(texts)
+    ]
+    sentences += [
+        Sentence(
+            doc_id=doc_id,
+            index=len(texts) + i,
+            page_no=1,
+            start=0,
+            end=len(t),
+            text=t,
+            kind="heading",
+        )
+        for i, t in enumerate(headings)
+    ]
+    stamp = Stamp(
+        model_name="tiny",
+        model_version=None,
+        model_digest=scorer.digest,
+        code_version="test",
+        run_id=run_id,
+        created_at=datetime.now(UTC),
+    )
     settings = {"scoring": {"model_dir": str(model_dir)}}
     result = DocumentResult(
-        source=f"{run_id}.pdf", status="ok", stamp=stamp, settings=settings,
+        source=f"{run_id}.pdf",
+        status="ok",
+        stamp=stamp,
+        settings=settings,
         document=Document(doc_id=doc_id, file_name=f"{run_id}.pdf", size_bytes=1, n_pages=1),
-        sentences=tuple(sentences), scores=tuple(scorer.score(sentences)))
+        sentences=tuple(sentences),
+        scores=tuple(scorer.score(sentences)),
+    )
     store = ResultStore.from_settings(load_settings())
     store.start_run("analyze", run_id=run_id, stamp=stamp, settings=settings)
     result_id = store.save_result(result, run_id=run_id)
@@ -445,8 +546,9 @@ def test_monitor_report_exits_1_when_a_run_drifts(model_with_reference):
     assert [r.run_id for r in stored] == [run_id] and stored[0].report["drifted"] is True
 
 
-def test_monitor_report_exits_0_for_the_latest_run_like_the_reference(model_with_reference,
-                                                                       tmp_path):
+def test_monitor_report_exits_0_for_the_latest_run_like_the_reference(
+    model_with_reference, tmp_path
+):
     model_dir, scorer = model_with_reference
     store_run(tweet_posts(60, seed=6), scorer, model_dir, "run-1-older")
     store_run(report_sentences(200, seed=12), scorer, model_dir, "run-2-latest")
@@ -476,13 +578,16 @@ def test_monitor_compare_exit_status_follows_the_verdict(tmp_path):
     tweets = build_profile(tweet_posts(200, 2), probs_for([1] * 200), languages=english)
     for name, prof in (("ref", ref), ("same", same), ("tweets", tweets)):
         save_profile(prof, tmp_path / f"{name}.json")
-    assert invoke("compare", str(tmp_path / "ref.json"), str(tmp_path / "same.json")
-                  ).exit_code == 0
-    drift = invoke("compare", str(tmp_path / "ref.json"), str(tmp_path / "tweets.json"),
-                   "--out", str(tmp_path / "r"))
+    assert invoke("compare", str(tmp_path / "ref.json"), str(tmp_path / "same.json")).exit_code == 0
+    drift = invoke(
+        "compare",
+        str(tmp_path / "ref.json"),
+        str(tmp_path / "tweets.json"),
+        "--out",
+        str(tmp_path / "r"),
+    )
     assert drift.exit_code == 1 and (tmp_path / "r" / "report.html").is_file()
-    assert invoke("compare", str(tmp_path / "ref.json"), str(tmp_path / "nope.json")
-                  ).exit_code == 2
+    assert invoke("compare", str(tmp_path / "ref.json"), str(tmp_path / "nope.json")).exit_code == 2
 
 
 def test_monitor_agreement_alerts_on_reviewer_overrides(model_with_reference):
@@ -497,10 +602,15 @@ def test_monitor_agreement_alerts_on_reviewer_overrides(model_with_reference):
     labels = {s.index: sc.label for s, sc in store.sentences(result.result_id)}
     for index in range(4):
         other = next(lab for lab in ("positive", "negative", "neutral") if lab != labels[index])
-        store.add_review(result.result_id, "override", "alice", expected_previous=None,
-                         sentence_index=index, label=other)
-    store.add_review(result.result_id, "agree", "alice", expected_previous=None,
-                     sentence_index=5)
+        store.add_review(
+            result.result_id,
+            "override",
+            "alice",
+            expected_previous=None,
+            sentence_index=index,
+            label=other,
+        )
+    store.add_review(result.result_id, "agree", "alice", expected_previous=None, sentence_index=5)
     agreement_rows = invoke("agreement", "--min-reviews", "5")
     assert agreement_rows.exit_code == 1, agreement_rows.output
     assert "20.0%" in agreement_rows.output  # 1 of 5 reviewed sentences kept the model's label
@@ -529,8 +639,13 @@ def test_run_sentences_leave_headings_out(model_with_reference):
     from models.monitoring import run_sentences
 
     model_dir, scorer = model_with_reference
-    store_run(report_sentences(7, seed=9), scorer, model_dir, "run-headings",
-              headings=("Risk Factors", "Outlook"))
+    store_run(
+        report_sentences(7, seed=9),
+        scorer,
+        model_dir,
+        "run-headings",
+        headings=("Risk Factors", "Outlook"),
+    )
     store = ResultStore.from_settings(load_settings())
     texts, probs = run_sentences(store, "run-headings")
     assert len(texts) == 7 and probs.shape == (7, 3) and "Outlook" not in texts
@@ -551,8 +666,14 @@ def test_reviewed_sentences_export_as_training_csv(model_with_reference, tmp_pat
     store_run(texts, scorer, model_dir, "run-feedback")
     store = ResultStore.from_settings(load_settings())
     (result,) = store.list_results(run_id="run-feedback")
-    store.add_review(result.result_id, "override", "bob", expected_previous=None,
-                     sentence_index=2, label="negative")
+    store.add_review(
+        result.result_id,
+        "override",
+        "bob",
+        expected_previous=None,
+        sentence_index=2,
+        label="negative",
+    )
     store.add_review(result.result_id, "agree", "bob", expected_previous=None, sentence_index=4)
     path, n, digest = export_feedback(load_settings(), tmp_path / "feedback.csv")
     with path.open(encoding="utf-8") as f:

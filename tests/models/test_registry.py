@@ -29,9 +29,16 @@ def _one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
 def bundled(tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The tiny model dressed as the bundled default (models/default/ need not exist)."""
     folder = shutil.copytree(tiny_model_dir, tmp_path / "default")
-    registry.write_card(folder, {"name": "sesame-sentiment", "origin": "bundled",
-                                 "commercial_use": False, "sha256": weights_digest(folder),
-                                 "licences": ["CC BY-NC-SA 3.0"]})
+    registry.write_card(
+        folder,
+        {
+            "name": "sesame-sentiment",
+            "origin": "bundled",
+            "commercial_use": False,
+            "sha256": weights_digest(folder),
+            "licences": ["CC BY-NC-SA 3.0"],
+        },
+    )
     monkeypatch.setattr(registry, "DEFAULT_DIR", folder)
     return folder
 
@@ -40,8 +47,10 @@ def _eval_csv(tmp_path: Path, mislabel: int = 0) -> Path:
     """Template sentences; the first `mislabel` rows carry a label the model will not predict."""
     rows = [Example(text=t, label=lab, source="t") for t, lab in template_sentences(10, seed=3)]
     wrong = {"positive": "negative", "negative": "neutral", "neutral": "positive"}
-    rows = [r.model_copy(update={"label": wrong[r.label]}) if i < mislabel else r
-            for i, r in enumerate(rows)]
+    rows = [
+        r.model_copy(update={"label": wrong[r.label]}) if i < mislabel else r
+        for i, r in enumerate(rows)
+    ]
     return write_csv(rows, tmp_path / f"eval-{mislabel}.csv")
 
 
@@ -54,8 +63,9 @@ def test_model_refs_parse() -> None:
         registry.parse_ref("a@b/3")
 
 
-def test_model_dir_setting_resolves_unregistered(tiny_model_dir: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_model_dir_setting_resolves_unregistered(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SESAME_SCORING__MODEL_DIR", str(tiny_model_dir))
     resolved = registry.resolve_model(load_settings())
     assert resolved.version is None and resolved.path == tiny_model_dir
@@ -90,12 +100,14 @@ def test_tampered_artifact_fails_the_digest_check(bundled: Path) -> None:
         registry.resolve_model(settings)
 
 
-def test_import_goes_through_the_gate_against_the_champion(bundled: Path, tiny_model_dir: Path,
-                                                           tmp_path: Path) -> None:
+def test_import_goes_through_the_gate_against_the_champion(
+    bundled: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
     settings = load_settings()
     evals = _eval_csv(tmp_path)
-    report = registry.import_model(settings, tiny_model_dir, "sesame-sentiment", eval_file=evals,
-                                   licence="Apache-2.0")
+    report = registry.import_model(
+        settings, tiny_model_dir, "sesame-sentiment", eval_file=evals, licence="Apache-2.0"
+    )
     # The champion (registered on first use) is the same model: equal, so within tolerance.
     assert report.champion_before == "1" and report.blessed
     assert report.champion_metrics["accuracy"] == report.metrics["accuracy"]
@@ -104,8 +116,9 @@ def test_import_goes_through_the_gate_against_the_champion(bundled: Path, tiny_m
 
 def test_import_of_a_base_encoder_is_refused(tmp_path: Path) -> None:
     base = build_tiny_base(tmp_path / "base")
-    result = CliRunner().invoke(app, ["models", "import", str(base), "--name", "x", "--eval",
-                                      str(_eval_csv(tmp_path))])
+    result = CliRunner().invoke(
+        app, ["models", "import", str(base), "--name", "x", "--eval", str(_eval_csv(tmp_path))]
+    )
     assert result.exit_code == 1 and "error:" in result.output
     assert registry.list_versions(load_settings()) == []
 
@@ -113,18 +126,31 @@ def test_import_of_a_base_encoder_is_refused(tmp_path: Path) -> None:
 def test_import_command_then_list_show_and_promote(tiny_model_dir: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     evals = str(_eval_csv(tmp_path))
-    done = runner.invoke(app, ["models", "import", str(tiny_model_dir), "--name", "tiny",
-                               "--eval", evals])
+    done = runner.invoke(
+        app, ["models", "import", str(tiny_model_dir), "--name", "tiny", "--eval", evals]
+    )
     assert done.exit_code == 0, done.output
     assert "BLESSED" in done.output and "champion: none -> 1" in done.output
     # Half the rows mislabelled: the same model now falls below the accuracy floor.
-    unblessed = runner.invoke(app, ["models", "import", str(tiny_model_dir), "--name", "tiny",
-                                    "--eval", str(_eval_csv(tmp_path, mislabel=15))])
+    unblessed = runner.invoke(
+        app,
+        [
+            "models",
+            "import",
+            str(tiny_model_dir),
+            "--name",
+            "tiny",
+            "--eval",
+            str(_eval_csv(tmp_path, mislabel=15)),
+        ],
+    )
     assert unblessed.exit_code == 1 and "NOT BLESSED" in unblessed.output
     listing = runner.invoke(app, ["models", "list", "tiny", "--json"])
     rows = json.loads(listing.stdout)
     assert [(r["version"], r["aliases"], r["blessed"]) for r in rows] == [
-        ("2", "", "False"), ("1", "champion", "True")]
+        ("2", "", "False"),
+        ("1", "champion", "True"),
+    ]
     refused = runner.invoke(app, ["models", "promote", "tiny/2"])
     assert refused.exit_code == 1 and "not blessed" in refused.output
     forced = runner.invoke(app, ["models", "promote", "tiny/2", "--force"])
@@ -135,11 +161,18 @@ def test_import_command_then_list_show_and_promote(tiny_model_dir: Path, tmp_pat
 
 def test_trained_version_carries_its_lineage(tmp_path: Path) -> None:
     base = build_tiny_base(tmp_path / "base")
-    data = write_csv([Example(text=t, label=lab, source="t")
-                      for t, lab in unique_template_rows(20)], tmp_path / "d.csv")
-    opts = PipelineOptions(data=[data], base=base, licence="CC0-1.0", name="tiny",
-                           train=TrainOptions(max_steps=3, threads=1),
-                           gate=GateOptions(min_accuracy=0, min_macro_f1=0))
+    data = write_csv(
+        [Example(text=t, label=lab, source="t") for t, lab in unique_template_rows(20)],
+        tmp_path / "d.csv",
+    )
+    opts = PipelineOptions(
+        data=[data],
+        base=base,
+        licence="CC0-1.0",
+        name="tiny",
+        train=TrainOptions(max_steps=3, threads=1),
+        gate=GateOptions(min_accuracy=0, min_macro_f1=0),
+    )
     train_pipeline(opts, load_settings())
     result = CliRunner().invoke(app, ["models", "show", "tiny/1"])
     assert result.exit_code == 0, result.output
@@ -164,5 +197,7 @@ def test_bundled_default_card_matches_its_weights() -> None:
     assert card["sha256"] == weights_digest(registry.DEFAULT_DIR)
     assert card["commercial_use"] is False
     assert any("BY-NC-SA" in s["licence"] for s in card["training"]["sources"])
-    assert card["base_model"]["sha256"] == \
-        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+    assert (
+        card["base_model"]["sha256"]
+        == "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+    )

