@@ -240,7 +240,8 @@ def test_at_full_budget_word_values_are_shaps_token_values_summed(predict_proba)
         ):
             if b > a:
                 words[int(np.searchsorted(starts, a, side="right")) - 1] += v
-        np.testing.assert_allclose(exp.values, words, atol=1e-9)
+        # float32 model outputs: batches of other sizes change the last bits (2e-9 seen)
+        np.testing.assert_allclose(exp.values, words, rtol=0, atol=1e-7)
         assert exp.base_value == pytest.approx(float(res.base_values[0][column]))
 
 
