@@ -109,6 +109,34 @@ class UIOptions(Options):
     `sesame analyze` or the batch."""
 
 
+class BatchOptions(Options):
+    """How the nightly batch runs its documents (`sesame batch run`, `python -m batch.nightly`).
+
+    The folders, run id and client of one batch are arguments of the run, not settings.
+    """
+
+    executor: Literal["ray", "local"] = "ray"
+    """ray: Ray actors (a local instance, or the cluster at `address`); local: this process."""
+    address: str | None = None
+    """Ray cluster address; None: `RAY_ADDRESS`, else a new local Ray instance."""
+    workers: int | None = Field(None, gt=0)
+    """Actors to start; None: one per `cpus_per_worker` CPUs of the cluster."""
+    cpus_per_worker: float = Field(1.0, gt=0)
+    """CPUs (and torch threads) per worker; the local executor uses as many threads."""
+    num_cpus: int | None = Field(None, gt=0)
+    """CPUs of a new local Ray instance; None: all of this machine's."""
+    pages_per_part: int = Field(50, ge=0)
+    """Documents longer than this are analyzed in page-range parts; 0 never splits."""
+    max_attempts: int = Field(2, ge=1)
+    """Tries per part when its worker dies; then the document is recorded as failed."""
+    task_timeout_s: float | None = Field(None, gt=0)
+    """Stop a worker whose part runs longer than this (then retried, as if it had died)."""
+    progress_every_s: float = Field(30.0, gt=0)
+    """When the console is not a terminal (cron, Ray Jobs): a progress line this often."""
+    monitor: bool = True
+    """Test each run's new sentences for drift against the model's reference (a warning)."""
+
+
 class Settings(BaseSettings):
     """Everything configurable, resolved from environment, file and defaults."""
 
@@ -128,6 +156,7 @@ class Settings(BaseSettings):
     explain: ExplainOptions = ExplainOptions()
     store: StoreOptions = StoreOptions()
     ui: UIOptions = UIOptions()
+    batch: BatchOptions = BatchOptions()
 
     @classmethod
     def settings_customise_sources(

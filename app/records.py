@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Literal
 
@@ -236,6 +237,17 @@ def document_status(errors: tuple[StageError, ...] | list[StageError]) -> DocSta
     if errors:
         return "partial"
     return "ok"
+
+
+def count_line(counts: Mapping[str, int], *, skipped: bool = False) -> str:
+    """`3 documents: 2 ok, 0 partial, 1 failed` (`, 4 skipped` added with `skipped`).
+
+    The one line every run ends with, on the console, in summaries and on workpapers.
+    """
+    keys = ("ok", "partial", "failed", "skipped") if skipped else ("ok", "partial", "failed")
+    n = sum(counts.get(k, 0) for k in keys)
+    noun = "document" if n == 1 else "documents"
+    return f"{n} {noun}: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in keys)
 
 
 def settings_digest(settings: dict[str, object]) -> str:

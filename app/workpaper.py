@@ -49,6 +49,7 @@ from app.records import (
     StageError,
     Stamp,
     WordWeight,
+    count_line,
 )
 
 _log = logging.getLogger(__name__)
@@ -1068,29 +1069,20 @@ def _batch_stamp_lines(f: Mapping[str, Any], rows: list[dict[str, Any]]) -> list
     ]
 
 
-def count_line(rows: Sequence[Mapping[str, Any]]) -> str:
-    """`3 documents: 2 ok, 0 partial, 1 failed` (the same line the CLI prints)."""
-    counts = Counter(r.get("status") for r in rows)
-    noun = "document" if len(rows) == 1 else "documents"
-    return (
-        f"{len(rows)} {noun}: {counts['ok']} ok, {counts['partial']} partial, "
-        f"{counts['failed']} failed"
-    )
-
-
 def _batch_cover(
     wb: Workbook, styler: _Styler, rows: list[dict[str, Any]], lines: list[str], title: str
 ) -> None:
     sheet = _Sheet(wb, styler, "Batch", title, lines, (28, 90), landscape=False)
     sheet.blank()
-    statuses = Counter(r.get("status") for r in rows)
+    statuses = Counter(str(r.get("status")) for r in rows)
     status = "failed" if statuses["failed"] else "partial" if statuses["partial"] else "ok"
     verdict = {
         "ok": "every document was read fully.",
         "partial": "some documents were not read fully; see Exceptions.",
         "failed": "some documents FAILED; see Exceptions.",
     }[status]
-    sheet.banner(f"{count_line(rows)}: {verdict}", status)
+    line = count_line(statuses, skipped=bool(statuses["skipped"]))
+    sheet.banner(f"{line}: {verdict}", status)
     sheet.blank()
     totals: Counter[str] = Counter()
     for row in rows:

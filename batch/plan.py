@@ -16,11 +16,13 @@ same plan and gives the same rows.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from app.digests import sha256_bytes
+from app.ingest import pdf_page_count
 
 _log = logging.getLogger(__name__)
 
@@ -45,7 +47,11 @@ class InputFile:
     """Page count (0 when the PDF cannot be opened: it is then analyzed in one part, which
     reports why)."""
     error: str | None = None
-    """Why the file could not be read at all."""
+    """Why the file could not be read at all (or was refused: see `error_code`)."""
+    error_code: str = "unreadable"
+    """The StageError code of `error`: unreadable, or refused (over an upload limit)."""
+    data: bytes | None = field(default=None, repr=False)
+    """The bytes themselves, for inputs that are no file (uploads); None reads `path`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,20 +94,13 @@ def find_pdfs(input_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(input_dir).as_posix())
 
 
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    """sha256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def scan_input(path: Path, input_dir: Path, password: str | None = None) -> InputFile:
-    """Identify one input: relative path, sha256, size and page count."""
-    from app.ingest import pdf_page_count
+    """Identify one input of a folder: relative path, sha256, size and page count."""
+    return identify(path, path.relative_to(input_dir).as_posix(), password)
 
-    source = path.relative_to(input_dir).as_posix()
+
+def identify(path: Path, source: str, password: str | None = None) -> InputFile:
+    """Identify one input file under the name `source`: sha256, size and page count."""
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -117,9 +116,25 @@ def scan_input(path: Path, input_dir: Path, password: str | None = None) -> Inpu
     return InputFile(
         path=path,
         source=source,
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=sha256_bytes(data),
         size_bytes=len(data),
         n_pages=pdf_page_count(data, password),
+    )
+
+
+def identify_bytes(
+    data: bytes, source: str, password: str | None = None, *, refused: str | None = None
+) -> InputFile:
+    """Identify an input that is no file (an upload); `refused` says why it is not analyzed."""
+    return InputFile(
+        path=Path(source),
+        source=source,
+        sha256=sha256_bytes(data),
+        size_bytes=len(data),
+        n_pages=pdf_page_count(data, password) if refused is None else 0,
+        error=refused,
+        error_code="refused" if refused is not None else "unreadable",
+        data=data,
     )
 
 

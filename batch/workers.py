@@ -21,19 +21,20 @@ import logging
 import os
 import re
 import socket
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from app.config import Settings
+from app.errors import OnError
+from app.pipeline import Analyzer, ProgressHook
 from app.records import DocumentResult
+from app.system import peak_rss_mb
 from batch.merge import trim_part
 from batch.plan import InputFile, Part
-
-if TYPE_CHECKING:
-    from app.pipeline import Analyzer
 
 _log = logging.getLogger(__name__)
 
@@ -93,10 +94,16 @@ class Done:
 class PartWorker:
     """Builds the Analyzer once and analyzes parts; the body of each Ray actor."""
 
-    def __init__(self, settings: Settings, expected_digest: str | None = None) -> None:
-        from app.pipeline import Analyzer
-
-        self.analyzer: Analyzer = Analyzer.from_settings(settings)
+    def __init__(
+        self,
+        settings: Settings,
+        expected_digest: str | None = None,
+        *,
+        analyzer: Analyzer | None = None,
+        on_error: OnError = "record",
+    ) -> None:
+        self.analyzer: Analyzer = analyzer or Analyzer.from_settings(settings)
+        self.on_error: OnError = on_error
         digest = self.analyzer.scorer.digest
         if expected_digest is not None and digest != expected_digest:
             # The registry's champion moved between the driver's look-up and this load: the run
@@ -131,6 +138,7 @@ class PartWorker:
         run_id: str,
         client: str | None = None,
         engagement: str | None = None,
+        progress: ProgressHook | None = None,
     ) -> DocumentResult:
         """Analyze one part (its pages plus context) and keep what lies on its own pages."""
         result = self.analyzer.analyze(
@@ -140,7 +148,8 @@ class PartWorker:
             client=client,
             engagement=engagement,
             page_range=part.read,
-            on_error="record",
+            on_error=self.on_error,
+            progress=progress,
         )
         return trim_part(result, part)
 
@@ -152,24 +161,26 @@ class PartWorker:
         run_id: str,
         client: str | None = None,
         engagement: str | None = None,
+        progress: ProgressHook | None = None,
     ) -> tuple[DocumentResult, float, float]:
         """`analyze`, the CPU seconds this process spent on it (the cost model's unit) and the
         process's peak memory in MB (the run's system figures)."""
-        from models.monitoring import peak_rss_mb
-
         cpu0 = time.process_time()
-        result = self.analyze(data, part, file_name, run_id, client, engagement)
+        result = self.analyze(data, part, file_name, run_id, client, engagement, progress)
         return result, time.process_time() - cpu0, peak_rss_mb()
 
 
-def _analyze_job(worker: PartWorker, data: bytes, job: Job) -> tuple[DocumentResult, float, float]:
-    return worker.analyze_timed(
-        data, job.part, job.item.source, job.run_id, job.client, job.engagement
-    )
+StageHook = Callable[[str, str], None]
+"""Told (document source, stage name) as a document moves through an in-process analysis."""
 
 
 class LocalExecutor:
-    """Analyzes jobs one at a time in this process (no Ray): the reference for every other."""
+    """Analyzes jobs one at a time in this process (no Ray): the reference for every other.
+
+    With `analyzer`, the caller's loaded models are used (the CLI, the review screen) and no
+    model is loaded here; `lock` is then held around each analysis (the review screen shares
+    one analyzer between sessions) and `on_stage` hears each stage of each document.
+    """
 
     name = "local"
 
@@ -179,17 +190,29 @@ class LocalExecutor:
         expected_digest: str | None = None,
         *,
         cpus_per_worker: float = 1.0,
+        analyzer: Analyzer | None = None,
+        lock: threading.Lock | None = None,
+        on_stage: StageHook | None = None,
+        on_error: OnError = "record",
     ) -> None:
         self.settings = worker_settings(settings, cpus_per_worker)
         self.expected_digest = expected_digest
+        self.analyzer = analyzer
+        self.on_error: OnError = on_error
+        self.lock = lock
+        self.on_stage = on_stage
         self._queue: deque[tuple[Job, bytes]] = deque()
         self._worker: PartWorker | None = None
         self.workers: list[dict[str, Any]] = []
 
     def start(self) -> None:
-        """Load the model."""
+        """Load the model (or take the caller's analyzer)."""
         try:
-            self._worker = PartWorker(self.settings, self.expected_digest)
+            self._worker = PartWorker(
+                self.settings, self.expected_digest, analyzer=self.analyzer, on_error=self.on_error
+            )
+        except WorkerStartError:
+            raise
         except Exception as e:
             raise WorkerStartError(f"the model could not be loaded: {e}") from e
         self.workers = [self._worker.info()]
@@ -217,9 +240,22 @@ class LocalExecutor:
         if not self._queue or self._worker is None:
             return []
         job, data = self._queue.popleft()
+        hook = self.on_stage
+        progress = (lambda stage: hook(job.item.source, stage)) if hook else None
         try:
-            result, cpu_s, rss = _analyze_job(self._worker, data, job)
+            with self.lock or contextlib.nullcontext():
+                result, cpu_s, rss = self._worker.analyze_timed(
+                    data,
+                    job.part,
+                    job.item.source,
+                    job.run_id,
+                    job.client,
+                    job.engagement,
+                    progress,
+                )
         except Exception as e:
+            if self.on_error == "raise":
+                raise
             _log.exception("analysis of %s raised", job.part.label)
             return [Done(job, failure=_bug_message(job, e))]
         return [Done(job, result=result, worker=f"pid {os.getpid()}", cpu_s=cpu_s, peak_rss_mb=rss)]

@@ -9,19 +9,22 @@ with any reviews, is opened instead.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
 import streamlit as st
 
 from app.config import Settings, UIOptions
 from app.errors import SesameError
-from app.records import ManifestEntry
+from app.ingest import pdf_page_count
+from app.pipeline import Analyzer
+from app.runs import DocRow, RunRequest, run_documents
+from app.store import ResultStore
+from app.ui.auth import current_user
 from app.ui.common import (
     PAGE_REVIEW,
     LoadedAnalyzer,
@@ -31,11 +34,9 @@ from app.ui.common import (
     get_store,
 )
 from app.ui.documents import keep_pdf
-from app.ui.tables import stamp_label
-
-if TYPE_CHECKING:
-    from app.pipeline import Analyzer
-    from app.store import ResultStore
+from app.ui.tables import model_label
+from batch.plan import identify_bytes
+from batch.workers import LocalExecutor, StageHook
 
 _log = logging.getLogger(__name__)
 
@@ -97,8 +98,6 @@ def display_name(name: str) -> str:
 
 def check_limits(data: bytes, name: str, ui: UIOptions, password: str | None = None) -> str | None:
     """Why an upload is refused (too large, too many pages), or None when it may be analyzed."""
-    from app.ingest import pdf_page_count
-
     mb = len(data) / 1024 / 1024
     if mb > ui.max_upload_mb:
         return (
@@ -127,8 +126,6 @@ def _unique(names: Sequence[str]) -> list[str]:
 
 def with_password(analyzer: Analyzer, password: str | None) -> Analyzer:
     """The analyzer reading PDFs with this password; the loaded models are shared, not copied."""
-    from app.pipeline import Analyzer
-
     if not password:
         return analyzer
     ingest = analyzer.settings.ingest.model_copy(update={"password": password})
@@ -150,168 +147,111 @@ def analyze_uploads(
 ) -> UploadRun:
     """Check, analyze, keep and store each uploaded file as one run; never raises for a file.
 
+    The run service does the work as for `sesame analyze`: a file already analyzed with this
+    model and settings is not analyzed again (its stored result and reviews are opened).
     `password` opens password-protected files of this upload (it is never stored; the result's
     settings only say that one was given).
     """
-    from app.pipeline import new_run_id
-
     store: ResultStore = get_store(settings)
-    loaded = LoadedAnalyzer(with_password(loaded.analyzer, password), loaded.lock)
-    analyzer = loaded.analyzer
+    analyzer = with_password(loaded.analyzer, password)
     names = _unique([display_name(n) for n, _ in files])
-    run_id = new_run_id()
-    stamp = analyzer.stamp(run_id)
-    store.start_run(
-        "analyze",
-        run_id=run_id,
-        stamp=stamp,
-        settings=analyzer.settings_data,
-        manifest=[
-            ManifestEntry(path=name, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
-            for name, (_, data) in zip(names, files, strict=True)
-        ],
-    )
-    run = UploadRun(run_id=run_id, model=stamp_label(stamp))
-    n = len(files)
-    for i, (name, (_, data)) in enumerate(zip(names, files, strict=True)):
-
-        def tell(stage: str, _i: int = i, _name: str = name) -> None:
-            if progress:
-                share = (_i + _STAGE_SHARE.get(stage, 0.0)) / n
-                progress(
-                    min(share, 1.0), f"{_name} ({_i + 1} of {n}): {STAGE_TEXT.get(stage, stage)}"
-                )
-
-        tell("ingest")
-        outcome = _analyze_one(
-            name,
+    inputs = [
+        identify_bytes(
             data,
-            settings=settings,
-            loaded=loaded,
-            run_id=run_id,
+            name,
+            password,
+            refused=check_limits(data, name, settings.ui, password),
+        )
+        for name, (_, data) in zip(names, files, strict=True)
+    ]
+    position = {name: i for i, name in enumerate(names)}
+    n = len(files)
+    outcomes: list[Outcome] = []
+
+    def tell(source: str, stage: str) -> None:
+        if progress:
+            i = position.get(source, 0)
+            share = (i + _STAGE_SHARE.get(stage, 0.0)) / n
+            progress(min(share, 1.0), f"{source} ({i + 1} of {n}): {STAGE_TEXT.get(stage, stage)}")
+
+    def on_event(kind: str, data: dict[str, Any]) -> None:
+        if kind == "doc_started":
+            tell(data["source"], "ingest")
+        elif kind == "stage":
+            tell(data["source"], data["stage"])
+        elif kind == "doc_finished":
+            outcome = _outcome(data["row"])
+            outcomes.append(outcome)
+            if on_outcome:
+                on_outcome(outcome)
+
+    def make_executor(_n_parts: int, on_stage: StageHook) -> LocalExecutor:
+        executor = LocalExecutor(
+            analyzer.settings, analyzer=analyzer, lock=loaded.lock, on_stage=on_stage
+        )
+        executor.start()
+        return executor
+
+    finished = run_documents(
+        RunRequest(
+            kind="analyze",
+            inputs=inputs,
             client=client,
             engagement=engagement,
-            progress=tell,
-        )
-        run.outcomes.append(outcome)
-        if on_outcome:
-            on_outcome(outcome)
-    store.finish_run(
-        run_id,
-        summary={
-            "via": "review UI",
-            "user": reviewer,
-            "count_line": run.count_line(),
-            "client": client,
-            "engagement": engagement,
-            "documents": [
-                {
-                    "source": o.name,
-                    "sha256": o.sha256,
-                    "status": o.status,
-                    "result_id": o.result_id,
-                    "errors": list(o.messages),
-                }
-                for o in run.outcomes
-            ],
-        },
+            monitor=True,
+            extra_summary={
+                "via": "review UI",
+                "user": reviewer,
+                "client": client,
+                "engagement": engagement,
+            },
+        ),
+        analyzer.settings,
+        model=analyzer.scorer,
+        make_executor=make_executor,
+        store=store,
+        on_event=on_event,
+        scorer=analyzer.scorer,
     )
-    if any(o.status in ("ok", "partial") and o.sentences for o in run.outcomes):
-        if progress:
-            progress(1.0, "testing the sentences for drift against the model's reference…")
-        run.drift, run.drifted = check_drift(settings, run_id, store, loaded)
+    for item, row in zip(inputs, finished.rows, strict=True):
+        # the bytes of every PDF read (or read before) stay for the page images
+        if item.data is not None and not {"refused", "not_pdf"} & set(row.error_codes):
+            keep_pdf(settings, item.data)
+    run = UploadRun(
+        run_id=finished.run_id or "",
+        model=model_label(analyzer.scorer.name, analyzer.scorer.version, analyzer.scorer.digest),
+        outcomes=[_outcome(r) for r in finished.rows],
+    )
+    if finished.drift:
+        run.drift = finished.drift[:1].upper() + finished.drift[1:]
+        run.drifted = finished.drifted
     if progress:
         progress(1.0, run.count_line())
     return run
 
 
-def check_drift(
-    settings: Settings, run_id: str, store: ResultStore, loaded: LoadedAnalyzer
-) -> tuple[str, bool]:
-    """Test the run against its model's reference profile: (verdict line, drifted).
-
-    As with `sesame analyze`, drift is a warning for the reviewer, never a failed upload.
-    """
-    from models.monitoring import drift_verdict
-
-    with loaded.lock:
-        line, drifted, _report = drift_verdict(settings, run_id, store, loaded.analyzer.scorer)
-    return line[:1].upper() + line[1:], drifted
-
-
-def _analyze_one(
-    name: str,
-    data: bytes,
-    *,
-    settings: Settings,
-    loaded: LoadedAnalyzer,
-    run_id: str,
-    client: str | None,
-    engagement: str | None,
-    progress: Callable[[str], None],
-) -> Outcome:
-    store = get_store(settings)
-    analyzer = loaded.analyzer
-    sha = hashlib.sha256(data).hexdigest()
-    refusal = check_limits(data, name, settings.ui, analyzer.settings.ingest.password)
-    if refusal:
-        store.record_run_document(run_id, name, "failed", doc_id=sha, error=refusal)
-        return Outcome(name=name, status="refused", sha256=sha, messages=(refusal,))
-    stored = store.result_id(sha, analyzer.scorer.digest, analyzer.settings_digest)
-    if stored is not None:
-        summary = store.list_results(doc_id=sha, model_digest=analyzer.scorer.digest)
-        found = next((s for s in summary if s.result_id == stored), None)
-        store.record_run_document(run_id, name, "skipped", doc_id=sha, result_id=stored)
-        keep_pdf(settings, data)
-        if found is not None:
-            loaded_result = store.load_result(stored) if found.n_errors else None
-            errors = loaded_result.errors if loaded_result is not None else ()
-            return Outcome(
-                name=name,
-                status=found.status,
-                result_id=stored,
-                sha256=sha,
-                sentences=found.n_sentences,
-                messages=tuple(e.message for e in errors),
-                codes=tuple(e.code for e in errors),
-                note=f"analysed before with this model and settings "
-                f"({found.created_at:%Y-%m-%d %H:%M} UTC); the stored result and its "
-                "reviews are kept",
-            )
-    try:
-        with loaded.lock:  # one analysis at a time: two cores, and one model in memory
-            result = analyzer.analyze(
-                data,
-                file_name=name,
-                run_id=run_id,
-                client=client,
-                engagement=engagement,
-                on_error="record",
-                progress=progress,
-            )
-        if result.document is not None:
-            keep_pdf(settings, data)
-        result_id = store.save_result(result, run_id=run_id)
-    except SesameError as e:
-        store.record_run_document(run_id, name, "failed", doc_id=sha, error=e.message)
-        return Outcome(name=name, status="failed", sha256=sha, messages=(e.message,))
-    store.record_run_document(
-        run_id,
-        name,
-        result.status,
-        doc_id=result.doc_id,
-        timings=result.timings,
-        result_id=result_id,
-        error="; ".join(e.message for e in result.errors) or None,
-    )
+def _outcome(row: DocRow) -> Outcome:
+    """How an uploaded file ended, from its row in the run."""
+    errors = row.row.get("errors") or ()
+    status = "refused" if "refused" in row.error_codes else row.status
+    note = ""
+    if row.reused:
+        when = (row.reused_from or "").replace("T", " ")
+        note = (
+            f"analysed before with this model and settings ({when} UTC); the stored result "
+            "and its reviews are kept"
+            if when
+            else row.note or ""
+        )
     return Outcome(
-        name=name,
-        status=result.status,
-        result_id=result_id,
-        sha256=result.doc_id,
-        sentences=len(result.sentences),
-        messages=tuple(e.message for e in result.errors),
-        codes=tuple(e.code for e in result.errors),
+        name=row.source,
+        status=status,
+        result_id=row.result_id,
+        sha256=row.row.get("sha256"),
+        sentences=row.row.get("sentences") or 0,
+        messages=tuple(str(e.get("message")) for e in errors),
+        note=note,
+        codes=row.error_codes,
     )
 
 
@@ -371,8 +311,6 @@ def _show_run(run: UploadRun) -> None:
 
 def render() -> None:
     """The Analyze page."""
-    from app.ui.auth import current_user
-
     settings = get_settings()
     user = current_user()
     ui = settings.ui

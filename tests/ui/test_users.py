@@ -9,7 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from app.ui import cli_users
+from app.cli import users as cli_users
 from app.ui.users import (
     User,
     UsersFileError,

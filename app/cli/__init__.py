@@ -1,4 +1,16 @@
-"""The `sesame` command: analyze reports, train and manage models, run batches, monitor drift."""
+"""The `sesame` command: analyze reports, train and manage models, run batches, monitor drift.
+
+| module | commands |
+|---|---|
+| `analyze` | `sesame analyze` (and the options it shares with `batch run`) |
+| `batch` | `sesame batch run`, `sesame batch status` |
+| `models` | `sesame train`, `sesame evaluate`, `sesame models ...` |
+| `monitor` | `sesame monitor ...` |
+| `users` | `sesame users ...` (logins of the review screen) |
+
+The top of the layers: commands parse options into `Settings` and call the run service, the
+training pipeline, the registry and monitoring; no command decides how a document is analyzed.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +19,8 @@ import os
 from typing import Annotated
 
 import typer
+
+from app.version import git_commit, package_version
 
 app = typer.Typer(
     name="sesame",
@@ -53,21 +67,18 @@ def _root(
 @app.command()
 def version() -> None:
     """Print sesame's version and git commit."""
-    from app.version import git_commit, package_version
-
     typer.echo(f"sesame {package_version()} ({git_commit() or 'no git commit'})")
 
 
 def _mount() -> None:
-    """Attach every command group. Each group lives beside the code it drives."""
-    from app import cli_analyze, cli_batch, cli_models, cli_monitor
-    from app.ui import cli_users
+    """Attach every command group (one module of this package each)."""
+    from app.cli import analyze, batch, models, monitor, users
 
-    cli_analyze.register(app)
-    cli_models.register(app)
-    cli_batch.register(app)
-    cli_monitor.register(app)
-    cli_users.register(app)
+    analyze.register(app)
+    models.register(app)
+    batch.register(app)
+    monitor.register(app)
+    users.register(app)
 
 
 _mount()
@@ -76,7 +87,3 @@ _mount()
 def main() -> None:
     """Console entry point."""
     app()
-
-
-if __name__ == "__main__":
-    main()

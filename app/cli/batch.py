@@ -10,9 +10,22 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
-from app.cli_analyze import ExplainOpt, ModelDirOpt, ModelOpt, PasswordOpt
-from batch.plan import DEFAULT_PAGES_PER_PART
+from app.cli.analyze import say_drift
+from app.cli.options import ExplainOpt, ModelDirOpt, ModelOpt, PasswordOpt, with_overrides
+from app.config import load_settings
+from app.store import ResultStore
+from batch.run import (
+    EXIT_INTERRUPTED,
+    EXIT_NOT_STARTED,
+    EXIT_USAGE,
+    BatchOptions,
+    BatchStartError,
+    BatchUsageError,
+    run_batch,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -41,9 +54,13 @@ def run(
         ),
     ] = None,
     executor: Annotated[
-        Literal["ray", "local"],
-        typer.Option(help="ray: Ray actors; local: this process only, no Ray (same results)."),
-    ] = "ray",
+        Literal["ray", "local"] | None,
+        typer.Option(
+            help="ray: Ray actors; local: this process only, no Ray (same results). "
+            "Default: settings (batch.executor, ray).",
+            show_default=False,
+        ),
+    ] = None,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -53,13 +70,14 @@ def run(
         ),
     ] = None,
     cpus_per_worker: Annotated[
-        float,
+        float | None,
         typer.Option(
             min=0.1,
             help="CPUs Ray reserves per actor, and torch threads per worker (also with "
-            "--executor local).",
+            "--executor local). Default: settings (1).",
+            show_default=False,
         ),
-    ] = 1.0,
+    ] = None,
     num_cpus: Annotated[
         int | None,
         typer.Option(
@@ -67,17 +85,23 @@ def run(
         ),
     ] = None,
     pages_per_part: Annotated[
-        int,
+        int | None,
         typer.Option(
-            min=0, help="Split documents longer than this into page-range parts (0: never)."
+            min=0,
+            help="Split documents longer than this into page-range parts (0: never). "
+            "Default: settings (50).",
+            show_default=False,
         ),
-    ] = DEFAULT_PAGES_PER_PART,
+    ] = None,
     max_attempts: Annotated[
-        int,
+        int | None,
         typer.Option(
-            min=1, help="Tries per part when its worker dies, before the document is failed."
+            min=1,
+            help="Tries per part when its worker dies, before the document is failed. "
+            "Default: settings (2).",
+            show_default=False,
         ),
-    ] = 2,
+    ] = None,
     task_timeout: Annotated[
         float | None,
         typer.Option(
@@ -118,12 +142,14 @@ def run(
         str | None, typer.Option(help="Heading of the batch workpaper.", show_default=False)
     ] = None,
     monitor: Annotated[
-        bool,
+        bool | None,
         typer.Option(
             help="Test the run's new sentences for drift against the model's reference profile "
-            "(a warning only: `sesame monitor report RUN` gates on it)."
+            "(a warning only: `sesame monitor report RUN` gates on it). Default: settings "
+            "(batch.monitor, on).",
+            show_default=False,
         ),
-    ] = True,
+    ] = None,
 ) -> None:
     """Analyze every PDF under INPUT_DIR that is not yet scored with this model and settings.
 
@@ -131,21 +157,8 @@ def run(
     workpaper's Exceptions); 2 usage error; 3 the run could not start (Ray unreachable, store or
     model unavailable, another batch writing to OUT); 4 interrupted (run it again to resume).
     """
-    from rich.console import Console
-
-    from app.config import load_settings
-    from batch.run import (
-        EXIT_INTERRUPTED,
-        EXIT_NOT_STARTED,
-        EXIT_USAGE,
-        BatchOptions,
-        BatchStartError,
-        BatchUsageError,
-        run_batch,
-    )
-
     console = Console(stderr=True)
-    settings = _settings(
+    settings = with_overrides(
         load_settings(),
         explain=explain,
         model=model,
@@ -170,6 +183,7 @@ def run(
         engagement=engagement,
         title=title,
     )
+    options.monitor = settings.batch.monitor if monitor is None else monitor
     try:
         outcome = run_batch(options, settings, console=console)
     except BatchUsageError as e:
@@ -192,43 +206,10 @@ def run(
             f"summary: {outcome.summary_path}"
             + (f" and {outcome.workpaper_path.name}" if outcome.workpaper_path else "")
         )
-    fresh = outcome.counts.get("ok", 0) + outcome.counts.get("partial", 0)
-    if monitor and outcome.run_id and fresh and outcome.exit_code != EXIT_INTERRUPTED:
-        from app.cli_analyze import check_drift
-        from app.store import ResultStore
-
-        with ResultStore.from_settings(settings) as result_store:
-            check_drift(settings, outcome.run_id, result_store, None, console)
+    say_drift(outcome, console)
     typer.echo(outcome.count_line)
     sys.stdout.flush()
     raise typer.Exit(outcome.exit_code)
-
-
-def _settings(
-    settings: Any,
-    *,
-    explain: str | None,
-    model: str | None,
-    model_dir: Path | None,
-    password: str | None,
-    store: str | None,
-) -> Any:
-    """The settings with the command's overrides on top."""
-    from app.cli_analyze import parse_model_ref
-
-    scoring = settings.scoring
-    if model_dir is not None:
-        scoring = scoring.model_copy(update={"model_dir": model_dir.resolve()})
-    elif model is not None:
-        scoring = scoring.model_copy(update=parse_model_ref(model))
-    update: dict[str, Any] = {"scoring": scoring}
-    if explain is not None:
-        update["explain"] = settings.explain.model_copy(update={"mode": explain})
-    if password is not None:
-        update["ingest"] = settings.ingest.model_copy(update={"password": password})
-    if store is not None:
-        update["store"] = settings.store.model_copy(update={"url": store})
-    return settings.model_copy(update=update)
 
 
 @batch_app.command("status")
@@ -249,16 +230,7 @@ def status(
     ] = None,
 ) -> None:
     """List batch runs, or one run's progress and documents (works while a run is going)."""
-    from rich.console import Console
-
-    from app.config import load_settings
-    from app.store import ResultStore
-
-    settings = load_settings()
-    if store is not None:
-        settings = settings.model_copy(
-            update={"store": settings.store.model_copy(update={"url": store})}
-        )
+    settings = with_overrides(load_settings(), store=store)
     console = Console()
     with ResultStore.from_settings(settings) as result_store:
         if run_id is None:
@@ -332,8 +304,6 @@ def run_progress(info: Any, docs: list[Any], results: dict[int, Any]) -> dict[st
 
 
 def _print_runs(console: Any, runs: list[Any]) -> None:
-    from rich.table import Table
-
     if not runs:
         console.print("no batch runs yet")
         return
@@ -368,8 +338,6 @@ def _print_runs(console: Any, runs: list[Any]) -> None:
 
 
 def _print_run(console: Any, info: Any, docs: list[Any], results: dict[int, Any]) -> None:
-    from rich.table import Table
-
     p = run_progress(info, docs, results)
     batch = info.settings.get("batch") or {}
     console.print(

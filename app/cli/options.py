@@ -1,0 +1,76 @@
+"""Options several commands share, and how a command's options land in `Settings`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+
+from app.config import Settings
+from models.registry import parse_ref
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+
+PasswordOpt = Annotated[
+    str | None, typer.Option(help="Password for encrypted PDFs (applied to every input).")
+]
+ExplainOpt = Annotated[
+    Literal["none", "flagged", "all"] | None,
+    typer.Option(
+        help="SHAP evidence for: none, flagged (positive and negative; default) or all.",
+        show_default=False,
+    ),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Registered model as NAME, NAME@ALIAS or NAME/VERSION (default: the champion).",
+        show_default=False,
+    ),
+]
+ModelDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Score with a local Hugging Face model directory instead of the registry.",
+        show_default=False,
+    ),
+]
+
+
+def with_overrides(
+    settings: Settings,
+    *,
+    explain: str | None = None,
+    model: str | None = None,
+    model_dir: Path | None = None,
+    password: str | None = None,
+    store: str | None = None,
+    max_pages: int | None = None,
+    max_mb: float | None = None,
+) -> Settings:
+    """The settings with a command's options on top (None leaves a setting as it is)."""
+    update: dict[str, Any] = {}
+    scoring = settings.scoring
+    if model_dir is not None:
+        scoring = scoring.model_copy(update={"model_dir": model_dir.resolve()})
+    elif model is not None:
+        name, version = parse_ref(model)
+        scoring = scoring.model_copy(update={"model": name, "version": version})
+    update["scoring"] = scoring
+    if explain is not None:
+        update["explain"] = settings.explain.model_copy(update={"mode": explain})
+    ingest = {
+        k: v
+        for k, v in {
+            "password": password,
+            "max_pages": max_pages,
+            "max_bytes": int(max_mb * 1024 * 1024) if max_mb else None,
+        }.items()
+        if v is not None
+    }
+    if ingest:
+        update["ingest"] = settings.ingest.model_copy(update=ingest)
+    if store is not None:
+        update["store"] = settings.store.model_copy(update={"url": store})
+    return settings.model_copy(update=update)
