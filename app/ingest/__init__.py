@@ -44,7 +44,7 @@ work after it is not). Pages with more than `layout._MAX_SEGMENTS` pieces are re
 
 | module | what it holds |
 |---|---|
-| `files` | size limit, telling a PDF from other content, end-of-file check, error classes |
+| `files` | size limit, what the bytes are (`content_kind`), end-of-file check, error classes |
 | `segments` | the raw layout: `Seg`, `RawPage`, grouping and joining segments into rows |
 | `text` | text repair: hyphenated line breaks, joining lines, ligatures, the vocabulary |
 | `status` | page status, garbled share, odd words, the document verdict |

@@ -1,5 +1,5 @@
-"""What a submitted file is, before any reader opens it: the byte-size limit, telling a
-PDF from other content, the end-of-file check, and the error class for a StageError
+"""What a submitted file is, before any reader opens it: the byte-size limit, sniffing the
+content (PDF, HTML, ZIP, unknown), the end-of-file check, and the error class for a StageError
 code. Its own module because every reader (PDF today; HTML/iXBRL and OCR next) checks files the
 same way and none of it needs pdfium.
 """
@@ -7,6 +7,7 @@ same way and none of it needs pdfium.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from app.config import IngestOptions
 from app.errors import (
@@ -21,6 +22,8 @@ from app.errors import (
     TooLargeError,
     TooManyPagesError,
 )
+
+ContentKind = Literal["empty", "pdf", "html", "zip", "unknown"]
 
 
 def error_class(code: str) -> type[IngestError]:
@@ -48,18 +51,32 @@ def load_bytes(source: Path | bytes, options: IngestOptions, name: str) -> bytes
     return source.read_bytes() if isinstance(source, Path) else bytes(source)
 
 
-def check_is_pdf(data: bytes, name: str) -> None:
+def content_kind(data: bytes) -> ContentKind:
+    """What the bytes are, from their first bytes: the checks `check_is_pdf` decides by."""
     if not data:
+        return "empty"
+    if b"%PDF-" in data[:1024]:
+        return "pdf"
+    head = data[:512].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
+        return "html"
+    if head.startswith(b"pk\x03\x04"):
+        return "zip"
+    return "unknown"
+
+
+def check_is_pdf(data: bytes, name: str) -> None:
+    kind = content_kind(data)
+    if kind == "empty":
         raise NotPdfError(
             f"{name}: the file is empty (0 bytes); nothing to read. "
             "Check the upload or ask the client for the report again."
         )
-    if b"%PDF-" in data[:1024]:
+    if kind == "pdf":
         return
-    head = data[:512].lstrip().lower()
-    if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
+    if kind == "html":
         what = "an HTML web page saved with a .pdf name"
-    elif head.startswith(b"pk\x03\x04"):
+    elif kind == "zip":
         what = "a ZIP/Office file"
     else:
         what = "not a PDF (no %PDF header)"
