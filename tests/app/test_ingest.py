@@ -23,6 +23,7 @@ from app.errors import (
     TooManyPagesError,
 )
 from app.ingest import pdf_page_count, read_pdf
+from app.ingest.files import content_kind
 from app.records import Page
 
 OPTIONS = IngestOptions()
@@ -394,6 +395,18 @@ def test_ingest_empty_bytes_are_not_a_pdf(mode: str) -> None:
         return
     doc, _, errors = read_pdf(b"", OPTIONS, file_name="empty.pdf")
     assert doc is None and errors[0].code == "not_pdf" and "0 bytes" in errors[0].message
+
+
+def test_content_kind_tells_pdf_html_zip_and_the_rest(tmp_path: Path) -> None:
+    pdf = pdfs.write_clean_report(tmp_path / "clean.pdf").read_bytes()
+    html = pdfs.write_not_a_pdf(tmp_path / "page.pdf").read_bytes()
+    assert content_kind(pdf) == "pdf"
+    assert content_kind(b"junk before the header %PDF-1.7\n") == "pdf"
+    assert content_kind(html) == "html"
+    assert content_kind(b"  <?xml version='1.0'?><html xmlns='x'>") == "html"
+    assert content_kind(b"PK\x03\x04" + bytes(40)) == "zip"
+    assert content_kind(b"hello") == "unknown"
+    assert content_kind(b"") == "empty"
 
 
 # --------------------------------------------------------------------------------------------
