@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -35,11 +34,14 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
 from sqlalchemy import event, exc
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from app.config import Settings
 from app.errors import SesameError
+from app.stamps import new_run_id
 from app.records import (
     LABELS,
     Document,
@@ -67,8 +69,15 @@ from app.records import (
 
 _log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-"""Bumped, with a migration, whenever an existing table changes."""
+SCHEMA_VERSION = 2
+"""Bumped, with a migration in `_MIGRATIONS`, whenever an existing table changes."""
+
+_SENTENCE_COLUMNS = frozenset(
+    {"doc_id", "index", "page_no", "start", "end", "text", "kind", "section", "section_type"}
+)
+"""Sentence fields with a column of their own (queried, indexed); the rest live in `detail`."""
+_PAGE_COLUMNS = frozenset({"page_no", "width", "height", "rotation", "status", "text"})
+"""Page fields with a column of their own; the rest (lines, blocks, ...) live in `layout`."""
 
 OnConflict = Literal["keep", "replace"]
 """What `save_result` does when the (document, model, settings) result is already stored."""
@@ -230,6 +239,8 @@ class _Sentence(Base):
     section: Mapped[str | None] = mapped_column(sa.Text)
     section_type: Mapped[str | None] = mapped_column(sa.String(64))
     boxes: Mapped[list[Any]]
+    detail: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
+    """Every other field of the record, as it dumps them (added in schema version 2)."""
 
 
 class _Score(Base):
@@ -320,6 +331,15 @@ class _MonitorReport(Base):
     report: Mapped[dict[str, Any]]
 
 
+def _add_sentence_detail(op: Operations) -> None:
+    """1 -> 2: sentences keep every record field beyond their columns in `detail` (JSON)."""
+    op.add_column("sentences", sa.Column("detail", sa.JSON, nullable=True))
+
+
+_MIGRATIONS: dict[int, Callable[[Operations], None]] = {1: _add_sentence_detail}
+"""Schema version -> the Alembic operations that take a store to the next version."""
+
+
 def _json_dumps(value: Any) -> str:
     # NaN is not JSON: PostgreSQL refuses it, so SQLite must too, or a result that saves on a
     # laptop fails on the server.
@@ -328,11 +348,6 @@ def _json_dumps(value: Any) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def new_run_id() -> str:
-    """A sortable, unique run id: UTC time plus a random suffix."""
-    return f"{_now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
 class ResultStore:
@@ -461,7 +476,14 @@ class ResultStore:
             stored = session.get(_Meta, "schema_version")
             if stored is None:
                 session.add(_Meta(key="schema_version", value=str(SCHEMA_VERSION)))
-            elif stored.value != str(SCHEMA_VERSION):
+                return
+            while stored.value.isdigit() and int(stored.value) in _MIGRATIONS:
+                _log.warning("results store: migrating schema version %s", stored.value)
+                _MIGRATIONS[int(stored.value)](
+                    Operations(MigrationContext.configure(session.connection()))
+                )
+                stored.value = str(int(stored.value) + 1)
+            if stored.value != str(SCHEMA_VERSION):
                 raise StoreError(
                     f"The results store at {sa.make_url(self.url).render_as_string()} has "
                     f"schema version {stored.value}; this sesame uses {SCHEMA_VERSION}. "
@@ -1187,7 +1209,7 @@ def _page_row(result_id: int, position: int, p: Page) -> dict[str, Any]:
         rotation=p.rotation,
         status=p.status,
         text=p.text,
-        layout=p.model_dump(mode="json", include={"lines", "blocks", "doc_id"}),
+        layout=p.model_dump(mode="json", exclude=_PAGE_COLUMNS),
     )
 
 
@@ -1204,6 +1226,7 @@ def _sentence_row(result_id: int, s: Sentence) -> dict[str, Any]:
         section=s.section,
         section_type=s.section_type,
         boxes=[b.model_dump(mode="json") for b in s.boxes],
+        detail=s.model_dump(mode="json", exclude={*_SENTENCE_COLUMNS, "boxes"}),
     )
 
 
@@ -1253,6 +1276,7 @@ def _stamp(row: _Result) -> Stamp:
 def _sentence(row: _Sentence) -> Sentence:
     return Sentence.model_validate(
         dict(
+            row.detail or {},
             doc_id=row.doc_id,
             index=row.sentence_index,
             page_no=row.page_no,

@@ -423,6 +423,37 @@ def test_create_schema_is_idempotent_and_refuses_other_versions(store: ResultSto
         ResultStore(store.url).create_schema()
 
 
+def test_every_sentence_and_page_field_survives_the_store(store: ResultStore):
+    result = make_result()
+    first = result.sentences[0].model_copy(update={"end_page_no": 2, "end_page_end": 17})
+    page = result.pages[0].model_copy(update={"rotation": 90})
+    result = result.model_copy(
+        update={"sentences": (first, *result.sentences[1:]), "pages": (page, *result.pages[1:])}
+    )
+    loaded = store.load_result(store.save_result(result))
+    assert loaded.sentences[0].end_page_no == 2 and loaded.sentences[0].end_page_end == 17
+    assert loaded == result
+
+
+def test_a_version_1_store_is_migrated_and_its_rows_still_load(store: ResultStore):
+    result = make_result()
+    result_id = store.save_result(result)
+    engine = sa.create_engine(store.url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:  # as a store written by sesame before schema version 2
+        conn.execute(sa.text("ALTER TABLE sentences DROP COLUMN detail"))
+        conn.execute(sa.text("UPDATE store_meta SET value = '1' WHERE key = 'schema_version'"))
+    reopened = ResultStore(store.url)
+    reopened.create_schema()
+    with engine.connect() as conn:
+        version = conn.execute(
+            sa.text("SELECT value FROM store_meta WHERE key = 'schema_version'")
+        ).scalar_one()
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("sentences")}
+    assert version == str(SCHEMA_VERSION) and "detail" in columns
+    assert reopened.load_result(result_id) == result  # rows without detail load as before
+    reopened.dispose()
+
+
 def test_unsupported_url_is_refused():
     with pytest.raises(StoreError, match="Unsupported results-store URL"):
         ResultStore("mysql://user@localhost/sesame")
