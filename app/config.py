@@ -135,6 +135,30 @@ class BatchOptions(Options):
     """When the console is not a terminal (cron, Ray Jobs): a progress line this often."""
     monitor: bool = True
     """Test each run's new sentences for drift against the model's reference (a warning)."""
+    compare_previous: bool = False
+    """Compare each new filing with the client's previous one in the store (`app.compare`)."""
+
+
+class CompareOptions(Options):
+    """How two years of a client's reports are compared (`sesame compare`, the Compare page)."""
+
+    edit_similarity: float = Field(0.6, gt=0, lt=1)
+    """Sentences left unmatched after the exact pass pair up as edited at or above this
+    normalised Indel similarity of their normalised texts (0.6: the prior sentence survives in
+    a current one of up to about twice its length)."""
+    heading_similarity: float = Field(0.85, gt=0, le=1)
+    """Headings outside the recognised section types align between the years at or above this
+    token-sort similarity."""
+    tone_kinds: tuple[Literal["sentence", "heading", "list_item"], ...] = ("sentence", "list_item")
+    """Kinds of text counted in tone and in the findings; headings are aligned, never scored."""
+    bootstrap: int = Field(2000, ge=100)
+    """Bootstrap resamples for the 95% intervals."""
+    seed: int = 0
+    """Seed of the bootstrap (the same inputs give the same intervals)."""
+    min_sentences: int = Field(5, ge=1)
+    """A section's tone counts as moved only when both years have this many scored sentences."""
+    top: int = Field(25, gt=0)
+    """Findings listed per kind on the console and the review screen (outputs keep all)."""
 
 
 class Settings(BaseSettings):
@@ -157,6 +181,7 @@ class Settings(BaseSettings):
     store: StoreOptions = StoreOptions()
     ui: UIOptions = UIOptions()
     batch: BatchOptions = BatchOptions()
+    compare: CompareOptions = CompareOptions()
 
     @classmethod
     def settings_customise_sources(

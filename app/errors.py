@@ -117,3 +117,10 @@ class DataValidationError(SesameError):
 
     stage: Stage = "monitor"
     code = "data_validation"
+
+
+class CompareError(SesameError):
+    """Two results cannot be compared as they are (no sentences, different models)."""
+
+    stage: Stage = "compare"
+    code = "compare"

@@ -23,7 +23,9 @@ LABELS: tuple[str, str, str] = ("positive", "negative", "neutral")
 
 Label = Literal["positive", "negative", "neutral"]
 DocStatus = Literal["ok", "partial", "failed"]
-Stage = Literal["ingest", "sentences", "scoring", "explain", "export", "store", "monitor"]
+Stage = Literal[
+    "ingest", "sentences", "scoring", "explain", "export", "store", "monitor", "compare"
+]
 PageStatus = Literal["ok", "empty", "needs_ocr", "unreadable", "error"]
 BlockKind = Literal["text", "heading", "list_item", "table", "header", "footer", "page_number"]
 SentenceKind = Literal["sentence", "heading", "list_item"]
@@ -357,3 +359,181 @@ class MonitorReport(Record):
     model_digest: str | None = None
     run_id: str | None = None
     report: dict[str, object] = {}
+
+
+# --- year against year (app/compare) ------------------------------------------------------------
+
+ChangeKind = Literal["unchanged", "edited", "new", "removed"]
+"""What became of a sentence between two years: every sentence of both ends in exactly one."""
+CHANGE_KINDS: tuple[ChangeKind, ...] = ("unchanged", "edited", "new", "removed")
+Presence = Literal["both", "prior_only", "current_only"]
+
+
+class ComparedDocument(Record):
+    """One side of a comparison: which stored result, of which document, scored by which model."""
+
+    result_id: int | None = None
+    """The stored result compared (None when the result was not stored)."""
+    doc_id: str | None
+    file_name: str | None
+    source: str
+    client: str | None = None
+    engagement: str | None = None
+    n_pages: int = 0
+    n_sentences: int = 0
+    status: DocStatus = "ok"
+    model_name: str
+    model_version: str | None
+    model_digest: str
+    created_at: datetime
+    """When the result was produced (its stamp's time)."""
+    rescored_from: dict[str, object] | None = None
+    """Set when the document was rescored for the comparison: the result it had (result_id,
+    model_digest, model_version) and how it was rescored (`how`: pdf or sentences)."""
+
+
+class ToneStats(Record):
+    """A year's label counts over one section and its tone index with a bootstrap 95% interval."""
+
+    n: int
+    positive: int = 0
+    negative: int = 0
+    neutral: int = 0
+    tone: float | None = None
+    """(positive - negative) / n; None with no scored sentences."""
+    low: float | None = None
+    high: float | None = None
+
+
+class SectionShift(Record):
+    """One section aligned between the years: its tone in each, the shift and what changed."""
+
+    key: str
+    """Stable id within the comparison: `type:risk_factors`, or `heading:<normalised heading>`."""
+    title: str
+    section_type: str | None = None
+    matched_by: Literal["type", "heading", "fuzzy_heading", "unmatched", "whole"]
+    heading_similarity: float | None = None
+    """For headings matched by a fuzzy match: their similarity (0-1)."""
+    presence: Presence
+    prior_headings: tuple[str, ...] = ()
+    current_headings: tuple[str, ...] = ()
+    prior_pages: tuple[int, int] | None = None
+    current_pages: tuple[int, int] | None = None
+    prior: ToneStats
+    current: ToneStats
+    shift: float | None = None
+    """current tone - prior tone."""
+    shift_low: float | None = None
+    shift_high: float | None = None
+    moved: bool = False
+    """The shift's 95% interval excludes 0 (and both years have enough scored sentences)."""
+    changes: dict[str, int] = {}
+    """Sentences of the section per change kind (a pair counts once, in its current section)."""
+    new_headings: tuple[str, ...] = ()
+    removed_headings: tuple[str, ...] = ()
+
+
+class ComparedSentence(Record):
+    """One year's side of a sentence change, as the auditor reads it."""
+
+    index: int
+    page_no: int
+    end_page_no: int | None = None
+    kind: SentenceKind = "sentence"
+    section: str | None = None
+    section_type: str | None = None
+    section_key: str
+    """The aligned section (`SectionShift.key`) the sentence lies in."""
+    text: str
+    label: Label | None = None
+    confidence: float | None = None
+    p_negative: float | None = None
+    p_positive: float | None = None
+    evidence_label: Label | None = None
+    evidence_for: tuple[WordWeight, ...] = ()
+    """Its SHAP evidence, when the result has some: words for the label, strongest first."""
+    evidence_against: tuple[WordWeight, ...] = ()
+
+
+class WordDiff(Record):
+    """One run of words of a word-level difference: kept, inserted (current) or deleted (prior)."""
+
+    op: Literal["equal", "insert", "delete"]
+    text: str
+
+
+class NumberChange(Record):
+    """A figure that differs in a sentence otherwise unchanged: prior -> current."""
+
+    prior: str
+    current: str
+
+
+class SentenceChange(Record):
+    """A sentence's fate between the years: a pair (unchanged, edited), or new, or removed."""
+
+    change: ChangeKind
+    prior: ComparedSentence | None = None
+    current: ComparedSentence | None = None
+    similarity: float | None = None
+    """Of an edited pair: the normalised Indel similarity (0-1) of its normalised texts."""
+    diff: tuple[WordDiff, ...] = ()
+    """Word-level difference prior -> current (edited pairs, and unchanged ones whose figures
+    or wording outside the normal form changed)."""
+    numbers: tuple[NumberChange, ...] = ()
+    """The figures that changed in an unchanged pair."""
+    flipped: bool = False
+    """A pair whose label differs between the years."""
+    moved: bool = False
+    """A pair whose sentences lie in different aligned sections."""
+
+
+class Comparison(Record):
+    """This year against last year: aligned sections, every sentence classed, tone shifts."""
+
+    prior: ComparedDocument
+    current: ComparedDocument
+    stamp: Stamp
+    """The comparison's own stamp: the model both documents were scored with, this run."""
+    settings: dict[str, object] = {}
+    counts: dict[str, int] = {}
+    """Sentences per change kind; `prior` and `current` hold each document's sentence count
+    (prior = unchanged + edited + removed, current = unchanged + edited + new)."""
+    whole: SectionShift
+    """The whole documents' tone, as one section."""
+    sections: tuple[SectionShift, ...] = ()
+    """Aligned sections, those whose tone moved beyond its interval first."""
+    changes: tuple[SentenceChange, ...] = ()
+    """Every sentence of both documents in exactly one change: current order, then removed."""
+    notes: tuple[str, ...] = ()
+    """What the reader must know: rescoring, sections present in one year only, problems."""
+    timings: dict[str, float] = {}
+
+    def stamp_fields(self) -> dict[str, str]:
+        """The stamp with both input digests: what every comparison row carries."""
+        return {
+            **self.stamp.fields(),
+            "prior_sha256": self.prior.doc_id or "",
+            "current_sha256": self.current.doc_id or "",
+        }
+
+
+class ComparisonSummary(Record):
+    """One stored comparison without its sentences: a row of the UI's list."""
+
+    comparison_id: int
+    prior_result_id: int | None
+    current_result_id: int | None
+    prior_doc_id: str | None
+    current_doc_id: str | None
+    prior_file_name: str | None = None
+    current_file_name: str | None = None
+    client: str | None = None
+    prior_engagement: str | None = None
+    current_engagement: str | None = None
+    model_digest: str
+    model_version: str | None = None
+    created_at: datetime
+    counts: dict[str, int] = {}
+    moved_sections: int = 0

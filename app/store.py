@@ -44,6 +44,8 @@ from app.errors import SesameError
 from app.stamps import new_run_id
 from app.records import (
     LABELS,
+    Comparison,
+    ComparisonSummary,
     Document,
     DocumentResult,
     Explanation,
@@ -329,6 +331,41 @@ class _MonitorReport(Base):
     model_digest: Mapped[str | None] = mapped_column(sa.String(64))
     run_id: Mapped[str | None] = mapped_column(sa.String(64))
     report: Mapped[dict[str, Any]]
+
+
+class _Comparison(Base):
+    """A year-against-year comparison (`app.compare`): its summary columns and the whole record."""
+
+    __tablename__ = "comparisons"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "prior_result_id", "current_result_id", "settings_digest", name="uq_comparison"
+        ),
+        sa.Index("ix_comparisons_client", "client", "created_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    prior_result_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("results.id", ondelete="SET NULL"), index=True
+    )
+    current_result_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("results.id", ondelete="SET NULL"), index=True
+    )
+    prior_doc_id: Mapped[str | None] = mapped_column(sa.String(64))
+    current_doc_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    prior_file_name: Mapped[str | None] = mapped_column(sa.Text)
+    current_file_name: Mapped[str | None] = mapped_column(sa.Text)
+    client: Mapped[str | None] = mapped_column(sa.Text)
+    prior_engagement: Mapped[str | None] = mapped_column(sa.Text)
+    current_engagement: Mapped[str | None] = mapped_column(sa.Text)
+    model_digest: Mapped[str] = mapped_column(sa.String(64))
+    model_version: Mapped[str | None] = mapped_column(sa.Text)
+    settings_digest: Mapped[str] = mapped_column(sa.String(64))
+    run_id: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime]
+    counts: Mapped[dict[str, Any]]
+    moved_sections: Mapped[int]
+    body: Mapped[dict[str, Any]]
+    """The `Comparison` record as it dumps to JSON."""
 
 
 def _add_sentence_detail(op: Operations) -> None:
@@ -1075,6 +1112,86 @@ class ResultStore:
                     labels[index] = label
         return dict(sorted(labels.items()))  # type: ignore[arg-type]
 
+    # --- comparisons --------------------------------------------------------------------
+
+    def save_comparison(self, comparison: Comparison) -> int:
+        """Store a comparison; one of the same two results and options is replaced. Its id."""
+        digest = settings_digest(comparison.settings)
+        values = dict(
+            prior_result_id=comparison.prior.result_id,
+            current_result_id=comparison.current.result_id,
+            prior_doc_id=comparison.prior.doc_id,
+            current_doc_id=comparison.current.doc_id,
+            prior_file_name=comparison.prior.file_name,
+            current_file_name=comparison.current.file_name,
+            client=comparison.current.client or comparison.prior.client,
+            prior_engagement=comparison.prior.engagement,
+            current_engagement=comparison.current.engagement,
+            model_digest=comparison.stamp.model_digest,
+            model_version=comparison.stamp.model_version,
+            settings_digest=digest,
+            run_id=comparison.stamp.run_id,
+            created_at=comparison.stamp.created_at,
+            counts=dict(comparison.counts),
+            moved_sections=sum(1 for s in comparison.sections if s.moved),
+            body=comparison.model_dump(mode="json", exclude_defaults=True),
+        )
+
+        def work(session: Session) -> int:
+            existing = None
+            if comparison.prior.result_id is not None and comparison.current.result_id is not None:
+                existing = session.scalar(
+                    sa.select(_Comparison).where(
+                        _Comparison.prior_result_id == comparison.prior.result_id,
+                        _Comparison.current_result_id == comparison.current.result_id,
+                        _Comparison.settings_digest == digest,
+                    )
+                )
+            if existing is None:
+                row = _Comparison(**values)
+                session.add(row)
+            else:
+                row = existing
+                for name, value in values.items():
+                    setattr(row, name, value)
+            session.flush()
+            return row.id
+
+        return self._write(work)
+
+    def load_comparison(self, comparison_id: int) -> Comparison | None:
+        """A stored comparison, whole."""
+        with self._session(write=False) as session:
+            row = session.get(_Comparison, comparison_id)
+            return Comparison.model_validate(row.body) if row is not None else None
+
+    def list_comparisons(
+        self,
+        *,
+        client: str | None = None,
+        result_id: int | None = None,
+        doc_id: str | None = None,
+        limit: int | None = 200,
+    ) -> list[ComparisonSummary]:
+        """Stored comparisons (of a client, or with a result or document on either side),
+        newest first."""
+        query = sa.select(_Comparison).order_by(_Comparison.id.desc())
+        if client is not None:
+            query = query.where(_Comparison.client == client)
+        if result_id is not None:
+            query = query.where(
+                sa.or_(
+                    _Comparison.prior_result_id == result_id,
+                    _Comparison.current_result_id == result_id,
+                )
+            )
+        if doc_id is not None:
+            query = query.where(
+                sa.or_(_Comparison.prior_doc_id == doc_id, _Comparison.current_doc_id == doc_id)
+            )
+        with self._session(write=False) as session:
+            return [_comparison_summary(r) for r in session.scalars(query.limit(limit))]
+
     # --- monitoring ---------------------------------------------------------------------
 
     def add_monitor_report(
@@ -1471,6 +1588,26 @@ def _monitor_report(row: _MonitorReport) -> MonitorReport:
         model_digest=row.model_digest,
         run_id=row.run_id,
         report=row.report,
+    )
+
+
+def _comparison_summary(row: _Comparison) -> ComparisonSummary:
+    return ComparisonSummary(
+        comparison_id=row.id,
+        prior_result_id=row.prior_result_id,
+        current_result_id=row.current_result_id,
+        prior_doc_id=row.prior_doc_id,
+        current_doc_id=row.current_doc_id,
+        prior_file_name=row.prior_file_name,
+        current_file_name=row.current_file_name,
+        client=row.client,
+        prior_engagement=row.prior_engagement,
+        current_engagement=row.current_engagement,
+        model_digest=row.model_digest,
+        model_version=row.model_version,
+        created_at=row.created_at,
+        counts=row.counts,
+        moved_sections=row.moved_sections,
     )
 
 

@@ -3,6 +3,7 @@
 | module | commands |
 |---|---|
 | `analyze` | `sesame analyze` (and the options it shares with `batch run`) |
+| `compare` | `sesame compare` (this year's report against last year's) |
 | `batch` | `sesame batch run`, `sesame batch status` |
 | `models` | `sesame train`, `sesame evaluate`, `sesame models ...` |
 | `monitor` | `sesame monitor ...` |
@@ -72,9 +73,10 @@ def version() -> None:
 
 def _mount() -> None:
     """Attach every command group (one module of this package each)."""
-    from app.cli import analyze, batch, models, monitor, users
+    from app.cli import analyze, batch, compare, models, monitor, users
 
     analyze.register(app)
+    compare.register(app)
     models.register(app)
     batch.register(app)
     monitor.register(app)
