@@ -388,8 +388,10 @@ class ComparedDocument(Record):
     created_at: datetime
     """When the result was produced (its stamp's time)."""
     rescored_from: dict[str, object] | None = None
-    """Set when the document was rescored for the comparison: the result it had (result_id,
-    model_digest, model_version) and how it was rescored (`how`: pdf or sentences)."""
+    """Set when the result named was scored by another model: what it had been scored by
+    (result_id, model_name, model_version, model_digest) and how the compared result came to be
+    (`how`: stored, another stored result by the current model; pdf, analyzed again; sentences,
+    its stored sentences rescored)."""
 
 
 class ToneStats(Record):

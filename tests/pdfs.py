@@ -473,3 +473,32 @@ def write_not_a_pdf(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(NOT_A_PDF)
     return path
+
+
+def write_sections_report(
+    path: Path, title: str, sections: Sequence[tuple[str, Sequence[str]]]
+) -> Path:
+    """A report of headed sections (heading, paragraphs), single column, over as many pages as
+    it takes: the year-against-year tests write two years of one report with it."""
+    c = _canvas(path)
+    width = PAGE_W - 2 * MARGIN
+    y = PAGE_H - MARGIN
+    c.setFont(BOLD_FONT, 18)
+    c.drawString(MARGIN, y, title)
+    y -= 34
+    for heading, paragraphs in sections:
+        if y < MARGIN + 80:
+            c.showPage()
+            y = PAGE_H - MARGIN
+        c.setFont(BOLD_FONT, HEADING_SIZE)
+        c.drawString(MARGIN, y, heading)
+        y -= 22
+        for text in paragraphs:
+            if y < MARGIN + 2 * LEADING:
+                c.showPage()
+                y = PAGE_H - MARGIN
+            y = _paragraph(c, text, MARGIN, y, width) - 8
+        y -= 8
+    c.showPage()
+    c.save()
+    return path

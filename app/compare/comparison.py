@@ -22,7 +22,7 @@ from app.compare.align import AlignedSection, align_sections
 from app.compare.match import match_sentences
 from app.compare.text import changed_numbers, word_diff, words
 from app.compare.tone import shift_interval, tone_stats
-from app.config import CompareOptions
+from app.config import CompareOptions, ScoringOptions
 from app.errors import CompareError
 from app.records import (
     CHANGE_KINDS,
@@ -39,8 +39,8 @@ from app.stamps import make_stamp, new_run_id
 
 _log = logging.getLogger(__name__)
 
-SCORING_KEYS = ("model", "version", "model_dir", "max_length", "label_map", "quantize")
-"""Scoring settings that change a label besides the weights (their digest is in the stamp)."""
+LABEL_SETTINGS = ("max_length", "label_map", "quantize")
+"""Scoring settings that change a label besides the weights (whose digest is in the stamp)."""
 
 
 def like_for_like(prior: DocumentResult, current: DocumentResult) -> str | None:
@@ -48,15 +48,21 @@ def like_for_like(prior: DocumentResult, current: DocumentResult) -> str | None:
     a, b = prior.stamp, current.stamp
     if a.model_digest != b.model_digest:
         return f"{prior.source} was scored by {_model(a)}, {current.source} by {_model(b)}"
-    sa = prior.settings.get("scoring") or {}
-    sb = current.settings.get("scoring") or {}
-    for key in ("max_length", "label_map", "quantize"):
-        if isinstance(sa, dict) and isinstance(sb, dict) and sa.get(key) != sb.get(key):
+    for key in LABEL_SETTINGS:
+        va, vb = scoring_setting(prior, key), scoring_setting(current, key)
+        if va != vb:
             return (
-                f"{prior.source} was scored with scoring.{key}={sa.get(key)!r}, "
-                f"{current.source} with {sb.get(key)!r}"
+                f"{prior.source} was scored with scoring.{key}={va!r}, {current.source} with {vb!r}"
             )
     return None
+
+
+def scoring_setting(result: DocumentResult, key: str) -> object:
+    """A scoring setting a result was made with (the default where it was not recorded)."""
+    scoring = result.settings.get("scoring")
+    if isinstance(scoring, dict) and key in scoring:
+        return scoring[key]
+    return getattr(ScoringOptions(), key)
 
 
 def _model(stamp: Stamp) -> str:

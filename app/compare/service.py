@@ -30,7 +30,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from app.compare.comparison import SCORING_KEYS, compare_results
+from app.compare.comparison import LABEL_SETTINGS, compare_results, scoring_setting
 from app.compare.export import write_comparison_json
 from app.compare.rescore import rescore_result
 from app.compare.workpaper import write_comparison_workpaper
@@ -169,7 +169,7 @@ class Comparer:
         self.console = console
         self._model: Any = analyzer.scorer if analyzer is not None else None
         self.scoring = {
-            k: v for k, v in result_settings(settings)["scoring"].items() if k in SCORING_KEYS
+            k: v for k, v in result_settings(settings)["scoring"].items() if k in LABEL_SETTINGS
         }
 
     # --- the model ---------------------------------------------------------------------
@@ -202,11 +202,8 @@ class Comparer:
         return self._analyzer
 
     def _alike(self, result: DocumentResult) -> bool:
-        scoring = result.settings.get("scoring") or {}
         return result.stamp.model_digest == self.model.digest and all(
-            isinstance(scoring, dict) and scoring.get(k) == v
-            for k, v in self.scoring.items()
-            if k in ("max_length", "label_map", "quantize")
+            scoring_setting(result, k) == v for k, v in self.scoring.items()
         )
 
     # --- inputs ------------------------------------------------------------------------
@@ -360,9 +357,8 @@ class Comparer:
                         f"{year.capitalize()} ({name}) had been scored by {was}; its result "
                         f"{s.result_id}, scored by {now}, is compared instead."
                     )
-                    return Side(
-                        other, s.result_id, [*side.notes, note], other.settings.get("rescored_from")
-                    )  # type: ignore[arg-type]
+                    how: Any = other.settings.get("rescored_from") or {**before, "how": "stored"}
+                    return Side(other, s.result_id, [*side.notes, note], how)
         sources = [s.source for s in self.store.list_results(doc_id=doc_id)] if doc_id else []
         data = find_pdf(self.settings, doc_id, [result.source, *sources])
         if data is not None:

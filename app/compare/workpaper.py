@@ -164,6 +164,13 @@ def _pages(pages: tuple[int, int] | None) -> str:
     return str(pages[0]) if pages[0] == pages[1] else f"{pages[0]}-{pages[1]}"
 
 
+_HOW = {
+    "pdf": "analyzed again from its PDF",
+    "sentences": "its stored sentences rescored",
+    "stored": "its stored result by the current model used",
+}
+
+
 def _document_pairs(d: ComparedDocument) -> list[tuple[str, object]]:
     pairs: list[tuple[str, object]] = [
         ("File name", d.file_name or d.source),
@@ -184,7 +191,7 @@ def _document_pairs(d: ComparedDocument) -> list[tuple[str, object]]:
         pairs.append(
             (
                 "Rescored",
-                f"yes, {('from its PDF' if r.get('how') == 'pdf' else 'from its stored sentences')}"
+                f"yes, {_HOW.get(str(r.get('how')), 'from its stored sentences')}"
                 f"; it had been scored by {r.get('model_name')} "
                 f"{r.get('model_version') or 'unregistered'} (sha256 {r.get('model_digest')})"
                 + (f", stored result {r['result_id']}" if r.get("result_id") is not None else ""),
