@@ -160,14 +160,21 @@ class Comparer:
         *,
         analyzer: Analyzer | None = None,
         load_analyzer: Callable[[], Analyzer] | None = None,
+        model: Any = None,
         console: Any = None,
     ) -> None:
+        """Args:
+        analyzer: a loaded analyzer; else `load_analyzer` (or the settings) loads one when a
+            document must be analyzed or rescored.
+        model: the model in force (name, version, digest) when the caller knows it already.
+        console: a rich Console for the run service's progress (files analyzed now).
+        """
         self.settings = settings
         self.store = store
         self._analyzer = analyzer
         self._load_analyzer = load_analyzer
         self.console = console
-        self._model: Any = analyzer.scorer if analyzer is not None else None
+        self._model: Any = analyzer.scorer if analyzer is not None else model
         self.scoring = {
             k: v for k, v in result_settings(settings)["scoring"].items() if k in LABEL_SETTINGS
         }
@@ -200,6 +207,10 @@ class Comparer:
                     "Run the comparison again."
                 )
         return self._analyzer
+
+    def needs_rescoring(self, side: Side) -> bool:
+        """Whether a side was scored by another model or with other scoring settings."""
+        return not self._alike(side.result)
 
     def _alike(self, result: DocumentResult) -> bool:
         return result.stamp.model_digest == self.model.digest and all(

@@ -14,6 +14,7 @@ import streamlit as st
 from app.ui import auth
 from app.ui.common import (
     PAGE_ANALYZE,
+    PAGE_COMPARE,
     PAGE_MODELS,
     PAGE_MONITORING,
     PAGE_REVIEW,
@@ -37,6 +38,9 @@ def pages() -> dict[str, list[st.Page]]:
                 default=True,
             ),
             st.Page(PAGE_REVIEW, title="Review", icon=":material/rule:", url_path="review"),
+            st.Page(
+                PAGE_COMPARE, title="Compare", icon=":material/compare_arrows:", url_path="compare"
+            ),
             st.Page(PAGE_RUNS, title="Runs", icon=":material/history:", url_path="runs"),
         ],
         "Model": [

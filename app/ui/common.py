@@ -29,6 +29,7 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 PAGE_ANALYZE = "app/ui/pages_analyze.py"
 PAGE_REVIEW = "app/ui/pages_review.py"
+PAGE_COMPARE = "app/ui/pages_compare.py"
 PAGE_RUNS = "app/ui/pages_runs.py"
 PAGE_MODELS = "app/ui/pages_models.py"
 PAGE_MONITORING = "app/ui/pages_monitoring.py"
