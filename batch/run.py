@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.compare.service import compare_new_filings
 from app.config import Settings
 from app.runs import (
     EXIT_INTERRUPTED,
@@ -83,6 +84,9 @@ class BatchOptions:
     progress_every_s: float | None = None
     monitor: bool = False
     """Test the run's new sentences for drift at the end (the CLI asks for it)."""
+    compare_previous: bool | None = None
+    """Compare each new filing with the client's previous one in the store; None: settings
+    (batch.compare_previous). See `app.compare.service.previous_of` for "previous"."""
 
     def resolved(self, settings: Settings) -> Settings:
         """The settings with this batch's overrides of their `batch` options."""
@@ -165,7 +169,7 @@ def run_batch(
     def make_executor(n_parts: int, _on_stage: StageHook) -> LocalExecutor | RayExecutor:
         return _start_executor(settings, model, n_parts, console, on_event)
 
-    return run_documents(
+    outcome = run_documents(
         request,
         settings,
         model=model,
@@ -174,6 +178,10 @@ def run_batch(
         console=console,
         on_event=on_event,
     )
+    compare = b.compare_previous if options.compare_previous is None else options.compare_previous
+    if compare and outcome.run_id and outcome.exit_code != EXIT_INTERRUPTED:
+        compare_new_filings(settings, store, model, outcome, out, console)
+    return outcome
 
 
 def _resolve_model(settings: Settings) -> ResolvedModel:

@@ -150,6 +150,15 @@ def run(
             show_default=False,
         ),
     ] = None,
+    compare_previous: Annotated[
+        bool | None,
+        typer.Option(
+            help="Compare each new filing with the client's previous one in the store (same "
+            "client, or the same first folder when no --client; the latest earlier period) into "
+            "OUT/compare/. Default: settings (batch.compare_previous, off).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Analyze every PDF under INPUT_DIR that is not yet scored with this model and settings.
 
@@ -184,6 +193,7 @@ def run(
         title=title,
     )
     options.monitor = settings.batch.monitor if monitor is None else monitor
+    options.compare_previous = compare_previous
     try:
         outcome = run_batch(options, settings, console=console)
     except BatchUsageError as e:

@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -38,7 +39,7 @@ from app.config import Settings
 from app.errors import CompareError
 from app.pipeline import result_settings
 from app.records import Comparison, DocumentResult, ResultSummary
-from app.runs import RunRequest, output_stem, run_documents
+from app.runs import RunOutcome, RunRequest, output_stem, run_documents
 from app.stamps import new_run_id
 from app.store import ResultStore
 from app.ui.documents import find_pdf
@@ -511,3 +512,51 @@ def compare_with_previous(
         row.moved_sections = sum(1 for s in comparison.sections if s.moved)
         row.new_negatives = len(new_negatives(comparison))
     return rows
+
+
+def compare_new_filings(
+    settings: Settings,
+    store: ResultStore,
+    model: Any,
+    outcome: RunOutcome,
+    out: Path,
+    console: Any,
+) -> Path | None:
+    """The batch's `--compare-previous`: each filing the run analyzed against its client's
+    previous one (outputs under `out/compare/`, rows in the store, a summary
+    `out/compare-<run id>.json`); returns the summary's path, None when nothing was new."""
+
+    fresh = [
+        r.result_id
+        for r in outcome.rows
+        if r.result_id is not None and r.status in ("ok", "partial") and not (r.earlier or r.reused)
+    ]
+    if not fresh:
+        return None
+    comparer = Comparer(settings, store, model=model, console=console)
+    with console.status(f"comparing {len(fresh)} new filing(s) with the client's previous…"):
+        rows = compare_with_previous(comparer, fresh, out / "compare")
+    done = [r for r in rows if r.comparison_id is not None]
+    console.print(
+        f"compared {len(done)} of {len(rows)} new filing(s) with the client's previous",
+        highlight=False,
+    )
+    for r in rows:
+        if r.comparison_id is not None:
+            console.print(
+                f"  {r.source} against {r.previous}: {r.moved_sections} section(s) moved, "
+                f"{r.new_negatives} new negative sentence(s)",
+                highlight=False,
+            )
+        else:
+            console.print(f"  {r.source}: not compared ({r.note})", highlight=False)
+    path = out / f"compare-{outcome.run_id}.json"
+    path.write_text(
+        json.dumps(
+            {"run_id": outcome.run_id, "comparisons": [r.to_json() for r in rows]},
+            ensure_ascii=False,
+            indent=1,
+        ),
+        encoding="utf-8",
+    )
+    return path
