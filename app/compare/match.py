@@ -4,9 +4,11 @@ and what is left over is new (this year only) or removed (last year only).
 1. Exact pass: sentences with one normal form (`app.compare.text.normal_form`) pair up, first
    within their aligned section in reading order, then across sections (a paragraph that
    moved); repeated sentences pair one to one.
-2. Similar pass: of what is left, pairs whose word similarity (`text.similarity`: 2 x common
-   words / all words, the measure the word diff shows) reaches `edit_similarity` pair up as
-   edited, most similar first; a pair within one aligned section is preferred to a pair across
+2. Similar pass: of what is left, pairs whose word similarity (`text.similarity` of their
+   words, figures and dates left out: 2 x common words / all words, the measure the word diff
+   shows) reaches `edit_similarity` pair up as edited, most similar first (a sentence of
+   figures and dates only, such as an exhibit list's "4.2 February 5, 2015", is never edited:
+   it has no words to share); a pair within one aligned section is preferred to a pair across
    sections unless the latter is more similar by `SAME_SECTION_BONUS`.
 
 Headings pair with headings only, other kinds with each other (a sentence may become a list
@@ -26,6 +28,7 @@ import numpy as np
 from rapidfuzz.distance import Indel
 from scipy import sparse
 
+from app.compare.text import content_words
 from app.records import Sentence
 
 SAME_SECTION_BONUS = 0.05
@@ -102,7 +105,9 @@ def match_sentences(
         if not olds or not news:
             continue
         found, n = _similar(
-            [prior_words[i] for i in olds], [current_words[j] for j in news], edit_similarity
+            [content_words(prior_words[i]) for i in olds],
+            [content_words(current_words[j]) for j in news],
+            edit_similarity,
         )
         n_candidates += n
         for r, c, sim in found:

@@ -159,11 +159,16 @@ def heading_key(heading: str | None) -> str:
     return " ".join(t for t in words(text) if t not in (NUMBER, DATE))
 
 
+def content_words(tokens: Sequence[str]) -> tuple[str, ...]:
+    """Normalised words without the figure and date placeholders."""
+    return tuple(t for t in tokens if t not in (NUMBER, DATE))
+
+
 def similarity(prior_words: Sequence[str], current_words: Sequence[str]) -> float:
     """The share of both sentences' words kept, in order: 2 x common words / all words (0-1).
 
     This is the normalised Indel similarity of the word sequences, the measure the word diff
-    shows: at 0.6 the prior sentence survives whole in a current one of up to twice its length,
-    or 60% of the words of two sentences of one length are common.
+    shows: at 0.5 the prior sentence survives whole in a current one up to three times its
+    length, or half the words of two sentences of one length are common.
     """
     return float(Indel.normalized_similarity(prior_words, current_words))
