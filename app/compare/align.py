@@ -130,7 +130,7 @@ def align_sections(
             score_cutoff=cutoff,
             dtype=np.float32,
         )
-        rows, cols = np.nonzero(scores)
+        rows, cols = (x.tolist() for x in np.nonzero(scores))
         # Most similar first; ties in reading order of the current year, then the prior.
         order = sorted(zip(rows, cols, strict=True), key=lambda rc: (-scores[rc], rc[1], rc[0]))
         taken_old: set[int] = set()

@@ -177,7 +177,7 @@ def compare_results(
 
     t0 = time.perf_counter()
     rng = np.random.default_rng(options.seed)
-    kinds = set(options.tone_kinds)
+    kinds: set[str] = set(options.tone_kinds)
     whole = _shift(
         AlignedSection(
             "whole",

@@ -395,9 +395,8 @@ class Comparer:
             f"rescored with {now} (result {result_id}; its PDF was not at hand, so the "
             "sentences are as read then, and evidence of the old model was dropped)."
         )
-        return Side(
-            rescored, result_id, [*side.notes, note], rescored.settings.get("rescored_from")
-        )  # type: ignore[arg-type]
+        made: Any = rescored.settings.get("rescored_from")
+        return Side(rescored, result_id, [*side.notes, note], made)
 
     # --- the comparison ----------------------------------------------------------------
 

@@ -223,14 +223,16 @@ def render() -> None:
         f"{model_label(d.model_name, d.model_version, d.model_digest)}"
         for d in docs
     }
-    ids = [d.result_id for d in docs]
+    ids: list[Any] = [d.result_id for d in docs]
     if st.session_state.get(PRIOR_KEY) not in ids or st.session_state.get(CURRENT_KEY) not in ids:
         st.session_state[PRIOR_KEY], st.session_state[CURRENT_KEY] = ids[-2], ids[-1]
     left, right = st.columns(2)
-    prior_id = left.selectbox("Last year (prior)", ids, format_func=labels.get, key=PRIOR_KEY)
-    current_id = right.selectbox(
-        "This year (current)", ids, format_func=labels.get, key=CURRENT_KEY
-    )
+
+    def name(result_id: Any) -> str:
+        return labels[result_id]
+
+    prior_id = left.selectbox("Last year (prior)", ids, format_func=name, key=PRIOR_KEY)
+    current_id = right.selectbox("This year (current)", ids, format_func=name, key=CURRENT_KEY)
     if prior_id == current_id:
         st.warning("Choose two different documents.")
         return

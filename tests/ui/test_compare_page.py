@@ -65,6 +65,8 @@ def test_compare_page_shows_shifts_findings_and_the_workpaper(ui_env, tiny_model
         ids = store.save_result(prior), store.save_result(current)
     at = open_compare(signed_in())
     assert at.title[0].value == "Compare"
+    footer = " ".join(c.value for c in at.sidebar.caption)
+    assert "Model for new analyses: **tiny" in footer  # the model on every page
     assert at.selectbox(key="compare_client").value == "Acme Holdings"
     # the two latest periods are proposed, last year first
     assert at.selectbox(key="compare_prior").value == ids[0]
