@@ -26,8 +26,19 @@ What holds for every `Sentence` s of page p, with `norm(x) == " ".join(x.split()
   `page_no` is the page it lies on. Pages without lines get the boxes of the blocks the sentence
   touches (unclipped), or none.
 * `s.index` is dense and 0-based over the pages passed, in reading order.
+
+Modules, lowest first; each imports only those above it (no cycles):
+
+| module        | what it holds                                                                 |
+|---------------|-------------------------------------------------------------------------------|
+| `sentencizer` | spaCy tokenizer + `financial_sentencizer` rules, abbreviation lists, make_nlp |
+| `segment`     | page text -> units (headings, list items, table rows, paragraphs), span tools |
+| `sections`    | section taxonomy: `classify_section`, `is_section`, the heading patterns      |
+| `assemble`    | `split_sentences`: block and page-break joins, long splits, boxes, records    |
 """
 
-from app.sentences.segment import COMPONENT, classify_section, make_nlp, split_sentences
+from app.sentences.assemble import split_sentences
+from app.sentences.sections import classify_section
+from app.sentences.sentencizer import COMPONENT, make_nlp
 
 __all__ = ["COMPONENT", "classify_section", "make_nlp", "split_sentences"]
