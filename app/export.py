@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from app.records import LABELS, DocumentResult, Explanation, Score
+from explain.render import evidence_text
 
 
 def label_counts(scores: tuple[Score, ...] | list[Score]) -> dict[str, int]:
@@ -44,6 +45,7 @@ def result_to_json(result: DocumentResult) -> dict[str, Any]:
             "explanation": expl.model_dump(mode="json", exclude={"sentence_index"})
             if expl
             else None,
+            "evidence": evidence_text(expl) if expl else None,
             "stamp": stamp,
         }
         sentences.append(record)

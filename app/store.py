@@ -41,7 +41,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from app.config import Settings
 from app.errors import SesameError
-from app.stamps import new_run_id
 from app.records import (
     LABELS,
     Document,
@@ -66,6 +65,7 @@ from app.records import (
     Stamp,
     settings_digest,
 )
+from app.stamps import new_run_id
 
 _log = logging.getLogger(__name__)
 

@@ -31,8 +31,7 @@ from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.rich_text import CellRichText, TextBlock
-from openpyxl.cell.text import InlineFont
+from openpyxl.cell.rich_text import CellRichText
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.properties import PageSetupProperties
@@ -48,9 +47,9 @@ from app.records import (
     Sentence,
     StageError,
     Stamp,
-    WordWeight,
     count_line,
 )
+from explain.render import TOP_K, evidence_rich_text
 
 _log = logging.getLogger(__name__)
 
@@ -106,7 +105,6 @@ _MAX_CELL = 32767
 # Named on every font: a font without a name falls back to the viewer's default (a serif in
 # LibreOffice), not to the workbook's Calibri.
 _FONT = "Calibri"
-_GREEN, _RED, _GREY, _BLUE = "1E7B34", "C00000", "6B6B6B", "1F4E9E"
 _FILLS = {
     "positive": "E8F3E1",
     "negative": "FBE4E1",
@@ -376,60 +374,9 @@ class _Sheet:
 # Evidence as rich text
 
 
-# Attributions smaller than this print as +0.00: they are no evidence, so they are left out.
-_MIN_WEIGHT = 0.005
-
-
-def _top_words(expl: Explanation, k: int) -> tuple[list[WordWeight], list[WordWeight]]:
-    """The explanation's strongest words for and against its label."""
-    if expl.top_for or expl.top_against:
-        return (
-            [w for w in expl.top_for if abs(w.weight) >= _MIN_WEIGHT][:k],
-            [w for w in expl.top_against if abs(w.weight) >= _MIN_WEIGHT][:k],
-        )
-    # Older or minimal explanations carry only the per-word values.
-    pairs = [
-        WordWeight(word=w, weight=v)
-        for w, v in zip(expl.words, expl.values, strict=False)
-        if w.strip()
-    ]
-    pos = sorted((p for p in pairs if p.weight >= _MIN_WEIGHT), key=lambda p: -p.weight)[:k]
-    neg = sorted((p for p in pairs if p.weight <= -_MIN_WEIGHT), key=lambda p: p.weight)[:k]
-    return pos, neg
-
-
-def evidence_colors(label: str) -> tuple[str, str]:
-    """Colours of the words for and against `label`: green means towards positive, red negative."""
-    if label == "positive":
-        return _GREEN, _RED
-    if label == "negative":
-        return _RED, _GREEN
-    return _GREY, _BLUE
-
-
-def evidence_text(expl: Explanation, k: int = 5) -> CellRichText | str:
-    """The explanation's top words as rich text: `for negative: loss (+0.31); against: ...`."""
-    words_for, words_against = _top_words(expl, k)
-    if not words_for and not words_against:
-        return ""
-    color_for, color_against = evidence_colors(expl.label)
-    parts: list[str | TextBlock] = []
-
-    def add(prefix: str, words: list[WordWeight], color: str) -> None:
-        font = InlineFont(rFont=_FONT, sz=11, color=color, b=True)
-        weight_font = InlineFont(rFont=_FONT, sz=11, color=color)
-        parts.append(prefix)
-        for i, ww in enumerate(words):
-            if i:
-                parts.append(", ")
-            parts.append(TextBlock(font, safe_text(ww.word.strip())))
-            parts.append(TextBlock(weight_font, f" ({ww.weight:+.2f})"))
-
-    if words_for:
-        add(f"for {expl.label}: ", words_for, color_for)
-    if words_against:
-        add("; against: " if words_for else "against: ", words_against, color_against)
-    return CellRichText(parts)
+def evidence_text(expl: Explanation, k: int = TOP_K) -> CellRichText | str:
+    """The explanation's top words as a cell's rich text (explain.render's rule and palette)."""
+    return evidence_rich_text(expl, k=k, font=_FONT, clean=safe_text)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,9 +25,9 @@ from app.records import (
     Score,
     Sentence,
     Stamp,
-    WordWeight,
 )
 from app.workpaper import review_states
+from explain.render import TOP_K, evidence_text
 
 NOT_REVIEWED = "not reviewed"
 REVIEW_STATUSES = (NOT_REVIEWED, "agreed", "overridden", "commented")
@@ -240,24 +240,10 @@ def most_negative(result: DocumentResult, k: int = 10) -> pd.DataFrame:
     )
 
 
-def evidence_line(expl: Explanation, k: int = 5) -> str:
+def evidence_line(expl: Explanation, k: int = TOP_K) -> str:
     """The words that matter, strongest first: "for negative: loss (+0.41), impairment (+0.30);
-    against: record (-0.12)". Words below the highlight's threshold are left out, as the
-    colouring leaves them plain."""
-    from explain.render import MIN_SHARE
-
-    top = max((abs(v) for v in expl.values), default=0.0)
-
-    def fmt(words: Sequence[WordWeight]) -> str:
-        strong = [w for w in words if top > 0 and abs(w.weight) >= MIN_SHARE * top][:k]
-        return ", ".join(f"{w.word} ({w.weight:+.2f})" for w in strong)
-
-    parts = []
-    if fmt(expl.top_for):
-        parts.append(f"for {expl.label}: {fmt(expl.top_for)}")
-    if fmt(expl.top_against):
-        parts.append(f"against: {fmt(expl.top_against)}")
-    return "; ".join(parts) or "no word stands out"
+    against: record (-0.12)" (explain.render's rule: what the highlight colours)."""
+    return evidence_text(expl, k=k) or "no word stands out"
 
 
 def document_tone(result: DocumentResult) -> float | None:
