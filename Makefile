@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install install-dev sysdeps demo test test-slow lint bench teacher-base default-model clean
+.PHONY: install install-dev sysdeps demo test test-fast test-slow lint format bench teacher-base default-model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,11 +44,20 @@ demo: install
 test: install-dev sysdeps
 	$(BIN)/python -m pytest -q
 
+# The quick local loop: no browser, no Ray cluster, no PostgreSQL, nothing marked slow.
+test-fast: install-dev
+	$(BIN)/python -m pytest -q -x -m "not slow and not browser and not cluster and not postgres"
+
 test-slow: install-dev sysdeps
 	$(BIN)/python -m pytest -q -m slow
 
+# ruff (lint and format check), mypy; the layer rule is a test (tests/test_layers.py).
 lint: install-dev
-	$(BIN)/ruff check . && $(BIN)/mypy app models batch explain streamlit_app.py
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && \
+	  $(BIN)/mypy app models batch explain streamlit_app.py
+
+format: install-dev
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
 bench: install-dev
 	$(BIN)/python -m benchmarks

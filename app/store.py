@@ -1209,7 +1209,7 @@ def _page_row(result_id: int, position: int, p: Page) -> dict[str, Any]:
         rotation=p.rotation,
         status=p.status,
         text=p.text,
-        layout=p.model_dump(mode="json", exclude=_PAGE_COLUMNS),
+        layout=p.model_dump(mode="json", exclude=set(_PAGE_COLUMNS)),
     )
 
 

@@ -21,7 +21,16 @@ from pathlib import Path
 import streamlit as st
 
 from app.errors import SesameError
-from app.records import LABELS, DocumentResult, ResultSummary, ReviewAction, Score, Sentence
+from app.records import (
+    LABELS,
+    DocumentResult,
+    Label,
+    ResultSummary,
+    ReviewAction,
+    ReviewKind,
+    Score,
+    Sentence,
+)
 from app.ui.common import (
     esc,
     flash,
@@ -61,7 +70,7 @@ TABS = ("Summary", "Sentences", "Sign-off and review log")
 DECISIONS = ("Agree", "Override", "Comment only")
 SIGNOFF_CHOICES = ("Sign off as preparer", "Sign off as reviewer", "Comment on the document")
 LABEL_COLOUR = {label: "#{:02X}{:02X}{:02X}".format(*rgb) for label, rgb in LABEL_RGB.items()}
-_SIGNOFF_ACTION = {
+_SIGNOFF_ACTION: dict[str, ReviewKind] = {
     SIGNOFF_CHOICES[0]: "signoff_preparer",
     SIGNOFF_CHOICES[1]: "signoff_reviewer",
     SIGNOFF_CHOICES[2]: "comment",
@@ -164,9 +173,9 @@ def conflict_message(other: ReviewAction) -> str:
 def _record(
     result_id: int,
     sentence_index: int | None,
-    action: str,
+    action: ReviewKind,
     *,
-    label: str | None = None,
+    label: Label | None = None,
     comment: str | None = None,
 ) -> None:
     from app.store import ReviewConflict, StoreError
@@ -182,11 +191,11 @@ def _record(
         done = store.add_review(
             result_id,
             action,
-            user.signature,  # type: ignore[arg-type]
+            user.signature,
             expected_previous=st.session_state.get(_shown_key(result_id, sentence_index)),
             sentence_index=sentence_index,
             label=label,
-            comment=comment,  # type: ignore[arg-type]
+            comment=comment,
         )
     except ReviewConflict as e:
         st.session_state[flash_key] = ("warning", conflict_message(e.current))
