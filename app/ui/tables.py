@@ -18,7 +18,6 @@ from app.records import (
     LABELS,
     DocumentResult,
     Explanation,
-    ResultSummary,
     ReviewAction,
     RunDocument,
     RunInfo,
@@ -307,27 +306,6 @@ def signoffs(reviews: Sequence[ReviewAction]) -> dict[str, ReviewAction | None]:
         if r.action in out:
             out[r.action] = r
     return out
-
-
-def results_frame(results: Sequence[ResultSummary]) -> pd.DataFrame:
-    """Stored results as a table (Runs page)."""
-    return pd.DataFrame(
-        [
-            {
-                "result": r.result_id,
-                "file": r.file_name or r.source,
-                "status": r.status,
-                "client": r.client or "",
-                "engagement": r.engagement or "",
-                "pages": r.n_pages,
-                "sentences": r.n_sentences,
-                "negative": r.label_counts.get("negative", 0),
-                "model": model_label(r.model_name, r.model_version, r.model_digest),
-                "analysed (UTC)": r.created_at.strftime("%Y-%m-%d %H:%M"),
-            }
-            for r in results
-        ],
-    )
 
 
 def runs_frame(runs: Sequence[RunInfo]) -> pd.DataFrame:
