@@ -14,6 +14,8 @@ from rich.console import Console
 from app.cli.options import (
     EXIT_OK,
     EXIT_PROBLEMS,
+    ClientOpt,
+    EngagementOpt,
     ExplainOpt,
     ModelDirOpt,
     ModelOpt,
@@ -66,8 +68,8 @@ def analyze(
     explain: ExplainOpt = None,
     model: ModelOpt = None,
     model_dir: ModelDirOpt = None,
-    client: Annotated[str | None, typer.Option(help="Client name for the workpaper.")] = None,
-    engagement: Annotated[str | None, typer.Option(help="Engagement for the workpaper.")] = None,
+    client: ClientOpt = None,
+    engagement: EngagementOpt = None,
     max_pages: Annotated[
         int | None,
         typer.Option(help="Refuse inputs with more pages than this.", show_default=False),

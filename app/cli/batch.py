@@ -14,7 +14,15 @@ from rich.console import Console
 from rich.table import Table
 
 from app.cli.analyze import say_drift
-from app.cli.options import ExplainOpt, ModelDirOpt, ModelOpt, PasswordOpt, with_overrides
+from app.cli.options import (
+    ClientOpt,
+    EngagementOpt,
+    ExplainOpt,
+    ModelDirOpt,
+    ModelOpt,
+    PasswordOpt,
+    with_overrides,
+)
 from app.config import load_settings
 from app.store import ResultStore
 from batch.run import (
@@ -129,8 +137,8 @@ def run(
     model: ModelOpt = None,
     model_dir: ModelDirOpt = None,
     password: PasswordOpt = None,
-    client: Annotated[str | None, typer.Option(help="Client name for the workpapers.")] = None,
-    engagement: Annotated[str | None, typer.Option(help="Engagement for the workpapers.")] = None,
+    client: ClientOpt = None,
+    engagement: EngagementOpt = None,
     store: Annotated[
         str | None,
         typer.Option(

@@ -37,6 +37,9 @@ ModelDirOpt = Annotated[
     ),
 ]
 
+ClientOpt = Annotated[str | None, typer.Option(help="Client name for the workpapers.")]
+EngagementOpt = Annotated[str | None, typer.Option(help="Engagement for the workpapers.")]
+
 
 def with_overrides(
     settings: Settings,
