@@ -76,7 +76,6 @@ from models.monitoring.profile import (
     save_profile,
 )
 from models.monitoring.report import (
-    load_reports,
     run_report_dir,
     write_report,
 )
@@ -117,7 +116,6 @@ __all__ = [
     "feedback_examples",
     "feedback_from_store",
     "load_profile",
-    "load_reports",
     "make_reference",
     "mean_pooled_embedder",
     "monitor_run",

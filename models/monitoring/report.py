@@ -1,8 +1,8 @@
 """Drift reports as files: the standalone HTML page, report.json, and where they are kept.
 
 `report_html` renders a `DriftReport` (every value escaped), `write_report` writes it with its
-JSON and the current profile into a folder, and `monitoring_dir` / `run_report_dir` /
-`load_reports` say where those folders live under the data directory. It is its own module
+JSON and the current profile into a folder, and `monitoring_dir` / `run_report_dir` say
+where those folders live under the data directory (the store keeps every report too). It is its own module
 because presentation and file layout change for reasons the statistics do not.
 """
 
@@ -97,14 +97,3 @@ def run_report_dir(data_dir: Path, run_id: str) -> Path:
     """The folder of one run's report (the run id is made file-name safe)."""
     safe = re.sub(r"[^\w.-]+", "_", run_id).strip("._") or "run"
     return monitoring_dir(data_dir) / "runs" / safe
-
-
-def load_reports(data_dir: Path) -> list[DriftReport]:
-    """Every saved run report, oldest first (for the UI's Monitoring page)."""
-    reports = []
-    for path in sorted((monitoring_dir(data_dir) / "runs").glob("*/report.json")):
-        try:
-            reports.append(DriftReport.model_validate_json(path.read_text()))
-        except ValueError as exc:
-            _log.warning("%s: unreadable drift report (%s)", path, exc)
-    return sorted(reports, key=lambda r: r.created_at)

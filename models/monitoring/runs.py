@@ -220,7 +220,7 @@ def monitor_run(
         model_version=scorer.version,
         model_digest=digest,
     )
-    report = compare(reference, current, thresholds, run_id=run.run_id)
+    report = compare(reference, current, thresholds or settings.drift, run_id=run.run_id)
     paths: dict[str, Path] = {}
     if save:
         paths = write_report(report, run_report_dir(settings.data_dir, run.run_id), current=current)
