@@ -76,7 +76,17 @@ def nightly_args(environ: Mapping[str, str], extra: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Run tonight's batch; returns its exit status."""
     args = nightly_args(os.environ, list(sys.argv[1:] if argv is None else argv))
-    os.environ.update(nightly_env(os.environ))
+    added = nightly_env(os.environ)
+    os.environ.update(added)
+    try:
+        return _run(args)
+    finally:  # in-process callers (tests, a scheduler's Python) keep their environment
+        for name in added:
+            os.environ.pop(name, None)
+
+
+def _run(args: list[str]) -> int:
+    """`sesame ARGS` in this process; its exit status."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     print(
         f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} sesame {' '.join(args)}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,6 +66,9 @@ def test_a_nightly_run_returns_the_batch_exit_status_and_titles_the_workpaper(
     text = " ".join(str(c) for row in cover.iter_rows(values_only=True) for c in row if c)
     assert "Nightly batch" in text
     assert main([]) == 0  # the second night finds nothing new
+    # the night's settings variables do not outlive the run in this process
+    assert "SESAME_BATCH__EXECUTOR" not in os.environ
+    assert "SESAME_BATCH__TASK_TIMEOUT_S" not in os.environ
 
 
 def test_ray_job_submitter_needs_its_address_and_folders(capsys: pytest.CaptureFixture) -> None:
