@@ -13,14 +13,13 @@ wrong with them.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path, PurePath
 from typing import Literal
 
 from app.config import IngestOptions
 from app.errors import IngestError, OnError, UnsupportedFileError
 from app.ingest.files import content_kind, load_bytes
-from app.ingest.html import finished, html_page_count, read_html, read_markup, recorded
+from app.ingest.html import html_page_count, read_html, read_report, recorded
 from app.ingest.package import report_in_package
 from app.ingest.pdf import read_pdf
 from app.ingest.pdfium import pdf_page_count
@@ -100,19 +99,10 @@ def read_document(
         )
     try:
         data = load_bytes(source, options, name)
-        report_name, report = report_in_package(data, name, options, errors)
-        document, pages = read_markup(
-            report,
-            doc_id=hashlib.sha256(data).hexdigest(),
-            size_bytes=len(data),
-            name=name,
-            options=options,
-            page_range=page_range,
-            errors=errors,
-        )
+        _, report = report_in_package(data, name, options, errors)
     except IngestError as exc:
         return recorded(exc, errors, on_error)
-    return finished(document, pages, errors, on_error)
+    return read_report(data, report, name, options, page_range, on_error, errors)
 
 
 def _name(source: Path | bytes) -> str | None:

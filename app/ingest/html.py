@@ -60,6 +60,7 @@ from app.ingest.htmltext import (
     tags,
 )
 from app.ingest.ixbrl import FactReader
+from app.ingest.pdf import _resolve_range, _with  # one rule for ranges and fatal errors
 from app.records import Anchor, Document, Fact, Page, Sentence, StageError
 
 _log = logging.getLogger(__name__)
@@ -115,8 +116,25 @@ def read_html(
                 + "; no text read. Submit the filing itself (.htm, .html or .xhtml) or its "
                 "PDF."
             )
+    except IngestError as exc:
+        return recorded(exc, errors, on_error)
+    return read_report(data, data, name, options, page_range, on_error, errors)
+
+
+def read_report(
+    data: bytes,
+    report: bytes,
+    name: str,
+    options: IngestOptions,
+    page_range: tuple[int, int] | None,
+    on_error: OnError,
+    errors: list[StageError],
+) -> tuple[Document | None, list[Page], list[StageError]]:
+    """Read the markup `report` as the document whose bytes are `data`: the filing itself, or
+    the ESEF package that holds it (its sha256 and size are the document's)."""
+    try:
         document, pages = read_markup(
-            data,
+            report,
             doc_id=hashlib.sha256(data).hexdigest(),
             size_bytes=len(data),
             name=name,
@@ -217,20 +235,6 @@ def read_markup(
         )
     pages = build_pages(markup, walker, doc_id, remove_running=options.remove_running)
     return document, [p for p in pages if first <= p.page_no <= last]
-
-
-def _with(exc: IngestError, document: Document | None) -> IngestError:
-    exc.document = document  # type: ignore[attr-defined]
-    return exc
-
-
-def _resolve_range(page_range: tuple[int, int] | None, n_pages: int, name: str) -> tuple[int, int]:
-    if page_range is None:
-        return 1, n_pages
-    first, last = page_range
-    if first < 1 or last < first or first > n_pages:
-        raise ValueError(f"{name}: page_range {page_range} is outside pages 1-{n_pages}")
-    return first, min(last, n_pages)
 
 
 def _title(markup: Markup) -> str | None:

@@ -344,7 +344,7 @@ def _positive(value: str | None) -> bool:
     if not value:
         return False
     m = re.match(r"\s*([0-9]*\.?[0-9]+)", value)
-    return bool(m) and float(m.group(1)) > 0
+    return m is not None and float(m.group(1)) > 0
 
 
 def resolve_style(name: str, classes: str, inline: str, rules: dict[str, dict[str, str]]) -> Style:

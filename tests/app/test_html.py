@@ -469,3 +469,51 @@ def test_a_highlight_fragment_marks_the_sentence_and_is_sanitised() -> None:
     ):
         assert bad not in html, bad
     assert 'title="us-gaap:Revenues (FY2024)"' in html  # the tagged fact, underlined
+
+
+def test_sesame_analyze_writes_facts_into_the_workpaper_and_json(tmp_path, tiny_model_dir):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import openpyxl
+
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    write_filing(inputs / "acme-10k.htm")
+    (inputs / "acme-esef.zip").write_bytes(esef_package(esef_report()))
+    env = {**os.environ, "SESAME_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "app.cli", "analyze", str(inputs), "--out", str(out)]
+        + ["--model-dir", str(tiny_model_dir), "--explain", "none"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "2 documents: 2 ok, 0 partial, 0 failed"
+
+    data = json.loads((out / "acme-10k.json").read_text())
+    grew = next(s for s in data["sentences"] if s["text"].startswith("Revenues increased"))
+    (revenue,) = grew["facts"]
+    assert revenue["concept"] == "us-gaap:Revenues" and revenue["value"] == "39000000000"
+    assert revenue["unit"] == "USD" and revenue["period_end"] == "2024-12-31"
+    assert grew["page_no"] == 2 and grew["label"] in ("positive", "negative", "neutral")
+
+    book = openpyxl.load_workbook(out / "acme-10k.xlsx")
+    rows = list(book["Sentences"].iter_rows(values_only=True))
+    header_at = next(i for i, r in enumerate(rows) if r and r[0] == "sentence id")
+    header = list(rows[header_at])
+    body = [dict(zip(header, r, strict=False)) for r in rows[header_at + 1 :] if r[0] is not None]
+    assert "tagged facts (iXBRL)" in header and "printed page" in header
+    row = next(r for r in body if str(r["sentence"]).startswith("Revenues increased"))
+    assert row["tagged facts (iXBRL)"].startswith("us-gaap:Revenues = 39000000000 USD, FY2024")
+    assert (row["page"], row["printed page"]) == (2, "1")
+
+    esef = json.loads((out / "acme-esef.json").read_text())
+    facts = [f for s in esef["sentences"] for f in s.get("facts", [])]
+    assert [(f["concept"], f["value"], f["unit"]) for f in facts] == [
+        ("ifrs-full:Revenue", "1234500000", "EUR")
+    ]
