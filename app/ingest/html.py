@@ -324,11 +324,38 @@ def _kind(run: Run, body_size: float) -> str:
     if words <= 20 and open_end and _WORDISH.search(text):
         if run.heading or run.bold * 10 >= run.letters * 9 or run.size >= 1.15 * body_size:
             return "heading"
-        if run.italic * 10 >= run.letters * 9 and words <= 10 and text[:1].isupper():
+        # italic or underlined subheads ("Fair value hedges") are short and stand alone
+        styled = max(run.italic, run.underline)
+        if styled * 10 >= run.letters * 9 and words <= 12 and text[:1].isupper():
             return "heading"
     if run.heading and words <= 30:
         return "heading"
     return "text"
+
+
+def _run_in(run: Run) -> int:
+    """Where the text after a bold run-in heading starts in the run ("Pension Benefits" +
+    " Pension cash requirements ..."); 0 when the run has none. A lead-in ending in a stop
+    ("Government Contracts. The ...") is a sentence of its own already."""
+    lead = run.lead
+    if not lead or "\n" in run.text[:lead]:
+        return 0
+    head, rest = run.text[:lead], run.text[lead:]
+    cut = lead + len(rest) - len(rest.lstrip())
+    words = len(head.split())
+    if (
+        2 <= words <= 12
+        and _WORDISH.search(head)
+        and head.rstrip()[-1:] not in ".,;:!?"
+        and rest.strip()[:1].isupper()
+        and len(rest.split()) >= 4
+    ):
+        return cut
+    return 0
+
+
+def _kind_of_rest(run: Run, rest: str) -> str:
+    return "list_item" if _LIST_START.match(rest) else "text"
 
 
 def _body_size(runs: list[Run]) -> float:
@@ -348,7 +375,9 @@ def build_pages(
     runs = [[i for i in items if isinstance(i, Run)] for items in by_page]
     kinds, labels = _furniture(runs) if remove_running else ({}, {})
     body_size = _body_size([r for rs in runs for r in rs if id(r) not in kinds])
-    where: dict[int, tuple[int, int]] = {}  # id(run) -> (page index, start in Page.text)
+    # id(run) -> (page index, its start in Page.text, where a run-in heading's text resumes in
+    # the run, and how much further on it stands in Page.text)
+    where: dict[int, tuple[int, int, int, int]] = {}
     pages: list[dict[str, Any]] = []
     for p, items in enumerate(by_page):
         parts: list[str] = []
@@ -365,7 +394,22 @@ def build_pages(
                 continue
             if parts:
                 pos += 2
-            where[id(item)] = (p, pos)
+            cut = _run_in(item)
+            if cut:
+                # a run-in heading: its own heading block, the text after it a block of its own
+                head, rest = item.text[: item.lead], item.text[cut:]
+                where[id(item)] = (p, pos, cut, len(head) + 2 - cut)
+                blocks.append(
+                    _block("heading", item.path, item.offset, item.offset + len(head), start=pos)
+                )
+                pos += len(head) + 2
+                blocks.append(
+                    _block(_kind_of_rest(item, rest), item.path, item.offset + cut, end, start=pos)
+                )
+                parts.append(f"{head}\n\n{rest}")
+                pos += len(rest)
+                continue
+            where[id(item)] = (p, pos, len(item.text) + 1, 0)
             blocks.append(_block(_kind(item, body_size), item.path, item.offset, end, start=pos))
             parts.append(item.text)
             pos += len(item.text)
@@ -412,7 +456,10 @@ def _place_facts(
         if not 0 <= run_index < len(items):
             return None
         found = where.get(id(items[run_index]))
-        return None if found is None else (found[0], found[1] + offset)
+        if found is None:
+            return None
+        page, start, cut, shift = found
+        return page, start + offset + (shift if offset >= cut else 0)
 
     for mark in walker.facts:
         fact = reader.fields(mark.element)

@@ -317,6 +317,7 @@ class Style:
     """Font size as (value, unit): pt, px, em or % ("em" for keywords relative to nothing)."""
     break_before: bool
     break_after: bool
+    underline: bool | None
     gap: bool
     """Set apart from what precedes it on the line (padding, margin, inline-block)."""
 
@@ -368,6 +369,12 @@ def resolve_style(name: str, classes: str, inline: str, rules: dict[str, dict[st
         italic = decls["font-style"] in ("italic", "oblique")
     elif name in _ITALIC_TAGS:
         italic = True
+    underline = None
+    if "text-decoration" in decls or "text-decoration-line" in decls:
+        line = decls.get("text-decoration", "") + decls.get("text-decoration-line", "")
+        underline = "underline" in line
+    elif name in ("u", "ins"):
+        underline = True
     size = _size(decls.get("font-size", ""))
     if size is None and name in _HEADING_TAGS:
         size = (_HEADING_TAGS[name], "em")
@@ -386,6 +393,7 @@ def resolve_style(name: str, classes: str, inline: str, rules: dict[str, dict[st
         size=size,
         break_before=before in _BREAK_VALUES,
         break_after=after in _BREAK_VALUES,
+        underline=underline,
         gap=gap,
     )
 
@@ -436,6 +444,10 @@ class Run:
     letters: int = 0
     bold: int = 0
     italic: int = 0
+    underline: int = 0
+    lead: int = 0
+    """Length of a bold lead-in followed by other text in the run ("Pension Benefits Pension
+    cash requirements ..."): a run-in heading; 0 when there is none."""
     size: float = DEFAULT_SIZE
     """The font size most of its characters are set in, in points."""
     heading: bool = False
@@ -467,6 +479,7 @@ class _Frame:
     emitted: int = 0
     """Rendered characters of the runs inside this element so far (separators included)."""
     fact: FactMark | None = None
+    underline: bool = False
     break_after: bool = False
     row_inline: bool = False
     """A prose-table row read as one run (its cells are inline)."""
@@ -486,7 +499,7 @@ class TextWalker:
         self.items: list[Run | TableItem] = []
         self.facts: list[FactMark] = []
         self.n_pages = 1
-        self._tables: dict[Any, str] = {}
+        self._tables: dict[Any, tuple[str, list[list[str]]]] = {}
         self._page_content = False
         self._opening: list[FactMark] = []
         """Facts opened whose first character has not come yet."""
@@ -499,7 +512,9 @@ class TextWalker:
         self._len = 0
         self._space = False
         self._newlines = 0
-        self._bold = self._italic = 0
+        self._bold = self._italic = self._underline = 0
+        self._lead = 0
+        self._lead_state = "start"  # "bold" while all its text so far is bold, then "done"
         self._sizes: dict[float, int] = {}
         self._slots: list[tuple[Any, str, int, int, int]] = []
 
@@ -519,6 +534,7 @@ class TextWalker:
             return
         if raw[0].isspace() and self._len:
             self._space = True
+        before = self._len
         n = 0
         if self.track:
             for m in re.finditer(r"\S+", raw):
@@ -542,6 +558,12 @@ class TextWalker:
                 self._bold += n
             if frame.italic:
                 self._italic += n
+            if frame.underline:
+                self._underline += n
+            if self._lead_state == "start":
+                self._lead_state = "bold" if frame.bold else "done"
+            elif self._lead_state == "bold" and not frame.bold:
+                self._lead, self._lead_state = before, "done"
             self._sizes[frame.size] = self._sizes.get(frame.size, 0) + n
         self._space = raw[-1].isspace()
 
@@ -574,6 +596,8 @@ class TextWalker:
                     letters=self._len,
                     bold=self._bold,
                     italic=self._italic,
+                    underline=self._underline,
+                    lead=self._lead,
                     size=max(self._sizes.items(), key=lambda kv: kv[1])[0],
                     heading=any(n in _HEADING_TAGS for n in names),
                     list_item="li" in names,
@@ -643,6 +667,7 @@ class TextWalker:
                 _absolute(st.size, up.size if up else size),
                 {},
                 break_after=st.break_after,
+                underline=st.underline if st.underline is not None else bool(up and up.underline),
             )
             stack.append(frame)
             if name == "table" and self._table_kind(el) == "figures":
@@ -667,7 +692,7 @@ class TextWalker:
         return self
 
     def _table(self, table: Any, path: str) -> None:
-        text = table_text(table, self.markup)
+        text = table_text(self._tables[table][1])
         if text:
             self.items.append(TableItem(text, path, self.n_pages - 1))
             self._page_content = True
@@ -684,8 +709,9 @@ class TextWalker:
     def _table_kind(self, table: Any) -> str:
         """figures (a table block) or prose (read cell by cell)."""
         if table not in self._tables:
-            self._tables[table] = table_kind(table, self.markup)
-        return self._tables[table]
+            rows = table_rows(table, self.markup)
+            self._tables[table] = (table_kind(rows), rows)
+        return self._tables[table][0]
 
     def _row_is_item(self, row: Any) -> bool:
         texts = [visible_text(c, self.markup) for c in row if name_of(c) in ("td", "th")]
@@ -747,18 +773,22 @@ def _cells(row: Any, markup: Markup) -> list[str]:
     return out
 
 
-def table_text(table: Any, markup: Markup) -> str:
-    """A table's text: rows on lines, cells separated by tabs, figures kept whole."""
-    rows = ["\t".join(c) for c in (_cells(r, markup) for r in _own_rows(table)) if c]
-    return "\n".join(rows)
+def table_rows(table: Any, markup: Markup) -> list[list[str]]:
+    """A table's shown cells, row by row ("$" and ")" joined to their figures)."""
+    return [c for c in (_cells(r, markup) for r in _own_rows(table)) if c]
 
 
-def table_kind(table: Any, markup: Markup) -> str:
+def table_text(rows: list[list[str]]) -> str:
+    """A table's text: rows on lines, cells separated by tabs."""
+    return "\n".join("\t".join(c) for c in rows)
+
+
+def table_kind(rows: list[list[str]]) -> str:
     """ "prose" when most of a table's text stands in cells of running prose (at least 15
     words ending a sentence, or 40 words); else "figures"."""
     total = prose = 0
-    for row in _own_rows(table):
-        for cell in _cells(row, markup):
+    for row in rows:
+        for cell in row:
             total += len(cell)
             words = len(cell.split())
             if words >= 40 or (words >= 15 and _TABLE_SENTENCE_END.search(cell)):

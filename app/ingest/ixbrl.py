@@ -33,6 +33,7 @@ from app.records import Fact
 
 _log = logging.getLogger(__name__)
 
+_EXCLUDE = tags("exclude", "ix:")
 _TEXT_LIMIT = 300
 _VALUE_LIMIT = 1000
 _MONTHS = {
@@ -156,8 +157,17 @@ def _text(el: Any, *, exclude: bool = False, limit: int = 0) -> str:
     after about `limit` characters when it is set (text blocks hold whole notes)."""
     if len(el) == 0:
         return el.text or ""
-    if not exclude and not limit:
-        return "".join(el.itertext())
+    if not exclude or next(el.iter(*_EXCLUDE), None) is None:
+        if not limit:
+            return "".join(el.itertext())
+        found: list[str] = []
+        total = 0
+        for piece in el.itertext():  # lazy, in libxml2: a text block stops after `limit`
+            found.append(piece)
+            total += len(piece)
+            if total >= limit:
+                break
+        return "".join(found)
     parts: list[str] = []
     size = 0
     stack: list[tuple[Any, bool]] = [(el, False)]

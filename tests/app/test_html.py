@@ -517,3 +517,27 @@ def test_sesame_analyze_writes_facts_into_the_workpaper_and_json(tmp_path, tiny_
     assert [(f["concept"], f["value"], f["unit"]) for f in facts] == [
         ("ifrs-full:Revenue", "1234500000", "EUR")
     ]
+
+
+def test_run_in_and_underlined_headings_stand_apart_from_the_sentences_after_them() -> None:
+    page = (
+        '<div><span style="font-weight:700">Pension and Other Benefits</span><span> Pension '
+        "cash needs are based on our minimum funding requirements.</span></div>"
+        '<div><span style="text-decoration:underline">Fair value hedges</span></div>'
+        "<div><span>The Company designates forward contracts as fair value hedges.</span></div>"
+        '<div><span style="font-weight:700">Government Contracts.</span><span> The U.S. '
+        "government may terminate any of our contracts.</span></div>"
+    )
+    _, pages, _, sentences = read(filing([page]))
+    assert [(s.kind, s.text) for s in sentences] == [
+        ("heading", "Pension and Other Benefits"),
+        ("sentence", "Pension cash needs are based on our minimum funding requirements."),
+        ("heading", "Fair value hedges"),
+        ("sentence", "The Company designates forward contracts as fair value hedges."),
+        ("sentence", "Government Contracts."),
+        ("sentence", "The U.S. government may terminate any of our contracts."),
+    ]
+    # the text after a run-in heading keeps its place in the markup
+    cash = sentences[1]
+    assert cash.anchor.path == sentences[0].anchor.path
+    assert cash.anchor.start == len("Pension and Other Benefits") + 1
