@@ -446,7 +446,7 @@ def _block(
 def _place_facts(
     markup: Markup,
     walker: TextWalker,
-    where: dict[int, tuple[int, int]],
+    where: dict[int, tuple[int, int, int, int]],
     pages: list[dict[str, Any]],
 ) -> None:
     reader = FactReader(markup)

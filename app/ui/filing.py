@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import html
-import json
 import logging
 from typing import Any
 
@@ -285,7 +284,7 @@ def show_in_filing(result: DocumentResult, sentence: Sentence, sources: tuple[st
             result.doc_id or "",
             sources,
             result.document.file_name if result.document else result.source,
-            sentence.model_dump_json(include={"index", "anchor"}),
+            sentence.model_dump_json(),
         )
     except Exception as e:  # a damaged kept file must not break the review
         _log.warning("filing fragment %s #%d failed: %s", result.doc_id, sentence.index, e)
@@ -323,10 +322,7 @@ def _cached_fragment() -> Any:
             data = find_document(settings, doc_id, sources)
             if data is None:
                 return None
-            fields = json.loads(sentence_json)
-            sentence = Sentence.model_construct(
-                index=fields["index"], anchor=Anchor.model_validate(fields["anchor"])
-            )
+            sentence = Sentence.model_validate_json(sentence_json)
             return sentence_fragment(data, sentence, file_name=file_name, options=settings.ingest)
 
         _FRAGMENTS = fragment
