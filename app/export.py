@@ -36,9 +36,11 @@ def result_to_json(result: DocumentResult) -> dict[str, Any]:
     for sentence in result.sentences:
         score = scores.get(sentence.index)
         expl = explanations.get(sentence.index)
+        # a PDF's sentences have no anchor and no facts: left out, their JSON stays as it was
+        bare = {k for k in ("anchor", "facts") if not getattr(sentence, k)}
         record: dict[str, Any] = {
             "doc_sha256": doc_sha,
-            **sentence.model_dump(mode="json", exclude={"doc_id"}),
+            **sentence.model_dump(mode="json", exclude={"doc_id", *bare}),
             "label": score.label if score else None,
             "probabilities": score.probabilities if score else None,
             "confidence": score.confidence if score else None,
@@ -65,6 +67,8 @@ def result_to_json(result: DocumentResult) -> dict[str, Any]:
                 "rotation": p.rotation,
                 "status": p.status,
                 "chars": len(p.text),
+                **({"label": p.label} if p.label is not None else {}),
+                **({"facts": len(p.facts)} if p.facts else {}),
             }
             for p in result.pages
         ],
@@ -75,6 +79,11 @@ def result_to_json(result: DocumentResult) -> dict[str, Any]:
             "explained": len(result.explanations),
             "labels": counts,
             "tone_index": tone_index(counts),
+            **(
+                {"facts_in_sentences": n_facts}
+                if (n_facts := sum(len(s.facts) for s in result.sentences))
+                else {}
+            ),
         },
         "settings": result.settings,
         "timings": result.timings,

@@ -137,13 +137,14 @@ class Analyzer:
         on_error: OnError = "record",
         progress: ProgressHook | None = None,
     ) -> DocumentResult:
-        """Read, split, score and explain one PDF; every problem becomes a StageError."""
-        from app.ingest import read_pdf
+        """Read, split, score and explain one report (PDF, HTML/XHTML filing or ESEF package);
+        every problem becomes a StageError."""
+        from app.ingest import default_name, link_sentences, read_document
         from app.sentences import split_sentences
         from explain.shap_explainer import select_for_explanation
 
         run_id = run_id or new_run_id()
-        name = file_name or (source.name if isinstance(source, Path) else "upload.pdf")
+        name = file_name or default_name(source)
         errors: list[StageError] = []
         timings: dict[str, float] = {}
         pages: list[Page] = []
@@ -157,7 +158,7 @@ class Analyzer:
             return _Step(stage, errors, timings, on_error)
 
         with step("ingest") as s:
-            document, pages, ingest_errors = read_pdf(
+            document, pages, ingest_errors = read_document(
                 source,
                 self.settings.ingest,
                 file_name=name,
@@ -170,6 +171,8 @@ class Analyzer:
         if not fatal:
             with step("sentences") as s:
                 sentences = split_sentences(pages, self.settings.sentences, self.nlp)
+                # HTML filings: each sentence's place in the markup and its tagged facts
+                sentences = link_sentences(sentences, pages)
             fatal = not s.ok
             if s.ok and not sentences and not errors:
                 errors.append(
@@ -271,6 +274,6 @@ def analyze_document(
     analyzer: Analyzer | None = None,
     **kwargs: Any,
 ) -> DocumentResult:
-    """Analyze one PDF end to end (builds an Analyzer unless one is given)."""
+    """Analyze one report end to end (builds an Analyzer unless one is given)."""
     analyzer = analyzer or Analyzer.from_settings(settings)
     return analyzer.analyze(source, on_error=on_error, **kwargs)

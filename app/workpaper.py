@@ -491,6 +491,10 @@ _SENTENCE_COLUMNS: tuple[tuple[str, float], ...] = (
     ("input sha256", 20),
 )
 _PRINTED_SENTENCE_COLUMNS = 17
+_FACTS_COLUMN = ("tagged facts (iXBRL)", 34)
+"""After the evidence, for HTML filings: each fact tagged inside the sentence."""
+_PRINTED_PAGE_COLUMN = ("printed page", 7)
+"""After the page, for HTML filings: the page number the filing prints on that page."""
 
 
 def write_workpaper(
@@ -740,14 +744,23 @@ def _sentences_sheet(
     lines: list[str],
     reviews: Sequence[ReviewAction],
 ) -> None:
-    names = [name for name, _ in _SENTENCE_COLUMNS]
+    # HTML filings add their printed page numbers and tagged facts (PDF workpapers unchanged)
+    labels = {p.page_no: p.label for p in result.pages if p.label}
+    facts = any(s.facts for s in result.sentences)
+    columns = list(_SENTENCE_COLUMNS)
+    if facts:
+        columns.insert(columns.index(("evidence (SHAP)", 38)) + 1, _FACTS_COLUMN)
+    if labels:
+        columns.insert(2, _PRINTED_PAGE_COLUMN)
+    printed_cols = _PRINTED_SENTENCE_COLUMNS + len(columns) - len(_SENTENCE_COLUMNS)
+    names = [name for name, _ in columns]
     sheet = _Sheet(
         wb,
         styler,
         "Sentences",
         f"Sentences: {_file_name(result)}",
         lines,
-        [width for _, width in _SENTENCE_COLUMNS],
+        [width for _, width in columns],
         freeze_col="A",
     )
     header_row = HEADER_ROWS + 1
@@ -779,6 +792,7 @@ def _sentences_sheet(
         row = [
             cell(sentence.index, "int", fill),
             cell(sentence.page_no, "int", fill),
+            *([cell(labels.get(sentence.page_no), "text", fill)] if labels else []),
             cell(sentence.section or "", "wrap", fill),
             cell(sentence.kind, "text", fill),
             cell(sentence.text, "wrap", fill),
@@ -788,6 +802,7 @@ def _sentences_sheet(
             cell(probs.get("neutral"), "prob", fill),
             cell(score.confidence if score else None, "prob", fill),
             evidence,
+            *([cell(fact_lines(sentence) or None, "wrap", fill)] if facts else []),
             cell(state.status if state else None, "text", fill),
             cell(state.label if state else None, "text", fill),
             cell("\n".join(state.comments) if state else None, "wrap", fill),
@@ -798,8 +813,14 @@ def _sentences_sheet(
         ]
         sheet.append(row)
     if not result.sentences:
-        sheet.note("No sentences: " + _status_line(result), merge_to=_PRINTED_SENTENCE_COLUMNS)
-    sheet.table_setup(header_row, sheet.rows, len(names), print_cols=_PRINTED_SENTENCE_COLUMNS)
+        sheet.note("No sentences: " + _status_line(result), merge_to=printed_cols)
+    sheet.table_setup(header_row, sheet.rows, len(names), print_cols=printed_cols)
+
+
+def fact_lines(sentence: Sentence) -> str:
+    """A sentence's tagged facts, one per line: `us-gaap:Revenues = 39000000000 USD, FY2024
+    (...) ["39.0"]`."""
+    return "\n".join(f'{f.describe()} ["{f.text}"]' for f in sentence.facts)
 
 
 _ERROR_COLUMNS: tuple[tuple[str, float], ...] = (

@@ -39,7 +39,8 @@ _log = logging.getLogger(__name__)
 
 batch_app = typer.Typer(
     name="batch",
-    help="Score every PDF of a folder on Ray (nightly), resume after a crash, list runs.",
+    help="Score every report (PDF, HTML/XHTML filing, ESEF .zip) of a folder on Ray (nightly), "
+    "resume after a crash, list runs.",
     no_args_is_help=True,
 )
 
@@ -48,7 +49,11 @@ batch_app = typer.Typer(
 def run(
     input_dir: Annotated[
         Path,
-        typer.Argument(help="Folder searched (with its subfolders) for *.pdf.", show_default=False),
+        typer.Argument(
+            help="Folder searched (with its subfolders) for *.pdf, *.htm, *.html, *.xhtml and "
+            "*.zip (ESEF) reports.",
+            show_default=False,
+        ),
     ],
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Folder for the workpapers, JSON and batch summary.")
@@ -159,7 +164,7 @@ def run(
         ),
     ] = None,
 ) -> None:
-    """Analyze every PDF under INPUT_DIR that is not yet scored with this model and settings.
+    """Analyze every report under INPUT_DIR not yet scored with this model and settings.
 
     Exit status: 0 every document read fully; 1 any partial or failed (see the batch
     workpaper's Exceptions); 2 usage error; 3 the run could not start (Ray unreachable, store or

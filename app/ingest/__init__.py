@@ -1,6 +1,10 @@
-"""Read a PDF into a `Document` and its `Page`s: body text in reading order, with its layout.
+"""Read a report into a `Document` and its `Page`s: body text in reading order, with its layout.
 
-    document, pages, errors = read_pdf(Path("q3.pdf"), settings.ingest)
+    document, pages, errors = read_document(Path("q3.pdf"), settings.ingest)
+
+`read_document` sends a PDF to `read_pdf` (below) and HTML/XHTML filings and ESEF packages to
+`read_html` (`html`: inline XBRL as regulators receive it; tagged facts on each page, linked to
+sentences by `link_sentences`).
 
 How a page is read (each page is opened once, with pypdfium2 only; about 60-190 pages per
 CPU-second on the corpus, see benchmarks/bench_ingest.py):
@@ -52,12 +56,38 @@ work after it is not). Pages with more than `layout._MAX_SEGMENTS` pieces are re
 | `running` | running headers, footers and page numbers over the document |
 | `layout` | blocks, tables, XY-cut reading order, kinds, building the `Page` (steps 3-4) |
 | `pdf` | `read_pdf`: the document-level orchestration, page ranges, the running sample |
+| `htmltext` | HTML/XHTML parsing (lxml), styles, the walk into runs, tables, page breaks, anchors |
+| `ixbrl` | inline XBRL: contexts, units, fact values (format, scale, sign) |
+| `html` | `read_html`: pages, running footers, printed page numbers, facts; `link_sentences` |
+| `package` | ESEF report packages: the report in `reports/` |
+| `dispatch` | `read_document`: the reader the bytes need; page counts of any report |
 
 Import order (a module imports only those above it): files, segments, text, status, pdfium,
-running, layout, pdf.
+running, layout, pdf, htmltext, ixbrl, html, package, dispatch.
 """
 
+from app.ingest.dispatch import (
+    INPUT_SUFFIXES,
+    default_name,
+    page_count,
+    read_document,
+    reader_kind,
+    report_bytes,
+)
+from app.ingest.html import link_sentences, read_html
 from app.ingest.pdf import read_pdf
 from app.ingest.pdfium import PDFIUM_LOCK, pdf_page_count
 
-__all__ = ["PDFIUM_LOCK", "pdf_page_count", "read_pdf"]
+__all__ = [
+    "INPUT_SUFFIXES",
+    "PDFIUM_LOCK",
+    "default_name",
+    "link_sentences",
+    "page_count",
+    "pdf_page_count",
+    "read_document",
+    "read_html",
+    "read_pdf",
+    "reader_kind",
+    "report_bytes",
+]

@@ -41,6 +41,7 @@ from app.ui.common import (
     store_at,
 )
 from app.ui.documents import boxes_on, find_pdf, render_page, sentence_pages
+from app.ui.filing import show_facts, show_in_filing
 from app.ui.tables import (
     ACTION_TEXT,
     REVIEW_STATUSES,
@@ -587,6 +588,7 @@ def _sentence_detail(
             st.caption(f"Evidence {esc(evidence_line(expl))}.")
             with st.expander("How to read the colours"):
                 st.caption(esc(EVIDENCE_LEGEND))
+            show_facts(sentence)
         else:
             st.html(
                 '<div style="font-size: 1.15rem; line-height: 1.9">'
@@ -601,6 +603,7 @@ def _sentence_detail(
                     "none": "No SHAP evidence: it was switched off for this analysis.",
                 }.get(mode, "No SHAP evidence for this sentence.")
             )
+            show_facts(sentence)
             if score is not None and st.button(
                 "Compute SHAP evidence for this sentence",
                 icon=":material/insights:",
@@ -634,7 +637,10 @@ def _sentence_detail(
         sources = source_paths(
             get_settings().store_url(), result_id, run_id, result.source, result.doc_id
         )
-        _page_images(result, sentence, sources)
+        if sentence.anchor is not None:  # an HTML filing: the sentence in the filing itself
+            show_in_filing(result, sentence, sources)
+        else:
+            _page_images(result, sentence, sources)
 
 
 def _history_line(r: ReviewAction) -> str:

@@ -260,7 +260,7 @@ def test_analyze_without_files_says_what_to_do(ui_env):
     at = run(app_as(ALICE))
     button(at, "Analyze").click()
     run(at)
-    assert texts(at, "warning") == ["Choose at least one PDF to analyze."]
+    assert texts(at, "warning") == ["Choose at least one report to analyze."]
 
 
 # --- Review -----------------------------------------------------------------------------------
