@@ -2,8 +2,8 @@
 
 `report_html` renders a `DriftReport` (every value escaped), `write_report` writes it with its
 JSON and the current profile into a folder, and `monitoring_dir` / `run_report_dir` say
-where those folders live under the data directory (the store keeps every report too). It is its own module
-because presentation and file layout change for reasons the statistics do not.
+where those folders live under the data directory (the store keeps every report too). It is
+its own module because presentation and file layout change for reasons the statistics do not.
 """
 
 from __future__ import annotations
