@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.config import Settings, load_settings
 from app.errors import OnError, SesameError
+from app.ingest import default_name, link_sentences, read_document
 from app.records import (
     DocumentResult,
     Explanation,
@@ -29,24 +28,19 @@ from app.records import (
     document_status,
     settings_digest,
 )
-from app.version import git_commit, package_version
+from app.sentences import make_nlp, split_sentences
+from app.stamps import make_stamp, new_run_id
+from explain.shap_explainer import SentenceExplainer, select_for_explanation
+from models.registry import ResolvedModel, resolve_model
+from models.scoring import SentimentScorer
 
 if TYPE_CHECKING:
     from spacy.language import Language
-
-    from explain.shap_explainer import SentenceExplainer
-    from models.registry import ResolvedModel
-    from models.scoring import SentimentScorer
 
 _log = logging.getLogger(__name__)
 
 ProgressHook = Callable[[str], None]
 """Called with a stage name as a document moves through the pipeline (for progress bars)."""
-
-
-def new_run_id() -> str:
-    """A sortable, unique run id: UTC time plus a random suffix."""
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
 def result_settings(settings: Settings) -> dict[str, Any]:
@@ -63,7 +57,6 @@ def result_settings(settings: Settings) -> dict[str, Any]:
 
 def make_explainer(settings: Settings, scorer: SentimentScorer) -> SentenceExplainer:
     """The SHAP explainer of a scorer: the settings' budget, the shared disk cache."""
-    from explain.shap_explainer import SentenceExplainer
 
     return SentenceExplainer(
         scorer.predict_proba,
@@ -96,9 +89,6 @@ class Analyzer:
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Analyzer:
         """Resolve the model (registry champion or a local directory) and build every stage."""
-        from app.sentences import make_nlp
-        from models.registry import resolve_model
-        from models.scoring import SentimentScorer
 
         settings = settings or load_settings()
         settings.ensure_dirs()
@@ -115,15 +105,7 @@ class Analyzer:
 
     def stamp(self, run_id: str) -> Stamp:
         """The stamp every output of this run carries."""
-        return Stamp(
-            model_name=self.scorer.name,
-            model_version=self.scorer.version,
-            model_digest=self.scorer.digest,
-            code_version=package_version(),
-            git_commit=git_commit(),
-            run_id=run_id,
-            created_at=datetime.now(UTC),
-        )
+        return make_stamp(self.scorer.name, self.scorer.version, self.scorer.digest, run_id)
 
     def analyze(
         self,
@@ -139,9 +121,6 @@ class Analyzer:
     ) -> DocumentResult:
         """Read, split, score and explain one report (PDF, HTML/XHTML filing or ESEF package);
         every problem becomes a StageError."""
-        from app.ingest import default_name, link_sentences, read_document
-        from app.sentences import split_sentences
-        from explain.shap_explainer import select_for_explanation
 
         run_id = run_id or new_run_id()
         name = file_name or default_name(source)

@@ -31,7 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.config import Settings
 from app.digests import sha256_file
 from app.errors import DataValidationError
+from app.ingest import read_pdf
 from app.records import LABELS, Record
+from app.sentences import make_nlp, split_sentences
 
 _log = logging.getLogger(__name__)
 
@@ -344,8 +346,6 @@ def load_unlabelled(
 
 
 def _pdf_sentences(path: Path, settings: Settings) -> list[str]:
-    from app.ingest import read_pdf
-    from app.sentences import make_nlp, split_sentences
 
     _doc, pages, errors = read_pdf(path, settings.ingest)
     if not pages:

@@ -11,8 +11,7 @@ import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-from spacy.language import Language
+from typing import TYPE_CHECKING
 
 from app.config import SentenceOptions
 from app.records import BBox, Line, Page, Sentence, SentenceKind
@@ -35,6 +34,9 @@ from app.sentences.segment import (
     strip_span,
 )
 from app.sentences.sentencizer import default_nlp
+
+if TYPE_CHECKING:
+    from spacy.language import Language
 
 _Seg = tuple[int, int, int]  # (position of the page in the ordered pages, start, end)
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import spacy
-from spacy.attrs import IDX, IS_SPACE, LENGTH, SENT_START, SUFFIX
-from spacy.language import Language
-from spacy.tokens import Doc
 
 from app.config import SentenceOptions
+
+if TYPE_CHECKING:  # spaCy is imported when a pipeline is made, not with the package
+    from spacy.language import Language
+    from spacy.tokens import Doc
 
 COMPONENT = "financial_sentencizer"
 """Name of the rule-based sentence component in `make_nlp`'s pipeline."""
@@ -91,6 +92,8 @@ class _Tokens:
     """
 
     def __init__(self, doc: Doc) -> None:
+        from spacy.attrs import IDX, IS_SPACE, LENGTH, SUFFIX
+
         arr = doc.to_array([IDX, LENGTH, IS_SPACE, SUFFIX])
         self.doc = doc
         self.n = n = len(doc)
@@ -224,6 +227,8 @@ class FinancialSentencizer:
 
     def set_annotations(self, docs: Sequence[Doc], starts: Sequence[list[int]]) -> None:
         """Write the predicted starts as `SENT_START` (1 start, -1 inside a sentence)."""
+        from spacy.attrs import SENT_START
+
         for doc, idx in zip(docs, starts, strict=True):
             if not len(doc):
                 continue
@@ -232,14 +237,18 @@ class FinancialSentencizer:
             doc.from_array([SENT_START], arr.astype("uint64"))  # type: ignore[arg-type]
 
 
-@Language.factory(COMPONENT)
 def _make_financial_sentencizer(nlp: Language, name: str) -> FinancialSentencizer:
     return FinancialSentencizer(name)
 
 
 def make_nlp(options: SentenceOptions) -> Language:
     """A blank English pipeline with the financial sentence rules; nothing is downloaded."""
+    import spacy
+    from spacy.language import Language
+
     del options  # the rules have no settings yet; the signature is kept for the pipeline
+    if not Language.has_factory(COMPONENT):
+        Language.factory(COMPONENT, func=_make_financial_sentencizer)
     nlp = spacy.blank("en")
     nlp.add_pipe(COMPONENT)
     return nlp
