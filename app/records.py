@@ -24,7 +24,7 @@ LABELS: tuple[str, str, str] = ("positive", "negative", "neutral")
 Label = Literal["positive", "negative", "neutral"]
 DocStatus = Literal["ok", "partial", "failed"]
 Stage = Literal["ingest", "sentences", "scoring", "explain", "export", "store", "monitor"]
-PageStatus = Literal["ok", "empty", "needs_ocr", "unreadable", "error"]
+PageStatus = Literal["ok", "empty", "needs_ocr", "unreadable", "ocr_failed", "error"]
 BlockKind = Literal["text", "heading", "list_item", "table", "header", "footer", "page_number"]
 SentenceKind = Literal["sentence", "heading", "list_item"]
 
@@ -92,6 +92,13 @@ class Page(Record):
     lines: tuple[Line, ...] = ()
     blocks: tuple[Block, ...] = ()
     status: PageStatus = "ok"
+    ocr: bool = False
+    """The text was read by OCR from the page image (the text layer was missing, unreadable, or
+    ignored with `--ocr force`): words may be misread."""
+    ocr_confidence: float | None = None
+    """Mean OCR word confidence, 0-1 (None when the page was not OCR'd or OCR found no words)."""
+    ocr_language: str | None = None
+    """Tesseract language(s) the page was read with, e.g. "eng" or "nld+eng"."""
 
 
 class Document(Record):
@@ -139,6 +146,8 @@ class Sentence(Record):
     """Set when the sentence runs across a page break: the next page, where it ends. `start` and
     `end` then cover its part on `page_no`; the rest is `Page.text[:end_page_end]` there."""
     end_page_end: int | None = None
+    ocr: bool = False
+    """Read by OCR from a page image (see `Page.ocr`): a word may be misread."""
 
 
 class Score(Record):

@@ -17,6 +17,8 @@ from app.cli.options import (
     ExplainOpt,
     ModelDirOpt,
     ModelOpt,
+    OcrLanguagesOpt,
+    OcrOpt,
     PasswordOpt,
     with_overrides,
 )
@@ -64,6 +66,8 @@ def analyze(
     ] = Path("out"),
     password: PasswordOpt = None,
     explain: ExplainOpt = None,
+    ocr: OcrOpt = None,
+    ocr_languages: OcrLanguagesOpt = None,
     model: ModelOpt = None,
     model_dir: ModelDirOpt = None,
     client: Annotated[str | None, typer.Option(help="Client name for the workpaper.")] = None,
@@ -116,6 +120,8 @@ def analyze(
         password=password,
         max_pages=max_pages,
         max_mb=max_mb,
+        ocr=ocr,
+        ocr_languages=ocr_languages,
     )
     with console.status("loading model…"):
         analyzer = Analyzer.from_settings(settings)

@@ -14,7 +14,15 @@ from rich.console import Console
 from rich.table import Table
 
 from app.cli.analyze import say_drift
-from app.cli.options import ExplainOpt, ModelDirOpt, ModelOpt, PasswordOpt, with_overrides
+from app.cli.options import (
+    ExplainOpt,
+    ModelDirOpt,
+    ModelOpt,
+    OcrLanguagesOpt,
+    OcrOpt,
+    PasswordOpt,
+    with_overrides,
+)
 from app.config import load_settings
 from app.store import ResultStore
 from batch.run import (
@@ -129,6 +137,8 @@ def run(
     model: ModelOpt = None,
     model_dir: ModelDirOpt = None,
     password: PasswordOpt = None,
+    ocr: OcrOpt = None,
+    ocr_languages: OcrLanguagesOpt = None,
     client: Annotated[str | None, typer.Option(help="Client name for the workpapers.")] = None,
     engagement: Annotated[str | None, typer.Option(help="Engagement for the workpapers.")] = None,
     store: Annotated[
@@ -165,6 +175,8 @@ def run(
         model_dir=model_dir,
         password=password,
         store=store,
+        ocr=ocr,
+        ocr_languages=ocr_languages,
     )
     options = BatchOptions(
         input_dir=input_dir,

@@ -18,6 +18,8 @@ from app.errors import (
     IngestError,
     NeedsOcrError,
     NotPdfError,
+    OcrFailedError,
+    OcrUnavailableError,
     PageReadError,
     TooLargeError,
     TooManyPagesError,
@@ -36,6 +38,8 @@ def error_class(code: str) -> type[IngestError]:
         TooManyPagesError,
         NeedsOcrError,
         GarbledTextError,
+        OcrFailedError,
+        OcrUnavailableError,
         PageReadError,
     ]
     return next((c for c in classes if c.code == code), IngestError)
