@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from app.ocr_report import ocr_report
 from app.records import LABELS, DocumentResult, Explanation, Score
 
 
@@ -63,9 +64,13 @@ def result_to_json(result: DocumentResult) -> dict[str, Any]:
                 "rotation": p.rotation,
                 "status": p.status,
                 "chars": len(p.text),
+                "ocr": p.ocr,
+                "ocr_confidence": p.ocr_confidence,
+                "ocr_language": p.ocr_language,
             }
             for p in result.pages
         ],
+        "ocr": ocr_report(result),
         "errors": [e.model_dump(mode="json") for e in result.errors],
         "summary": {
             "sentences": len(result.sentences),

@@ -51,7 +51,7 @@ from app.ingest.pdfium import PDFIUM_LOCK
 from app.ingest.segments import SEG_GAP, RawPage, Seg, merge_rows
 from app.ingest.status import odd_word, page_status
 from app.ingest.text import VOCAB_WORD
-from app.records import Page, StageError
+from app.records import StageError
 
 _log = logging.getLogger(__name__)
 
@@ -89,6 +89,8 @@ _MIN_INK_PIXELS = 150
 _RULE_CHARS = frozenset("|¦‖_")
 """Tesseract reads table rules and box edges as bars, underlines as underscores; no report
 writes them as words."""
+_LOOSE_HEIGHT = 1.1
+"""pdfium's loose character boxes run from the font's ascent to its descent: about 1.1 em."""
 _SPECK_CONFIDENCE = 50.0
 """A one-character word that is no letter or digit, read with less confidence than this, is a
 speck of dust."""
@@ -152,38 +154,6 @@ def page_fields(raw: RawPage) -> dict[str, Any]:
         "ocr_confidence": raw.ocr_confidence,
         "ocr_language": raw.ocr_language,
     }
-
-
-def low_confidence_pages(pages: Iterable[Page], threshold: float) -> list[Page]:
-    """OCR'd pages read with a mean word confidence below `threshold` (to be checked by eye)."""
-    return [
-        p for p in pages if p.ocr and p.status == "ok" and (p.ocr_confidence or 0.0) < threshold
-    ]
-
-
-def ocr_summary(pages: Iterable[Page], threshold: float) -> str | None:
-    """One line on a document's OCR'd pages, or None when none was OCR'd."""
-    pages = list(pages)
-    ocr = [p for p in pages if p.ocr]
-    if not ocr:
-        return None
-    read = [p for p in ocr if p.status == "ok" and p.ocr_confidence is not None]
-    languages = sorted({p.ocr_language for p in ocr if p.ocr_language})
-    parts = [f"{len(ocr)} of {len(pages)} pages read by OCR"]
-    if languages:
-        parts.append(f"language {', '.join(languages)}")
-    if read:
-        mean = sum(p.ocr_confidence or 0.0 for p in read) / len(read)
-        parts.append(f"mean word confidence {mean:.0%}")
-    line = "; ".join(parts)
-    low = low_confidence_pages(ocr, threshold)
-    if low:
-        pages_low = ", ".join(f"{p.page_no} ({p.ocr_confidence or 0:.0%})" for p in low)
-        line += f". Below {threshold:.0%}, check against the page image: page {pages_low}"
-    failed = [p.page_no for p in ocr if p.status != "ok"]
-    if failed:
-        line += f". Not readable by OCR either: page {', '.join(map(str, failed))}"
-    return line + "."
 
 
 def _text_sample(raw_pages: dict[int, RawPage], targets: list[int]) -> str:
@@ -574,15 +544,11 @@ def _raw_page(page_no: int, read: _Read, size: tuple[float, float], language: st
     sizes = _smooth_sizes(read.sizes, read.paragraphs)
     for line_words, font_size in zip(read.words, sizes, strict=True):
         line_words.sort(key=lambda w: w.x0)
-        gaps = [b.x0 - a.x1 for a, b in zip(line_words, line_words[1:], strict=False)]
-        usual = float(np.median(gaps)) if gaps else 0.0
         group: list[_Word] = []
         for w in line_words:
-            gap = w.x0 - group[-1].x1 if group else 0.0
-            # a column or cell gap, not a word space: wider than about an em, and than either
-            # two ems or three of the line's usual spaces (justified lines space words widely)
-            h = max(font_size, 0.1)
-            if group and gap >= SEG_GAP * h and (gap >= 2 * h or gap >= 3 * usual):
+            # a column or cell gap, not a word space: as the text layer's test (under SEG_GAP
+            # line heights), with the line as tall as pdfium's loose boxes (about 1.1 em)
+            if group and w.x0 - group[-1].x1 >= SEG_GAP * _LOOSE_HEIGHT * font_size:
                 segs.append(_seg(group, font_size))
                 group = []
             group.append(w)
