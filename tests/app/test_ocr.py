@@ -18,6 +18,7 @@ from app.ingest import read_pdf
 from app.ingest.ocr import tessdata_dir
 from app.records import BBox, Page, Sentence
 from app.sentences import make_nlp, split_sentences
+from app.store import ResultStore
 
 AUTO = IngestOptions()
 OFF = IngestOptions(ocr="off")
@@ -268,6 +269,23 @@ def test_ocr_pages_keep_reading_order_running_headers_and_tables(tmp_path: Path)
     assert "1,234.5" not in pages[0].text
 
 
+@pytest.mark.corpus
+@pytest.mark.parametrize("mode", ["record", "raise"])
+def test_corpus_mcdonalds_glyph_soup_is_read_by_ocr(corpus: Path, mode: str) -> None:
+    pdf = corpus / "mcdonalds_2022q4_earnings_release.pdf"
+    _, pages, errors = read_pdf(pdf, AUTO, page_range=(1, 2), on_error=mode)
+    assert errors == []
+    assert [(p.status, p.ocr) for p in pages] == [("ok", True), ("ok", True)]
+    assert "McDonald's" in pages[0].text and all(p.ocr_confidence > 0.85 for p in pages)
+
+
+@pytest.mark.corpus
+def test_corpus_medicare_scan_is_read_by_ocr(corpus: Path) -> None:
+    _, pages, errors = read_pdf(corpus / "edge" / "scanned_medicare_transmittal765.pdf", AUTO)
+    assert errors == [] and [p.status for p in pages] == ["ok"] * 4
+    assert "Hospital Outpatient Partial Hospitalization Services" in pages[0].text
+
+
 def test_ocr_option_reaches_settings_from_the_environment(monkeypatch) -> None:
     monkeypatch.setenv("SESAME_INGEST__OCR", "force")
     monkeypatch.setenv("SESAME_INGEST__OCR_LANGUAGES", "nld+eng")
@@ -279,24 +297,42 @@ def test_analyze_reads_a_scan_by_ocr_and_says_so(report, tmp_path: Path, tiny_mo
     _, scan = report
     out = tmp_path / "out"
     args = ["analyze", str(scan), "--out", str(out), "--model-dir", str(tiny_model_dir)]
-    result = CliRunner().invoke(cli_app, [*args, "--explain", "none", "--no-store"])
+    result = CliRunner().invoke(cli_app, [*args, "--explain", "none", "--no-monitor"])
 
     assert result.exit_code == 0, result.output
     data = json.loads((out / "scan.json").read_text())
     assert data["status"] == "ok"
     assert data["pages"][0]["ocr"] is True and data["pages"][0]["ocr_confidence"] > 0.85
+    assert data["ocr"]["pages"] == [1] and data["ocr"]["low_confidence_pages"] == []
     assert data["sentences"] and all(s["ocr"] for s in data["sentences"])
-    cover = [r for r in openpyxl.load_workbook(out / "scan.xlsx")["Cover"].values]
-    ocr_rows = [r for r in cover if r and r[0] == "OCR"]
-    assert ocr_rows and "1 of 1 pages read by OCR" in ocr_rows[0][1]
-    header = next(
-        r
-        for r in openpyxl.load_workbook(out / "scan.xlsx")["Sentences"].values
-        if r[0] == "sentence id"
-    )
+    workbook = openpyxl.load_workbook(out / "scan.xlsx")
+    cover = {r[0]: r[1] for r in workbook["Cover"].values if r and r[0]}
+    assert cover["OCR"].startswith("1 of 1 pages read by OCR; language eng")
+    header = next(r for r in workbook["Sentences"].values if r[0] == "sentence id")
     assert "OCR" in header
+    # the store keeps the new fields
+    store = ResultStore.from_settings(load_settings())
+    stored = store.load_result(store.list_results()[0].result_id)
+    store.dispose()
+    assert stored is not None and stored.pages[0].ocr and stored.pages[0].ocr_language == "eng"
+    assert stored.pages[0].ocr_confidence == data["pages"][0]["ocr_confidence"]
+    assert all(s.ocr for s in stored.sentences)
 
-    off = CliRunner().invoke(cli_app, [*args, "--explain", "none", "--no-store", "--ocr", "off"])
+    off = CliRunner().invoke(
+        cli_app, [*args, "--explain", "none", "--no-store", "--ocr", "off", "--out", str(out)]
+    )
     assert off.exit_code == 1
     data = json.loads((out / "scan.json").read_text())
     assert data["status"] == "failed" and data["errors"][0]["code"] == "needs_ocr"
+    assert data["ocr"] is None
+
+
+def test_ocr_boxes_of_a_rotated_page_are_upright_like_the_text_layers(tmp_path: Path) -> None:
+    pdf = pdfs.write_rotated_page(tmp_path / "rotated.pdf")
+    _, text_pages, _ = read_pdf(pdf, OFF)
+    _, pages, errors = read_pdf(pdf, IngestOptions(ocr="force"))
+
+    assert errors == [] and pages[0].ocr and pages[0].rotation == text_pages[0].rotation == 90
+    assert pages[0].text == text_pages[0].text
+    for got, want in zip(pages[0].lines, text_pages[0].lines, strict=True):
+        assert near(got.bbox, want.bbox, 0.4)
