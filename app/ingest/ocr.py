@@ -212,6 +212,10 @@ class _Word:
     top: float
     bottom: float
     conf: float
+    bullet: bool = False
+    """Shaped like a bullet, at the start of its line."""
+    speck: bool = False
+    """Would be dropped as a speck unless it turns out to be a bullet."""
 
 
 @dataclass(slots=True)
@@ -458,18 +462,20 @@ def _words(it: Any, ril: Any, k: float) -> _Read:
         text = (it.GetUTF8Text(word) or "").strip()
         box = it.BoundingBox(word)
         conf = float(it.Confidence(word))
-        if box and not current and len(text) == 1 and _is_bullet(box, line_box, size):
-            text = "•"  # Tesseract reads a bullet as "e", "°" or "«"; the layout wants "•"
+        # a bullet (read as "e", "°" or "«") when words follow it on the line (`_raw_page`)
+        bullet = bool(box) and not current and len(text) == 1 and _is_bullet(box, line_box, size)
         # a speck read as "~" or "°" is no word; bars and underscores are table rules
-        speck = len(text) == 1 and not text.isalnum() and text != "•" and conf < _SPECK_CONFIDENCE
-        if text and box and not speck and not set(text) <= _RULE_CHARS:
+        speck = len(text) == 1 and not text.isalnum() and conf < _SPECK_CONFIDENCE
+        if text and box and (bullet or not speck) and not set(text) <= _RULE_CHARS:
             x0, y0, x1, y1 = box
             top, bottom = float(y0), float(y1)
             if line_box is not None:
                 slope, intercept, ascent, descent = line_box
                 base_y = slope * (x0 + x1) / 2 + intercept
                 top, bottom = min(top, base_y - ascent), max(bottom, base_y + descent)
-            current.append(_Word(text, x0 * k, x1 * k, top * k, bottom * k, conf))
+            current.append(
+                _Word(text, x0 * k, x1 * k, top * k, bottom * k, conf, bullet, bullet and speck)
+            )
         if not it.Next(word):
             break
     # drop lines that held only rules
@@ -544,6 +550,13 @@ def _raw_page(page_no: int, read: _Read, size: tuple[float, float], language: st
     sizes = _smooth_sizes(read.sizes, read.paragraphs)
     for line_words, font_size in zip(read.words, sizes, strict=True):
         line_words.sort(key=lambda w: w.x0)
+        first = line_words[0]
+        if first.bullet and len(line_words) > 1 and line_words[1].x0 - first.x1 < 4 * font_size:
+            first.text = "•"  # what the layout knows a bullet by
+        elif first.speck:
+            line_words = line_words[1:]
+            if not line_words:
+                continue
         group: list[_Word] = []
         for w in line_words:
             # a column or cell gap, not a word space: as the text layer's test (under SEG_GAP
