@@ -444,7 +444,7 @@ def _words(it: Any, ril: Any, k: float) -> _Read:
     word, line, para = ril.WORD, ril.TEXTLINE, ril.PARA
     paragraph = -1
     current: list[_Word] | None = None
-    line_box: tuple[float, float, float] | None = None  # baseline slope, intercept; descent
+    line_box: tuple[float, float, float, float] | None = None  # slope, intercept, ascent, descent
     if it.Empty(word):
         return out
     while True:
