@@ -42,6 +42,22 @@ class IngestOptions(Options):
     """Pages with fewer readable characters than this (and an image) are flagged needs OCR."""
     max_garbled_share: float = Field(0.3, ge=0, le=1)
     """Pages where more than this share of characters is unreadable are flagged garbled."""
+    ocr: Literal["auto", "force", "off"] = "auto"
+    """auto: OCR the pages whose text layer is missing (needs OCR) or unreadable; force: OCR
+    every page, ignoring the text layer (scans with a poor embedded OCR); off: refuse them."""
+    ocr_languages: str | None = None
+    """Tesseract languages, e.g. "deu" or "nld+eng"; None: the document's language, detected
+    on its text layer or on a first OCR pass (English when unsure)."""
+    ocr_dpi: int = Field(300, ge=72, le=600)
+    """Resolution pages are rendered at for OCR (benchmarks/bench_ocr.py measured the choice)."""
+    ocr_workers: int = Field(2, ge=1, le=16)
+    """Pages OCR'd at once (threads, one Tesseract each; rendering stays under the pdfium lock)."""
+    ocr_min_confidence: float = Field(0.8, ge=0, le=1)
+    """OCR'd pages whose mean word confidence is below this are listed for checking
+    (workpaper Cover and Exceptions, JSON, review screen)."""
+    tessdata_dir: Path | None = None
+    """Tesseract's language data folder; None: $TESSDATA_PREFIX, else Debian's
+    /usr/share/tesseract-ocr/*/tessdata."""
 
 
 class SentenceOptions(Options):

@@ -106,6 +106,20 @@ class NoReportError(IngestError):
     code = "no_report"
 
 
+class OcrUnavailableError(IngestError):
+    """Tesseract (its Python binding or a language's data) is missing: OCR cannot run."""
+
+    code = "ocr_unavailable"
+    fatal = False
+
+
+class OcrFailedError(IngestError):
+    """OCR ran on a page but found no readable text (a blank page, noise, a picture)."""
+
+    code = "ocr_failed"
+    fatal = False
+
+
 class PageReadError(IngestError):
     """One page failed to parse; the rest of the document goes on."""
 

@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from app.ocr_report import ocr_report
 from app.records import LABELS, DocumentResult, Explanation, Score
 from explain.render import evidence_text
 
@@ -69,9 +70,13 @@ def result_to_json(result: DocumentResult) -> dict[str, Any]:
                 "chars": len(p.text),
                 **({"label": p.label} if p.label is not None else {}),
                 **({"facts": len(p.facts)} if p.facts else {}),
+                "ocr": p.ocr,
+                "ocr_confidence": p.ocr_confidence,
+                "ocr_language": p.ocr_language,
             }
             for p in result.pages
         ],
+        "ocr": ocr_report(result),
         "errors": [e.model_dump(mode="json") for e in result.errors],
         "summary": {
             "sentences": len(result.sentences),

@@ -46,7 +46,8 @@ ProgressHook = Callable[[str], None]
 def result_settings(settings: Settings) -> dict[str, Any]:
     """The settings that shape a result, as plain JSON data (secrets left out)."""
     data = {
-        "ingest": settings.ingest.model_dump(mode="json", exclude={"password"}),
+        # OCR's thread count changes the speed, never the words read
+        "ingest": settings.ingest.model_dump(mode="json", exclude={"password", "ocr_workers"}),
         "sentences": settings.sentences.model_dump(mode="json"),
         "scoring": settings.scoring.model_dump(mode="json", exclude={"threads"}),
         "explain": settings.explain.model_dump(mode="json"),

@@ -24,7 +24,7 @@ LABELS: tuple[str, str, str] = ("positive", "negative", "neutral")
 Label = Literal["positive", "negative", "neutral"]
 DocStatus = Literal["ok", "partial", "failed"]
 Stage = Literal["ingest", "sentences", "scoring", "explain", "export", "store", "monitor"]
-PageStatus = Literal["ok", "empty", "needs_ocr", "unreadable", "error"]
+PageStatus = Literal["ok", "empty", "needs_ocr", "unreadable", "ocr_failed", "error"]
 BlockKind = Literal["text", "heading", "list_item", "table", "header", "footer", "page_number"]
 SentenceKind = Literal["sentence", "heading", "list_item"]
 
@@ -182,6 +182,13 @@ class Page(Record):
     running footer or header); None when not known. `page_no` stays the position."""
     facts: tuple[Fact, ...] = ()
     """Inline-XBRL facts shown on the page, in text order (HTML filings)."""
+    ocr: bool = False
+    """The text was read by OCR from the page image (the text layer was missing, unreadable, or
+    ignored with `--ocr force`): words may be misread."""
+    ocr_confidence: float | None = None
+    """Mean OCR word confidence, 0-1 (None when the page was not OCR'd or OCR found no words)."""
+    ocr_language: str | None = None
+    """Tesseract language(s) the page was read with, e.g. "eng" or "nld+eng"."""
 
 
 class Document(Record):
@@ -234,6 +241,8 @@ class Sentence(Record):
     there); None for PDFs, whose `boxes` locate it on the page image."""
     facts: tuple[Fact, ...] = ()
     """The inline-XBRL facts tagged inside the sentence, in text order."""
+    ocr: bool = False
+    """Read by OCR from a page image (see `Page.ocr`): a word may be misread."""
 
 
 class Score(Record):

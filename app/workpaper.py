@@ -38,6 +38,7 @@ from openpyxl.worksheet.properties import PageSetupProperties
 
 from app.errors import ExportError
 from app.export import label_counts, tone_index
+from app.ocr_report import ocr_checks, ocr_summary, ocr_threshold
 from app.records import (
     LABELS,
     DocumentResult,
@@ -81,10 +82,12 @@ HOW_TO_READ = (
     "Sentences: one row per sentence in reading order, with its page, section, label, "
     "probabilities and evidence; the row colour follows the model's label (green positive, "
     "red negative, none neutral, grey not scored). Filter on any column; the review columns "
-    "show the latest reviewer decision.",
+    "show the latest reviewer decision. OCR marks a sentence read from a page image by OCR "
+    "(a scan, or a text layer that could not be read): a word in it may be misread.",
     EVIDENCE_LEGEND,
     "Exceptions: every page or stage that could not be read or scored. A sentence missing from "
-    "Sentences is explained there, never dropped silently.",
+    "Sentences is explained there, never dropped silently. Pages read by OCR with a low mean "
+    "word confidence are listed there too, to be checked against the page image.",
     "Review log: every reviewer action in time order (agreements, overrides, comments, sign-offs).",
     "Provenance: the model (name, registry version, weights sha256), the code version, the run "
     "and the input's sha256 are at the top of every sheet and on every sentence row. The input "
@@ -481,6 +484,7 @@ _SENTENCE_COLUMNS: tuple[tuple[str, float], ...] = (
     ("reviewer", 10),
     ("reviewed at (UTC)", 15),
     ("model version", 11),
+    ("OCR", 6),
     # The stamp on every row, right of what is printed (the printed header rows carry it).
     ("model name", 18),
     ("model sha256", 20),
@@ -490,7 +494,7 @@ _SENTENCE_COLUMNS: tuple[tuple[str, float], ...] = (
     ("created at", 19),
     ("input sha256", 20),
 )
-_PRINTED_SENTENCE_COLUMNS = 17
+_PRINTED_SENTENCE_COLUMNS = 18
 _FACTS_COLUMN = ("tagged facts (iXBRL)", 34)
 """After the evidence, for HTML filings: each fact tagged inside the sentence."""
 _PRINTED_PAGE_COLUMN = ("printed page", 7)
@@ -520,7 +524,10 @@ def write_workpaper(
     _cover_sheet(wb, styler, result, lines, reviews)
     _summary_sheet(wb, styler, result, lines)
     _sentences_sheet(wb, styler, result, lines, reviews)
-    _exceptions_sheet(wb, styler, (("", None, e) for e in result.errors), lines, batch=False)
+    checks = ocr_checks(result)
+    _exceptions_sheet(
+        wb, styler, (("", None, e) for e in (*result.errors, *checks)), lines, batch=False
+    )
     _review_log_sheet(wb, styler, result, lines, reviews)
     styler.done()
     return _save(wb, path)
@@ -575,6 +582,7 @@ def _cover_sheet(
     sheet.section("Document")
     counts = label_counts(result.scores)
     pages_ok = sum(1 for p in result.pages if p.status == "ok")
+    ocr = ocr_summary(result.pages, ocr_threshold(result))
     sheet.key_values(
         [
             ("File name", _file_name(result)),
@@ -585,6 +593,7 @@ def _cover_sheet(
                 "Pages",
                 f"{doc.n_pages} ({pages_ok} read as text)" if doc and doc.n_pages else "(not read)",
             ),
+            ("OCR", ocr or "no page read by OCR"),
             ("Title (PDF metadata)", (doc.title if doc and doc.title else "(none)")),
             ("Status", result.status.upper()),
             (
@@ -809,6 +818,7 @@ def _sentences_sheet(
             cell(state.reviewer if state else None, "text", fill),
             cell(state.at if state else None, "time", fill),
             cell(model_version, "text", fill),
+            cell("OCR" if sentence.ocr else None, "text", fill),
             *(cell(value, "text", fill) for value in tail),
         ]
         sheet.append(row)

@@ -42,6 +42,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "app.sentences",
             "app.store",
             "app.export",
+            "app.ocr_report",
             "app.workpaper",
             "app.compare",
             "explain",

@@ -19,6 +19,8 @@ from app.cli.options import (
     ExplainOpt,
     ModelDirOpt,
     ModelOpt,
+    OcrLanguagesOpt,
+    OcrOpt,
     PasswordOpt,
     with_overrides,
 )
@@ -74,6 +76,8 @@ def analyze(
     ] = Path("out"),
     password: PasswordOpt = None,
     explain: ExplainOpt = None,
+    ocr: OcrOpt = None,
+    ocr_languages: OcrLanguagesOpt = None,
     model: ModelOpt = None,
     model_dir: ModelDirOpt = None,
     client: ClientOpt = None,
@@ -128,6 +132,8 @@ def analyze(
         password=password,
         max_pages=max_pages,
         max_mb=max_mb,
+        ocr=ocr,
+        ocr_languages=ocr_languages,
     )
     with console.status("loading model…"):
         analyzer = Analyzer.from_settings(settings)

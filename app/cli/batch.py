@@ -20,6 +20,8 @@ from app.cli.options import (
     ExplainOpt,
     ModelDirOpt,
     ModelOpt,
+    OcrLanguagesOpt,
+    OcrOpt,
     PasswordOpt,
     with_overrides,
 )
@@ -142,6 +144,8 @@ def run(
     model: ModelOpt = None,
     model_dir: ModelDirOpt = None,
     password: PasswordOpt = None,
+    ocr: OcrOpt = None,
+    ocr_languages: OcrLanguagesOpt = None,
     client: ClientOpt = None,
     engagement: EngagementOpt = None,
     store: Annotated[
@@ -178,6 +182,8 @@ def run(
         model_dir=model_dir,
         password=password,
         store=store,
+        ocr=ocr,
+        ocr_languages=ocr_languages,
     )
     options = BatchOptions(
         input_dir=input_dir,

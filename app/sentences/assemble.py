@@ -300,6 +300,7 @@ def _records(ordered: Sequence[Page], texts: Sequence[str], flat: list[_Sent]) -
                 boxes=tuple(boxes),
                 end_page_no=ordered[tail[0]].page_no if tail else None,
                 end_page_end=tail[2] if tail else None,
+                ocr=any(ordered[p].ocr for p, _, _ in sent.segs),
             )
         )
     return out

@@ -41,8 +41,13 @@ from batch.workers import LocalExecutor, StageHook
 _log = logging.getLogger(__name__)
 
 _OUTCOMES_KEY = "analyze_outcomes"
+OCR_CHOICES = {
+    "auto": "where needed (scans, unreadable text)",
+    "force": "every page (poor embedded OCR)",
+    "off": "off (refuse scans)",
+}
 STAGE_TEXT = {
-    "ingest": "reading the pages",
+    "ingest": "reading the pages (scanned ones by OCR)",
     "sentences": "splitting sentences",
     "scoring": "scoring sentences",
     "explain": "computing SHAP evidence",
@@ -126,11 +131,15 @@ def _unique(names: Sequence[str]) -> list[str]:
     return out
 
 
-def with_password(analyzer: Analyzer, password: str | None) -> Analyzer:
-    """The analyzer reading PDFs with this password; the loaded models are shared, not copied."""
-    if not password:
+def with_password(analyzer: Analyzer, password: str | None, ocr: str | None = None) -> Analyzer:
+    """The analyzer reading PDFs with this password and OCR mode; the loaded models are shared,
+    not copied."""
+    update: dict[str, Any] = {"password": password} if password else {}
+    if ocr is not None and ocr != analyzer.settings.ingest.ocr:
+        update["ocr"] = ocr
+    if not update:
         return analyzer
-    ingest = analyzer.settings.ingest.model_copy(update={"password": password})
+    ingest = analyzer.settings.ingest.model_copy(update=update)
     settings = analyzer.settings.model_copy(update={"ingest": ingest})
     return Analyzer(settings, analyzer.scorer, analyzer.nlp, analyzer.explainer, analyzer.model)
 
@@ -146,16 +155,18 @@ def analyze_uploads(
     password: str | None = None,
     progress: Progress | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
+    ocr: str | None = None,
 ) -> UploadRun:
     """Check, analyze, keep and store each uploaded file as one run; never raises for a file.
 
     The run service does the work as for `sesame analyze`: a file already analyzed with this
     model and settings is not analyzed again (its stored result and reviews are opened).
     `password` opens password-protected files of this upload (it is never stored; the result's
-    settings only say that one was given).
+    settings only say that one was given). `ocr` (auto, force, off) overrides `ingest.ocr` for
+    this upload.
     """
     store: ResultStore = get_store(settings)
-    analyzer = with_password(loaded.analyzer, password)
+    analyzer = with_password(loaded.analyzer, password, ocr)
     names = _unique([display_name(n) for n, _ in files])
     inputs = [
         identify_bytes(
@@ -339,6 +350,17 @@ def render() -> None:
             autocomplete="off",
             help="Used to open the files of this upload; never stored.",
         )
+        ocr = st.radio(
+            "OCR (scanned pages and unreadable text)",
+            list(OCR_CHOICES),
+            index=list(OCR_CHOICES).index(settings.ingest.ocr),
+            format_func=OCR_CHOICES.__getitem__,
+            horizontal=True,
+            key="analyze_ocr",
+            help="Pages without a readable text layer (scans, faxes, fonts without a Unicode "
+            "map) are read from the page image by Tesseract. OCR'd pages and sentences are "
+            "marked, with the mean word confidence, so that misread words can be checked.",
+        )
         files = st.file_uploader(
             "Financial reports (PDF, HTML/XHTML filings, ESEF .zip)",
             type=list(UPLOAD_TYPES),
@@ -385,6 +407,7 @@ def render() -> None:
                 password=password or None,
                 progress=progress,
                 on_outcome=on_outcome,
+                ocr=ocr,
             )
             bar.empty()
             finished.empty()

@@ -21,6 +21,7 @@ from pathlib import Path
 import streamlit as st
 
 from app.errors import SesameError
+from app.ocr_report import ocr_summary, ocr_threshold
 from app.records import (
     LABELS,
     DocumentResult,
@@ -347,6 +348,13 @@ def _header(result: DocumentResult, summary: ResultSummary) -> None:
             "that produced it; analyze it again to compare.",
             icon=":material/info:",
         )
+    ocr = ocr_summary(result.pages, ocr_threshold(result))
+    if ocr:
+        st.info(
+            f"**Read by OCR.** {esc(ocr)} Sentences from these pages are marked OCR: a word may "
+            "be misread, so check it against the page image.",
+            icon=":material/document_scanner:",
+        )
     if result.errors:
         lines = "\n".join(f"- {esc(e.message)}" for e in result.errors)
         if result.status == "failed":
@@ -578,7 +586,7 @@ def _sentence_detail(
             where += f" (continues on page {sentence.end_page_no})"
         st.caption(
             f"{where} · section: {esc(sentence.section or '(before the first heading)')}"
-            f" · {sentence.kind}"
+            f" · {sentence.kind}" + _ocr_note(result, sentence)
         )
         if expl is not None:
             st.html(
@@ -705,8 +713,23 @@ def source_paths(
     return tuple(paths)
 
 
+def _ocr_note(result: DocumentResult, sentence: Sentence) -> str:
+    """ " · read by OCR (…)" for a sentence from an OCR'd page, else ""."""
+    if not sentence.ocr:
+        return ""
+    pages = {p.page_no: p for p in result.pages}
+    confs = [
+        f"{c:.0%}"
+        for n in sentence_pages(sentence)
+        if (c := getattr(pages.get(n), "ocr_confidence", None)) is not None
+    ]
+    conf = f", page's mean word confidence {', '.join(confs)}" if confs else ""
+    return f" · **read by OCR**{conf}: a word may be misread"
+
+
 def _page_images(result: DocumentResult, sentence: Sentence, sources: tuple[str, ...]) -> None:
     frames = {p.page_no: (p.width, p.height) for p in result.pages}
+    ocr_pages = {p.page_no: p for p in result.pages if p.ocr}
     for page_no in sentence_pages(sentence):
         boxes = json.dumps([b.model_dump(mode="json") for b in boxes_on(sentence, page_no)])
         try:
@@ -733,7 +756,12 @@ def _page_images(result: DocumentResult, sentence: Sentence, sources: tuple[str,
         st.image(
             detail,
             width="stretch",
-            caption=f"Page {page_no}, around the sentence (outlined in orange).",
+            caption=f"Page {page_no}, around the sentence (outlined in orange)."
+            + (
+                f" Read by OCR (mean word confidence {ocr_pages[page_no].ocr_confidence or 0:.0%})."
+                if page_no in ocr_pages
+                else ""
+            ),
         )
         with st.expander(f"Whole page {page_no}"):
             st.image(whole, width="stretch")
