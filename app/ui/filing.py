@@ -35,6 +35,8 @@ from app.ingest.htmltext import (
     visible_text,
 )
 from app.records import Anchor, DocumentResult, Sentence
+from app.ui.common import get_settings
+from app.ui.documents import find_document
 
 _log = logging.getLogger(__name__)
 
@@ -315,8 +317,6 @@ def _cached_fragment() -> Any:
         def fragment(
             doc_id: str, sources: tuple[str, ...], file_name: str, sentence_json: str
         ) -> str | None:
-            from app.ui.common import get_settings
-            from app.ui.documents import find_document
 
             settings = get_settings()
             data = find_document(settings, doc_id, sources)
