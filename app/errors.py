@@ -41,7 +41,7 @@ class SesameError(Exception):
 
 
 class IngestError(SesameError):
-    """A PDF could not be read (wholly, or a page of it)."""
+    """A document could not be read (wholly, or a page of it)."""
 
     stage: Stage = "ingest"
 
@@ -80,6 +80,44 @@ class GarbledTextError(IngestError):
     """The text layer exists but is unreadable ((cid:NN) codes, glyphs without Unicode)."""
 
     code = "garbled"
+
+
+class UnsupportedFileError(IngestError):
+    """Neither a PDF, an HTML/XHTML filing nor an ESEF report package."""
+
+    code = "unsupported"
+
+
+class MalformedMarkupError(IngestError):
+    """HTML/XHTML the parser could not read (fatal), or read only by repairing it."""
+
+    code = "malformed"
+
+
+class EmptyDocumentError(IngestError):
+    """An HTML filing whose body shows no text."""
+
+    code = "empty"
+
+
+class NoReportError(IngestError):
+    """A ZIP file without an inline-XBRL report in `reports/`."""
+
+    code = "no_report"
+
+
+class OcrUnavailableError(IngestError):
+    """Tesseract (its Python binding or a language's data) is missing: OCR cannot run."""
+
+    code = "ocr_unavailable"
+    fatal = False
+
+
+class OcrFailedError(IngestError):
+    """OCR ran on a page but found no readable text (a blank page, noise, a picture)."""
+
+    code = "ocr_failed"
+    fatal = False
 
 
 class PageReadError(IngestError):

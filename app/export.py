@@ -7,7 +7,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from app.ocr_report import ocr_report
 from app.records import LABELS, DocumentResult, Explanation, Score
+from explain.render import evidence_text
 
 
 def label_counts(scores: tuple[Score, ...] | list[Score]) -> dict[str, int]:
@@ -35,15 +37,18 @@ def result_to_json(result: DocumentResult) -> dict[str, Any]:
     for sentence in result.sentences:
         score = scores.get(sentence.index)
         expl = explanations.get(sentence.index)
+        # a PDF's sentences have no anchor and no facts: left out, their JSON stays as it was
+        bare = {k for k in ("anchor", "facts") if not getattr(sentence, k)}
         record: dict[str, Any] = {
             "doc_sha256": doc_sha,
-            **sentence.model_dump(mode="json", exclude={"doc_id"}),
+            **sentence.model_dump(mode="json", exclude={"doc_id", *bare}),
             "label": score.label if score else None,
             "probabilities": score.probabilities if score else None,
             "confidence": score.confidence if score else None,
             "explanation": expl.model_dump(mode="json", exclude={"sentence_index"})
             if expl
             else None,
+            "evidence": evidence_text(expl) if expl else None,
             "stamp": stamp,
         }
         sentences.append(record)
@@ -63,9 +68,15 @@ def result_to_json(result: DocumentResult) -> dict[str, Any]:
                 "rotation": p.rotation,
                 "status": p.status,
                 "chars": len(p.text),
+                **({"label": p.label} if p.label is not None else {}),
+                **({"facts": len(p.facts)} if p.facts else {}),
+                "ocr": p.ocr,
+                "ocr_confidence": p.ocr_confidence,
+                "ocr_language": p.ocr_language,
             }
             for p in result.pages
         ],
+        "ocr": ocr_report(result),
         "errors": [e.model_dump(mode="json") for e in result.errors],
         "summary": {
             "sentences": len(result.sentences),
@@ -73,6 +84,11 @@ def result_to_json(result: DocumentResult) -> dict[str, Any]:
             "explained": len(result.explanations),
             "labels": counts,
             "tone_index": tone_index(counts),
+            **(
+                {"facts_in_sentences": n_facts}
+                if (n_facts := sum(len(s.facts) for s in result.sentences))
+                else {}
+            ),
         },
         "settings": result.settings,
         "timings": result.timings,

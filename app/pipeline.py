@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.config import Settings, load_settings
 from app.errors import OnError, SesameError
+from app.ingest import default_name, link_sentences, read_document
 from app.records import (
     DocumentResult,
     Explanation,
@@ -29,14 +28,14 @@ from app.records import (
     document_status,
     settings_digest,
 )
-from app.version import git_commit, package_version
+from app.sentences import make_nlp, split_sentences
+from app.stamps import make_stamp, new_run_id
+from explain.shap_explainer import SentenceExplainer, select_for_explanation
+from models.registry import ResolvedModel, resolve_model
+from models.scoring import SentimentScorer
 
 if TYPE_CHECKING:
     from spacy.language import Language
-
-    from explain.shap_explainer import SentenceExplainer
-    from models.registry import ResolvedModel
-    from models.scoring import SentimentScorer
 
 _log = logging.getLogger(__name__)
 
@@ -44,15 +43,11 @@ ProgressHook = Callable[[str], None]
 """Called with a stage name as a document moves through the pipeline (for progress bars)."""
 
 
-def new_run_id() -> str:
-    """A sortable, unique run id: UTC time plus a random suffix."""
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-
-
 def result_settings(settings: Settings) -> dict[str, Any]:
     """The settings that shape a result, as plain JSON data (secrets left out)."""
     data = {
-        "ingest": settings.ingest.model_dump(mode="json", exclude={"password"}),
+        # OCR's thread count changes the speed, never the words read
+        "ingest": settings.ingest.model_dump(mode="json", exclude={"password", "ocr_workers"}),
         "sentences": settings.sentences.model_dump(mode="json"),
         "scoring": settings.scoring.model_dump(mode="json", exclude={"threads"}),
         "explain": settings.explain.model_dump(mode="json"),
@@ -63,7 +58,6 @@ def result_settings(settings: Settings) -> dict[str, Any]:
 
 def make_explainer(settings: Settings, scorer: SentimentScorer) -> SentenceExplainer:
     """The SHAP explainer of a scorer: the settings' budget, the shared disk cache."""
-    from explain.shap_explainer import SentenceExplainer
 
     return SentenceExplainer(
         scorer.predict_proba,
@@ -96,9 +90,6 @@ class Analyzer:
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Analyzer:
         """Resolve the model (registry champion or a local directory) and build every stage."""
-        from app.sentences import make_nlp
-        from models.registry import resolve_model
-        from models.scoring import SentimentScorer
 
         settings = settings or load_settings()
         settings.ensure_dirs()
@@ -115,15 +106,7 @@ class Analyzer:
 
     def stamp(self, run_id: str) -> Stamp:
         """The stamp every output of this run carries."""
-        return Stamp(
-            model_name=self.scorer.name,
-            model_version=self.scorer.version,
-            model_digest=self.scorer.digest,
-            code_version=package_version(),
-            git_commit=git_commit(),
-            run_id=run_id,
-            created_at=datetime.now(UTC),
-        )
+        return make_stamp(self.scorer.name, self.scorer.version, self.scorer.digest, run_id)
 
     def analyze(
         self,
@@ -137,13 +120,11 @@ class Analyzer:
         on_error: OnError = "record",
         progress: ProgressHook | None = None,
     ) -> DocumentResult:
-        """Read, split, score and explain one PDF; every problem becomes a StageError."""
-        from app.ingest import read_pdf
-        from app.sentences import split_sentences
-        from explain.shap_explainer import select_for_explanation
+        """Read, split, score and explain one report (PDF, HTML/XHTML filing or ESEF package);
+        every problem becomes a StageError."""
 
         run_id = run_id or new_run_id()
-        name = file_name or (source.name if isinstance(source, Path) else "upload.pdf")
+        name = file_name or default_name(source)
         errors: list[StageError] = []
         timings: dict[str, float] = {}
         pages: list[Page] = []
@@ -157,7 +138,7 @@ class Analyzer:
             return _Step(stage, errors, timings, on_error)
 
         with step("ingest") as s:
-            document, pages, ingest_errors = read_pdf(
+            document, pages, ingest_errors = read_document(
                 source,
                 self.settings.ingest,
                 file_name=name,
@@ -170,6 +151,8 @@ class Analyzer:
         if not fatal:
             with step("sentences") as s:
                 sentences = split_sentences(pages, self.settings.sentences, self.nlp)
+                # HTML filings: each sentence's place in the markup and its tagged facts
+                sentences = link_sentences(sentences, pages)
             fatal = not s.ok
             if s.ok and not sentences and not errors:
                 errors.append(
@@ -271,6 +254,6 @@ def analyze_document(
     analyzer: Analyzer | None = None,
     **kwargs: Any,
 ) -> DocumentResult:
-    """Analyze one PDF end to end (builds an Analyzer unless one is given)."""
+    """Analyze one report end to end (builds an Analyzer unless one is given)."""
     analyzer = analyzer or Analyzer.from_settings(settings)
     return analyzer.analyze(source, on_error=on_error, **kwargs)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,7 +26,7 @@ DocStatus = Literal["ok", "partial", "failed"]
 Stage = Literal[
     "ingest", "sentences", "scoring", "explain", "export", "store", "monitor", "compare"
 ]
-PageStatus = Literal["ok", "empty", "needs_ocr", "unreadable", "error"]
+PageStatus = Literal["ok", "empty", "needs_ocr", "unreadable", "ocr_failed", "error"]
 BlockKind = Literal["text", "heading", "list_item", "table", "header", "footer", "page_number"]
 SentenceKind = Literal["sentence", "heading", "list_item"]
 
@@ -59,6 +59,88 @@ class BBox(Record):
         )
 
 
+class Anchor(Record):
+    """Where text lies in an HTML filing: the elements holding its first and last characters
+    and character offsets in their rendered text (`app.ingest.htmltext`). A path is an XPath
+    from the root (`/html/body/div[12]/span[2]`: lower-case local names, 1-based positions
+    among siblings of that name); it is stable for the same bytes."""
+
+    path: str
+    start: int
+    end_path: str
+    end: int
+    """Offset just past the last character, in the rendered text of `end_path`'s element."""
+
+
+class Fact(Record):
+    """An inline-XBRL fact (ix:nonFraction, ix:nonNumeric) shown in a filing's text."""
+
+    concept: str
+    """The tagged concept, prefixed as in the filing: `us-gaap:Revenues`."""
+    value: str | None
+    """Numbers: the exact decimal with `scale`, `sign` and the `format` transform applied
+    (`39000000000`, `-0.5`); text: the tagged text (dates, durations and booleans in their
+    XBRL form: `2024-09-28`, `P3Y`, `true`); None for a nil fact."""
+    numeric: bool
+    text: str
+    """As printed, whitespace normalised (text facts cut at 300 characters)."""
+    unit: str | None = None
+    """`USD`, `shares`, `USD/shares`, `pure` (ISO 4217 and xbrli prefixes left out)."""
+    period_start: str | None = None
+    """ISO date a duration starts on; None for an instant."""
+    period_end: str | None = None
+    """ISO date a duration ends on, or the instant."""
+    dimensions: dict[str, str] = {}
+    """Axis -> member of the fact's context (`srt:ProductOrServiceAxis` -> `us-gaap:...`)."""
+    scale: int = 0
+    decimals: str | None = None
+    format: str | None = None
+    context: str | None = None
+    fact_id: str | None = None
+    start: int = -1
+    end: int = -1
+    """Character span in the text of the record holding the fact (`Page.text` for
+    `Page.facts`, `Sentence.text` for `Sentence.facts`); -1 when it lies outside that text
+    (a table cell)."""
+
+    def describe(self) -> str:
+        """`us-gaap:Revenues = 391035000000 USD, FY2024 (2023-10-01 to 2024-09-28)`."""
+        value = "nil" if self.value is None else self.value
+        if not self.numeric and len(value) > 80:
+            value = value[:77] + "..."
+        line = f"{self.concept} = {value}"
+        if self.unit:
+            line += f" {self.unit}"
+        period = self.period_label()
+        if period:
+            line += f", {period}"
+        if self.dimensions:
+            line += " [" + "; ".join(f"{a}={m}" for a, m in self.dimensions.items()) + "]"
+        return line
+
+    def period_label(self) -> str:
+        """The period in words: `FY2024 (2023-10-01 to 2024-09-28)`, `3 months to
+        2025-07-27`, `at 2024-09-28`; "" when the fact has none."""
+        if self.period_end is None:
+            return ""
+        if self.period_start is None:
+            return f"at {self.period_end}"
+        try:
+            days = (
+                date.fromisoformat(self.period_end) - date.fromisoformat(self.period_start)
+            ).days
+        except ValueError:
+            return f"{self.period_start} to {self.period_end}"
+        span = f"{self.period_start} to {self.period_end}"
+        if 350 <= days <= 380:
+            # fiscal years are named after the calendar year they end in
+            return f"FY{self.period_end[:4]} ({span})"
+        months = round(days / 30.44)
+        if 1 <= months <= 11 and abs(days - months * 30.44) <= 10:
+            return f"{months} months to {self.period_end}"
+        return span
+
+
 class Line(Record):
     """One visual line of body text: its character span in `Page.text` and its box."""
 
@@ -80,6 +162,9 @@ class Block(Record):
     end: int = -1
     bbox: BBox
     text: str = ""
+    anchor: Anchor | None = None
+    """HTML readers: where the block lies in the filing (for tables, headers and footers the
+    element holding it, offsets 0). None for PDFs."""
 
 
 class Page(Record):
@@ -94,6 +179,18 @@ class Page(Record):
     lines: tuple[Line, ...] = ()
     blocks: tuple[Block, ...] = ()
     status: PageStatus = "ok"
+    label: str | None = None
+    """The page number printed on the page, when the reader found it (HTML filings: in the
+    running footer or header); None when not known. `page_no` stays the position."""
+    facts: tuple[Fact, ...] = ()
+    """Inline-XBRL facts shown on the page, in text order (HTML filings)."""
+    ocr: bool = False
+    """The text was read by OCR from the page image (the text layer was missing, unreadable, or
+    ignored with `--ocr force`): words may be misread."""
+    ocr_confidence: float | None = None
+    """Mean OCR word confidence, 0-1 (None when the page was not OCR'd or OCR found no words)."""
+    ocr_language: str | None = None
+    """Tesseract language(s) the page was read with, e.g. "eng" or "nld+eng"."""
 
 
 class Document(Record):
@@ -141,6 +238,13 @@ class Sentence(Record):
     """Set when the sentence runs across a page break: the next page, where it ends. `start` and
     `end` then cover its part on `page_no`; the rest is `Page.text[:end_page_end]` there."""
     end_page_end: int | None = None
+    anchor: Anchor | None = None
+    """HTML filings: where the sentence lies in the filing (the review screen highlights it
+    there); None for PDFs, whose `boxes` locate it on the page image."""
+    facts: tuple[Fact, ...] = ()
+    """The inline-XBRL facts tagged inside the sentence, in text order."""
+    ocr: bool = False
+    """Read by OCR from a page image (see `Page.ocr`): a word may be misread."""
 
 
 class Score(Record):

@@ -1005,9 +1005,11 @@ class _Service:
         ]
         tested = any(r.row.get("sentences") for r in fresh)
         if self.r.monitor and self.store is not None and tested and not interrupted:
-            outcome.drift, outcome.drifted, outcome.drift_report = drift_verdict(
+            line, drifted, where = drift_verdict(
                 self.settings, self.run_id, self.store, self.scorer
             )
+            outcome.drift, outcome.drifted = line, drifted
+            outcome.drift_report = str(where) if where is not None else None
         return outcome
 
     def _summary(

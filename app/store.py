@@ -41,7 +41,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from app.config import Settings
 from app.errors import SesameError
-from app.stamps import new_run_id
 from app.records import (
     LABELS,
     Comparison,
@@ -68,6 +67,7 @@ from app.records import (
     Stamp,
     settings_digest,
 )
+from app.stamps import new_run_id
 
 _log = logging.getLogger(__name__)
 
@@ -1326,7 +1326,7 @@ def _page_row(result_id: int, position: int, p: Page) -> dict[str, Any]:
         rotation=p.rotation,
         status=p.status,
         text=p.text,
-        layout=p.model_dump(mode="json", exclude=_PAGE_COLUMNS),
+        layout=p.model_dump(mode="json", exclude=set(_PAGE_COLUMNS)),
     )
 
 

@@ -31,14 +31,14 @@ from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.rich_text import CellRichText, TextBlock
-from openpyxl.cell.text import InlineFont
+from openpyxl.cell.rich_text import CellRichText
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.properties import PageSetupProperties
 
 from app.errors import ExportError
 from app.export import label_counts, tone_index
+from app.ocr_report import ocr_checks, ocr_summary, ocr_threshold
 from app.records import (
     LABELS,
     DocumentResult,
@@ -48,9 +48,9 @@ from app.records import (
     Sentence,
     StageError,
     Stamp,
-    WordWeight,
     count_line,
 )
+from explain.render import TOP_K, evidence_rich_text
 
 _log = logging.getLogger(__name__)
 
@@ -82,10 +82,12 @@ HOW_TO_READ = (
     "Sentences: one row per sentence in reading order, with its page, section, label, "
     "probabilities and evidence; the row colour follows the model's label (green positive, "
     "red negative, none neutral, grey not scored). Filter on any column; the review columns "
-    "show the latest reviewer decision.",
+    "show the latest reviewer decision. OCR marks a sentence read from a page image by OCR "
+    "(a scan, or a text layer that could not be read): a word in it may be misread.",
     EVIDENCE_LEGEND,
     "Exceptions: every page or stage that could not be read or scored. A sentence missing from "
-    "Sentences is explained there, never dropped silently.",
+    "Sentences is explained there, never dropped silently. Pages read by OCR with a low mean "
+    "word confidence are listed there too, to be checked against the page image.",
     "Review log: every reviewer action in time order (agreements, overrides, comments, sign-offs).",
     "Provenance: the model (name, registry version, weights sha256), the code version, the run "
     "and the input's sha256 are at the top of every sheet and on every sentence row. The input "
@@ -106,7 +108,6 @@ _MAX_CELL = 32767
 # Named on every font: a font without a name falls back to the viewer's default (a serif in
 # LibreOffice), not to the workbook's Calibri.
 _FONT = "Calibri"
-_GREEN, _RED, _GREY, _BLUE = "1E7B34", "C00000", "6B6B6B", "1F4E9E"
 _FILLS = {
     "positive": "E8F3E1",
     "negative": "FBE4E1",
@@ -376,60 +377,9 @@ class _Sheet:
 # Evidence as rich text
 
 
-# Attributions smaller than this print as +0.00: they are no evidence, so they are left out.
-_MIN_WEIGHT = 0.005
-
-
-def _top_words(expl: Explanation, k: int) -> tuple[list[WordWeight], list[WordWeight]]:
-    """The explanation's strongest words for and against its label."""
-    if expl.top_for or expl.top_against:
-        return (
-            [w for w in expl.top_for if abs(w.weight) >= _MIN_WEIGHT][:k],
-            [w for w in expl.top_against if abs(w.weight) >= _MIN_WEIGHT][:k],
-        )
-    # Older or minimal explanations carry only the per-word values.
-    pairs = [
-        WordWeight(word=w, weight=v)
-        for w, v in zip(expl.words, expl.values, strict=False)
-        if w.strip()
-    ]
-    pos = sorted((p for p in pairs if p.weight >= _MIN_WEIGHT), key=lambda p: -p.weight)[:k]
-    neg = sorted((p for p in pairs if p.weight <= -_MIN_WEIGHT), key=lambda p: p.weight)[:k]
-    return pos, neg
-
-
-def evidence_colors(label: str) -> tuple[str, str]:
-    """Colours of the words for and against `label`: green means towards positive, red negative."""
-    if label == "positive":
-        return _GREEN, _RED
-    if label == "negative":
-        return _RED, _GREEN
-    return _GREY, _BLUE
-
-
-def evidence_text(expl: Explanation, k: int = 5) -> CellRichText | str:
-    """The explanation's top words as rich text: `for negative: loss (+0.31); against: ...`."""
-    words_for, words_against = _top_words(expl, k)
-    if not words_for and not words_against:
-        return ""
-    color_for, color_against = evidence_colors(expl.label)
-    parts: list[str | TextBlock] = []
-
-    def add(prefix: str, words: list[WordWeight], color: str) -> None:
-        font = InlineFont(rFont=_FONT, sz=11, color=color, b=True)
-        weight_font = InlineFont(rFont=_FONT, sz=11, color=color)
-        parts.append(prefix)
-        for i, ww in enumerate(words):
-            if i:
-                parts.append(", ")
-            parts.append(TextBlock(font, safe_text(ww.word.strip())))
-            parts.append(TextBlock(weight_font, f" ({ww.weight:+.2f})"))
-
-    if words_for:
-        add(f"for {expl.label}: ", words_for, color_for)
-    if words_against:
-        add("; against: " if words_for else "against: ", words_against, color_against)
-    return CellRichText(parts)
+def evidence_text(expl: Explanation, k: int = TOP_K) -> CellRichText | str:
+    """The explanation's top words as a cell's rich text (explain.render's rule and palette)."""
+    return evidence_rich_text(expl, k=k, font=_FONT, clean=safe_text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -534,6 +484,7 @@ _SENTENCE_COLUMNS: tuple[tuple[str, float], ...] = (
     ("reviewer", 10),
     ("reviewed at (UTC)", 15),
     ("model version", 11),
+    ("OCR", 6),
     # The stamp on every row, right of what is printed (the printed header rows carry it).
     ("model name", 18),
     ("model sha256", 20),
@@ -543,7 +494,11 @@ _SENTENCE_COLUMNS: tuple[tuple[str, float], ...] = (
     ("created at", 19),
     ("input sha256", 20),
 )
-_PRINTED_SENTENCE_COLUMNS = 17
+_PRINTED_SENTENCE_COLUMNS = 18
+_FACTS_COLUMN = ("tagged facts (iXBRL)", 34)
+"""After the evidence, for HTML filings: each fact tagged inside the sentence."""
+_PRINTED_PAGE_COLUMN = ("printed page", 7)
+"""After the page, for HTML filings: the page number the filing prints on that page."""
 
 
 def write_workpaper(
@@ -569,7 +524,10 @@ def write_workpaper(
     _cover_sheet(wb, styler, result, lines, reviews)
     _summary_sheet(wb, styler, result, lines)
     _sentences_sheet(wb, styler, result, lines, reviews)
-    _exceptions_sheet(wb, styler, (("", None, e) for e in result.errors), lines, batch=False)
+    checks = ocr_checks(result)
+    _exceptions_sheet(
+        wb, styler, (("", None, e) for e in (*result.errors, *checks)), lines, batch=False
+    )
     _review_log_sheet(wb, styler, result, lines, reviews)
     styler.done()
     return _save(wb, path)
@@ -624,6 +582,7 @@ def _cover_sheet(
     sheet.section("Document")
     counts = label_counts(result.scores)
     pages_ok = sum(1 for p in result.pages if p.status == "ok")
+    ocr = ocr_summary(result.pages, ocr_threshold(result))
     sheet.key_values(
         [
             ("File name", _file_name(result)),
@@ -634,6 +593,7 @@ def _cover_sheet(
                 "Pages",
                 f"{doc.n_pages} ({pages_ok} read as text)" if doc and doc.n_pages else "(not read)",
             ),
+            ("OCR", ocr or "no page read by OCR"),
             ("Title (PDF metadata)", (doc.title if doc and doc.title else "(none)")),
             ("Status", result.status.upper()),
             (
@@ -793,14 +753,23 @@ def _sentences_sheet(
     lines: list[str],
     reviews: Sequence[ReviewAction],
 ) -> None:
-    names = [name for name, _ in _SENTENCE_COLUMNS]
+    # HTML filings add their printed page numbers and tagged facts (PDF workpapers unchanged)
+    labels = {p.page_no: p.label for p in result.pages if p.label}
+    facts = any(s.facts for s in result.sentences)
+    columns = list(_SENTENCE_COLUMNS)
+    if facts:
+        columns.insert(columns.index(("evidence (SHAP)", 38)) + 1, _FACTS_COLUMN)
+    if labels:
+        columns.insert(2, _PRINTED_PAGE_COLUMN)
+    printed_cols = _PRINTED_SENTENCE_COLUMNS + len(columns) - len(_SENTENCE_COLUMNS)
+    names = [name for name, _ in columns]
     sheet = _Sheet(
         wb,
         styler,
         "Sentences",
         f"Sentences: {_file_name(result)}",
         lines,
-        [width for _, width in _SENTENCE_COLUMNS],
+        [width for _, width in columns],
         freeze_col="A",
     )
     header_row = HEADER_ROWS + 1
@@ -832,6 +801,7 @@ def _sentences_sheet(
         row = [
             cell(sentence.index, "int", fill),
             cell(sentence.page_no, "int", fill),
+            *([cell(labels.get(sentence.page_no), "text", fill)] if labels else []),
             cell(sentence.section or "", "wrap", fill),
             cell(sentence.kind, "text", fill),
             cell(sentence.text, "wrap", fill),
@@ -841,18 +811,26 @@ def _sentences_sheet(
             cell(probs.get("neutral"), "prob", fill),
             cell(score.confidence if score else None, "prob", fill),
             evidence,
+            *([cell(fact_lines(sentence) or None, "wrap", fill)] if facts else []),
             cell(state.status if state else None, "text", fill),
             cell(state.label if state else None, "text", fill),
             cell("\n".join(state.comments) if state else None, "wrap", fill),
             cell(state.reviewer if state else None, "text", fill),
             cell(state.at if state else None, "time", fill),
             cell(model_version, "text", fill),
+            cell("OCR" if sentence.ocr else None, "text", fill),
             *(cell(value, "text", fill) for value in tail),
         ]
         sheet.append(row)
     if not result.sentences:
-        sheet.note("No sentences: " + _status_line(result), merge_to=_PRINTED_SENTENCE_COLUMNS)
-    sheet.table_setup(header_row, sheet.rows, len(names), print_cols=_PRINTED_SENTENCE_COLUMNS)
+        sheet.note("No sentences: " + _status_line(result), merge_to=printed_cols)
+    sheet.table_setup(header_row, sheet.rows, len(names), print_cols=printed_cols)
+
+
+def fact_lines(sentence: Sentence) -> str:
+    """A sentence's tagged facts, one per line: `us-gaap:Revenues = 39000000000 USD, FY2024
+    (...) ["39.0"]`."""
+    return "\n".join(f'{f.describe()} ["{f.text}"]' for f in sentence.facts)
 
 
 _ERROR_COLUMNS: tuple[tuple[str, float], ...] = (

@@ -1,4 +1,4 @@
-"""What a batch has to do: find the PDFs, identify them by content, split big ones into parts.
+"""What a batch has to do: find the reports, identify them by content, split big ones into parts.
 
 A batch input is a file under the input folder, keyed by its path relative to that folder (the
 run's manifest and resume key) and identified by the sha256 of its bytes (the store's key, so
@@ -12,6 +12,10 @@ starts (and dropped by the other), and headings and running headers just outside
 seen. Results still depend on the plan (a report split into parts can differ from a report read
 whole in a few sentences at the part boundaries, see docs/batch.md), so every executor runs the
 same plan and gives the same rows.
+
+Reports are PDFs, HTML/XHTML filings and ESEF packages (`app.ingest.INPUT_SUFFIXES`). Only
+PDFs are split: an HTML filing is parsed whole whatever pages a part keeps, so its parts would
+each pay for the whole parse.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.digests import sha256_bytes
-from app.ingest import pdf_page_count
+from app.ingest import INPUT_SUFFIXES, page_count, reader_kind
 
 _log = logging.getLogger(__name__)
 
@@ -34,7 +38,7 @@ DEFAULT_PAGES_PER_PART = 50
 
 @dataclass(frozen=True, slots=True)
 class InputFile:
-    """One PDF found under the input folder, as it was when the run was planned."""
+    """One report found under the input folder, as it was when the run was planned."""
 
     path: Path
     """Absolute path on the driver's machine."""
@@ -52,6 +56,8 @@ class InputFile:
     """The StageError code of `error`: unreadable, or refused (over an upload limit)."""
     data: bytes | None = field(default=None, repr=False)
     """The bytes themselves, for inputs that are no file (uploads); None reads `path`."""
+    kind: str = "pdf"
+    """The reader the bytes go to: pdf, html, zip (an ESEF package) or unknown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,17 +87,22 @@ class Part:
         return f"{self.source} pages {self.pages[0]}-{self.pages[1]}"
 
 
-def find_pdfs(input_dir: Path) -> list[Path]:
-    """Every *.pdf file below `input_dir` (any case), sorted by relative path; hidden files and
-    folders (a name starting with a dot) are left out."""
+def find_inputs(input_dir: Path) -> list[Path]:
+    """Every report below `input_dir`: *.pdf, *.htm, *.html, *.xhtml and *.zip files (any
+    case), sorted by relative path; hidden files and folders (a name starting with a dot) are
+    left out."""
     found = []
     for path in input_dir.rglob("*"):
         rel = path.relative_to(input_dir)
         if any(part.startswith(".") for part in rel.parts):
             continue
-        if path.suffix.lower() == ".pdf" and path.is_file():
+        if path.suffix.lower() in INPUT_SUFFIXES and path.is_file():
             found.append(path)
     return sorted(found, key=lambda p: p.relative_to(input_dir).as_posix())
+
+
+find_pdfs = find_inputs
+"""The former name of `find_inputs` (it finds every kind of report now)."""
 
 
 def scan_input(path: Path, input_dir: Path, password: str | None = None) -> InputFile:
@@ -118,7 +129,8 @@ def identify(path: Path, source: str, password: str | None = None) -> InputFile:
         source=source,
         sha256=sha256_bytes(data),
         size_bytes=len(data),
-        n_pages=pdf_page_count(data, password),
+        n_pages=page_count(data, source, password),
+        kind=reader_kind(data[:4096], source),
     )
 
 
@@ -131,10 +143,11 @@ def identify_bytes(
         source=source,
         sha256=sha256_bytes(data),
         size_bytes=len(data),
-        n_pages=pdf_page_count(data, password) if refused is None else 0,
+        n_pages=page_count(data, source, password) if refused is None else 0,
         error=refused,
         error_code="refused" if refused is not None else "unreadable",
         data=data,
+        kind=reader_kind(data[:4096], source),
     )
 
 
@@ -154,8 +167,9 @@ def page_ranges(n_pages: int, pages_per_part: int) -> list[tuple[int, int]] | No
 
 
 def split_parts(item: InputFile, pages_per_part: int, context: int = CONTEXT_PAGES) -> list[Part]:
-    """The parts one input is analyzed in (one part unless it has more than pages_per_part)."""
-    ranges = page_ranges(item.n_pages, pages_per_part)
+    """The parts one input is analyzed in (one part unless it is a PDF of more than
+    pages_per_part pages)."""
+    ranges = page_ranges(item.n_pages, pages_per_part) if item.kind == "pdf" else None
     if ranges is None:
         return [Part(source=item.source, index=0, count=1, pages=None, read=None)]
     return [

@@ -33,7 +33,7 @@ from app.runs import (
     run_documents,
 )
 from app.store import ResultStore
-from batch.plan import find_pdfs, scan_input
+from batch.plan import find_inputs, scan_input
 from batch.workers import LocalExecutor, RayExecutor, StageHook
 from models.registry import ResolvedModel, resolve_model
 
@@ -137,8 +137,8 @@ def run_batch(
         store = ResultStore.from_settings(settings)
     except Exception as e:
         raise BatchStartError(f"the results store could not be opened: {e}") from e
-    paths = find_pdfs(input_dir)
-    with console.status(f"hashing {len(paths)} PDFs…"):
+    paths = find_inputs(input_dir)
+    with console.status(f"hashing {len(paths)} reports…"):
         items = [scan_input(p, input_dir, settings.ingest.password) for p in paths]
     request = RunRequest(
         kind="batch",

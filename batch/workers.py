@@ -48,7 +48,7 @@ WORKER_ENV = {
 
 
 def worker_settings(settings: Settings, cpus_per_worker: float) -> Settings:
-    """The settings a worker analyzes with: torch threads pinned to the worker's CPUs.
+    """The settings a worker analyzes with: torch (and OCR) threads pinned to the worker's CPUs.
 
     Every executor pins them the same way because the thread count can change the last bits
     of a probability (a matrix product summed in another order), and the batch promises the
@@ -56,7 +56,13 @@ def worker_settings(settings: Settings, cpus_per_worker: float) -> Settings:
     """
     threads = max(1, int(cpus_per_worker))
     return settings.model_copy(
-        update={"scoring": settings.scoring.model_copy(update={"threads": threads})}
+        update={
+            "scoring": settings.scoring.model_copy(update={"threads": threads}),
+            # OCR's page threads too: a one-CPU actor reads one page at a time
+            "ingest": settings.ingest.model_copy(
+                update={"ocr_workers": min(settings.ingest.ocr_workers, threads)}
+            ),
+        }
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-ALL = ["ingest", "sentences", "scoring", "workpaper", "explain", "batch", "monitoring"]
+ALL = ["ingest", "html", "sentences", "scoring", "workpaper", "explain", "batch", "monitoring"]
 OPTIONAL = ["training"]
 
 

@@ -1,34 +1,141 @@
-"""Evidence as the auditor sees it: coloured words in the review UI and in workpaper cells.
+"""Evidence as the auditor sees it: one rule for which words show, one palette, three formats.
 
-Words that push towards the sentence's label take the label's colour (negative red, positive
-green, neutral grey); words that push against it are blue. Strength is relative to the
-sentence's strongest word, and words too weak to matter stay plain.
+The rule (`shown`): a word is evidence when its attribution is at least `MIN_SHARE` of the
+sentence's strongest word and at least `MIN_WEIGHT` (smaller ones print as +0.00). The palette:
+words pushing towards the sentence's label take the label's colour (negative red, positive
+green, neutral grey); words pushing against it take the colour of where they push (against
+positive: red, against negative: green, against neutral: blue). The workpaper, the review
+screen and the JSON all go through here, so the same sentence shows the same words everywhere.
 
-- `highlight_html(text, explanation)`: escaped HTML for Streamlit (`st.markdown(...,
-  unsafe_allow_html=True)` or `st.html`), a tooltip on each coloured word with its weight.
-- `colour_runs(text, explanation)`: [(text, "RRGGBB" or None)] runs covering the sentence,
-  for any rich-text writer; `excel_rich_text()` turns them into an openpyxl CellRichText.
+- `highlight_html(text, explanation)`: the sentence as escaped HTML for the review screen, each
+  evidence word on a tinted background (weaker words lighter) with its weight as a tooltip;
+  `colour_runs(text, explanation)` gives the same colouring as (text, "RRGGBB" or None) runs.
+- `evidence_rich_text(explanation)`: the top words as an openpyxl CellRichText for a cell.
+- `evidence_text(explanation)`: the top words as plain text ("for negative: loss (+0.41)").
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
-from app.records import Explanation
+from openpyxl.cell.rich_text import CellRichText, TextBlock
+from openpyxl.cell.text import InlineFont
+
+from app.records import Explanation, WordWeight
 from explain.words import split_words
 
 LABEL_RGB: dict[str, tuple[int, int, int]] = {
     "negative": (192, 0, 0),
-    "positive": (0, 128, 64),
-    "neutral": (96, 96, 96),
+    "positive": (30, 123, 52),
+    "neutral": (107, 107, 107),
 }
-AGAINST_RGB = (31, 86, 200)
+AGAINST_NEUTRAL_RGB = (31, 78, 158)
+"""Words pushing away from neutral: blue (neither towards positive nor negative)."""
 MIN_SHARE = 0.1
-"""Words weaker than this share of the sentence's strongest word are not coloured."""
+"""Words weaker than this share of the sentence's strongest word are no evidence."""
+MIN_WEIGHT = 0.005
+"""Attributions smaller than this print as +0.00: they are no evidence either."""
+TOP_K = 5
+"""Words listed for and against a label in the evidence text."""
 
 Run = tuple[str, str | None]
+
+
+def hex_rgb(rgb: tuple[int, int, int]) -> str:
+    """ "RRGGBB" of an (r, g, b) colour."""
+    return "{:02X}{:02X}{:02X}".format(*rgb)
+
+
+def direction_rgb(label: str, towards: bool) -> tuple[int, int, int]:
+    """The colour of a word pushing towards (or against) `label`."""
+    if towards:
+        return LABEL_RGB.get(label, LABEL_RGB["neutral"])
+    return {
+        "positive": LABEL_RGB["negative"],
+        "negative": LABEL_RGB["positive"],
+    }.get(label, AGAINST_NEUTRAL_RGB)
+
+
+def threshold(explanation: Explanation) -> float:
+    """The smallest absolute attribution that counts as evidence in this sentence."""
+    top = max((abs(v) for v in explanation.values), default=0.0)
+    return max(MIN_WEIGHT, MIN_SHARE * top)
+
+
+def shown(explanation: Explanation, weight: float) -> bool:
+    """Whether a word of this weight is evidence in this sentence (the one rule)."""
+    return abs(weight) >= threshold(explanation)
+
+
+def evidence_words(
+    explanation: Explanation, k: int = TOP_K
+) -> tuple[list[WordWeight], list[WordWeight]]:
+    """The strongest evidence words for and against the label, at most `k` each."""
+    cut = threshold(explanation)
+    if explanation.top_for or explanation.top_against:
+        towards = [w for w in explanation.top_for if abs(w.weight) >= cut]
+        against = [w for w in explanation.top_against if abs(w.weight) >= cut]
+    else:  # older or minimal explanations carry only the per-word values
+        pairs = [
+            WordWeight(word=w, weight=v)
+            for w, v in zip(explanation.words, explanation.values, strict=False)
+            if w.strip() and abs(v) >= cut
+        ]
+        towards = sorted((p for p in pairs if p.weight > 0), key=lambda p: -p.weight)
+        against = sorted((p for p in pairs if p.weight < 0), key=lambda p: p.weight)
+    return towards[:k], against[:k]
+
+
+def evidence_text(explanation: Explanation, *, k: int = TOP_K) -> str:
+    """Top evidence as plain text: "for negative: loss (+0.41), widened (+0.12); against: ..."."""
+    towards, against = evidence_words(explanation, k)
+
+    def fmt(ws: Sequence[WordWeight]) -> str:
+        return ", ".join(f"{w.word.strip()} ({w.weight:+.2f})" for w in ws)
+
+    parts = []
+    if towards:
+        parts.append(f"for {explanation.label}: {fmt(towards)}")
+    if against:
+        parts.append(f"against: {fmt(against)}")
+    return "; ".join(parts)
+
+
+def evidence_rich_text(
+    explanation: Explanation,
+    *,
+    k: int = TOP_K,
+    font: str = "Calibri",
+    size: float = 11,
+    clean: Callable[[str], str] = str,
+) -> CellRichText | str:
+    """Top evidence as a cell's rich text: the words bold in their direction's colour.
+
+    `clean` makes a word safe for the cell (the workpaper's XML and length rules).
+    """
+    towards, against = evidence_words(explanation, k)
+    if not towards and not against:
+        return ""
+    parts: list[str | TextBlock] = []
+
+    def add(prefix: str, words: list[WordWeight], rgb: tuple[int, int, int]) -> None:
+        colour = hex_rgb(rgb)
+        bold = InlineFont(rFont=font, sz=size, color=colour, b=True)
+        plain = InlineFont(rFont=font, sz=size, color=colour)
+        parts.append(prefix)
+        for i, ww in enumerate(words):
+            if i:
+                parts.append(", ")
+            parts.append(TextBlock(bold, clean(ww.word.strip())))
+            parts.append(TextBlock(plain, f" ({ww.weight:+.2f})"))
+
+    label = explanation.label
+    if towards:
+        add(f"for {label}: ", towards, direction_rgb(label, True))
+    if against:
+        add("; against: " if towards else "against: ", against, direction_rgb(label, False))
+    return CellRichText(parts)
 
 
 def _segments(text: str | None, words: Sequence[str]) -> list[tuple[str, int | None]]:
@@ -60,15 +167,14 @@ def word_colours(explanation: Explanation) -> list[tuple[str, float] | None]:
     top = max((abs(v) for v in values), default=0.0)
     colours: list[tuple[str, float] | None] = []
     for v in values:
-        share = abs(v) / top if top > 0 else 0.0
-        if share < MIN_SHARE:
+        if top <= 0 or not shown(explanation, v):
             colours.append(None)
             continue
-        rgb = LABEL_RGB.get(explanation.label, LABEL_RGB["neutral"]) if v > 0 else AGAINST_RGB
+        share = abs(v) / top
+        rgb = direction_rgb(explanation.label, v > 0)
         # weak words fade towards a light tint of the colour, strong ones take it in full
         light = 0.55 * (1 - share)
-        mixed = tuple(round(c + (255 - c) * light) for c in rgb)
-        colours.append(("{:02X}{:02X}{:02X}".format(*mixed), share))
+        colours.append((hex_rgb(tuple(round(c + (255 - c) * light) for c in rgb)), share))  # type: ignore[arg-type]
     return colours
 
 
@@ -77,26 +183,13 @@ def colour_runs(text: str | None, explanation: Explanation) -> list[Run]:
     colours = word_colours(explanation)
     runs: list[Run] = []
     for piece, i in _segments(text, explanation.words):
-        colour = colours[i][0] if i is not None and colours[i] is not None else None  # type: ignore[index]
+        found = colours[i] if i is not None else None
+        colour = found[0] if found is not None else None
         if runs and runs[-1][1] is None and colour is None:
             runs[-1] = (runs[-1][0] + piece, None)  # merge plain text into one run
         else:
             runs.append((piece, colour))
     return runs
-
-
-def excel_rich_text(text: str | None, explanation: Explanation) -> Any:
-    """An openpyxl CellRichText of the sentence, evidence words coloured and bold."""
-    from openpyxl.cell.rich_text import CellRichText, TextBlock
-    from openpyxl.cell.text import InlineFont
-
-    parts: list[Any] = []
-    for piece, colour in colour_runs(text, explanation):
-        if colour is None:
-            parts.append(piece)
-        else:
-            parts.append(TextBlock(InlineFont(color=colour, b=True), piece))
-    return CellRichText(*parts)
 
 
 def highlight_html(text: str | None, explanation: Explanation) -> str:
@@ -105,10 +198,11 @@ def highlight_html(text: str | None, explanation: Explanation) -> str:
     out: list[str] = []
     for piece, i in _segments(text, explanation.words):
         safe = html.escape(piece)
-        if i is None or colours[i] is None:
+        found = colours[i] if i is not None else None
+        if i is None or found is None:
             out.append(safe)
             continue
-        colour, share = colours[i]  # type: ignore[misc]
+        colour, share = found
         rgb = tuple(int(colour[k : k + 2], 16) for k in (0, 2, 4))
         alpha = round(0.15 + 0.45 * share, 2)
         side = "for" if explanation.values[i] > 0 else "against"
@@ -118,17 +212,3 @@ def highlight_html(text: str | None, explanation: Explanation) -> str:
             f'border-radius: 3px; padding: 0 2px" title="{tip}">{safe}</span>'
         )
     return f'<span class="sesame-evidence">{"".join(out)}</span>'
-
-
-def evidence_text(explanation: Explanation, *, top_k: int | None = None) -> str:
-    """Top evidence as plain text: "for negative: loss (+0.41), widened (+0.12); against: ..."."""
-
-    def fmt(ws: Sequence[Any]) -> str:
-        return ", ".join(f"{w.word} ({w.weight:+.2f})" for w in ws[:top_k])
-
-    parts = []
-    if explanation.top_for:
-        parts.append(f"for {explanation.label}: {fmt(explanation.top_for)}")
-    if explanation.top_against:
-        parts.append(f"against: {fmt(explanation.top_against)}")
-    return "; ".join(parts)

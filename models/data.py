@@ -29,8 +29,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.config import Settings
+from app.digests import sha256_file
 from app.errors import DataValidationError
+from app.ingest import read_pdf
 from app.records import LABELS, Record
+from app.sentences import make_nlp, split_sentences
 
 _log = logging.getLogger(__name__)
 
@@ -169,15 +172,6 @@ def normalise(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def file_digest(path: Path) -> str:
-    """sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def detect_format(path: Path) -> DataFormat:
     """Recognise a labelled-data file by its content."""
     head = path.read_bytes()[:4096].decode("latin-1")
@@ -294,7 +288,7 @@ def load_examples(paths: Sequence[Path], licence: str | None = None) -> Labelled
                 format=fmt,
                 licence=lic,
                 commercial_use=commercial,
-                sha256=file_digest(path),
+                sha256=sha256_file(path),
                 n_examples=len(rows),
             )
         )
@@ -343,7 +337,7 @@ def load_unlabelled(
                 format=fmt,
                 licence=lic,
                 commercial_use=commercial,
-                sha256=file_digest(path),
+                sha256=sha256_file(path),
                 n_examples=len(kept),
             )
         )
@@ -352,8 +346,6 @@ def load_unlabelled(
 
 
 def _pdf_sentences(path: Path, settings: Settings) -> list[str]:
-    from app.ingest import read_pdf
-    from app.sentences import make_nlp, split_sentences
 
     _doc, pages, errors = read_pdf(path, settings.ingest)
     if not pages:

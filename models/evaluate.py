@@ -396,8 +396,8 @@ def frozen_eval_set(
     from models import registry
     from models.data import (
         deduplicate,
-        file_digest,
         load_examples,
+        sha256_file,
         split_examples,
     )
 
@@ -421,7 +421,7 @@ def frozen_eval_set(
             data
             and not split.get("eval_file")
             and all(
-                p.is_file() and file_digest(p) == s["sha256"]
+                p.is_file() and sha256_file(p) == s["sha256"]
                 for p, s in zip(paths, data, strict=True)
             )
         ):

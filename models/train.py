@@ -25,6 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.config import Settings
+from app.digests import sha256_file
 from app.errors import ModelError, SesameError
 from app.records import LABELS, Record
 from models.data import (
@@ -147,15 +148,6 @@ def weights_file(model_dir: Path) -> Path:
         f"{model_dir}: no model.safetensors or pytorch_model.bin; not a Hugging "
         "Face model directory."
     )
-
-
-def sha256_file(path: Path) -> str:
-    """sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def verify_base(base_dir: Path, expected_sha256: str | None) -> str:

@@ -15,6 +15,9 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+import pypdfium2
+from PIL import Image, ImageFilter
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfbase.pdfmetrics import stringWidth
@@ -130,6 +133,17 @@ GARBLED_LINES = (
     "f]0$522 + $,\"'g\"c 5$2c !!\"$,\" ga'!3$''gg$#h\"c,3e0'+3'ge$,3!\"$ g\"c-3 +'",
 )
 """Glyph soup like a font without a Unicode map yields (McDonald's 2022 Q4 release)."""
+
+DUTCH_HEADING = "Verslag van de raad van bestuur"
+DUTCH_PARAGRAPHS = (
+    "De omzet van de groep steeg in het afgelopen jaar met zeven procent tot een recordniveau. "
+    "Vooral de vraag van klanten in Duitsland en België nam sterk toe.",
+    "De brutomarge daalde licht doordat de prijzen van grondstoffen en energie hoger waren dan "
+    "verwacht. Wij verwachten dat de marge volgend jaar weer herstelt.",
+    "De raad van bestuur stelt voor om een hoger dividend uit te keren aan de aandeelhouders. "
+    "De schuldpositie van de onderneming is verder verbeterd.",
+)
+"""A Dutch report page (`write_text_page`), for the OCR language to be detected."""
 
 NOT_A_PDF = (
     b"<!doctype html>\n<html><head><title>FOMC meeting</title></head>\n"
@@ -400,6 +414,85 @@ def write_image_only(path: Path, n_pages: int = 2) -> Path:
         c.showPage()
     c.save()
     return path
+
+
+def write_text_page(path: Path, heading: str, paragraphs: Sequence[str]) -> Path:
+    """One page: a bold heading over plain paragraphs (any language)."""
+    c = _canvas(path)
+    c.setFont(BOLD_FONT, HEADING_SIZE)
+    y = PAGE_H - MARGIN
+    c.drawString(MARGIN, y, heading)
+    y -= 24
+    for text in paragraphs:
+        y = _paragraph(c, text, MARGIN, y, PAGE_W - 2 * MARGIN) - 8
+    c.showPage()
+    c.save()
+    return path
+
+
+def page_images(pdf: Path, dpi: int = 200) -> list[object]:
+    """Each page of a PDF rendered with pypdfium2, as a grey PIL image (what a scanner sees)."""
+    doc = pypdfium2.PdfDocument(pdf)
+    try:
+        return [page.render(scale=dpi / 72, grayscale=True).to_pil() for page in doc]
+    finally:
+        doc.close()
+
+
+def write_image_pages(path: Path, pages: Sequence[object]) -> Path:
+    """A PDF of A4 pages, each an image drawn over the whole page (a scan: no text layer) or,
+    given a tuple of strings, those paragraphs set as text (a born-digital page)."""
+    c = _canvas(path)
+    for page in pages:
+        if isinstance(page, tuple):
+            y = PAGE_H - MARGIN
+            for text in page:
+                y = _paragraph(c, text, MARGIN, y, PAGE_W - 2 * MARGIN) - 8
+        else:
+            buf = io.BytesIO()
+            page.save(buf, format="PNG")  # type: ignore[attr-defined]
+            buf.seek(0)
+            c.drawImage(ImageReader(buf), 0, 0, width=PAGE_W, height=PAGE_H)
+        c.showPage()
+    c.save()
+    return path
+
+
+def write_soup_over_image(path: Path, image: object) -> Path:
+    """A page that shows words (an image of them) while its text layer, set invisibly over
+    it, is glyph soup (GARBLED_LINES): how a font without a Unicode map reads."""
+    c = _canvas(path)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")  # type: ignore[attr-defined]
+    buf.seek(0)
+    c.drawImage(ImageReader(buf), 0, 0, width=PAGE_W, height=PAGE_H)
+    text = c.beginText(MARGIN, PAGE_H - MARGIN)
+    text.setFont("Courier", 8)
+    text.setTextRenderMode(3)  # invisible, as an OCR layer or a hidden font is
+    for _ in range(6):
+        for line in GARBLED_LINES:
+            text.textLine(line)
+    c.drawText(text)
+    c.showPage()
+    c.save()
+    return path
+
+
+def write_rendered_scan(source: Path, path: Path, dpi: int = 200) -> Path:
+    """`source` rendered page by page into an image-only PDF: a scan of a known document."""
+    return write_image_pages(path, page_images(source, dpi))
+
+
+def noise_image(seed: int = 0, density: float = 0.5) -> object:
+    """An A4 page of blurred black-and-white noise at 100 dpi (a bad fax, a dark photocopy)."""
+    rng = np.random.default_rng(seed)
+    pixels = np.where(rng.random((1170, 827)) < density, 0, 255).astype(np.uint8)
+    return Image.fromarray(pixels).filter(ImageFilter.GaussianBlur(1.2))
+
+
+def blank_image() -> object:
+    """An A4 page scanned blank (white) at 100 dpi."""
+    return Image.new("L", (827, 1170), 255)
 
 
 def write_garbled(path: Path, n_pages: int = 1) -> Path:

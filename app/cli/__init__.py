@@ -21,6 +21,7 @@ from typing import Annotated
 
 import typer
 
+from app.cli import analyze, batch, compare, models, monitor, users
 from app.version import git_commit, package_version
 
 app = typer.Typer(
@@ -73,8 +74,6 @@ def version() -> None:
 
 def _mount() -> None:
     """Attach every command group (one module of this package each)."""
-    from app.cli import analyze, batch, compare, models, monitor, users
-
     analyze.register(app)
     compare.register(app)
     models.register(app)

@@ -14,13 +14,18 @@ from rich.console import Console
 from app.cli.options import (
     EXIT_OK,
     EXIT_PROBLEMS,
+    ClientOpt,
+    EngagementOpt,
     ExplainOpt,
     ModelDirOpt,
     ModelOpt,
+    OcrLanguagesOpt,
+    OcrOpt,
     PasswordOpt,
     with_overrides,
 )
 from app.config import load_settings
+from app.ingest import INPUT_SUFFIXES
 from app.pipeline import Analyzer
 from app.runs import RunOutcome, RunRequest, run_documents
 from app.store import ResultStore
@@ -33,12 +38,15 @@ __all__ = ["EXIT_OK", "EXIT_PROBLEMS", "analyze", "expand_inputs", "register", "
 
 
 def expand_inputs(paths: list[Path]) -> list[Path]:
-    """Files as given; folders become every *.pdf below them (sorted). Missing paths are errors."""
+    """Files as given; folders become every report below them (*.pdf, *.htm, *.html, *.xhtml,
+    *.zip; sorted). Missing paths are errors."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
             found.extend(
-                sorted(p for p in path.rglob("*") if p.suffix.lower() == ".pdf" and p.is_file())
+                sorted(
+                    p for p in path.rglob("*") if p.suffix.lower() in INPUT_SUFFIXES and p.is_file()
+                )
             )
         elif path.exists():
             found.append(path)
@@ -57,17 +65,23 @@ def sources(paths: list[Path]) -> list[str]:
 def analyze(
     reports: Annotated[
         list[Path],
-        typer.Argument(help="PDF files, or folders searched for *.pdf.", show_default=False),
+        typer.Argument(
+            help="Reports (PDF, HTML/XHTML filings, ESEF .zip packages), or folders searched "
+            "for them.",
+            show_default=False,
+        ),
     ],
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Folder for the workpapers and JSON.")
     ] = Path("out"),
     password: PasswordOpt = None,
     explain: ExplainOpt = None,
+    ocr: OcrOpt = None,
+    ocr_languages: OcrLanguagesOpt = None,
     model: ModelOpt = None,
     model_dir: ModelDirOpt = None,
-    client: Annotated[str | None, typer.Option(help="Client name for the workpaper.")] = None,
-    engagement: Annotated[str | None, typer.Option(help="Engagement for the workpaper.")] = None,
+    client: ClientOpt = None,
+    engagement: EngagementOpt = None,
     max_pages: Annotated[
         int | None,
         typer.Option(help="Refuse inputs with more pages than this.", show_default=False),
@@ -107,7 +121,9 @@ def analyze(
     console = Console(stderr=True)
     paths = expand_inputs(reports)
     if not paths:
-        raise typer.BadParameter("no PDF files found", param_hint="REPORTS")
+        raise typer.BadParameter(
+            "no reports found (*.pdf, *.htm, *.html, *.xhtml, *.zip)", param_hint="REPORTS"
+        )
     settings = with_overrides(
         load_settings(),
         explain=explain,
@@ -116,6 +132,8 @@ def analyze(
         password=password,
         max_pages=max_pages,
         max_mb=max_mb,
+        ocr=ocr,
+        ocr_languages=ocr_languages,
     )
     with console.status("loading model…"):
         analyzer = Analyzer.from_settings(settings)

@@ -14,7 +14,17 @@ from rich.console import Console
 from rich.table import Table
 
 from app.cli.analyze import say_drift
-from app.cli.options import ExplainOpt, ModelDirOpt, ModelOpt, PasswordOpt, with_overrides
+from app.cli.options import (
+    ClientOpt,
+    EngagementOpt,
+    ExplainOpt,
+    ModelDirOpt,
+    ModelOpt,
+    OcrLanguagesOpt,
+    OcrOpt,
+    PasswordOpt,
+    with_overrides,
+)
 from app.config import load_settings
 from app.store import ResultStore
 from batch.run import (
@@ -31,7 +41,8 @@ _log = logging.getLogger(__name__)
 
 batch_app = typer.Typer(
     name="batch",
-    help="Score every PDF of a folder on Ray (nightly), resume after a crash, list runs.",
+    help="Score every report (PDF, HTML/XHTML filing, ESEF .zip) of a folder on Ray (nightly), "
+    "resume after a crash, list runs.",
     no_args_is_help=True,
 )
 
@@ -40,7 +51,11 @@ batch_app = typer.Typer(
 def run(
     input_dir: Annotated[
         Path,
-        typer.Argument(help="Folder searched (with its subfolders) for *.pdf.", show_default=False),
+        typer.Argument(
+            help="Folder searched (with its subfolders) for *.pdf, *.htm, *.html, *.xhtml and "
+            "*.zip (ESEF) reports.",
+            show_default=False,
+        ),
     ],
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Folder for the workpapers, JSON and batch summary.")
@@ -129,8 +144,10 @@ def run(
     model: ModelOpt = None,
     model_dir: ModelDirOpt = None,
     password: PasswordOpt = None,
-    client: Annotated[str | None, typer.Option(help="Client name for the workpapers.")] = None,
-    engagement: Annotated[str | None, typer.Option(help="Engagement for the workpapers.")] = None,
+    ocr: OcrOpt = None,
+    ocr_languages: OcrLanguagesOpt = None,
+    client: ClientOpt = None,
+    engagement: EngagementOpt = None,
     store: Annotated[
         str | None,
         typer.Option(
@@ -160,7 +177,7 @@ def run(
         ),
     ] = None,
 ) -> None:
-    """Analyze every PDF under INPUT_DIR that is not yet scored with this model and settings.
+    """Analyze every report under INPUT_DIR not yet scored with this model and settings.
 
     Exit status: 0 every document read fully; 1 any partial or failed (see the batch
     workpaper's Exceptions); 2 usage error; 3 the run could not start (Ray unreachable, store or
@@ -174,6 +191,8 @@ def run(
         model_dir=model_dir,
         password=password,
         store=store,
+        ocr=ocr,
+        ocr_languages=ocr_languages,
     )
     options = BatchOptions(
         input_dir=input_dir,

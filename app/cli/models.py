@@ -10,6 +10,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from app.config import DEFAULT_MODEL_NAME, load_settings
+from app.errors import SesameError
+from models import registry
+from models.evaluate import GateOptions, evaluate_dir, read_eval_file
+from models.train import PipelineOptions, TrainOptions, train_pipeline
 
 _log = logging.getLogger(__name__)
 
@@ -21,7 +28,6 @@ models_app = typer.Typer(
 
 
 def _settings():  # noqa: ANN202
-    from app.config import load_settings
 
     return load_settings()
 
@@ -34,13 +40,6 @@ def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
 @contextlib.contextmanager
 def _progress() -> Iterator[Callable[[int, int, float], None]]:
     """A progress bar over training steps, showing the running loss."""
-    from rich.progress import (
-        BarColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
     with Progress(
         TextColumn("training"),
@@ -173,10 +172,6 @@ def train(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Validate data, fine-tune, evaluate against the champion, register; exit 1 if not blessed."""
-    from app.config import DEFAULT_MODEL_NAME
-    from app.errors import SesameError
-    from models.evaluate import GateOptions
-    from models.train import PipelineOptions, TrainOptions, train_pipeline
 
     settings = _settings()
     try:
@@ -252,9 +247,6 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
 ) -> None:
     """Metrics of a model on a labelled file: accuracy, macro-F1, per class, confusion."""
-    from app.errors import SesameError
-    from models import registry
-    from models.evaluate import evaluate_dir, read_eval_file
 
     settings = _settings()
     try:
@@ -290,7 +282,6 @@ def list_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Registered versions, newest first, with aliases, blessing and headline metrics."""
-    from models import registry
 
     rows = registry.describe(registry.list_versions(_settings(), name))
     if as_json:
@@ -322,7 +313,6 @@ def show_cmd(
     card: Annotated[bool, typer.Option("--card", help="Print the model card.")] = False,
 ) -> None:
     """A version's lineage: base, data and licences, digests, metrics, blessing, code."""
-    from models import registry
 
     settings = _settings()
     name, which = registry.parse_ref(ref, settings.scoring.model)
@@ -347,7 +337,6 @@ def promote_cmd(
     force: Annotated[bool, typer.Option(help="Promote a version the gate did not bless.")] = False,
 ) -> None:
     """Move the champion alias to a version (blessed versions only, unless --force)."""
-    from models import registry
 
     settings = _settings()
     name, which = registry.parse_ref(ref, settings.scoring.model)
@@ -392,9 +381,6 @@ def import_cmd(
     no_promote: Annotated[bool, typer.Option("--no-promote")] = False,
 ) -> None:
     """Register a model directory as a version; it goes through the same evaluation gate."""
-    from app.errors import SesameError
-    from models import registry
-    from models.evaluate import GateOptions
 
     if not model_dir.is_dir():
         raise _fail(f"{model_dir}: no such folder.")

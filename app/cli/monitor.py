@@ -10,12 +10,32 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
-if TYPE_CHECKING:
-    from models.monitoring import AgreementReport, DriftReport, DriftThresholds
+from app.config import DriftThresholds, load_settings
+from app.errors import SesameError
+from app.store import ResultStore
+from models.monitoring import (
+    AgreementReport,
+    DriftReport,
+    MonitorError,
+    agreement,
+    compare,
+    export_feedback,
+    feedback_from_store,
+    load_profile,
+    make_reference,
+    monitor_run,
+    reference_profile,
+    save_profile,
+    stored_reports,
+    write_report,
+)
+from models.scoring import SentimentScorer
 
 _log = logging.getLogger(__name__)
 
@@ -36,15 +56,16 @@ def _thresholds(
     domain_auc: float | None,
     alpha: float | None,
 ) -> DriftThresholds:
-    from models.monitoring import DriftThresholds
-
+    """The settings' drift thresholds (`[drift]` in sesame.toml) with the command's on top."""
     given = {
         "label_psi": label_psi,
         "wasserstein": wasserstein,
         "domain_auc": domain_auc,
         "alpha": alpha,
     }
-    return DriftThresholds(**{k: v for k, v in given.items() if v is not None})
+    return load_settings().drift.model_copy(
+        update={k: v for k, v in given.items() if v is not None}
+    )
 
 
 def _fail(message: str) -> typer.Exit:
@@ -54,8 +75,6 @@ def _fail(message: str) -> typer.Exit:
 
 def print_report(report: DriftReport) -> None:
     """The report as a table on stdout, verdict last."""
-    from rich.console import Console
-    from rich.table import Table
 
     table = Table(title=f"drift: run {report.run_id or '–'} vs {report.reference_source}")
     for col in ("test", "effect", "threshold", "p-value", "status"):
@@ -111,8 +130,6 @@ def report_cmd(
     alpha: ThresholdOpt = None,
 ) -> None:
     """Test a run's sentences against its model's reference profile; exit 1 on drift."""
-    from app.config import load_settings
-    from models.monitoring import MonitorError, load_profile, monitor_run, write_report
 
     settings = load_settings()
     settings.ensure_dirs()
@@ -145,10 +162,6 @@ def profile_cmd(
     ] = None,
 ) -> None:
     """Profile the sentences of a text file with a model (e.g. a reference from report text)."""
-    from app.config import load_settings
-    from app.errors import SesameError
-    from models.monitoring import reference_profile, save_profile
-    from models.scoring import SentimentScorer
 
     try:
         lines = [x.strip() for x in texts.read_text(encoding="utf-8").splitlines() if x.strip()]
@@ -176,7 +189,6 @@ def compare_cmd(
     alpha: ThresholdOpt = None,
 ) -> None:
     """Test one saved profile against another; exit 1 on drift."""
-    from models.monitoring import compare, load_profile, write_report
 
     try:
         ref, cur = load_profile(reference), load_profile(current)
@@ -217,9 +229,6 @@ def reference_cmd(
     set is not like the reports the model serves. It takes precedence over the reference
     saved with the model at blessing.
     """
-    from app.config import load_settings
-    from app.errors import SesameError
-    from models.monitoring import make_reference
 
     if texts is not None and run is not None:
         raise _fail("give --texts or --run, not both")
@@ -245,9 +254,6 @@ def agreement_cmd(
     ] = None,
 ) -> None:
     """Model-reviewer agreement per model version over time; exit 1 when any is below."""
-    from app.config import load_settings
-    from app.store import ResultStore
-    from models.monitoring import agreement, feedback_from_store
 
     settings = load_settings()
     settings.ensure_dirs()
@@ -263,8 +269,6 @@ def agreement_cmd(
 
 def print_agreement(report: AgreementReport) -> None:
     """Agreement rows as a table, alerts in red."""
-    from rich.console import Console
-    from rich.table import Table
 
     console = Console(soft_wrap=True)
     if not report.overall:
@@ -299,8 +303,6 @@ def feedback_cmd(
 ) -> None:
     """Write reviewed sentences (latest review each) as training data for `sesame train
     --feedback`; the file's digest goes into the next model's lineage."""
-    from app.config import load_settings
-    from models.monitoring import export_feedback
 
     settings = load_settings()
     settings.ensure_dirs()
@@ -317,9 +319,6 @@ def history_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
 ) -> None:
     """Saved drift reports, oldest first: run, time, model version, verdict, drifted tests."""
-    from app.config import load_settings
-    from app.store import ResultStore
-    from models.monitoring import stored_reports
 
     settings = load_settings()
     settings.ensure_dirs()

@@ -22,6 +22,21 @@ ExplainOpt = Annotated[
         show_default=False,
     ),
 ]
+OcrOpt = Annotated[
+    Literal["auto", "force", "off"] | None,
+    typer.Option(
+        help="OCR: auto (pages without a readable text layer; default), force (every page, "
+        "for scans with a poor embedded OCR) or off (refuse scans, as before).",
+        show_default=False,
+    ),
+]
+OcrLanguagesOpt = Annotated[
+    str | None,
+    typer.Option(
+        help='Tesseract languages for OCR, e.g. "deu" or "nld+eng" (default: the document\'s).',
+        show_default=False,
+    ),
+]
 ModelOpt = Annotated[
     str | None,
     typer.Option(
@@ -37,6 +52,9 @@ ModelDirOpt = Annotated[
     ),
 ]
 
+ClientOpt = Annotated[str | None, typer.Option(help="Client name for the workpapers.")]
+EngagementOpt = Annotated[str | None, typer.Option(help="Engagement for the workpapers.")]
+
 
 def with_overrides(
     settings: Settings,
@@ -48,6 +66,8 @@ def with_overrides(
     store: str | None = None,
     max_pages: int | None = None,
     max_mb: float | None = None,
+    ocr: str | None = None,
+    ocr_languages: str | None = None,
 ) -> Settings:
     """The settings with a command's options on top (None leaves a setting as it is)."""
     update: dict[str, Any] = {}
@@ -66,6 +86,8 @@ def with_overrides(
             "password": password,
             "max_pages": max_pages,
             "max_bytes": int(max_mb * 1024 * 1024) if max_mb else None,
+            "ocr": ocr,
+            "ocr_languages": ocr_languages,
         }.items()
         if v is not None
     }

@@ -8,6 +8,10 @@ from typing import Annotated
 
 import typer
 
+from app.config import load_settings
+from app.errors import SesameError
+from app.ui.users import add_user, load_users, remove_user, users_path
+
 users_app = typer.Typer(
     help="Review-UI users: add, list and remove logins (passwords are stored as bcrypt hashes).",
     no_args_is_help=True,
@@ -15,8 +19,6 @@ users_app = typer.Typer(
 
 
 def _path() -> Path:
-    from app.config import load_settings
-    from app.ui.users import users_path
 
     return users_path(load_settings())
 
@@ -38,8 +40,6 @@ def add(
     ] = False,
 ) -> None:
     """Add a user, or set a new password (and name) for an existing one."""
-    from app.errors import SesameError
-    from app.ui.users import add_user
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -57,7 +57,6 @@ def add(
 @users_app.command("list")
 def list_users() -> None:
     """List the users who may log in."""
-    from app.ui.users import load_users
 
     path = _path()
     users = load_users(path)
@@ -71,7 +70,6 @@ def list_users() -> None:
 @users_app.command("remove")
 def remove(login: Annotated[str, typer.Argument(help="Login name to remove.")]) -> None:
     """Remove a user (their past review actions stay in the store)."""
-    from app.ui.users import remove_user
 
     path = _path()
     if not remove_user(path, login):

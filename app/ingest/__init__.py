@@ -1,6 +1,10 @@
-"""Read a PDF into a `Document` and its `Page`s: body text in reading order, with its layout.
+"""Read a report into a `Document` and its `Page`s: body text in reading order, with its layout.
 
-    document, pages, errors = read_pdf(Path("q3.pdf"), settings.ingest)
+    document, pages, errors = read_document(Path("q3.pdf"), settings.ingest)
+
+`read_document` sends a PDF to `read_pdf` (below) and HTML/XHTML filings and ESEF packages to
+`read_html` (`html`: inline XBRL as regulators receive it; tagged facts on each page, linked to
+sentences by `link_sentences`).
 
 How a page is read (each page is opened once, with pypdfium2 only; about 60-190 pages per
 CPU-second on the corpus, see benchmarks/bench_ingest.py):
@@ -28,9 +32,15 @@ elsewhere). `Page.lines` are the lines of those blocks with their spans in `Page
 headers, footers and page numbers are blocks with their text in `Block.text` only (a table's
 rows on lines, its cells separated by tabs) and start == end == -1.
 
-Page status: `ok`; `empty` (no text and no image: a blank page, no error); `needs_ocr` (an
-image without a text layer); `unreadable` (a text layer of glyph codes without letters: fonts
-without a Unicode map); `error` (pdfium or the layout failed on that page). A bad page among
+Pages whose text layer is missing or unreadable are read by OCR (`ocr`, `ingest.ocr` auto; force
+OCRs every page, off none): rendered under the pdfium lock, read by Tesseract in worker threads,
+their words turned into the same line segments, so steps 3-4 work on them unchanged.
+
+Page status: `ok` (`Page.ocr` says whether by OCR, with its mean word confidence); `empty` (no
+text and no image: a blank page, no error); `needs_ocr` (an image without a text layer, OCR off
+or unavailable); `unreadable` (a text layer of glyph codes without letters: fonts without a
+Unicode map); `ocr_failed` (OCR found no readable text either: blank, noise, a picture);
+`error` (pdfium or the layout failed on that page). A bad page among
 good ones is a non-fatal StageError (the document is partial); when no page is readable, one
 fatal error says why for the whole document. Bad files (not a PDF, encrypted, damaged, no
 pages, over `max_bytes` or `max_pages`) are fatal too. Nothing passes as an empty success: in
@@ -49,15 +59,42 @@ work after it is not). Pages with more than `layout._MAX_SEGMENTS` pieces are re
 | `text` | text repair: hyphenated line breaks, joining lines, ligatures, the vocabulary |
 | `status` | page status, garbled share, odd words, the document verdict |
 | `pdfium` | `PDFIUM_LOCK`, opening documents, `pdf_page_count`, `PageReader` (steps 1-2) |
+| `ocr` | OCR of scans and unreadable pages: rendering, Tesseract, words -> segments, language |
 | `running` | running headers, footers and page numbers over the document |
 | `layout` | blocks, tables, XY-cut reading order, kinds, building the `Page` (steps 3-4) |
 | `pdf` | `read_pdf`: the document-level orchestration, page ranges, the running sample |
+| `htmltext` | HTML/XHTML parsing (lxml), styles, the walk into runs, tables, page breaks, anchors |
+| `ixbrl` | inline XBRL: contexts, units, fact values (format, scale, sign) |
+| `html` | `read_html`: pages, running footers, printed page numbers, facts; `link_sentences` |
+| `package` | ESEF report packages: the report in `reports/` |
+| `dispatch` | `read_document`: the reader the bytes need; page counts of any report |
 
 Import order (a module imports only those above it): files, segments, text, status, pdfium,
-running, layout, pdf.
+ocr, running, layout, pdf, htmltext, ixbrl, html, package, dispatch.
 """
 
+from app.ingest.dispatch import (
+    INPUT_SUFFIXES,
+    default_name,
+    page_count,
+    read_document,
+    reader_kind,
+    report_bytes,
+)
+from app.ingest.html import link_sentences, read_html
 from app.ingest.pdf import read_pdf
 from app.ingest.pdfium import PDFIUM_LOCK, pdf_page_count
 
-__all__ = ["PDFIUM_LOCK", "pdf_page_count", "read_pdf"]
+__all__ = [
+    "INPUT_SUFFIXES",
+    "PDFIUM_LOCK",
+    "default_name",
+    "link_sentences",
+    "page_count",
+    "pdf_page_count",
+    "read_document",
+    "read_html",
+    "read_pdf",
+    "reader_kind",
+    "report_bytes",
+]

@@ -12,15 +12,21 @@ from typing import Literal
 from app.config import IngestOptions
 from app.errors import (
     DamagedPdfError,
+    EmptyDocumentError,
     EmptyPdfError,
     EncryptedPdfError,
     GarbledTextError,
     IngestError,
+    MalformedMarkupError,
     NeedsOcrError,
+    NoReportError,
     NotPdfError,
+    OcrFailedError,
+    OcrUnavailableError,
     PageReadError,
     TooLargeError,
     TooManyPagesError,
+    UnsupportedFileError,
 )
 
 ContentKind = Literal["empty", "pdf", "html", "zip", "unknown"]
@@ -36,7 +42,13 @@ def error_class(code: str) -> type[IngestError]:
         TooManyPagesError,
         NeedsOcrError,
         GarbledTextError,
+        OcrFailedError,
+        OcrUnavailableError,
         PageReadError,
+        UnsupportedFileError,
+        MalformedMarkupError,
+        EmptyDocumentError,
+        NoReportError,
     ]
     return next((c for c in classes if c.code == code), IngestError)
 
@@ -57,11 +69,12 @@ def content_kind(data: bytes) -> ContentKind:
         return "empty"
     if b"%PDF-" in data[:1024]:
         return "pdf"
-    head = data[:512].lstrip().lower()
+    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if head.startswith(b"pk\x03\x04"):
+        return "zip"  # before HTML: a package may store its report uncompressed up front
+    # the root element after a prolog of comments (Workiva's run to a few hundred bytes)
     if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
         return "html"
-    if head.startswith(b"pk\x03\x04"):
-        return "zip"
     return "unknown"
 
 

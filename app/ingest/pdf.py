@@ -25,6 +25,7 @@ from app.errors import (
 # the module, not its names: `_finish` keeps a local called `body_size`
 from app.ingest import layout
 from app.ingest.files import check_is_pdf, error_class, load_bytes, looks_complete
+from app.ingest.ocr import apply_ocr, page_fields
 from app.ingest.pdfium import PDFIUM_LOCK, DocHandle, PageReader, meta, open_document
 from app.ingest.running import mark_running
 from app.ingest.segments import RawPage
@@ -63,7 +64,7 @@ def read_pdf(
     name = file_name or (source.name if isinstance(source, Path) else "document.pdf")
     errors: list[StageError] = []
     try:
-        document, pages = _read(source, options, name, page_range, errors)
+        document, pages = _read(source, options, name, page_range, errors, on_error)
     except IngestError as exc:
         if on_error == "raise":
             raise
@@ -82,6 +83,7 @@ def _read(
     name: str,
     page_range: tuple[int, int] | None,
     errors: list[StageError],
+    on_error: OnError = "record",
 ) -> tuple[Document, list[Page]]:
     data = load_bytes(source, options, name)
     doc_id = hashlib.sha256(data).hexdigest()
@@ -94,6 +96,8 @@ def _read(
             )
         finally:
             handle.close()
+    # scans and unreadable text layers: read by OCR outside the lock (it renders under it)
+    errors.extend(apply_ocr(data, raw_pages, options, name, on_error))
     pages, page_errors = _finish(raw_pages, wanted, options, name, doc_id)
     fatal = document_verdict(pages, name)
     if fatal is not None:
@@ -218,11 +222,13 @@ def _finish(
                     rotation=raw.rotation,
                     text="",
                     status=status,
+                    **page_fields(raw),
                 )
             )
             continue
         try:
-            pages.append(layout.build_page(raw, doc_id, body_size, vocab))
+            page = layout.build_page(raw, doc_id, body_size, vocab)
+            pages.append(page.model_copy(update=page_fields(raw)) if raw.ocr else page)
         except Exception as exc:  # a layout bug on one page must not lose the document
             _log.exception("%s page %d: layout failed", name, page_no)
             errors.append(

@@ -63,6 +63,13 @@ class RawPage:
     error: str | None = None
     vocab: set[str] = field(default_factory=set)
     """Lower-cased words of the page, to decide which hyphens at line ends to keep."""
+    ocr: bool = False
+    """Read by OCR from the page image (app/ingest/ocr.py), not from the text layer."""
+    ocr_confidence: float | None = None
+    """Mean OCR word confidence, 0-1."""
+    ocr_language: str | None = None
+    ocr_blank: bool = False
+    """OCR found no ink on the rendered page."""
 
 
 def _rows(segs: list[Seg]) -> list[list[Seg]]:

@@ -1,7 +1,7 @@
-"""Whether a page's text can be used: page status (ok, empty, needs_ocr, unreadable, error) with
-its StageError, the share of garbled text, the odd-word test that measures it, and the verdict
-for a document none of whose pages is readable. Its own module because it judges a `RawPage`
-from any reader with the same rules and the same messages.
+"""Whether a page's text can be used: page status (ok, empty, needs_ocr, unreadable, ocr_failed,
+error) with its StageError, the share of garbled text, the odd-word test that measures it, and
+the verdict for a document none of whose pages is readable. Its own module because it judges a
+`RawPage` from any reader (text layer or OCR) with the same rules and the same messages.
 """
 
 from __future__ import annotations
@@ -15,11 +15,14 @@ from app.errors import (
     GarbledTextError,
     IngestError,
     NeedsOcrError,
+    OcrFailedError,
     PageReadError,
 )
 from app.ingest.segments import RawPage
 from app.records import Page, PageStatus
 
+OCR_NOISE_CONFIDENCE = 0.5
+"""An OCR'd page whose mean word confidence is below this was read from noise, not text."""
 _VOWELS = frozenset("aeiouyàáâäèéêëìíîïòóôöùúûüAEIOUYÀÁÂÄÈÉÊËÌÍÎÏÒÓÔÖÙÚÛÜ")
 
 
@@ -48,6 +51,8 @@ def page_status(
     raw: RawPage, options: IngestOptions, name: str
 ) -> tuple[PageStatus, IngestError | None]:
     where = f"{name} page {raw.page_no}"
+    if raw.ocr:
+        return _ocr_status(raw, options, where)
     if raw.error is not None:
         return "error", PageReadError(
             f"{where}: could not be read ({raw.error}); the rest of "
@@ -74,6 +79,41 @@ def page_status(
     return "ok", None
 
 
+def _ocr_status(
+    raw: RawPage, options: IngestOptions, where: str
+) -> tuple[PageStatus, IngestError | None]:
+    """An OCR'd page: ok, empty (nothing on it to read), or ocr_failed with why."""
+    after = "page not read. Check the page in a PDF viewer; if it holds text, ask the client for "
+    after += "a sharper scan (300 dpi or more)."
+    if raw.error is not None:
+        return "ocr_failed", OcrFailedError(
+            f"{where}: OCR could not read the page ({raw.error}); {after}", page_no=raw.page_no
+        )
+    if raw.n_chars == 0:
+        if not raw.has_image:
+            return "empty", None
+        what = (
+            "the page image is blank (no ink on it)"
+            if raw.ocr_blank
+            else "OCR found no text on the page image (a picture, a drawing or noise)"
+        )
+        return "ocr_failed", OcrFailedError(
+            f"{where}: {what}; nothing read. Check the page in a PDF viewer: a page may be "
+            "missing from the scan, or it needs a sharper one.",
+            page_no=raw.page_no,
+        )
+    share = _garbled_share(raw)
+    confidence = raw.ocr_confidence or 0.0
+    if share > options.max_garbled_share or confidence < OCR_NOISE_CONFIDENCE:
+        return "ocr_failed", OcrFailedError(
+            f"{where}: OCR could not read the page image (mean word confidence "
+            f"{confidence:.0%}, {share:.0%} of its words in no language: noise or a picture); "
+            + after,
+            page_no=raw.page_no,
+        )
+    return "ok", None
+
+
 def _garbled_share(raw: RawPage) -> float:
     """Share of the text that cannot be read: unmapped glyphs, or words no language writes."""
     by_chars = raw.n_bad / raw.n_chars if raw.n_chars else 0.0
@@ -87,6 +127,14 @@ def document_verdict(pages: list[Page], name: str) -> IngestError | None:
         return None
     counts = Counter(p.status for p in pages)
     n = len(pages)
+    if counts["ocr_failed"]:
+        return OcrFailedError(
+            f"{name}: none of its {n} pages could be read, from the text layer or by OCR "
+            f"({counts['ocr_failed']} page images hold no text OCR can read: blank, noise or "
+            "pictures); no text read. Check the file in a PDF viewer; ask the client for a "
+            "sharper scan (300 dpi or more).",
+            fatal=True,
+        )
     if counts["unreadable"]:
         return GarbledTextError(
             f"{name}: the text layer of all {n} pages read is unreadable (fonts without a "

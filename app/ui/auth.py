@@ -18,7 +18,7 @@ import streamlit as st
 
 from app.config import Settings
 from app.errors import SesameError
-from app.ui.common import esc
+from app.ui.markdown import esc
 from app.ui.users import User, load_users, users_path, verify
 
 _log = logging.getLogger(__name__)

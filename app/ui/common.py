@@ -4,28 +4,28 @@ sidebar footer with the model version, and escaping of document text for Markdow
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import streamlit as st
 
 from app.config import Settings, load_settings
 from app.errors import ModelError, SesameError
+from app.pipeline import Analyzer
+from app.store import ResultStore
+from app.ui import auth
+from app.ui.markdown import esc
 from app.ui.tables import model_label
-
-if TYPE_CHECKING:
-    from app.pipeline import Analyzer
-    from app.store import ResultStore
+from app.version import git_commit, package_version
+from models.registry import resolve_model
 
 _log = logging.getLogger(__name__)
 
 SETTINGS_HASH: dict[str | type[Any], Callable[[Any], Any]] = {
     Settings: lambda s: s.model_dump_json()
 }
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 PAGE_ANALYZE = "app/ui/pages_analyze.py"
 PAGE_REVIEW = "app/ui/pages_review.py"
@@ -36,11 +36,6 @@ PAGE_MONITORING = "app/ui/pages_monitoring.py"
 """Page scripts, relative to streamlit_app.py (for st.switch_page)."""
 
 
-def esc(text: object) -> str:
-    """Text shown verbatim inside Markdown: no emphasis, links, LaTeX ($) or colour tags."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
-
-
 def get_settings() -> Settings:
     """Settings as resolved now (environment, sesame.toml, defaults)."""
     return load_settings()
@@ -49,7 +44,6 @@ def get_settings() -> Settings:
 @st.cache_resource(show_spinner=False, max_entries=4)
 def store_at(url: str) -> ResultStore:
     """The results store at a URL, schema created (one engine per URL for the whole server)."""
-    from app.store import ResultStore
 
     store = ResultStore(url)
     store.create_schema()
@@ -82,7 +76,6 @@ class ModelIdentity:
 @st.cache_resource(show_spinner=False, ttl=60, max_entries=4, hash_funcs=SETTINGS_HASH)
 def model_identity(settings: Settings) -> ModelIdentity:
     """The model the settings resolve to now (re-checked every minute: the champion may move)."""
-    from models.registry import resolve_model
 
     try:
         model = resolve_model(settings)
@@ -111,7 +104,6 @@ class LoadedAnalyzer:
 
 @st.cache_resource(show_spinner=False, max_entries=2, hash_funcs=SETTINGS_HASH)
 def _analyzer(settings: Settings, digest: str) -> LoadedAnalyzer:
-    from app.pipeline import Analyzer
 
     _log.info("loading the analyzer (model sha256 %s)", digest[:12])
     return LoadedAnalyzer(Analyzer.from_settings(settings), threading.Lock())
@@ -131,8 +123,6 @@ def get_analyzer(settings: Settings) -> LoadedAnalyzer:
 
 def sidebar_footer(settings: Settings, signature: str) -> None:
     """The sidebar's foot on every page: who is signed in, the model in use, the code version."""
-    from app.ui import auth
-    from app.version import git_commit, package_version
 
     with st.sidebar:
         st.caption(f"Signed in as **{esc(signature)}**")

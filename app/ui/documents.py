@@ -1,9 +1,9 @@
-"""The PDFs behind stored results, and page images with a sentence's boxes drawn on them.
+"""The files behind stored results, and page images with a sentence's boxes drawn on them.
 
-Uploaded PDFs are kept in the data directory under the sha256 of their bytes
-(`<data_dir>/documents/<sha256>.pdf`): an uploaded file name is shown, never used as a path.
-Results of the CLI and the batch point at their source path instead; that file is used when it
-still holds the same bytes.
+Uploaded files are kept in the data directory under the sha256 of their bytes
+(`<data_dir>/documents/<sha256>.pdf`, `.html` for HTML filings, `.zip` for ESEF packages): an
+uploaded file name is shown, never used as a path. Results of the CLI and the batch point at
+their source path instead; that file is used when it still holds the same bytes.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from app.config import Settings
+from app.ingest.files import content_kind
 from app.records import BBox, Sentence
 
 _log = logging.getLogger(__name__)
@@ -35,11 +36,15 @@ def documents_dir(settings: Settings) -> Path:
     return settings.data_dir / "documents"
 
 
-def keep_pdf(settings: Settings, data: bytes) -> tuple[str, Path]:
-    """Keep an uploaded file under its sha256 (once); returns (sha256, path)."""
+_KEPT_SUFFIXES = {"pdf": ".pdf", "html": ".html", "zip": ".zip"}
+
+
+def keep_document(settings: Settings, data: bytes) -> tuple[str, Path]:
+    """Keep an uploaded file under its sha256 (once), named for what it is (`.pdf`, `.html`,
+    `.zip`); returns (sha256, path)."""
     digest = hashlib.sha256(data).hexdigest()
     folder = documents_dir(settings)
-    path = folder / f"{digest}.pdf"
+    path = folder / f"{digest}{_KEPT_SUFFIXES.get(content_kind(data), '.pdf')}"
     if not path.is_file():
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-")
@@ -53,16 +58,21 @@ def keep_pdf(settings: Settings, data: bytes) -> tuple[str, Path]:
     return digest, path
 
 
-def find_pdf(
+keep_pdf = keep_document
+"""The former name of `keep_document` (it keeps HTML filings and ESEF packages too)."""
+
+
+def find_document(
     settings: Settings, doc_id: str | None, sources: Sequence[str | None] = ()
 ) -> bytes | None:
-    """The bytes of a stored result's PDF: the kept upload, else the first of its source paths
+    """The bytes of a stored result's file: the kept upload, else the first of its source paths
     (as the CLI or batch run listed them) that still holds the same sha256; None when none."""
     if not doc_id or not _SHA256.fullmatch(doc_id):
         return None
-    kept = documents_dir(settings) / f"{doc_id}.pdf"
-    if kept.is_file():
-        return kept.read_bytes()
+    for suffix in _KEPT_SUFFIXES.values():
+        kept = documents_dir(settings) / f"{doc_id}{suffix}"
+        if kept.is_file():
+            return kept.read_bytes()
     for source in dict.fromkeys(s for s in sources if s):
         path = Path(source)
         try:
@@ -76,6 +86,10 @@ def find_pdf(
             return data
         _log.info("%s changed since it was analyzed; not used for page images", path)
     return None
+
+
+find_pdf = find_document
+"""The former name of `find_document`."""
 
 
 def sentence_pages(sentence: Sentence) -> list[int]:

@@ -20,7 +20,7 @@ import streamlit as st
 
 from app.config import Settings, UIOptions
 from app.errors import SesameError
-from app.ingest import pdf_page_count
+from app.ingest import INPUT_SUFFIXES, page_count
 from app.pipeline import Analyzer
 from app.runs import DocRow, RunRequest, run_documents
 from app.store import ResultStore
@@ -33,7 +33,7 @@ from app.ui.common import (
     get_settings,
     get_store,
 )
-from app.ui.documents import keep_pdf
+from app.ui.documents import keep_document
 from app.ui.tables import model_label
 from batch.plan import identify_bytes
 from batch.workers import LocalExecutor, StageHook
@@ -41,8 +41,13 @@ from batch.workers import LocalExecutor, StageHook
 _log = logging.getLogger(__name__)
 
 _OUTCOMES_KEY = "analyze_outcomes"
+OCR_CHOICES = {
+    "auto": "where needed (scans, unreadable text)",
+    "force": "every page (poor embedded OCR)",
+    "off": "off (refuse scans)",
+}
 STAGE_TEXT = {
-    "ingest": "reading the pages",
+    "ingest": "reading the pages (scanned ones by OCR)",
     "sentences": "splitting sentences",
     "scoring": "scoring sentences",
     "explain": "computing SHAP evidence",
@@ -50,6 +55,8 @@ STAGE_TEXT = {
 }
 _STAGE_SHARE = {"ingest": 0.0, "sentences": 0.3, "scoring": 0.45, "explain": 0.6, "done": 1.0}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+UPLOAD_TYPES = tuple(s.lstrip(".") for s in INPUT_SUFFIXES)
+"""What the uploader takes: pdf, htm, html, xhtml, zip (each read by what its bytes are)."""
 
 # Told the share of the whole upload done (0..1) and what is happening now.
 Progress = Callable[[float, str], None]
@@ -105,7 +112,7 @@ def check_limits(data: bytes, name: str, ui: UIOptions, password: str | None = N
             "analyzed. Analyze it with `sesame analyze` or the nightly batch, or ask an "
             "administrator to raise ui.max_upload_mb."
         )
-    pages = pdf_page_count(data, password)  # 0 when it cannot be opened: analysis says why
+    pages = page_count(data, name, password)  # 0 when it cannot be told: analysis says why
     if pages > ui.max_pages:
         return (
             f"{name}: {pages} pages is over the upload limit of {ui.max_pages} pages; not "
@@ -124,11 +131,15 @@ def _unique(names: Sequence[str]) -> list[str]:
     return out
 
 
-def with_password(analyzer: Analyzer, password: str | None) -> Analyzer:
-    """The analyzer reading PDFs with this password; the loaded models are shared, not copied."""
-    if not password:
+def with_password(analyzer: Analyzer, password: str | None, ocr: str | None = None) -> Analyzer:
+    """The analyzer reading PDFs with this password and OCR mode; the loaded models are shared,
+    not copied."""
+    update: dict[str, Any] = {"password": password} if password else {}
+    if ocr is not None and ocr != analyzer.settings.ingest.ocr:
+        update["ocr"] = ocr
+    if not update:
         return analyzer
-    ingest = analyzer.settings.ingest.model_copy(update={"password": password})
+    ingest = analyzer.settings.ingest.model_copy(update=update)
     settings = analyzer.settings.model_copy(update={"ingest": ingest})
     return Analyzer(settings, analyzer.scorer, analyzer.nlp, analyzer.explainer, analyzer.model)
 
@@ -144,16 +155,18 @@ def analyze_uploads(
     password: str | None = None,
     progress: Progress | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
+    ocr: str | None = None,
 ) -> UploadRun:
     """Check, analyze, keep and store each uploaded file as one run; never raises for a file.
 
     The run service does the work as for `sesame analyze`: a file already analyzed with this
     model and settings is not analyzed again (its stored result and reviews are opened).
     `password` opens password-protected files of this upload (it is never stored; the result's
-    settings only say that one was given).
+    settings only say that one was given). `ocr` (auto, force, off) overrides `ingest.ocr` for
+    this upload.
     """
     store: ResultStore = get_store(settings)
-    analyzer = with_password(loaded.analyzer, password)
+    analyzer = with_password(loaded.analyzer, password, ocr)
     names = _unique([display_name(n) for n, _ in files])
     inputs = [
         identify_bytes(
@@ -214,9 +227,11 @@ def analyze_uploads(
         scorer=analyzer.scorer,
     )
     for item, row in zip(inputs, finished.rows, strict=True):
-        # the bytes of every PDF read (or read before) stay for the page images
-        if item.data is not None and not {"refused", "not_pdf"} & set(row.error_codes):
-            keep_pdf(settings, item.data)
+        # the bytes of every report read (or read before) stay for the page images
+        if item.data is not None and not {"refused", "not_pdf", "unsupported"} & set(
+            row.error_codes
+        ):
+            keep_document(settings, item.data)
     run = UploadRun(
         run_id=finished.run_id or "",
         model=model_label(analyzer.scorer.name, analyzer.scorer.version, analyzer.scorer.digest),
@@ -316,7 +331,8 @@ def render() -> None:
     ui = settings.ui
     st.title("Analyze reports")
     st.caption(
-        "Upload one or more financial reports (PDF). Each is read page by page, split into "
+        "Upload one or more financial reports (PDF, an HTML/XHTML filing such as a 10-K with "
+        "inline XBRL, or an ESEF .zip package). Each is read page by page, split into "
         "sentences, scored positive / negative / neutral and, for flagged sentences, explained "
         "with SHAP evidence. Results are stored for review; the files are kept on this server "
         "under their checksum, never under their name."
@@ -334,9 +350,20 @@ def render() -> None:
             autocomplete="off",
             help="Used to open the files of this upload; never stored.",
         )
+        ocr = st.radio(
+            "OCR (scanned pages and unreadable text)",
+            list(OCR_CHOICES),
+            index=list(OCR_CHOICES).index(settings.ingest.ocr),
+            format_func=OCR_CHOICES.__getitem__,
+            horizontal=True,
+            key="analyze_ocr",
+            help="Pages without a readable text layer (scans, faxes, fonts without a Unicode "
+            "map) are read from the page image by Tesseract. OCR'd pages and sentences are "
+            "marked, with the mean word confidence, so that misread words can be checked.",
+        )
         files = st.file_uploader(
-            "Financial reports (PDF)",
-            type=["pdf"],
+            "Financial reports (PDF, HTML/XHTML filings, ESEF .zip)",
+            type=list(UPLOAD_TYPES),
             accept_multiple_files=True,
             key="analyze_files",
             max_upload_size=ui.max_upload_mb,
@@ -346,7 +373,7 @@ def render() -> None:
         submitted = st.form_submit_button("Analyze", type="primary", icon=":material/play_arrow:")
     if submitted:
         if not files:
-            st.warning("Choose at least one PDF to analyze.")
+            st.warning("Choose at least one report to analyze.")
         else:
             try:
                 with st.spinner(
@@ -380,6 +407,7 @@ def render() -> None:
                 password=password or None,
                 progress=progress,
                 on_outcome=on_outcome,
+                ocr=ocr,
             )
             bar.empty()
             finished.empty()

@@ -13,6 +13,7 @@ import streamlit as st
 
 from app.config import Settings
 from app.ui.common import SETTINGS_HASH, esc, get_settings, model_identity
+from models.registry import VersionInfo, describe, lineage, list_versions, read_card, render_card
 
 _log = logging.getLogger(__name__)
 
@@ -22,7 +23,6 @@ VERSION_KEY = "models_version"
 @st.cache_data(show_spinner="Reading the model registry…", ttl=30, hash_funcs=SETTINGS_HASH)
 def registry_versions(settings: Settings) -> list[dict[str, Any]]:
     """Every registered version of the scoring model, newest first (as plain data)."""
-    from models.registry import list_versions
 
     return [v.model_dump() for v in list_versions(settings, settings.scoring.model)]
 
@@ -30,7 +30,6 @@ def registry_versions(settings: Settings) -> list[dict[str, Any]]:
 @st.cache_data(show_spinner=False, ttl=600, hash_funcs=SETTINGS_HASH)
 def version_card(settings: Settings, run_id: str | None, model_dir: str | None) -> dict | None:
     """A version's card.json: from its run's artifacts (small), or from a local directory."""
-    from models.registry import read_card
 
     if model_dir:
         return read_card(Path(model_dir))
@@ -68,7 +67,6 @@ def _metrics_line(card: dict | None, tags: dict[str, str]) -> str:
 
 
 def _show_card(card: dict | None, tags: dict[str, str], info: Any = None) -> None:
-    from models.registry import lineage, render_card
 
     st.markdown(f"**Metrics:** {esc(_metrics_line(card, tags))}")
     if tags.get("blessed") or (card or {}).get("blessing"):
@@ -123,7 +121,6 @@ def render() -> None:
             "`sesame models import DIR` registers a local Hugging Face model."
         )
         return
-    from models.registry import VersionInfo, describe
 
     infos = [VersionInfo.model_validate(v) for v in versions]
     champion = next((v for v in infos if "champion" in v.aliases), None)

@@ -21,7 +21,17 @@ from pathlib import Path
 import streamlit as st
 
 from app.errors import SesameError
-from app.records import LABELS, DocumentResult, ResultSummary, ReviewAction, Score, Sentence
+from app.ocr_report import ocr_summary, ocr_threshold
+from app.records import (
+    LABELS,
+    DocumentResult,
+    Label,
+    ResultSummary,
+    ReviewAction,
+    ReviewKind,
+    Score,
+    Sentence,
+)
 from app.ui.common import (
     esc,
     flash,
@@ -32,6 +42,7 @@ from app.ui.common import (
     store_at,
 )
 from app.ui.documents import boxes_on, find_pdf, render_page, sentence_pages
+from app.ui.filing import show_facts, show_in_filing
 from app.ui.tables import (
     ACTION_TEXT,
     REVIEW_STATUSES,
@@ -61,7 +72,7 @@ TABS = ("Summary", "Sentences", "Sign-off and review log")
 DECISIONS = ("Agree", "Override", "Comment only")
 SIGNOFF_CHOICES = ("Sign off as preparer", "Sign off as reviewer", "Comment on the document")
 LABEL_COLOUR = {label: "#{:02X}{:02X}{:02X}".format(*rgb) for label, rgb in LABEL_RGB.items()}
-_SIGNOFF_ACTION = {
+_SIGNOFF_ACTION: dict[str, ReviewKind] = {
     SIGNOFF_CHOICES[0]: "signoff_preparer",
     SIGNOFF_CHOICES[1]: "signoff_reviewer",
     SIGNOFF_CHOICES[2]: "comment",
@@ -164,9 +175,9 @@ def conflict_message(other: ReviewAction) -> str:
 def _record(
     result_id: int,
     sentence_index: int | None,
-    action: str,
+    action: ReviewKind,
     *,
-    label: str | None = None,
+    label: Label | None = None,
     comment: str | None = None,
 ) -> None:
     from app.store import ReviewConflict, StoreError
@@ -182,11 +193,11 @@ def _record(
         done = store.add_review(
             result_id,
             action,
-            user.signature,  # type: ignore[arg-type]
+            user.signature,
             expected_previous=st.session_state.get(_shown_key(result_id, sentence_index)),
             sentence_index=sentence_index,
             label=label,
-            comment=comment,  # type: ignore[arg-type]
+            comment=comment,
         )
     except ReviewConflict as e:
         st.session_state[flash_key] = ("warning", conflict_message(e.current))
@@ -336,6 +347,13 @@ def _header(result: DocumentResult, summary: ResultSummary) -> None:
             f"New analyses now use {esc(current.label)}. This document keeps the model "
             "that produced it; analyze it again to compare.",
             icon=":material/info:",
+        )
+    ocr = ocr_summary(result.pages, ocr_threshold(result))
+    if ocr:
+        st.info(
+            f"**Read by OCR.** {esc(ocr)} Sentences from these pages are marked OCR: a word may "
+            "be misread, so check it against the page image.",
+            icon=":material/document_scanner:",
         )
     if result.errors:
         lines = "\n".join(f"- {esc(e.message)}" for e in result.errors)
@@ -568,7 +586,7 @@ def _sentence_detail(
             where += f" (continues on page {sentence.end_page_no})"
         st.caption(
             f"{where} · section: {esc(sentence.section or '(before the first heading)')}"
-            f" · {sentence.kind}"
+            f" · {sentence.kind}" + _ocr_note(result, sentence)
         )
         if expl is not None:
             st.html(
@@ -578,6 +596,7 @@ def _sentence_detail(
             st.caption(f"Evidence {esc(evidence_line(expl))}.")
             with st.expander("How to read the colours"):
                 st.caption(esc(EVIDENCE_LEGEND))
+            show_facts(sentence)
         else:
             st.html(
                 '<div style="font-size: 1.15rem; line-height: 1.9">'
@@ -592,6 +611,7 @@ def _sentence_detail(
                     "none": "No SHAP evidence: it was switched off for this analysis.",
                 }.get(mode, "No SHAP evidence for this sentence.")
             )
+            show_facts(sentence)
             if score is not None and st.button(
                 "Compute SHAP evidence for this sentence",
                 icon=":material/insights:",
@@ -625,7 +645,10 @@ def _sentence_detail(
         sources = source_paths(
             get_settings().store_url(), result_id, run_id, result.source, result.doc_id
         )
-        _page_images(result, sentence, sources)
+        if sentence.anchor is not None:  # an HTML filing: the sentence in the filing itself
+            show_in_filing(result, sentence, sources)
+        else:
+            _page_images(result, sentence, sources)
 
 
 def _history_line(r: ReviewAction) -> str:
@@ -690,8 +713,23 @@ def source_paths(
     return tuple(paths)
 
 
+def _ocr_note(result: DocumentResult, sentence: Sentence) -> str:
+    """ " · read by OCR (…)" for a sentence from an OCR'd page, else ""."""
+    if not sentence.ocr:
+        return ""
+    pages = {p.page_no: p for p in result.pages}
+    confs = [
+        f"{c:.0%}"
+        for n in sentence_pages(sentence)
+        if (c := getattr(pages.get(n), "ocr_confidence", None)) is not None
+    ]
+    conf = f", page's mean word confidence {', '.join(confs)}" if confs else ""
+    return f" · **read by OCR**{conf}: a word may be misread"
+
+
 def _page_images(result: DocumentResult, sentence: Sentence, sources: tuple[str, ...]) -> None:
     frames = {p.page_no: (p.width, p.height) for p in result.pages}
+    ocr_pages = {p.page_no: p for p in result.pages if p.ocr}
     for page_no in sentence_pages(sentence):
         boxes = json.dumps([b.model_dump(mode="json") for b in boxes_on(sentence, page_no)])
         try:
@@ -718,7 +756,12 @@ def _page_images(result: DocumentResult, sentence: Sentence, sources: tuple[str,
         st.image(
             detail,
             width="stretch",
-            caption=f"Page {page_no}, around the sentence (outlined in orange).",
+            caption=f"Page {page_no}, around the sentence (outlined in orange)."
+            + (
+                f" Read by OCR (mean word confidence {ocr_pages[page_no].ocr_confidence or 0:.0%})."
+                if page_no in ocr_pages
+                else ""
+            ),
         )
         with st.expander(f"Whole page {page_no}"):
             st.image(whole, width="stretch")

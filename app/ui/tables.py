@@ -18,16 +18,15 @@ from app.records import (
     LABELS,
     DocumentResult,
     Explanation,
-    ResultSummary,
     ReviewAction,
     RunDocument,
     RunInfo,
     Score,
     Sentence,
     Stamp,
-    WordWeight,
 )
 from app.workpaper import review_states
+from explain.render import TOP_K, evidence_text
 
 NOT_REVIEWED = "not reviewed"
 REVIEW_STATUSES = (NOT_REVIEWED, "agreed", "overridden", "commented")
@@ -240,24 +239,10 @@ def most_negative(result: DocumentResult, k: int = 10) -> pd.DataFrame:
     )
 
 
-def evidence_line(expl: Explanation, k: int = 5) -> str:
+def evidence_line(expl: Explanation, k: int = TOP_K) -> str:
     """The words that matter, strongest first: "for negative: loss (+0.41), impairment (+0.30);
-    against: record (-0.12)". Words below the highlight's threshold are left out, as the
-    colouring leaves them plain."""
-    from explain.render import MIN_SHARE
-
-    top = max((abs(v) for v in expl.values), default=0.0)
-
-    def fmt(words: Sequence[WordWeight]) -> str:
-        strong = [w for w in words if top > 0 and abs(w.weight) >= MIN_SHARE * top][:k]
-        return ", ".join(f"{w.word} ({w.weight:+.2f})" for w in strong)
-
-    parts = []
-    if fmt(expl.top_for):
-        parts.append(f"for {expl.label}: {fmt(expl.top_for)}")
-    if fmt(expl.top_against):
-        parts.append(f"against: {fmt(expl.top_against)}")
-    return "; ".join(parts) or "no word stands out"
+    against: record (-0.12)" (explain.render's rule: what the highlight colours)."""
+    return evidence_text(expl, k=k) or "no word stands out"
 
 
 def document_tone(result: DocumentResult) -> float | None:
@@ -321,27 +306,6 @@ def signoffs(reviews: Sequence[ReviewAction]) -> dict[str, ReviewAction | None]:
         if r.action in out:
             out[r.action] = r
     return out
-
-
-def results_frame(results: Sequence[ResultSummary]) -> pd.DataFrame:
-    """Stored results as a table (Runs page)."""
-    return pd.DataFrame(
-        [
-            {
-                "result": r.result_id,
-                "file": r.file_name or r.source,
-                "status": r.status,
-                "client": r.client or "",
-                "engagement": r.engagement or "",
-                "pages": r.n_pages,
-                "sentences": r.n_sentences,
-                "negative": r.label_counts.get("negative", 0),
-                "model": model_label(r.model_name, r.model_version, r.model_digest),
-                "analysed (UTC)": r.created_at.strftime("%Y-%m-%d %H:%M"),
-            }
-            for r in results
-        ],
-    )
 
 
 def runs_frame(runs: Sequence[RunInfo]) -> pd.DataFrame:

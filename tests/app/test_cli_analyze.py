@@ -186,6 +186,8 @@ def test_analyze_scan_is_failed_needs_ocr_never_empty_success(tmp_path, tiny_mod
         [
             "analyze",
             str(pdf),
+            "--ocr",
+            "off",
             "--out",
             str(tmp_path / "out"),
             "--model-dir",

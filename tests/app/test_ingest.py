@@ -26,7 +26,9 @@ from app.ingest import pdf_page_count, read_pdf
 from app.ingest.files import content_kind
 from app.records import Page
 
-OPTIONS = IngestOptions()
+OPTIONS = IngestOptions(ocr="off")
+"""The text-layer reader on its own: scans and glyph soup are refused as before OCR existed
+(`--ocr off`); tests/app/test_ocr.py reads them by OCR."""
 
 
 def body(pages: list[Page]) -> str:

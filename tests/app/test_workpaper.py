@@ -13,6 +13,7 @@ from openpyxl import load_workbook
 from openpyxl.cell.rich_text import CellRichText, TextBlock
 
 from app.errors import ExportError
+from app.export import result_to_json
 from app.records import (
     Document,
     DocumentResult,
@@ -328,7 +329,7 @@ def test_sentences_sheet_freezes_header_and_filters_table(tmp_path):
     ws = wb["Sentences"]
     last_row = HEADER_ROWS + 1 + len(result.sentences)
     assert ws.freeze_panes == f"A{HEADER_ROWS + 2}"
-    assert ws.auto_filter.ref == f"A{HEADER_ROWS + 1}:X{last_row}"
+    assert ws.auto_filter.ref == f"A{HEADER_ROWS + 1}:Y{last_row}"
     assert ws.page_setup.orientation == "landscape"
     assert ws.page_setup.fitToWidth == 1 and ws.sheet_properties.pageSetUpPr.fitToPage
     assert ws.column_dimensions["E"].width >= 50  # the sentence column is readable
@@ -657,3 +658,53 @@ def test_rows_with_long_text_are_tall_enough_to_show_it(tmp_path):
     # 376 characters in a 55-wide column wrap to six or seven lines of 15 points.
     assert heights[long] >= 6 * 15
     assert heights["Short."] is None  # one line: the default height
+
+
+def test_ocr_pages_are_on_the_cover_in_exceptions_and_marked_on_their_sentences(tmp_path):
+    base = make_result()
+    # pages 2 and 3 read by OCR, page 3 below the bar of 0.9 the result was read with
+    pages = tuple(
+        p.model_copy(update={"ocr": True, "ocr_confidence": conf, "ocr_language": "nld"})
+        if conf is not None
+        else p
+        for p, conf in zip(base.pages, (None, 0.94, 0.71), strict=True)
+    )
+    sentences = tuple(s.model_copy(update={"ocr": s.page_no > 1}) for s in base.sentences)
+    result = base.model_copy(
+        update={
+            "pages": pages,
+            "sentences": sentences,
+            "settings": {**base.settings, "ingest": {"ocr": "auto", "ocr_min_confidence": 0.9}},
+        }
+    )
+    wb = load_workbook(write_workpaper(result, tmp_path / "wp.xlsx"))
+
+    pairs = {r[0]: r[1] for r in wb["Cover"].iter_rows(values_only=True) if r[0]}
+    assert pairs["OCR"] == (
+        "2 of 3 pages read by OCR; language nld; mean word confidence 82%. Below 90%, check "
+        "against the page image: page 3 (71%)."
+    )
+    _, errors = table(wb["Exceptions"])
+    assert [(r["severity"], r["code"], r["page"]) for r in errors] == [
+        ("warning", "ocr_low_confidence", 3)
+    ]
+    assert "mean word confidence of 71%" in errors[0]["message"]
+    _, rows = table(wb["Sentences"])
+    assert {r["page"]: r["OCR"] for r in rows} == {1: None, 2: "OCR"}
+    assert result.status == "ok"  # a page to check by eye is no failure of the analysis
+
+    data = result_to_json(result)
+    assert [(p["page_no"], p["ocr"], p["ocr_confidence"]) for p in data["pages"]] == [
+        (1, False, None),
+        (2, True, 0.94),
+        (3, True, 0.71),
+    ]
+    assert data["ocr"]["low_confidence_pages"] == [3] and data["ocr"]["languages"] == ["nld"]
+    assert [s["ocr"] for s in data["sentences"]] == [s.page_no > 1 for s in sentences]
+
+
+def test_text_pdf_workpaper_says_no_page_was_ocrd(tmp_path):
+    wb = load_workbook(write_workpaper(make_result(), tmp_path / "wp.xlsx"))
+    pairs = {r[0]: r[1] for r in wb["Cover"].iter_rows(values_only=True) if r[0]}
+    assert pairs["OCR"] == "no page read by OCR"
+    assert result_to_json(make_result())["ocr"] is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +14,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from batch_support import make_inputs  # noqa: E402
 
-from batch.nightly import main, nightly_args  # noqa: E402
+from app.config import load_settings  # noqa: E402
+from batch.nightly import main, nightly_args, nightly_env  # noqa: E402
 
 
 def test_nightly_args_come_from_the_environment_and_extra_arguments_win() -> None:
@@ -27,8 +29,20 @@ def test_nightly_args_come_from_the_environment_and_extra_arguments_win() -> Non
     assert args[:5] == ["batch", "run", "/in", "--out", "/out"]
     assert args[args.index("--title") + 1] == f"Nightly batch {datetime.now(UTC):%Y-%m-%d}"
     assert args.count("--workers") == 1 and args[-2:] == ["--workers", "2"]
-    assert args[args.index("--explain") + 1] == "none"
-    assert args[args.index("--task-timeout") + 1] == "3600"
+    # How the batch runs reaches it through the settings, the older names too
+    added = nightly_env(env)
+    assert added["SESAME_BATCH__WORKERS"] == "8" and added["SESAME_EXPLAIN__MODE"] == "none"
+    assert added["SESAME_BATCH__TASK_TIMEOUT_S"] == "3600"
+    # the settings' own names win over the older ones, and a set timeout is kept
+    own = {**env, "SESAME_BATCH__WORKERS": "4", "SESAME_BATCH__TASK_TIMEOUT_S": "60"}
+    assert "SESAME_BATCH__WORKERS" not in nightly_env(own)
+    assert "SESAME_BATCH__TASK_TIMEOUT_S" not in nightly_env(own)
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in added.items():
+            mp.setenv(name, value)
+        settings = load_settings()
+    assert (settings.batch.workers, settings.batch.task_timeout_s) == (8, 3600)
+    assert settings.explain.mode == "none"
 
 
 def test_nightly_refuses_to_guess_its_folders() -> None:
@@ -52,6 +66,9 @@ def test_a_nightly_run_returns_the_batch_exit_status_and_titles_the_workpaper(
     text = " ".join(str(c) for row in cover.iter_rows(values_only=True) for c in row if c)
     assert "Nightly batch" in text
     assert main([]) == 0  # the second night finds nothing new
+    # the night's settings variables do not outlive the run in this process
+    assert "SESAME_BATCH__EXECUTOR" not in os.environ
+    assert "SESAME_BATCH__TASK_TIMEOUT_S" not in os.environ
 
 
 def test_ray_job_submitter_needs_its_address_and_folders(capsys: pytest.CaptureFixture) -> None:

@@ -7,7 +7,6 @@ from explain.render import (
     LABEL_RGB,
     colour_runs,
     evidence_text,
-    excel_rich_text,
     highlight_html,
     word_colours,
 )
@@ -65,19 +64,31 @@ def test_changed_text_falls_back_to_the_words():
     assert "".join(p for p, _ in runs) == "Net loss <widened> at a record."
 
 
-def test_excel_rich_text_holds_coloured_bold_words(tmp_path):
-    from openpyxl import Workbook, load_workbook
-
-    rich = excel_rich_text(TEXT, EXP)
-    assert str(rich) == TEXT
-    wb = Workbook()
-    wb.active["A1"] = rich
-    wb.save(tmp_path / "w.xlsx")
-    cell = load_workbook(tmp_path / "w.xlsx", rich_text=True).active["A1"].value
-    blocks = [b for b in cell if not isinstance(b, str)]
-    assert [b.text for b in blocks] == ["loss", "<widened>", "record."]
-    assert all(b.font.b for b in blocks)
-
-
 def test_evidence_text_lists_for_and_against():
     assert evidence_text(EXP) == "for negative: loss (+0.50); against: record (-0.10)"
+
+
+def test_workpaper_screen_and_highlight_show_the_same_evidence_words():
+    from app.ui.tables import evidence_line
+    from app.workpaper import evidence_text as cell_text
+
+    # 0.004 is under MIN_WEIGHT, 0.04 under a tenth of the strongest word: neither is evidence
+    expl = explanation(
+        ("Revenue", "fell", "sharply", "despite", "growth"), (0.004, 0.6, 0.2, 0.04, -0.3)
+    ).model_copy(
+        update={
+            "top_for": (
+                WordWeight(word="fell", weight=0.6),
+                WordWeight(word="sharply", weight=0.2),
+                WordWeight(word="despite", weight=0.04),
+                WordWeight(word="Revenue", weight=0.004),
+            ),
+            "top_against": (WordWeight(word="growth", weight=-0.3),),
+        }
+    )
+    plain = "for negative: fell (+0.60), sharply (+0.20); against: growth (-0.30)"
+    assert evidence_text(expl) == plain
+    assert evidence_line(expl) == plain
+    assert str(cell_text(expl)) == plain
+    coloured = {piece for piece, colour in colour_runs(None, expl) if colour}
+    assert coloured == {"fell", "sharply", "growth"}

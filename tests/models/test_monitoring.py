@@ -25,7 +25,6 @@ from models.monitoring import (
     feedback_digest,
     feedback_examples,
     load_profile,
-    load_reports,
     mean_pooled_embedder,
     run_report_dir,
     save_profile,
@@ -367,16 +366,6 @@ def test_report_files_are_written_and_html_is_escaped(tmp_path):
     page = paths["html"].read_text()
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "&lt;b&gt;v1&lt;/b&gt;" in page and "DRIFT" in page
-
-
-def test_saved_reports_are_listed_oldest_first(tmp_path):
-    first, _ = _drift_report("run-a")
-    second, _ = _drift_report("run-b")
-    write_report(second, run_report_dir(tmp_path, "run-b"))
-    write_report(first, run_report_dir(tmp_path, "run-a"))
-    (run_report_dir(tmp_path, "broken")).mkdir(parents=True)
-    (run_report_dir(tmp_path, "broken") / "report.json").write_text("{not json")
-    assert [r.run_id for r in load_reports(tmp_path)] == ["run-a", "run-b"]
 
 
 def test_run_report_dir_is_safe_for_odd_run_ids(tmp_path):

@@ -193,7 +193,7 @@ def test_trained_version_carries_its_lineage(tmp_path: Path) -> None:
 def test_bundled_default_card_matches_its_weights() -> None:
     if not (registry.DEFAULT_DIR / "card.json").is_file():
         pytest.skip("models/default is not present")
-    card = registry.bundled_card()
+    card = registry.read_card(registry.DEFAULT_DIR)
     assert card["sha256"] == weights_digest(registry.DEFAULT_DIR)
     assert card["commercial_use"] is False
     assert any("BY-NC-SA" in s["licence"] for s in card["training"]["sources"])

@@ -260,7 +260,7 @@ def test_analyze_without_files_says_what_to_do(ui_env):
     at = run(app_as(ALICE))
     button(at, "Analyze").click()
     run(at)
-    assert texts(at, "warning") == ["Choose at least one PDF to analyze."]
+    assert texts(at, "warning") == ["Choose at least one report to analyze."]
 
 
 # --- Review -----------------------------------------------------------------------------------
@@ -679,3 +679,31 @@ def test_batch_result_pages_come_from_the_source_file_while_it_is_unchanged(
     at = open_review(app_as(ALICE), result_id, "Sentences", index + 1)  # not yet cached
     assert not at.get("image")
     assert any("The PDF is not on this server" in t for t in texts(at, "info"))
+
+
+def test_scanned_upload_is_read_by_ocr_and_review_says_so(ui_env, monkeypatch, tmp_path):
+    from pdfs import write_rendered_scan
+
+    monkeypatch.setenv("SESAME_EXPLAIN__MODE", "none")
+    scan = write_rendered_scan(write_clean_report(tmp_path / "r.pdf"), tmp_path / "scan.pdf")
+    upload = [("scan.pdf", scan.read_bytes(), "application/pdf")]
+    at = run(app_as(ALICE))
+    at.radio(key="analyze_ocr").set_value("off")
+    at.file_uploader(key="analyze_files").set_value(upload)
+    button(at, "Analyze").click()
+    run(at)
+    assert any("needs OCR" in t for t in texts(at, "error"))
+
+    at.radio(key="analyze_ocr").set_value("auto")
+    at.file_uploader(key="analyze_files").set_value(upload)
+    button(at, "Analyze").click()
+    run(at)
+    assert any(t.startswith(f"**{esc('scan.pdf')}**: ok") for t in texts(at, "success"))
+    with ResultStore.from_settings(ui_env) as store:
+        ok = next(r for r in store.list_results() if r.status == "ok")
+        result = store.load_result(ok.result_id)
+    assert result.pages[0].ocr and all(s.ocr for s in result.sentences)
+
+    at = open_review(app_as(ALICE), ok.result_id, "Sentences", 2)
+    assert any(t.startswith("**Read by OCR.** 1 of 1 pages read by OCR") for t in texts(at, "info"))
+    assert any("**read by OCR**, page's mean word confidence" in t for t in texts(at, "caption"))

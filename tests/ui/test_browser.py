@@ -269,3 +269,78 @@ def test_auditor_uploads_overrides_and_finds_the_override_in_the_workpaper(
         if r and r[0] == index and COMMENT in str(r)
     ]
     assert len(rows) == 1 and "overridden" in rows[0] and new_label in rows[0]
+
+
+def test_an_html_filing_is_shown_highlighted_without_running_its_scripts(
+    server, chromium, tmp_path
+):
+    """Upload an inline-XBRL filing whose markup carries a script, an event handler and an
+    external image; the review screen shows the sentence marked in the filing, and none of
+    them runs or loads."""
+    from ixbrl import BOLD, END, fact, filing
+    from playwright.sync_api import expect, sync_playwright
+
+    evil = (
+        f"{BOLD}Outlook{END}"
+        "<script>window.__pwned = 1; document.title = 'PWNED'</script>"
+        '<div onmouseover="window.__pwned = 2" style="color:#222">'
+        "<span>We expect revenue of $"
+        + fact("us-gaap:Revenues", "40", scale="9", format="ixt:num-dot-decimal", id="f1")
+        + ' billion next year.</span><img src="http://evil.example/pixel.png" '
+        'onerror="window.__pwned = 3"/></div>'
+    )
+    upload = tmp_path / "acme-10k.htm"
+    upload.write_bytes(filing([evil]))
+    with sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
+            executable_path=chromium,
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1400, "height": 2000},
+        )
+        outside: list[str] = []  # every request that left the app's server
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(60_000)
+            page.on(
+                "request",
+                lambda r: outside.append(r.url) if "127.0.0.1" not in r.url else None,
+            )
+            page.goto(server)
+            page.get_by_label("User name").fill("alice")
+            page.get_by_label("Password", exact=True).fill("correct horse battery")
+            page.get_by_role("button", name="Sign in").click()
+            expect(page.get_by_role("heading", name="Analyze reports")).to_be_visible(
+                timeout=SLOW_MS
+            )
+            page.locator("input[type=file]").set_input_files(str(upload))
+            expect(page.get_by_text("acme-10k.htm").first).to_be_visible(timeout=SLOW_MS)
+            page.get_by_role("button", name="Analyze").click()
+            expect(page.get_by_text("1 document: 1 ok, 0 partial, 0 failed")).to_be_visible(
+                timeout=SLOW_MS
+            )
+            _settle(page)
+            page.get_by_role("button", name="Review acme-10k.htm").click()
+            _settle(page)
+            page.get_by_role("tab", name="Sentences").click()
+            _settle(page)
+            page.get_by_label("Open sentence").click()
+            page.get_by_role("option", name=re.compile("We expect revenue")).click()
+            _settle(page)
+            mark = page.locator(".sesame-filing mark").first
+            expect(mark).to_be_visible(timeout=SLOW_MS)
+            expect(page.locator(".sesame-filing")).to_contain_text(
+                "We expect revenue of $40 billion next year."
+            )
+            expect(page.get_by_text("Tagged facts (inline XBRL)")).to_be_visible(timeout=SLOW_MS)
+            _shot(page, "6_review_html_filing")
+            page.locator(".sesame-filing").hover()  # the handler would fire here
+            page.wait_for_timeout(500)
+            assert page.evaluate("() => window.__pwned") is None
+            assert "PWNED" not in page.title()
+            assert page.locator("[onmouseover], [onerror], .sesame-filing img").count() == 0
+        finally:
+            browser.close()
+    # the filing's image was never fetched (Streamlit's own icon font may be: not the filing's)
+    assert not [u for u in outside if "evil.example" in u], outside
