@@ -44,13 +44,24 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "app.export",
             "app.ocr_report",
             "app.workpaper",
+            "app.kept",
             "app.compare",
             "explain",
             "models",
         ),
     ),
-    ("pipeline", ("app.pipeline",)),
-    ("runs", ("app.runs", "batch.plan", "batch.merge", "batch.workers", "batch.run")),
+    ("pipeline", ("app.pipeline", "app.compare.rescore")),
+    (
+        "runs",
+        (
+            "app.runs",
+            "app.compare.service",
+            "batch.plan",
+            "batch.merge",
+            "batch.workers",
+            "batch.run",
+        ),
+    ),
     ("interfaces", ("app.cli", "app.ui", "batch.nightly", "streamlit_app")),
 ]
 

@@ -37,12 +37,12 @@ from app.compare.rescore import rescore_result
 from app.compare.workpaper import write_comparison_workpaper
 from app.config import Settings
 from app.errors import CompareError
+from app.kept import find_document
 from app.pipeline import result_settings
 from app.records import Comparison, DocumentResult, ResultSummary
 from app.runs import RunOutcome, RunRequest, output_stem, run_documents
 from app.stamps import new_run_id
 from app.store import ResultStore
-from app.ui.documents import find_pdf
 from batch.plan import InputFile, identify, identify_bytes
 
 if TYPE_CHECKING:
@@ -372,7 +372,7 @@ class Comparer:
                     how: Any = other.settings.get("rescored_from") or {**before, "how": "stored"}
                     return Side(other, s.result_id, [*side.notes, note], how)
         sources = [s.source for s in self.store.list_results(doc_id=doc_id)] if doc_id else []
-        data = find_pdf(self.settings, doc_id, [result.source, *sources])
+        data = find_document(self.settings, doc_id, [result.source, *sources])
         if data is not None:
             fresh = self.analyze(
                 identify_bytes(data, name, self.settings.ingest.password),

@@ -36,8 +36,6 @@ from app.records import (
 from app.workpaper import (
     _FILLS,
     _FONT,
-    _GREEN,
-    _RED,
     HEADER_ROWS,
     TONE_DEFINITION,
     _save,
@@ -47,6 +45,7 @@ from app.workpaper import (
     flatten_settings,
     safe_text,
 )
+from explain.render import LABEL_RGB, hex_rgb
 
 COMPARISON_SHEETS = ("Cover", "Section shifts", "New and removed", "Edited", "Numbers changed")
 """A comparison workpaper's sheets, in order."""
@@ -105,8 +104,10 @@ def diff_rich_text(diff: Sequence[WordDiff]) -> CellRichText | str:
     """A word diff as rich text: deleted words struck through in red, inserted in green."""
     if not diff:
         return ""
-    deleted = InlineFont(rFont=_FONT, sz=11, color=_RED, strike=True)
-    inserted = InlineFont(rFont=_FONT, sz=11, color=_GREEN, b=True, u="single")
+    deleted = InlineFont(rFont=_FONT, sz=11, color=hex_rgb(LABEL_RGB["negative"]), strike=True)
+    inserted = InlineFont(
+        rFont=_FONT, sz=11, color=hex_rgb(LABEL_RGB["positive"]), b=True, u="single"
+    )
     parts: list[str | TextBlock] = []
     for i, run in enumerate(diff):
         text = safe_text(run.text) + (" " if i < len(diff) - 1 else "")
