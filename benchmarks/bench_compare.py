@@ -16,12 +16,15 @@ against two difflib baselines measured in the same run:
   then paired greedily by `SequenceMatcher.ratio()` of the word lists >= the edit threshold (as
   `difflib.ndiff` pairs similar lines): a sentence differ built from the standard library.
 
-Quality, on pairs annotated by hand (benchmarks/data/compare_*.json, how each was made is
-written in it; the threshold was chosen on Netflix and checked on Boeing): precision and
-recall of "edited" (the pair is one disclosure) against "new + removed", for sesame's matcher
-at its threshold, for the difflib sentence baseline, and, pair by pair, for several similarity
-measures over a range of thresholds. The annotated pairs are drawn around the decision (matched
-pairs and near misses), so the figures describe the hard cases, not a whole report.
+Quality, on every pair of filings annotated by hand (each benchmarks/data/compare_*.json, or
+those given with --annotations; how each was made is written in it, and its "role" says
+whether the threshold was chosen on it or checked on it): precision and recall of "edited"
+(the pair is one disclosure) against "new + removed", for sesame's matcher at its threshold,
+for the difflib sentence baseline, and, pair by pair, for several similarity measures over a
+range of thresholds. The annotated pairs are drawn around the decision (matched
+pairs and near misses), so the figures describe the hard cases, not a whole report. The
+figures of all annotations together (pooled counts) and of the ones the threshold was not
+chosen on are reported too; with a single annotation file the JSON says so.
 """
 
 from __future__ import annotations
@@ -41,13 +44,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus" / "filings"
-ANNOTATIONS = (
-    ROOT
-    / "benchmarks"
-    / "data"
-    / "compare_netflix_2021_2022.json",  # the threshold was chosen here
-    ROOT / "benchmarks" / "data" / "compare_boeing_2019_2020.json",  # and checked here
-)
+ANNOTATION_DIR = ROOT / "benchmarks" / "data"
+"""Every `compare_*.json` here is a hand-annotated pair of filings, and every one is evaluated."""
 PAIRS = (
     ("mgmresorts_2019_10k.pdf", "mgmresorts_2020_10k.pdf"),
     ("activisionblizzard_2022_10k.pdf", "americanwaterworks_2022_10k.pdf"),
@@ -195,6 +193,50 @@ def _pr(predicted: list[bool], truth: list[bool]) -> dict[str, Any]:
     }
 
 
+def _name(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def annotation_files(given: list[Path] | None = None) -> list[Path]:
+    """The annotation files to evaluate: those given, else every one in benchmarks/data."""
+    return sorted(given) if given else sorted(ANNOTATION_DIR.glob("compare_*.json"))
+
+
+def pooled(rows: list[dict[str, Any]], method: str) -> dict[str, Any]:
+    """Precision and recall of one method over the judged pairs of several annotations."""
+    tp, fp, fn = (sum(r[method][k] for r in rows) for k in ("tp", "fp", "fn"))
+    return {
+        "annotations": [r["annotation"] for r in rows],
+        "pairs_judged": sum(r["pairs_judged"] for r in rows),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "precision": round(tp / (tp + fp), 3) if tp + fp else None,
+        "recall": round(tp / (tp + fn), 3) if tp + fn else None,
+        "f1": round(2 * tp / (2 * tp + fp + fn), 3) if tp else 0.0,
+    }
+
+
+def summary(quality_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """All annotations together, and those the threshold was not chosen on (held out)."""
+    judged = [q for q in quality_rows if "sesame_matcher" in q]
+    held_out = [q for q in judged if q["role"] != "threshold chosen here"]
+    out: dict[str, Any] = {
+        "annotation_files": len(quality_rows),
+        "evaluated": len(judged),
+        "failed": {q["annotation"]: q["error"] for q in quality_rows if "error" in q},
+    }
+    if len(quality_rows) == 1:
+        out["note"] = (
+            "one annotated pair of filings only: its figures describe that pair, and a threshold "
+            "chosen on it is not checked on another"
+        )
+    for label, rows in (("all", judged), ("held_out", held_out)):
+        if rows:
+            out[label] = {m: pooled(rows, m) for m in ("sesame_matcher", "difflib_sentences")}
+    return out
+
+
 def quality(docs: dict[str, Any], annotation: Path) -> dict[str, Any]:
     from rapidfuzz import fuzz
     from rapidfuzz.distance import Indel
@@ -204,9 +246,14 @@ def quality(docs: dict[str, Any], annotation: Path) -> dict[str, Any]:
     from app.config import CompareOptions
 
     note = json.loads(annotation.read_text())
-    prior, current = docs[note["prior"]["file_name"]], docs[note["current"]["file_name"]]
+    head = {"annotation": _name(annotation), "role": note.get("role", "unstated")}
+    names = (note["prior"]["file_name"], note["current"]["file_name"])
+    missing = [n for n in names if n not in docs]
+    if missing:
+        return {**head, "error": f"not analyzed (not in the corpus?): {', '.join(missing)}"}
+    prior, current = docs[names[0]], docs[names[1]]
     if (prior.doc_id, current.doc_id) != (note["prior"]["sha256"], note["current"]["sha256"]):
-        return {"error": "the annotated filings are not the stored ones (sha256 differs)"}
+        return {**head, "error": "the annotated filings are not the stored ones (sha256 differs)"}
     texts_a = {s.index: s.text for s in prior.sentences}
     texts_b = {s.index: s.text for s in current.sentences}
     usable, stale = [], 0
@@ -263,7 +310,7 @@ def quality(docs: dict[str, Any], annotation: Path) -> dict[str, Any]:
             for t in (0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85)
         }
     return {
-        "annotation": str(annotation.relative_to(ROOT)),
+        **head,
         "pairs_annotated": len(note["pairs"]),
         "pairs_judged": len(usable),
         "pairs_unclear": sum(1 for p in note["pairs"] if p["same_disclosure"] not in (0, 1)),
@@ -285,14 +332,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "compare.json"
     )
+    parser.add_argument(
+        "--annotations",
+        type=Path,
+        nargs="*",
+        help="annotation files (default: every benchmarks/data/compare_*.json)",
+    )
     args = parser.parse_args(argv)
+    annotations = annotation_files(args.annotations)
     if not args.corpus.is_dir():
         print(f"{args.corpus} is not here; nothing to measure (--corpus DIR)", file=sys.stderr)
         return 2
     names = {n for pair in PAIRS for n in pair}
-    for a in ANNOTATIONS:
+    for a in annotations:
         note = json.loads(a.read_text())
-        names |= {note["prior"]["file_name"], note["current"]["file_name"]}
+        names |= {
+            n
+            for n in (note["prior"]["file_name"], note["current"]["file_name"])
+            if (args.corpus / n).is_file()
+        }
     docs = results(names, args.corpus)
     report = {
         "benchmark": "compare",
@@ -304,13 +362,21 @@ def main(argv: list[str] | None = None) -> int:
         },
         "data_dir": os.environ.get("SESAME_DATA_DIR"),
         "speed": speed(docs, args.repeats),
-        "quality": [quality(docs, a) for a in ANNOTATIONS],
+        "quality": [quality(docs, a) for a in annotations],
     }
+    report["quality_summary"] = summary(report["quality"])
     for q in report["quality"]:
         if "sesame_matcher" in q:
-            print(f"{q['annotation']}: {q['pairs_judged']} judged pairs")
+            print(f"{q['annotation']} ({q['role']}): {q['pairs_judged']} judged pairs")
             print(f"  sesame matcher: {q['sesame_matcher']}")
             print(f"  difflib sentences: {q['difflib_sentences']}")
+        else:
+            print(f"{q['annotation']}: {q['error']}")
+    for label in ("all", "held_out"):
+        if label in report["quality_summary"]:
+            print(f"{label}: {report['quality_summary'][label]}")
+    if "note" in report["quality_summary"]:
+        print(report["quality_summary"]["note"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
     print(f"written {args.out}")
