@@ -179,10 +179,8 @@ def _h(text: str) -> str:
     return hashlib.sha256(" ".join(text.split()).encode()).hexdigest()[:16]
 
 
-def _pr(predicted: list[bool], truth: list[bool]) -> dict[str, Any]:
-    tp = sum(p and t for p, t in zip(predicted, truth, strict=True))
-    fp = sum(p and not t for p, t in zip(predicted, truth, strict=True))
-    fn = sum(t and not p for p, t in zip(predicted, truth, strict=True))
+def _counts(tp: int, fp: int, fn: int) -> dict[str, Any]:
+    """Precision, recall and F1 of "edited" from its true and false positives and misses."""
     return {
         "tp": tp,
         "fp": fp,
@@ -191,6 +189,15 @@ def _pr(predicted: list[bool], truth: list[bool]) -> dict[str, Any]:
         "recall": round(tp / (tp + fn), 3) if tp + fn else None,
         "f1": round(2 * tp / (2 * tp + fp + fn), 3) if tp else 0.0,
     }
+
+
+def _pr(predicted: list[bool], truth: list[bool]) -> dict[str, Any]:
+    pairs = list(zip(predicted, truth, strict=True))
+    return _counts(
+        sum(p and t for p, t in pairs),
+        sum(p and not t for p, t in pairs),
+        sum(t and not p for p, t in pairs),
+    )
 
 
 def _name(path: Path) -> str:
@@ -208,12 +215,7 @@ def pooled(rows: list[dict[str, Any]], method: str) -> dict[str, Any]:
     return {
         "annotations": [r["annotation"] for r in rows],
         "pairs_judged": sum(r["pairs_judged"] for r in rows),
-        "tp": tp,
-        "fp": fp,
-        "fn": fn,
-        "precision": round(tp / (tp + fp), 3) if tp + fp else None,
-        "recall": round(tp / (tp + fn), 3) if tp + fn else None,
-        "f1": round(2 * tp / (2 * tp + fp + fn), 3) if tp else 0.0,
+        **_counts(tp, fp, fn),
     }
 
 
