@@ -341,6 +341,30 @@ _PRINTED_SECTION_COLUMNS = 23
 _PRESENCE = {"both": "both years", "prior_only": "last year", "current_only": "this year"}
 
 
+def _table(
+    wb: Workbook,
+    styler: _Styler,
+    name: str,
+    title: str,
+    lines: list[str],
+    columns: Sequence[tuple[str, float]],
+    *,
+    freeze_col: str,
+) -> _Sheet:
+    """A table sheet with its stamp lines and its header row written."""
+    sheet = _Sheet(wb, styler, name, title, lines, [w for _, w in columns], freeze_col=freeze_col)
+    sheet.header([n for n, _ in columns])
+    return sheet
+
+
+def _close(sheet: _Sheet, n_columns: int, printed: int, *, empty: str | None = None) -> None:
+    """A table sheet's filter, print area and widths; `empty` noted when it has no rows."""
+    header_row = HEADER_ROWS + 1
+    if empty and sheet.rows == header_row:
+        sheet.note(empty, merge_to=printed)
+    sheet.table_setup(header_row, sheet.rows, n_columns, print_cols=printed)
+
+
 def _share(k: int, n: int) -> float | None:
     return k / n if n else None
 
@@ -349,17 +373,15 @@ def _sections(
     wb: Workbook, styler: _Styler, comparison: Comparison, lines: list[str], tail: list[str]
 ) -> None:
     columns = [*_SECTION_COLUMNS, *_STAMP_COLUMNS]
-    sheet = _Sheet(
+    sheet = _table(
         wb,
         styler,
         "Section shifts",
         "Section shifts: tone this year against last",
         lines,
-        [w for _, w in columns],
+        columns,
         freeze_col="B",
     )
-    header_row = HEADER_ROWS + 1
-    sheet.header([name for name, _ in columns])
     cell = sheet.cell
 
     def row(s: SectionShift) -> None:
@@ -407,7 +429,7 @@ def _sections(
     row(comparison.whole)
     for s in comparison.sections:
         row(s)
-    sheet.table_setup(header_row, sheet.rows, len(columns), print_cols=_PRINTED_SECTION_COLUMNS)
+    _close(sheet, len(columns), _PRINTED_SECTION_COLUMNS)
 
 
 _CHANGE_COLUMNS: tuple[tuple[str, float], ...] = (
@@ -435,17 +457,15 @@ def _new_and_removed(
     wb: Workbook, styler: _Styler, comparison: Comparison, lines: list[str], tail: list[str]
 ) -> None:
     columns = [*_CHANGE_COLUMNS, *_STAMP_COLUMNS]
-    sheet = _Sheet(
+    sheet = _table(
         wb,
         styler,
         "New and removed",
         "New and removed sentences: negative ones first",
         lines,
-        [w for _, w in columns],
+        columns,
         freeze_col="A",
     )
-    header_row = HEADER_ROWS + 1
-    sheet.header([name for name, _ in columns])
     cell = sheet.cell
     listed: set[int] = set()
 
@@ -483,9 +503,7 @@ def _new_and_removed(
     for c in comparison.changes:
         if c.change in ("new", "removed") and id(c) not in listed:
             row(c.change, None, c)
-    if sheet.rows == header_row:
-        sheet.note("No new or removed sentences.", merge_to=_PRINTED_CHANGE_COLUMNS)
-    sheet.table_setup(header_row, sheet.rows, len(columns), print_cols=_PRINTED_CHANGE_COLUMNS)
+    _close(sheet, len(columns), _PRINTED_CHANGE_COLUMNS, empty="No new or removed sentences.")
 
 
 def _evidence_cell(sheet: _Sheet, side: ComparedSentence | None, fill: str | None) -> Any:
@@ -528,17 +546,15 @@ def _edited(
     wb: Workbook, styler: _Styler, comparison: Comparison, lines: list[str], tail: list[str]
 ) -> None:
     columns = [*_EDIT_COLUMNS, *_STAMP_COLUMNS]
-    sheet = _Sheet(
+    sheet = _table(
         wb,
         styler,
         "Edited",
         "Edited sentences: flipped labels first",
         lines,
-        [w for _, w in columns],
+        columns,
         freeze_col="A",
     )
-    header_row = HEADER_ROWS + 1
-    sheet.header([name for name, _ in columns])
     cell = sheet.cell
     for c in edited(comparison):
         a, b = c.prior, c.current
@@ -565,9 +581,7 @@ def _edited(
                 *(cell(v, "text", fill) for v in tail),
             ]
         )
-    if sheet.rows == header_row:
-        sheet.note("No edited sentences.", merge_to=_PRINTED_EDIT_COLUMNS)
-    sheet.table_setup(header_row, sheet.rows, len(columns), print_cols=_PRINTED_EDIT_COLUMNS)
+    _close(sheet, len(columns), _PRINTED_EDIT_COLUMNS, empty="No edited sentences.")
 
 
 _NUMBER_COLUMNS: tuple[tuple[str, float], ...] = (
@@ -589,17 +603,15 @@ def _numbers(
     wb: Workbook, styler: _Styler, comparison: Comparison, lines: list[str], tail: list[str]
 ) -> None:
     columns = [*_NUMBER_COLUMNS, *_STAMP_COLUMNS]
-    sheet = _Sheet(
+    sheet = _table(
         wb,
         styler,
         "Numbers changed",
         "Unchanged but for their figures",
         lines,
-        [w for _, w in columns],
+        columns,
         freeze_col="A",
     )
-    header_row = HEADER_ROWS + 1
-    sheet.header([name for name, _ in columns])
     cell = sheet.cell
     for c in numbers_changed(comparison):
         a, b = c.prior, c.current
@@ -620,6 +632,9 @@ def _numbers(
                 *(cell(v, "text", fill) for v in tail),
             ]
         )
-    if sheet.rows == header_row:
-        sheet.note("No sentence changed in its figures only.", merge_to=_PRINTED_NUMBER_COLUMNS)
-    sheet.table_setup(header_row, sheet.rows, len(columns), print_cols=_PRINTED_NUMBER_COLUMNS)
+    _close(
+        sheet,
+        len(columns),
+        _PRINTED_NUMBER_COLUMNS,
+        empty="No sentence changed in its figures only.",
+    )
