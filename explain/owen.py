@@ -40,13 +40,6 @@ MAX_SCALE = 4.0
 """Largest factor a one-context child's attributions are scaled by to meet its exact share."""
 
 
-def render_masked(words: Sequence[str], keep: np.ndarray, mask_token: str) -> str:
-    """The sentence with the words not kept replaced by `mask_token` (dropped when '')."""
-    if mask_token:
-        return " ".join(w if k else mask_token for w, k in zip(words, keep, strict=True))
-    return " ".join(w for w, k in zip(words, keep, strict=True) if k)
-
-
 def word_render(
     words: Sequence[str], mask_token: str, pieces: Sequence[int] | None = None
 ) -> Render:

@@ -81,15 +81,14 @@ class SentenceExplainer:
         cache_dir: Path | None = None,
         tokenizer: Any | None = None,
         mask_token: str | None = None,
+        max_tokens: int | None = None,
     ) -> None:
-        """`tokenizer` (the scorer's, found on a bound `predict_proba` when not given) lets a
-        hidden word show one mask token per sub-token, as shap's Text masker does."""
+        """`tokenizer` (the scorer's) lets a hidden word show one mask token per sub-token, as
+        shap's Text masker does; `max_tokens` is the scorer's truncation length (tokens past it
+        never reach the model, so they are not features)."""
         self.predict_proba = predict_proba
         self.model_digest = model_digest
         self.options = options
-        if tokenizer is None:
-            owner = getattr(predict_proba, "__self__", None)
-            tokenizer = getattr(owner, "tokenizer", None) or getattr(owner, "_tokenizer", None)
         self.tokenizer = tokenizer if callable(tokenizer) else None
         if self.tokenizer is None:
             _log.info("explain: no tokenizer given; a hidden word shows a single mask token")
@@ -105,9 +104,7 @@ class SentenceExplainer:
             self.features = "shap-text-tree"
         # tokens past the scorer's truncation never reach the model: their values are 0, so
         # they are not features (with deletion masking the cut moves, so all tokens are)
-        owner = getattr(predict_proba, "__self__", None)
-        limit = getattr(owner, "max_length", None)
-        self.max_tokens = limit if isinstance(limit, int) and self.mask_token else None
+        self.max_tokens = max_tokens if self.mask_token else None
         self.cache = (
             ExplanationCache(Path(cache_dir) / "explanations.sqlite")
             if cache_dir is not None and options.cache

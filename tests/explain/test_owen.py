@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 
-from explain.owen import OwenGame, play, render_masked
+from explain.owen import OwenGame, play
 from explain.words import node_masks, split_words, word_tree
 
 SENTENCE = "Net loss widened sharply , while revenue rose to a record ."
+
+
+def render_masked(words: Sequence[str], keep: np.ndarray, mask_token: str) -> str:
+    """The sentence with the words not kept replaced by `mask_token` (dropped when '')."""
+    if mask_token:
+        return " ".join(w if k else mask_token for w, k in zip(words, keep, strict=True))
+    return " ".join(w for w, k in zip(words, keep, strict=True) if k)
 
 
 def toy_model(texts: list[str]) -> np.ndarray:

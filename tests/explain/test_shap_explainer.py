@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.config import ExplainOptions
+from app.config import ExplainOptions, ScoringOptions, Settings
 from app.errors import ExplainError
+from app.pipeline import make_explainer
 from app.records import LABELS, Score, Sentence
 from explain.shap_explainer import (
     ADDITIVITY_TOLERANCE,
@@ -17,6 +18,7 @@ from explain.shap_explainer import (
     evaluation_budget,
     select_for_explanation,
 )
+from models.scoring import SentimentScorer
 
 
 @pytest.fixture(scope="module")
@@ -310,3 +312,15 @@ def test_selection_modes():
     assert select_for_explanation(scores, "all") == [3, 4, 7]
     with pytest.raises(ValueError, match="unknown explain mode"):
         select_for_explanation(scores, "some")
+
+
+def test_the_pipelines_explainer_is_given_the_scorers_tokenizer_and_truncation(
+    tiny_model_dir, tmp_path
+):
+    scorer = SentimentScorer.from_dir(tiny_model_dir, ScoringOptions(max_length=16))
+    exp = make_explainer(Settings(data_dir=tmp_path), scorer)
+    assert exp.tokenizer is scorer.tokenizer
+    assert exp.max_tokens == scorer.max_length == 16
+    # without the parameter nothing is guessed from the callable
+    bare = SentenceExplainer(scorer.predict_proba, model_digest="m", options=ExplainOptions())
+    assert bare.max_tokens is None and bare.tokenizer is None
