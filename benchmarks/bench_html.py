@@ -18,7 +18,8 @@ The target: a 4 MB 10-K in at most 5 s from bytes to sentences. The largest corp
 Quality, on the six filings:
 - hidden text: no sentence is anchored inside ix:header or a hidden element, and no sentence
   holds a distinctive ix:header string (one of 6+ characters found nowhere in the shown text);
-- sentence boundaries: the sentences of two pages per filing are written to --sample-out for
+- sentence boundaries: the sentences of two pages per filing are written to --sample-out
+  (default: the temp folder, outside the repository, since it quotes the filings) for
   reading by eye; the verdicts (benchmarks/results/html_boundaries_by_eye.json: per sampled
   sentence, ok or the kind of break) are joined by the sentence's text digest and turned into
   a rate, with an automatic proxy on every sentence (share that opens in lower case);
@@ -430,7 +431,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("--out", type=Path, default=RESULTS / "html.json")
-    parser.add_argument("--sample-out", type=Path, default=RESULTS / "html_boundary_sample.txt")
+    # the sample quotes the filings' sentences: written outside the repository, never committed
+    parser.add_argument(
+        "--sample-out", type=Path, default=Path(tempfile.gettempdir()) / "html_boundary_sample.txt"
+    )
     parser.add_argument("--no-print", action="store_true", help="skip the chromium PDFs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
