@@ -6,16 +6,26 @@ it is built here and nowhere else. Floor module: imports only the records and th
 
 from __future__ import annotations
 
+import threading
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from app.records import Stamp
 from app.version import git_commit, package_version
 
+_last_id_time = datetime.min.replace(tzinfo=UTC)
+_id_lock = threading.Lock()
+
 
 def new_run_id() -> str:
-    """A sortable, unique run id: UTC time plus a random suffix."""
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    """A sortable, unique run id: UTC time to the microsecond plus a random suffix. Ids made in
+    this process sort in the order they were made (batch and compare summaries are named by run
+    id and read back sorted, and two runs can start in the same second)."""
+    global _last_id_time
+    with _id_lock:
+        now = max(datetime.now(UTC), _last_id_time + timedelta(microseconds=1))
+        _last_id_time = now
+    return f"{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
 
 
 def make_stamp(

@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from app.config import load_settings
 from app.records import BBox, StageError, Stamp, document_status
+from app.stamps import new_run_id
 
 
 def test_records_are_frozen_and_strict():
@@ -36,6 +37,13 @@ def test_stamp_fields_name_unregistered_models():
     assert fields["model_version"] == "unregistered"
     assert fields["git_commit"] == "unknown"
     assert fields["created_at"].startswith("2026-01-02T03:04:05")
+
+
+def test_run_ids_sort_in_the_order_they_were_made():
+    # batch and compare summaries are named by run id and read back sorted: two runs started in
+    # the same second must still sort in order
+    ids = [new_run_id() for _ in range(50)]
+    assert sorted(ids) == ids and len(set(ids)) == 50
 
 
 def test_document_status_follows_errors():
