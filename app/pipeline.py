@@ -44,16 +44,16 @@ ProgressHook = Callable[[str], None]
 
 
 def result_settings(settings: Settings) -> dict[str, Any]:
-    """The settings that shape a result, as plain JSON data (secrets left out)."""
-    data = {
+    """The settings that shape a result, as plain JSON data. Settings that cannot change the
+    output stay out: the password (it opens a file or not; a file that stays locked fails, and
+    that failure is analyzed again next time, see app.runs), OCR's and scoring's thread counts."""
+    return {
         # OCR's thread count changes the speed, never the words read
         "ingest": settings.ingest.model_dump(mode="json", exclude={"password", "ocr_workers"}),
         "sentences": settings.sentences.model_dump(mode="json"),
         "scoring": settings.scoring.model_dump(mode="json", exclude={"threads"}),
         "explain": settings.explain.model_dump(mode="json"),
     }
-    data["ingest"]["password_given"] = settings.ingest.password is not None
-    return data
 
 
 def make_explainer(settings: Settings, scorer: SentimentScorer) -> SentenceExplainer:
@@ -64,6 +64,7 @@ def make_explainer(settings: Settings, scorer: SentimentScorer) -> SentenceExpla
         model_digest=scorer.digest,
         options=settings.explain,
         tokenizer=scorer.tokenizer,
+        max_tokens=scorer.max_length,
         cache_dir=settings.data_dir / "explain-cache" if settings.explain.cache else None,
     )
 

@@ -150,7 +150,14 @@ class RunRequest:
     pages_per_part: int = 0
     max_attempts: int = 1
     reuse: bool = True
-    """Skip documents whose result with this model and settings is stored (reusing it)."""
+    """Skip documents whose result with this model and settings is stored (reusing it); a
+    stored failure is analyzed again and replaced, unless `retry_failed` is False."""
+    retry_failed: bool = True
+    """Analyze a document again when its stored result failed (the user asked again: a password
+    given now may open it). The nightly batch sets False: a stored failure counts as skipped."""
+    rerun: bool = False
+    """A forced re-run: analyze again documents whose result is stored and replace it, saying
+    what changed (labels, sentences); refused for a result that has review actions."""
     reused_status: Literal["skipped", "stored"] = "stored"
     """How a reused document counts: as skipped (the batch: nothing new happened to it), or
     with the status of its stored result (analyze, uploads: what the user asked about)."""
@@ -367,6 +374,8 @@ class _Service:
         self.worker_peak_rss_mb = 0.0
         self.stems = output_stems(request.inputs, request.layout) if request.out else {}
         self.copies: dict[str, list[InputFile]] = {}
+        self.replacing: dict[str, int] = {}
+        """sha256 -> the stored result this run's analysis replaces (a failure, or a re-run)."""
         """Inputs skipped as copies of one analyzed in this run, by the original's source."""
         self.journal_path: Path | None = None
         self.progress: _Progress | None = None
@@ -465,16 +474,25 @@ class _Service:
                 continue
             first_of[item.sha256] = item
             if self.r.reuse and self.store is not None:
-                stored = self.store.result_id(item.sha256, self.model.digest, self.settings_digest)
-                if stored is not None:
+                found = self.store.result_key(item.sha256, self.model.digest, self.settings_digest)
+                if found is not None:
+                    stored, stored_status, n_reviews = found
                     if item.sha256 in ours:
                         # Saved by this run just before a crash, but not yet recorded: finish it.
                         self._recover(item, ours[item.sha256].result_id)
+                        continue
+                    retry = stored_status == "failed" and self.r.retry_failed
+                    if (retry or self.r.rerun) and not n_reviews:
+                        self.replacing[item.sha256] = stored
                     else:
-                        self._skip(
-                            item, stored, note="already analyzed with this model and settings"
-                        )
-                    continue
+                        note = "already analyzed with this model and settings"
+                        if self.r.rerun:
+                            note = (
+                                f"not analyzed again: its stored result has {n_reviews} review "
+                                "action(s), which a re-run would detach; the stored one is shown"
+                            )
+                        self._skip(item, stored, note=note)
+                        continue
             todo.append(item)
         for source, originals in list(self.copies.items()):
             if source in self.rows:  # the original was skipped or recovered above
@@ -659,8 +677,17 @@ class _Service:
             )
         outputs, export_errors = self._write_outputs(item, result)
         result_id = None
+        note = None
         if save and self.store is not None:
-            result_id = self.store.save_result(result, run_id=self.run_id)
+            replaced = self.replacing.pop(item.sha256 or "", None)
+            if replaced is not None:
+                before = self.store.load_result(replaced)
+                result_id = self.store.save_result(
+                    result, run_id=self.run_id, on_conflict="replace"
+                )
+                note = what_changed(before, result) if before is not None else None
+            else:
+                result_id = self.store.save_result(result, run_id=self.run_id)
         errors = [*result.errors, *export_errors]
         status = result.status if not export_errors or result.status == "failed" else "partial"
         n_attempts = 1 if attempts is None else attempts
@@ -686,6 +713,7 @@ class _Service:
             attempts=n_attempts,
             result_id=result_id,
             outputs=outputs,
+            note=note,
             wall_s=round(wall_s, 3) if wall_s is not None else None,
             error_codes=tuple(e.code for e in errors),
         )
@@ -760,6 +788,8 @@ class _Service:
         entry.row["errors"] = [e.model_dump(mode="json") for e in errors]
         self._journal(entry)
         self.rows[item.source] = entry
+        if self.r.reused_status == "stored":  # analyze: say so per file (a batch counts them)
+            self._print_doc(entry)
         self._event("doc_finished", row=entry)
 
     def _skip_copy(
@@ -864,6 +894,8 @@ class _Service:
             f"{r.get('sentences') or 0} sentences, {r.get('seconds') or 0:.1f} s",
             highlight=False,
         )
+        if row.note:
+            self.console.print(f"    {row.note}", markup=False, highlight=False)
         for err in r.get("errors") or ():
             self.console.print(
                 f"    [{'red' if err.get('fatal') else 'yellow'}]{err.get('message')}[/]",
@@ -1209,3 +1241,25 @@ class _Progress:
 def _clock(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def what_changed(before: DocumentResult, after: DocumentResult) -> str:
+    """One line on what a new analysis of a stored document changed: status, sentences,
+    labels (by sentence index and text)."""
+    if before.status == "failed" and after.status != "failed":
+        return f"replaces the stored failed attempt of {before.stamp.created_at:%Y-%m-%d %H:%M} UTC"
+    old = {s.index: s.text for s in before.sentences}
+    new = {s.index: s.text for s in after.sentences}
+    old_labels = {s.sentence_index: s.label for s in before.scores}
+    new_labels = {s.sentence_index: s.label for s in after.scores}
+    same_text = [i for i in new if old.get(i) == new[i]]
+    relabelled = sum(1 for i in same_text if old_labels.get(i) != new_labels.get(i))
+    parts = [f"re-run of the result of {before.stamp.created_at:%Y-%m-%d %H:%M} UTC"]
+    if before.status != after.status:
+        parts.append(f"status {before.status} -> {after.status}")
+    if len(old) != len(new) or len(same_text) != len(new):
+        parts.append(
+            f"sentences {len(old)} -> {len(new)} ({len(new) - len(same_text)} new or changed)"
+        )
+    parts.append(f"{relabelled} label(s) changed" if relabelled else "no label changed")
+    return "; ".join(parts)

@@ -674,9 +674,22 @@ class ResultStore:
         self, doc_id: str, model_digest: str | None = None, settings_digest: str | None = None
     ) -> int | None:
         """The id of the latest stored result of a document (optionally of one model)."""
+        found = self.result_key(doc_id, model_digest, settings_digest)
+        return found[0] if found else None
+
+    def result_key(
+        self, doc_id: str, model_digest: str | None = None, settings_digest: str | None = None
+    ) -> tuple[int, str, int] | None:
+        """(id, status, review actions) of the latest stored result of a document (optionally
+        of one model and settings): what the run service needs to reuse it or analyze again."""
         with self._session(write=False) as session:
             row = self._find_result(session, None, doc_id, model_digest, settings_digest)
-            return row.id if row else None
+            if row is None:
+                return None
+            n_reviews = session.scalar(
+                sa.select(sa.func.count()).where(_Review.result_id == row.id)
+            )
+            return row.id, row.status, int(n_reviews or 0)
 
     @staticmethod
     def _find_result(

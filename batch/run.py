@@ -149,6 +149,7 @@ def run_batch(
         batch_workpaper=True,
         journal=True,
         reused_status="skipped",
+        retry_failed=False,
         run_id=options.run_id,
         resume_key={"input_dir": str(input_dir), "out": str(out)},
         resume=options.resume,

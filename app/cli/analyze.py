@@ -103,6 +103,14 @@ def analyze(
             "(needs the store; a warning only: `sesame monitor report` gates on it)."
         ),
     ] = True,
+    rerun: Annotated[
+        bool,
+        typer.Option(
+            "--rerun",
+            help="Analyze again reports whose result with this model and settings is stored, "
+            "replacing it and saying what changed (refused for a result with reviews).",
+        ),
+    ] = False,
     on_error: Annotated[
         Literal["record", "raise"],
         typer.Option(
@@ -113,7 +121,8 @@ def analyze(
     """Analyze financial reports: sentences, sentiment, evidence, an Excel workpaper per file.
 
     A report already analyzed with the same model and settings is not analyzed again: its
-    stored result (with its reviews) is written out instead.
+    stored result (with its reviews) is written out instead (`--rerun` analyzes it again). A
+    stored failure is always tried again, and the new result replaces it.
 
     Exit status: 0 when every document was read fully, 1 when any is partial or failed,
     2 on a usage error.
@@ -157,6 +166,7 @@ def analyze(
             client=client,
             engagement=engagement,
             monitor=monitor,
+            rerun=rerun,
         ),
         settings,
         model=analyzer.scorer,

@@ -22,6 +22,7 @@ from app.config import Settings, UIOptions
 from app.errors import SesameError
 from app.ingest import INPUT_SUFFIXES, page_count
 from app.pipeline import Analyzer
+from app.records import count_line
 from app.runs import DocRow, RunRequest, run_documents
 from app.store import ResultStore
 from app.ui.auth import current_user
@@ -89,11 +90,8 @@ class UploadRun:
 
     def count_line(self) -> str:
         """`3 documents: 2 ok, 0 partial, 1 failed` (refused files count as failed)."""
-        counts = Counter("failed" if o.status == "refused" else o.status for o in self.outcomes)
-        n = len(self.outcomes)
-        return (
-            f"{n} document{'' if n == 1 else 's'}: {counts['ok']} ok, "
-            f"{counts['partial']} partial, {counts['failed']} failed"
+        return count_line(
+            Counter("failed" if o.status == "refused" else o.status for o in self.outcomes)
         )
 
 
@@ -156,6 +154,7 @@ def analyze_uploads(
     progress: Progress | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
     ocr: str | None = None,
+    rerun: bool = False,
 ) -> UploadRun:
     """Check, analyze, keep and store each uploaded file as one run; never raises for a file.
 
@@ -163,7 +162,7 @@ def analyze_uploads(
     model and settings is not analyzed again (its stored result and reviews are opened).
     `password` opens password-protected files of this upload (it is never stored; the result's
     settings only say that one was given). `ocr` (auto, force, off) overrides `ingest.ocr` for
-    this upload.
+    this upload. `rerun` analyzes stored documents again (the run service's forced re-run).
     """
     store: ResultStore = get_store(settings)
     analyzer = with_password(loaded.analyzer, password, ocr)
@@ -212,6 +211,7 @@ def analyze_uploads(
             client=client,
             engagement=engagement,
             monitor=True,
+            rerun=rerun,
             extra_summary={
                 "via": "review UI",
                 "user": reviewer,
@@ -249,15 +249,16 @@ def _outcome(row: DocRow) -> Outcome:
     """How an uploaded file ended, from its row in the run."""
     errors = row.row.get("errors") or ()
     status = "refused" if "refused" in row.error_codes else row.status
-    note = ""
+    note = row.note or ""  # a re-run or a replaced failure says what changed
     if row.reused:
         when = (row.reused_from or "").replace("T", " ")
-        note = (
-            f"analysed before with this model and settings ({when} UTC); the stored result "
-            "and its reviews are kept"
-            if when
-            else row.note or ""
-        )
+        if when and not note.startswith("not analyzed again"):
+            note = (
+                f"analysed before with this model and settings ({when} UTC); the stored result "
+                "and its reviews are kept"
+            )
+        elif when:
+            note = f"{note} ({when} UTC)"
     return Outcome(
         name=row.source,
         status=status,
@@ -370,6 +371,13 @@ def render() -> None:
             help=f"Up to {ui.max_upload_mb} MB and {ui.max_pages} pages per file. Larger "
             "reports go through `sesame analyze` or the nightly batch.",
         )
+        rerun = st.checkbox(
+            "Analyze again even if already analyzed",
+            key="analyze_rerun",
+            help="A report already analyzed with this model and settings opens its stored "
+            "result and reviews. Ticked, it is analyzed again and the stored result replaced "
+            "(refused when it has reviews); the result says what changed.",
+        )
         submitted = st.form_submit_button("Analyze", type="primary", icon=":material/play_arrow:")
     if submitted:
         if not files:
@@ -408,6 +416,7 @@ def render() -> None:
                 progress=progress,
                 on_outcome=on_outcome,
                 ocr=ocr,
+                rerun=rerun,
             )
             bar.empty()
             finished.empty()

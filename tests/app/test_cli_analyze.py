@@ -218,3 +218,51 @@ def test_help_documents_every_command(tmp_path):
     assert proc.returncode == 0
     for command in ("analyze", "version"):
         assert command in proc.stdout
+
+
+def test_one_result_per_document_model_and_output_settings(tmp_path, tiny_model_dir):
+    """The result identity rule: the password is not part of it (a locked file's failure is
+    tried again and replaced once the password opens it), an identical run opens the stored
+    result, `--rerun` replaces it and says what changed, and is refused once it has reviews."""
+    from app.store import ResultStore
+
+    pdf = write_encrypted(tmp_path / "locked.pdf")
+    base = ["analyze", str(pdf), "--out", str(tmp_path / "out"), "--model-dir"]
+    base += [str(tiny_model_dir), "--explain", "none"]
+    data = tmp_path / "data"
+    store_url = f"sqlite:///{data / 'results.db'}"
+
+    locked = run_sesame(base, data)
+    assert locked.returncode == 1 and "0 ok, 0 partial, 1 failed" in locked.stdout
+    opened = run_sesame([*base, "--password", "userpass"], data)
+    assert opened.returncode == 0, opened.stderr
+    assert "replaces the stored failed attempt" in opened.stdout + opened.stderr
+    with ResultStore(store_url) as store:
+        (only,) = store.list_results()
+        assert only.status == "ok"
+    again = run_sesame([*base, "--password", "userpass"], data)
+    assert "already analyzed with this model and settings" in again.stdout + again.stderr
+    rerun = run_sesame([*base, "--password", "userpass", "--rerun"], data)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "re-run of the result of" in rerun.stdout + rerun.stderr
+    assert "no label changed" in rerun.stdout + rerun.stderr
+    with ResultStore(store_url) as store:
+        (same,) = store.list_results()
+        assert same.result_id == only.result_id and same.run_id != only.run_id
+        store.add_review(
+            same.result_id,
+            "comment",
+            "alice",
+            expected_previous=None,
+            sentence_index=0,
+            comment="checked",
+        )
+    refused = run_sesame([*base, "--password", "userpass", "--rerun"], data)
+    assert (
+        "not analyzed again: its stored result has 1 review action(s)"
+        in refused.stdout + refused.stderr
+    )
+    with ResultStore(store_url) as store:
+        (kept,) = store.list_results()
+        assert kept.run_id == same.run_id
+        assert [r.comment for r in store.reviews(result_id=kept.result_id)] == ["checked"]

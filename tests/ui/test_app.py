@@ -648,12 +648,26 @@ def test_password_protected_upload_says_where_the_password_goes_and_opens_with_i
     at.file_uploader(key="analyze_files").set_value([locked])
     button(at, "Analyze").click()
     run(at)
-    assert any(t.startswith(f"**{esc('locked.pdf')}**: ok") for t in texts(at, "success"))
+    (opened,) = [t for t in texts(at, "success") if t.startswith(f"**{esc('locked.pdf')}**: ok")]
+    assert esc("replaces the stored failed attempt") in opened
     with ResultStore.from_settings(ui_env) as store:
         statuses = sorted(r.status for r in store.list_results())
         settings = [store.load_result(r.result_id).settings for r in store.list_results()]
-    assert statuses == ["failed", "ok"]  # two settings, two results: nothing overwritten
+        runs = store.list_runs()
+        attempts = [d.status for r in runs for d in store.run_documents(r.run_id)]
+    # one result per document: the password is no setting of the output, the failure is replaced
+    assert statuses == ["ok"]
+    assert sorted(attempts) == ["failed", "ok"]  # the failed attempt stays in the run history
     assert all("userpass" not in str(s) for s in settings)
+
+    # the same upload again opens the stored result, and says so
+    at.file_uploader(key="analyze_files").set_value([locked])
+    button(at, "Analyze").click()
+    run(at)
+    (again,) = [t for t in texts(at, "success") if t.startswith(f"**{esc('locked.pdf')}**: ok")]
+    assert esc("analysed before with this model and settings") in again
+    with ResultStore.from_settings(ui_env) as store:
+        assert len(store.list_results()) == 1
 
 
 def test_batch_result_pages_come_from_the_source_file_while_it_is_unchanged(

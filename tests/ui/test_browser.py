@@ -190,7 +190,7 @@ def test_auditor_uploads_overrides_and_finds_the_override_in_the_workpaper(
             page.get_by_label("User name").fill("alice")
             page.get_by_label("Password", exact=True).fill("correct horse battery")
             _shot(page, "0_sign_in")
-            page.get_by_role("button", name="Sign in").click()
+            page.get_by_role("button", name="Sign in", exact=True).click()
             expect(page.get_by_role("heading", name="Analyze reports")).to_be_visible()
             sidebar = page.get_by_test_id("stSidebar")
             expect(sidebar).to_contain_text("Signed in as Alice Auditor (alice)")
@@ -200,7 +200,7 @@ def test_auditor_uploads_overrides_and_finds_the_override_in_the_workpaper(
             page.get_by_label("Client").fill("Acme Holdings")
             page.locator("input[type=file]").set_input_files(str(report))
             expect(page.get_by_text("annual_report.pdf").first).to_be_visible()
-            page.get_by_role("button", name="Analyze").click()
+            page.get_by_role("button", name="Analyze", exact=True).click()
             expect(page.get_by_text("1 document: 1 ok, 0 partial, 0 failed")).to_be_visible(
                 timeout=SLOW_MS
             )
@@ -208,7 +208,7 @@ def test_auditor_uploads_overrides_and_finds_the_override_in_the_workpaper(
             _shot(page, "1_analyze")
 
             # open it on the Review page, Sentences tab, and click a row of the table
-            page.get_by_role("button", name="Review annual_report.pdf").click()
+            page.get_by_role("button", name="Review annual_report.pdf", exact=True).click()
             expect(page.get_by_role("heading", name="Review", exact=True)).to_be_visible()
             _settle(page)
             _shot(page, "2_review_summary")
@@ -233,14 +233,14 @@ def test_auditor_uploads_overrides_and_finds_the_override_in_the_workpaper(
             new_label = page.get_by_role("option").first.inner_text().strip()
             page.get_by_role("option").first.click()
             page.get_by_label("Comment (required for an override").fill(COMMENT)
-            page.get_by_role("button", name="Record decision").click()
+            page.get_by_role("button", name="Record decision", exact=True).click()
             expect(page.get_by_text("Recorded: Alice Auditor (alice) overrode")).to_be_visible()
             _settle(page)
             _shot(page, "4_review_override")
 
             # download the workpaper: its name carries the model version
             with page.expect_download(timeout=SLOW_MS) as download:
-                page.get_by_role("button", name="Workpaper (Excel)").click()
+                page.get_by_role("button", name="Workpaper (Excel)", exact=True).click()
             name = download.value.suggested_filename
             model_part = re.sub(r"[^\w.-]+", "_", model.name)
             assert name.startswith("annual_report_") and name.endswith(
@@ -310,18 +310,18 @@ def test_an_html_filing_is_shown_highlighted_without_running_its_scripts(
             page.goto(server)
             page.get_by_label("User name").fill("alice")
             page.get_by_label("Password", exact=True).fill("correct horse battery")
-            page.get_by_role("button", name="Sign in").click()
+            page.get_by_role("button", name="Sign in", exact=True).click()
             expect(page.get_by_role("heading", name="Analyze reports")).to_be_visible(
                 timeout=SLOW_MS
             )
             page.locator("input[type=file]").set_input_files(str(upload))
             expect(page.get_by_text("acme-10k.htm").first).to_be_visible(timeout=SLOW_MS)
-            page.get_by_role("button", name="Analyze").click()
+            page.get_by_role("button", name="Analyze", exact=True).click()
             expect(page.get_by_text("1 document: 1 ok, 0 partial, 0 failed")).to_be_visible(
                 timeout=SLOW_MS
             )
             _settle(page)
-            page.get_by_role("button", name="Review acme-10k.htm").click()
+            page.get_by_role("button", name="Review acme-10k.htm", exact=True).click()
             _settle(page)
             page.get_by_role("tab", name="Sentences").click()
             _settle(page)

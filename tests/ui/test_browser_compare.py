@@ -51,7 +51,7 @@ def test_auditor_compares_two_years_and_finds_the_new_risk_in_the_workpaper(
             page.goto(server)
             page.get_by_label("User name").fill("alice")
             page.get_by_label("Password", exact=True).fill("correct horse battery")
-            page.get_by_role("button", name="Sign in").click()
+            page.get_by_role("button", name="Sign in", exact=True).click()
             expect(page.get_by_role("heading", name="Analyze reports")).to_be_visible()
 
             page.get_by_role("link", name="Compare").click()
@@ -71,7 +71,7 @@ def test_auditor_compares_two_years_and_finds_the_new_risk_in_the_workpaper(
             _shot(page, "compare_2_flipped")
 
             with page.expect_download(timeout=SLOW_MS) as download:
-                page.get_by_role("button", name="Comparison workpaper (Excel)").click()
+                page.get_by_role("button", name="Comparison workpaper (Excel)", exact=True).click()
             name = download.value.suggested_filename
             assert name.startswith("compare-acme_2022-vs-acme_2023_") and name.endswith(".xlsx")
             saved = tmp_path / name
