@@ -29,24 +29,24 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from app.compare.comparison import LABEL_SETTINGS, compare_results, scoring_setting
 from app.compare.export import write_comparison_json
+from app.compare.findings import new_negatives
 from app.compare.rescore import rescore_result
 from app.compare.workpaper import write_comparison_workpaper
 from app.config import Settings
 from app.errors import CompareError
 from app.kept import find_document
-from app.pipeline import result_settings
+from app.pipeline import Analyzer, result_settings
 from app.records import Comparison, DocumentResult, ResultSummary
 from app.runs import RunOutcome, RunRequest, output_stem, run_documents
 from app.stamps import new_run_id
 from app.store import ResultStore
 from batch.plan import InputFile, identify, identify_bytes
-
-if TYPE_CHECKING:
-    from app.pipeline import Analyzer
+from batch.workers import LocalExecutor
+from models.registry import resolve_model
 
 _log = logging.getLogger(__name__)
 
@@ -186,8 +186,6 @@ class Comparer:
     def model(self) -> Any:
         """The model in force (name, version, digest), resolved without loading its weights."""
         if self._model is None:
-            from models.registry import resolve_model
-
             self._model = resolve_model(self.settings)
         return self._model
 
@@ -198,8 +196,6 @@ class Comparer:
             if self._load_analyzer is not None:
                 self._analyzer = self._load_analyzer()
             else:
-                from app.pipeline import Analyzer
-
                 self._analyzer = Analyzer.from_settings(self.settings)
             if self._analyzer.scorer.digest != self.model.digest:
                 raise CompareError(
@@ -228,7 +224,6 @@ class Comparer:
         engagement: str | None = None,
     ) -> Side:
         """One input analyzed through the run service (a stored result is reused)."""
-        from batch.workers import LocalExecutor
 
         analyzer = self.analyzer
 
@@ -481,7 +476,6 @@ def compare_with_previous(
     comparer: Comparer, result_ids: Sequence[int], out: Path | None
 ) -> list[PreviousRow]:
     """Compare each of these stored results with its client's previous document, if any."""
-    from app.compare.findings import new_negatives
 
     by_id = {s.result_id: s for s in comparer.store.list_results()}
     rows: list[PreviousRow] = []

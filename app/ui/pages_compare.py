@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from app.compare.export import comparison_to_json
 from app.compare.findings import edited, flipped, new_negatives, removed_negatives
 from app.compare.service import (
     Comparer,
@@ -26,8 +27,10 @@ from app.compare.service import (
     client_documents,
     comparison_stem,
 )
+from app.compare.workpaper import write_comparison_workpaper
 from app.errors import SesameError
 from app.records import Comparison, ComparisonSummary, SectionShift, SentenceChange, WordDiff
+from app.store import ResultStore
 from app.ui.common import (
     esc,
     flash,
@@ -35,6 +38,7 @@ from app.ui.common import (
     get_settings,
     get_store,
     model_identity,
+    store_at,
 )
 from app.ui.tables import model_label
 
@@ -56,15 +60,12 @@ DIFFS = 25  # flipped edits shown with their word difference
 @st.cache_resource(show_spinner="Loading the comparison…", max_entries=8, ttl=600)
 def load_comparison(store_url: str, comparison_id: int) -> Comparison | None:
     """A stored comparison (shared read-only between sessions: records are frozen)."""
-    from app.ui.common import store_at
 
     return store_at(store_url).load_comparison(comparison_id)
 
 
 def workpaper_bytes(store_url: str, comparison_id: int) -> bytes:
     """The comparison workpaper of a stored comparison."""
-    from app.compare.workpaper import write_comparison_workpaper
-    from app.store import ResultStore
 
     with ResultStore(store_url) as store:
         comparison = store.load_comparison(comparison_id)
@@ -76,8 +77,6 @@ def workpaper_bytes(store_url: str, comparison_id: int) -> bytes:
 
 def json_bytes(store_url: str, comparison_id: int) -> bytes:
     """The comparison's JSON form."""
-    from app.compare.export import comparison_to_json
-    from app.store import ResultStore
 
     with ResultStore(store_url) as store:
         comparison = store.load_comparison(comparison_id)

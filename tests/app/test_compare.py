@@ -31,6 +31,7 @@ from compare_support import (
     make_result,
     pair,
 )
+from ixbrl import write_filing
 from pdfs import write_sections_report
 
 from app.compare import compare_results
@@ -627,3 +628,38 @@ def test_cli_compares_files_then_stored_periods_and_the_clients_previous(
         assert len(store.list_comparisons(client="Acme")) == 1  # the same two results: replaced
     bad = run_sesame(["compare", "--client", "Acme", "FY1999", "FY2023"], data, tiny_model_dir)
     assert bad.returncode == 2 and "no document of Acme has this period" in bad.stderr
+
+
+def test_a_pdf_report_is_compared_with_an_html_filing(tmp_path, tiny_settings):
+    # last year a PDF, this year an inline-XBRL filing: sections align by their headings and
+    # the sentences both years share are unchanged, whatever format carried them
+    prior_sections = [
+        (
+            "Risk Factors",
+            [
+                "Our results depend on a few large customers.",
+                "The loss of any of them could harm our business.",
+                "A fire at our only plant halted production for a month.",
+            ],
+        )
+    ]
+    prior = write_sections_report(tmp_path / "acme_2023.pdf", "Acme 2023", prior_sections)
+    current = write_filing(tmp_path / "acme_2024.htm")
+    with ResultStore.from_settings(tiny_settings) as store:
+        comparer = Comparer(tiny_settings, store)
+        a = comparer.analyze_file(prior, client="Acme", engagement="FY2023")
+        b = comparer.analyze_file(current, client="Acme", engagement="FY2024")
+        comparison = comparer.compare(a, b)
+    assert by_text(comparison, "Our results depend on a few large customers.").change == (
+        "unchanged"
+    )
+    assert by_text(comparison, "The loss of any of them could harm our business.").change == (
+        "unchanged"
+    )
+    assert by_text(comparison, "Supply shortages could delay deliveries.").change == "new"
+    fire = by_text(comparison, "A fire at our only plant halted production for a month.")
+    assert fire.change == "removed"
+    risk = next(s for s in comparison.sections if s.section_type == "risk_factors")
+    assert risk.presence == "both"
+    counts = comparison.counts
+    assert counts["unchanged"] + counts["edited"] + counts["removed"] == counts["prior"]
