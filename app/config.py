@@ -85,6 +85,9 @@ class ScoringOptions(Options):
     label names are generic or that have other than three classes; None reads config.id2label."""
     quantize: Literal["none", "dynamic-int8"] = "none"
     """dynamic-int8: torch dynamic int8 quantization of nn.Linear layers (CPU speed lever)."""
+    calibration: Literal["stored", "none"] = "stored"
+    """stored: apply the temperature and class offsets saved with the model (config.json,
+    `sesame_calibration`); none: the raw softmax (used to fit a calibration)."""
 
 
 class ExplainOptions(Options):
@@ -99,6 +102,122 @@ class ExplainOptions(Options):
     """With max_evals None: the budget is 2 + evals_per_word x the sentence's word count."""
     mask_token: str = "[MASK]"
     """What replaces a hidden word: the tokenizer's mask token ("" drops the word)."""
+
+
+class SliceSpec(Options):
+    """A named, frozen evaluation set the gate measures every candidate on, with its own bar."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    path: Path
+    """A labelled file (text,label CSV or any format sesame reads); a relative path is read from
+    the working directory when it is there, else from the project root."""
+    eval_share: float | None = Field(None, gt=0, lt=1)
+    """When set, the slice is the stratified evaluation split of the file (this share, seed
+    `split_seed`), as `sesame train` makes it; None: the whole file."""
+    split_seed: int = 42
+    description: str = ""
+    min_accuracy: float = Field(0.0, ge=0, le=1)
+    min_macro_f1: float = Field(0.0, ge=0, le=1)
+    min_negative_recall: float = Field(0.0, ge=0, le=1)
+    max_calibration_error: float = Field(1.0, ge=0, le=1)
+    tolerance: float = Field(0.02, ge=0, le=1)
+    """How far below the champion's macro-F1 on this slice a candidate may fall and be blessed."""
+    if_missing: Literal["skip", "block"] = "skip"
+    """When the file is absent: skip (the slice is reported as not measured, never as passed)
+    or block the blessing."""
+
+
+REPORTS_DEV = Path("../shared/data/reports_dev/reports_dev.csv")
+"""The report-language development set (255 hand-labelled report sentences), next to the repo."""
+PHRASEBANK_50 = Path("../shared/data/financial_phrasebank/Sentences_50Agree.txt")
+
+
+class EvaluationOptions(Options):
+    """What the gate measures besides the run's own split, and how sure the figures are."""
+
+    slices: list[SliceSpec] = [
+        SliceSpec(
+            name="reports",
+            path=REPORTS_DEV,
+            min_accuracy=0.6,
+            min_macro_f1=0.6,
+            description="report language: 255 sentences of annual reports, 10-Ks, a 10-Q, "
+            "an earnings release and FOMC minutes, labelled by hand "
+            "(reports_dev)",
+        ),
+        SliceSpec(
+            name="phrasebank",
+            path=PHRASEBANK_50,
+            eval_share=0.2,
+            split_seed=42,
+            min_accuracy=0.7,
+            min_macro_f1=0.65,
+            description="news: Financial PhraseBank 50Agree, the 80/20 seed-42 "
+            "evaluation split (968 sentences)",
+        ),
+    ]
+    bootstrap_samples: int = Field(1000, ge=0)
+    """Resamples for the percentile bootstrap intervals on every slice (0: none)."""
+    confidence: float = Field(0.95, gt=0, lt=1)
+    seed: int = 0
+    reference_reports: Path | None = Path("../shared/corpus/filings")
+    """PDF reports (a folder or one file) whose sentences, scored by a new version, become its
+    drift reference at blessing; None or absent: the evaluation split, with a note."""
+    reference_sentences: int = Field(2000, gt=0)
+    """How many report sentences (a seeded sample) the reference profiles."""
+
+
+class TrainOptions(Options):
+    """How a model is fine-tuned (`sesame train`). Saved with every run as its parameters."""
+
+    epochs: float = Field(4, gt=0)
+    """Fractional epochs are allowed (tests, smoke runs)."""
+    learning_rate: float = Field(1e-4, gt=0)
+    warmup_share: float = Field(0.1, ge=0, lt=1)
+    """Share of steps with a linear warm-up; the rest decays linearly to zero."""
+    weight_decay: float = Field(0.01, ge=0)
+    batch_size: int = Field(16, gt=0)
+    max_length: int = Field(64, gt=8)
+    class_weight: Literal["none", "sqrt", "balanced"] = "sqrt"
+    """Loss weight per class: inverse frequency (balanced), its square root, or none."""
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    seed: int = 42
+    threads: int | None = None
+    """Torch intra-op threads; None leaves torch's default."""
+    save_dtype: Literal["float16", "float32"] = "float16"
+    """fp16 halves the artifact (~45 MB for MiniLM); scoring upcasts on load."""
+    max_steps: int | None = Field(None, gt=0)
+    """Stop after this many optimiser steps (smoke tests)."""
+    freeze_embeddings: bool = True
+    """Keep the word-embedding table (half of MiniLM's weights) fixed: a third less work per
+    step on CPU, and small data cannot move 30k rare-word vectors usefully anyway."""
+    precision: Literal["float32", "bfloat16"] = "float32"
+    """bfloat16 runs the forward pass under CPU autocast (weights and optimiser stay float32):
+    faster on CPUs with AVX512-BF16/AMX."""
+    head_lr_multiplier: float = Field(1.0, gt=0)
+    """Learning rate of the pooler and classifier relative to `learning_rate`; the pooler of a
+    sentence-embedding base (mean-pooled in pre-training) never learned to summarise."""
+    layer_lr_decay: float = Field(1.0, gt=0, le=1)
+    """Layer-wise decay: encoder layer i of L trains at lr * decay**(L - i), embeddings at
+    decay**(L + 1); 1.0 trains every layer at the same rate."""
+    average_share: float = Field(0.0, ge=0, lt=1)
+    """Average the weights over this last share of steps (SWA-style); 0 keeps the final ones."""
+    distill_alpha: float = Field(0.5, ge=0, le=1)
+    """With a teacher: weight of the soft-label loss; labelled examples keep 1 - alpha of the
+    hard-label loss, unlabelled ones learn from the teacher only."""
+    distill_temperature: float = Field(2.0, gt=0)
+    """With a teacher: softmax temperature of the soft labels (Hinton et al. 2015)."""
+
+
+class GateOptions(Options):
+    """What a candidate must reach on the run's own split to be blessed (slices have their own
+    bars in `EvaluationOptions`)."""
+
+    primary_metric: str = "macro_f1"
+    min_accuracy: float = Field(0.75, ge=0, le=1)
+    min_macro_f1: float = Field(0.70, ge=0, le=1)
+    tolerance: float = Field(0.01, ge=0, le=1)
+    """How far below the champion's primary metric a candidate may fall and still be blessed."""
 
 
 class StoreOptions(Options):
@@ -231,6 +350,9 @@ class Settings(BaseSettings):
     sentences: SentenceOptions = SentenceOptions()
     scoring: ScoringOptions = ScoringOptions()
     explain: ExplainOptions = ExplainOptions()
+    train: TrainOptions = TrainOptions()
+    gate: GateOptions = GateOptions()
+    evaluation: EvaluationOptions = EvaluationOptions()
     store: StoreOptions = StoreOptions()
     ui: UIOptions = UIOptions()
     batch: BatchOptions = BatchOptions()

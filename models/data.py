@@ -191,7 +191,9 @@ def detect_format(path: Path) -> DataFormat:
 
 
 def _licence_of(fmt: DataFormat, licence: str | None) -> tuple[str, bool]:
-    if licence:
+    # A licence given for a run applies to files that carry none; it cannot relicense
+    # PhraseBank, SEntFiN or FiQA, whose licences are known.
+    if licence and fmt in ("csv", "lines", "pdf"):
         return licence, "nc" not in licence.lower().replace("-", " ").split()
     return {
         "phrasebank": ("CC BY-NC-SA 3.0 (Financial PhraseBank, Malo et al. 2014)", False),

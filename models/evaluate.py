@@ -11,14 +11,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
-from app.config import ScoringOptions
+from app.config import GateOptions, ScoringOptions
 from app.errors import DataValidationError
 from app.records import LABELS, Record
-from models.data import Example
+from models.data import Example, deduplicate, examples_digest, load_examples
+from models.diagnostics import Interval, calibration_error
+from models.scoring import SentimentScorer
+
+__all__ = ["GateOptions", "calibration_error"]  # re-exported: their callers import them here
 
 _log = logging.getLogger(__name__)
 
@@ -30,7 +34,6 @@ LENGTH_SLICES: tuple[tuple[str, int, int], ...] = (
     ("medium (13-25 words)", 13, 25),
     ("long (>25 words)", 26, 10_000),
 )
-CALIBRATION_BINS = 10
 
 
 class ClassMetrics(Record):
@@ -106,18 +109,6 @@ class EvalMetrics(Record):
         return "\n".join(lines)
 
 
-class GateOptions(BaseModel):
-    """What a candidate must reach to be blessed."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    primary_metric: str = "macro_f1"
-    min_accuracy: float = Field(0.75, ge=0, le=1)
-    min_macro_f1: float = Field(0.70, ge=0, le=1)
-    tolerance: float = Field(0.01, ge=0, le=1)
-    """How far below the champion's primary metric a candidate may fall and still be blessed."""
-
-
 class Blessing(Record):
     """The Evaluator's verdict on one candidate, with every reason."""
 
@@ -128,6 +119,8 @@ class Blessing(Record):
     champion: float | None = None
     champion_version: str | None = None
     gate: dict[str, float | str] = {}
+    slices: dict[str, str] = {}
+    """Each evaluation slice's verdict: passed, failed or skipped (not measured)."""
 
     def summary(self) -> str:
         """One paragraph a person reads."""
@@ -151,22 +144,6 @@ def _macro_f1(m: np.ndarray) -> float:
         tp, predicted, actual = m[i, i], m[:, i].sum(), m[i, :].sum()
         f1s.append(_f1(tp / predicted if predicted else 0.0, tp / actual if actual else 0.0))
     return float(np.mean(f1s))
-
-
-def calibration_error(proba: np.ndarray, y: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
-    """Expected calibration error: |confidence - accuracy| per bin, weighted by the bin's size."""
-    if len(y) == 0:
-        return 0.0
-    conf = proba.max(axis=1)
-    correct = (proba.argmax(axis=1) == y).astype(float)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
-    ece = 0.0
-    for b in range(bins):
-        mask = which == b
-        if mask.any():
-            ece += mask.mean() * abs(conf[mask].mean() - correct[mask].mean())
-    return float(ece)
 
 
 def compute_metrics(
@@ -231,10 +208,8 @@ def load_scorer(
     name: str | None = None,
     version: str | None = None,
     expected_digest: str | None = None,
-):  # noqa: ANN201
+) -> SentimentScorer:
     """A SentimentScorer over a model directory (scoring options default to production's)."""
-    from models.scoring import SentimentScorer
-
     return SentimentScorer.from_dir(
         Path(model_dir),
         options or ScoringOptions(),
@@ -324,6 +299,24 @@ def bless(
     )
 
 
+class SliceResult(Record):
+    """Candidate and champion on one named evaluation slice, with intervals and the verdict."""
+
+    name: str
+    source: str
+    """The slice's file, or the run's frozen split."""
+    description: str = ""
+    status: Literal["passed", "failed", "skipped"]
+    reasons: tuple[str, ...]
+    eval_digest: str = ""
+    metrics: EvalMetrics | None = None
+    intervals: dict[str, Interval] = {}
+    """Percentile bootstrap intervals of accuracy, macro-F1, negative recall and ECE."""
+    champion: EvalMetrics | None = None
+    champion_intervals: dict[str, Interval] = {}
+    gate: dict[str, float | str] = {}
+
+
 class GateResult(Record):
     """Candidate and champion measured on one frozen evaluation set, and the verdict."""
 
@@ -331,109 +324,11 @@ class GateResult(Record):
     champion: EvalMetrics | None
     champion_version: str | None
     blessing: Blessing
+    slices: dict[str, SliceResult] = {}
+    """Every evaluation slice by name, the run's own split ("split") first."""
 
 
 def read_eval_file(path: Path) -> tuple[list[Example], str]:
     """A frozen evaluation set from a `text,label` CSV (or any format sesame reads), with digest."""
-    from models.data import deduplicate, examples_digest, load_examples
-
     examples, _ = deduplicate(load_examples([Path(path)]).examples)
     return examples, examples_digest(examples)
-
-
-def gate_candidate(
-    settings,
-    candidate_dir: Path,
-    examples: Sequence[Example],  # noqa: ANN001
-    eval_digest: str,
-    name: str,
-    gate: GateOptions | None = None,
-    candidate_metrics: EvalMetrics | None = None,
-) -> GateResult:
-    """Measure the candidate and the current champion of `name` on the same set; bless or not."""
-    from models import registry
-
-    scoring = settings.scoring.model_copy(update={"model_dir": None})
-    candidate = candidate_metrics or evaluate_dir(candidate_dir, examples, eval_digest, scoring)
-    champ = registry.champion_info(settings, name)
-    champion = None
-    if champ is not None:
-        path = registry.fetch_version(settings, champ)
-        scorer = load_scorer(
-            path,
-            scoring,
-            name=name,
-            version=champ.version,
-            expected_digest=champ.tags.get("sha256"),
-        )
-        champion = evaluate_predict(scorer.predict_proba, examples, eval_digest)
-        _log.info(
-            "champion v%s on the same set: accuracy %.3f macro-F1 %.3f",
-            champ.version,
-            champion.accuracy,
-            champion.macro_f1,
-        )
-    blessing = bless(candidate, champion, gate, champ.version if champ else None)
-    return GateResult(
-        candidate=candidate,
-        champion=champion,
-        champion_version=champ.version if champ else None,
-        blessing=blessing,
-    )
-
-
-def frozen_eval_set(
-    settings,
-    champion,
-    card: dict | None,  # noqa: ANN001
-    eval_file: Path | None = None,
-) -> tuple[list[Example], str, str]:
-    """The evaluation set a new version is gated on: (examples, digest, where it came from).
-
-    An explicit file wins; else the set logged with the champion's run; else the champion's
-    split rebuilt from its card when its source files are present with the same sha256.
-    """
-    from models import registry
-    from models.data import (
-        deduplicate,
-        load_examples,
-        sha256_file,
-        split_examples,
-    )
-
-    if eval_file is not None:
-        examples, digest = read_eval_file(eval_file)
-        return examples, digest, str(eval_file)
-    if champion is not None:
-        logged = registry.eval_set_of(settings, champion)
-        if logged is not None:
-            examples, digest = read_eval_file(logged)
-            return examples, digest, f"the evaluation set of {champion.name} v{champion.version}"
-        train = (card or {}).get("training") or {}
-        split = train.get("split") or {}
-        data = [s for s in train.get("sources", []) if s.get("role", "data") == "data"]
-        # Bundled cards name their data relative to the project root (../shared/data/...).
-        root = Path(__file__).resolve().parents[1]
-        paths = [
-            Path(s["path"]) if Path(s["path"]).is_absolute() else root / s["path"] for s in data
-        ]
-        if (
-            data
-            and not split.get("eval_file")
-            and all(
-                p.is_file() and sha256_file(p) == s["sha256"]
-                for p, s in zip(paths, data, strict=True)
-            )
-        ):
-            examples, _ = deduplicate(load_examples(paths).examples)
-            rebuilt = split_examples(examples, split["eval_share"], split["seed"])
-            if not split.get("eval_digest") or rebuilt.eval_digest == split["eval_digest"]:
-                return (
-                    list(rebuilt.eval),
-                    rebuilt.eval_digest,
-                    f"the evaluation split of {champion.name} v{champion.version}, rebuilt",
-                )
-    raise DataValidationError(
-        "no frozen evaluation set: the champion has none logged and its data is not on this "
-        "machine. Give one with --eval FILE.csv (text,label)."
-    )

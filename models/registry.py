@@ -33,6 +33,9 @@ from pydantic import BaseModel
 from app.config import DEFAULT_MODEL_NAME, Settings
 from app.errors import ModelError
 from app.records import LABELS
+from models.calibration import calibration_lines
+from models.scoring import weights_digest
+from models.slices import card_lines, slice_summary
 
 _log = logging.getLogger(__name__)
 
@@ -129,14 +132,38 @@ def _distillation_lines(taught: dict | None) -> list[str]:
         f"{taught.get('base_model') or '?'}, weights sha256 `{taught.get('sha256', '?')}`; "
         f"accuracy {metrics.get('accuracy')}, macro-F1 {metrics.get('macro_f1')} on its "
         f"evaluation split); licences: {', '.join(taught.get('licences') or ['unknown'])}",
+    ]
+    for member in taught.get("members") or []:
+        m = member.get("metrics") or {}
+        lines.append(
+            f"  - ensemble member {member.get('name') or member.get('teacher')} "
+            f"(weights sha256 `{member.get('sha256', '?')}`; accuracy "
+            f"{m.get('accuracy')}, macro-F1 {m.get('macro_f1')})"
+        )
+    lines += [
         f"- Soft labels at temperature {taught.get('temperature')}, weight "
         f"{taught.get('alpha')}, over the training texts and {taught.get('n_unlabelled')} "
-        "unlabelled sentences:",
+        "unlabelled sentences:"
     ]
     for src in taught.get("unlabelled_sources") or []:
         lines.append(
             f"  - {src['name']} ({src['n_examples']} sentences, sha256 "
             f"`{src['sha256'][:12]}…`): {src['licence']}"
+        )
+    return lines
+
+
+def _soup_lines(soup: dict | None) -> list[str]:
+    """A weight-averaged model's members (models/soup.py): what was averaged, by digest."""
+    if not soup:
+        return []
+    lines = ["", "## Weight average", "", f"{soup.get('method', 'weight average')} of:"]
+    for m in soup.get("members") or []:
+        metrics = m.get("metrics") or {}
+        lines.append(
+            f"- {m.get('name') or m.get('path')} (share {m.get('share', 0):.2f}, weights sha256 "
+            f"`{m.get('sha256', '?')}`): {m.get('summary') or 'no card'}; on its own split "
+            f"accuracy {metrics.get('accuracy')}, macro-F1 {metrics.get('macro_f1')}"
         )
     return lines
 
@@ -197,6 +224,7 @@ def render_card(card: dict) -> str:
                 f"Training took {train['seconds'] / 60:.1f} min ({train.get('hardware', '')}).",
             ]
         lines += _distillation_lines(card.get("distillation"))
+        lines += _soup_lines(card.get("soup"))
         lines.append("")
     if metrics:
         lines += [
@@ -222,6 +250,8 @@ def render_card(card: dict) -> str:
                 f"macro-F1 {extra.get('macro_f1')}.",
             ]
         lines.append("")
+    lines += card_lines(ev.get("slices") or {})
+    lines += calibration_lines(card.get("calibration"))
     blessing = card.get("blessing") or {}
     if blessing:
         lines += [
@@ -424,7 +454,6 @@ def register_version(
     make_champion: bool = False,
 ) -> VersionInfo:
     """Log a run with the model directory and its card, register it as a version of `name`."""
-    from models.scoring import weights_digest
 
     c = client(settings)
     exp = experiment_id(settings, c)
@@ -482,7 +511,6 @@ def _cache_dir(settings: Settings, name: str, version: str, digest: str) -> Path
 
 def fetch_version(settings: Settings, info: VersionInfo) -> Path:
     """The version's model directory, downloaded once into the cache and digest-checked."""
-    from models.scoring import weights_digest
 
     digest = info.tags.get("sha256", "")
     target = _cache_dir(settings, info.name, info.version, digest or "nodigest")
@@ -550,7 +578,6 @@ def register_default(
 
 def resolve_model(settings: Settings) -> ResolvedModel:
     """The model scoring should load: a directory, or a registry version fetched and verified."""
-    from models.scoring import weights_digest
 
     opts = settings.scoring
     if opts.model_dir is not None:
@@ -629,6 +656,11 @@ def lineage(info: VersionInfo, card: dict | None) -> dict[str, Any]:
             for k, v in ((card.get("evaluation") or {}).get("metrics") or {}).items()
             if k in ("accuracy", "macro_f1", "calibration_error", "n")
         },
+        "slices": {
+            k: slice_summary(v)
+            for k, v in ((card.get("evaluation") or {}).get("slices") or {}).items()
+        },
+        "calibration": card.get("calibration"),
         "blessing": card.get("blessing"),
         "commercial_use": card.get("commercial_use"),
         "code_version": card.get("code_version"),
@@ -681,104 +713,3 @@ def describe(versions: Sequence[VersionInfo]) -> list[dict[str, str]]:
         }
         for v in versions
     ]
-
-
-class ImportReport(BaseModel):
-    """What `sesame models import` did: the version, the gate's verdict, the champion move."""
-
-    name: str
-    version: str
-    blessed: bool
-    reasons: list[str]
-    eval_set: str
-    metrics: dict[str, Any]
-    champion_metrics: dict[str, Any] | None
-    champion_before: str | None
-    champion_after: str | None
-
-
-def import_model(
-    settings: Settings,
-    model_dir: Path,
-    name: str,
-    *,
-    eval_file: Path | None = None,
-    gate: Any = None,
-    licence: str | None = None,
-    summary: str | None = None,
-    promote: bool = True,
-) -> ImportReport:
-    """Register any local HF sequence-classification directory through the same gate."""
-    from app.version import git_commit, package_version
-    from models.evaluate import evaluate_dir, frozen_eval_set, gate_candidate
-    from models.scoring import weights_digest
-
-    model_dir = Path(model_dir)
-    champ = champion_info(settings, name)
-    champ_card = version_card(settings, champ) if champ else None
-    scoring = settings.scoring.model_copy(update={"model_dir": None})
-    examples, digest, where = frozen_eval_set(settings, champ, champ_card, eval_file)
-    candidate = evaluate_dir(model_dir, examples, digest, scoring)  # also proves it loads
-    result = gate_candidate(
-        settings, model_dir, examples, digest, name, gate, candidate_metrics=candidate
-    )
-    own = read_card(model_dir) or {}
-    card = own | {
-        "name": name,
-        "origin": "imported",
-        "imported_from": str(model_dir.resolve()),
-        "summary": summary or own.get("summary") or f"Imported from {model_dir}.",
-        "licence": licence or own.get("licence") or "unstated (imported)",
-        "commercial_use": own.get("commercial_use", False if not licence else None),
-        "labels": list(LABELS),
-        "evaluation": {
-            "eval_set": where,
-            "eval_digest": digest,
-            "metrics": result.candidate.model_dump(mode="json"),
-            "champion_metrics": result.champion.model_dump(mode="json")
-            if result.champion
-            else None,
-        },
-        "blessing": result.blessing.model_dump(mode="json"),
-        "parent": {"name": name, "version": champ.version, "sha256": champ.tags.get("sha256")}
-        if champ
-        else None,
-        "code_version": package_version(),
-        "git_commit": git_commit(),
-        "libraries": library_versions(),
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "sha256": weights_digest(model_dir),
-    }
-    with tempfile.TemporaryDirectory() as tmp:
-        evals = Path(tmp) / EVAL_CSV
-        from models.data import write_csv
-
-        write_csv(examples, evals)
-        info = register_version(
-            settings,
-            model_dir,
-            card,
-            name=name,
-            run_name=f"{name}-import",
-            params={
-                "origin": "imported",
-                "source_dir": str(model_dir.resolve()),
-                "eval_digest": digest,
-            },
-            metrics=result.candidate.flat()
-            | (result.champion.flat("champion_") if result.champion else {}),
-            artifacts={"eval": evals},
-            make_champion=result.blessing.blessed and promote,
-        )
-    after = get_version(settings, name, CHAMPION)
-    return ImportReport(
-        name=name,
-        version=info.version,
-        blessed=result.blessing.blessed,
-        reasons=list(result.blessing.reasons),
-        eval_set=where,
-        metrics=result.candidate.model_dump(mode="json"),
-        champion_metrics=result.champion.model_dump(mode="json") if result.champion else None,
-        champion_before=champ.version if champ else None,
-        champion_after=after.version if after else None,
-    )

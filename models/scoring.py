@@ -24,6 +24,7 @@ from app.config import ScoringOptions
 from app.digests import sha256_files
 from app.errors import ModelError, ScoringError
 from app.records import LABELS, Label, Score, Sentence
+from models.calibration import Calibration, apply_calibration, read_calibration
 
 if TYPE_CHECKING:
     import torch
@@ -192,6 +193,7 @@ class SentimentScorer:
         version: str | None,
         digest: str,
         label_map: dict[int, Label],
+        calibration: Calibration | None = None,
     ) -> None:
         self._model = model
         self._tokenizer = tokenizer
@@ -201,6 +203,8 @@ class SentimentScorer:
         self.version = version
         self.digest = digest
         self.label_map = label_map
+        self.calibration = calibration
+        """Applied to every probability (stored with the model; None: the raw softmax)."""
         # Column j of the model's softmax adds into column LABELS.index(label_map[j]).
         self._projection = np.zeros((len(label_map), len(LABELS)))
         for index, label in label_map.items():
@@ -245,6 +249,7 @@ class SentimentScorer:
         except (OSError, ValueError, KeyError) as e:
             raise ModelError(f"{path}: config.json cannot be read ({e}).") from e
         label_map = resolve_label_map(config.id2label, options.label_map, source=f"{name} ({path})")
+        calibration = read_calibration(config) if options.calibration == "stored" else None
         digest = weights_digest(path)
         if expected_digest is not None and digest != expected_digest:
             raise ModelError(
@@ -295,6 +300,7 @@ class SentimentScorer:
             version=version,
             digest=digest,
             label_map=label_map,
+            calibration=calibration,
         )
 
     @classmethod
@@ -346,7 +352,7 @@ class SentimentScorer:
                 f"{self.name}: scoring {len(texts)} sentences failed ({e}). "
                 "Lower scoring.batch_size if memory ran out."
             ) from e
-        return class_probs @ self._projection
+        return apply_calibration(class_probs @ self._projection, self.calibration)
 
     def score(self, sentences: Sequence[Sentence]) -> list[Score]:
         """One Score per sentence, in input order."""

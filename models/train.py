@@ -24,20 +24,23 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.config import Settings
+from app.config import GateOptions, Settings, TrainOptions
 from app.digests import sha256_file
-from app.errors import ModelError, SesameError
+from app.errors import ModelError
 from app.records import LABELS, Record
+from app.version import git_commit, package_version
+from models import registry
+from models.calibration import CalibrationMethod, hold_out
 from models.data import (
     DataSchema,
     DataSplit,
-    Example,
     LabelledData,
     ValidationReport,
     check_examples,
     compute_statistics,
     dedupe_against,
     deduplicate,
+    examples_digest,
     load_examples,
     load_unlabelled,
     make_split,
@@ -46,14 +49,14 @@ from models.data import (
     validate_split,
     write_csv,
 )
-from models.evaluate import (
-    GateOptions,
-    GateResult,
-    gate_candidate,
-    load_scorer,
-    read_eval_file,
-)
-from models.registry import write_card
+from models.evaluate import GateResult, load_scorer, read_eval_file
+from models.gate import gate_with_slices
+from models.recalibrate import calibrate_model
+from models.registry import library_versions, read_card, write_card
+from models.report_data import write_monitoring_reference
+from models.slices import flat_metrics, slice_examples, slice_line
+
+__all__ = ["GateOptions", "TrainOptions", "write_monitoring_reference"]  # callers import them here
 
 _log = logging.getLogger(__name__)
 
@@ -65,50 +68,6 @@ are pinned to the upstream file and checked before every fine-tune."""
 
 ID2LABEL = dict(enumerate(LABELS))
 LABEL2ID = {v: k for k, v in ID2LABEL.items()}
-
-
-class TrainOptions(BaseModel):
-    """How a model is fine-tuned. Saved with every run as its parameters."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    epochs: float = Field(4, gt=0)
-    """Fractional epochs are allowed (tests, smoke runs)."""
-    learning_rate: float = Field(1e-4, gt=0)
-    warmup_share: float = Field(0.1, ge=0, lt=1)
-    """Share of steps with a linear warm-up; the rest decays linearly to zero."""
-    weight_decay: float = Field(0.01, ge=0)
-    batch_size: int = Field(16, gt=0)
-    max_length: int = Field(64, gt=8)
-    class_weight: Literal["none", "sqrt", "balanced"] = "sqrt"
-    """Loss weight per class: inverse frequency (balanced), its square root, or none."""
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
-    seed: int = 42
-    threads: int | None = None
-    """Torch intra-op threads; None leaves torch's default."""
-    save_dtype: Literal["float16", "float32"] = "float16"
-    """fp16 halves the artifact (~45 MB for MiniLM); scoring upcasts on load."""
-    max_steps: int | None = Field(None, gt=0)
-    """Stop after this many optimiser steps (smoke tests)."""
-    freeze_embeddings: bool = True
-    """Keep the word-embedding table (half of MiniLM's weights) fixed: a third less work per
-    step on CPU, and small data cannot move 30k rare-word vectors usefully anyway."""
-    precision: Literal["float32", "bfloat16"] = "float32"
-    """bfloat16 runs the forward pass under CPU autocast (weights and optimiser stay float32):
-    faster on CPUs with AVX512-BF16/AMX."""
-    head_lr_multiplier: float = Field(1.0, gt=0)
-    """Learning rate of the pooler and classifier relative to `learning_rate`; the pooler of a
-    sentence-embedding base (mean-pooled in pre-training) never learned to summarise."""
-    layer_lr_decay: float = Field(1.0, gt=0, le=1)
-    """Layer-wise decay: encoder layer i of L trains at lr * decay**(L - i), embeddings at
-    decay**(L + 1); 1.0 trains every layer at the same rate."""
-    average_share: float = Field(0.0, ge=0, lt=1)
-    """Average the weights over this last share of steps (SWA-style); 0 keeps the final ones."""
-    distill_alpha: float = Field(0.5, ge=0, le=1)
-    """With a teacher: weight of the soft-label loss; labelled examples keep 1 - alpha of the
-    hard-label loss, unlabelled ones learn from the teacher only."""
-    distill_temperature: float = Field(2.0, gt=0)
-    """With a teacher: softmax temperature of the soft labels (Hinton et al. 2015)."""
 
 
 class TrainResult(Record):
@@ -452,12 +411,23 @@ class PipelineOptions(BaseModel):
     """Where the run's files go; None: <data_dir>/runs/<time>."""
     promote: bool = True
     """Move the champion alias when blessed."""
-    teacher: Path | None = None
+    teacher: Path | list[Path] | None = None
     """A model directory (e.g. a fine-tuned mpnet) whose class probabilities the student learns
-    as well as the labels (knowledge distillation); its card's licences pass to the student."""
+    as well as the labels (knowledge distillation); its card's licences pass to the student.
+    Several directories: their (calibrated) probabilities are averaged, an ensemble teacher."""
     unlabelled: list[Path] = []
     """Sentences without labels the teacher labels for the student: PDF reports, text files
     (a sentence per line), labelled files (labels unused). Needs `teacher`."""
+    calibration: CalibrationMethod = "temperature"
+    """Fitted on a held-out share of the training data (never an evaluation slice), stored in
+    the model's config.json and applied at scoring; "none" keeps the raw softmax."""
+    calibration_share: float = Field(0.1, ge=0, lt=0.5)
+    """Share of the labelled training examples (stratified by source and label) held out from
+    training to fit the calibration."""
+    calibration_file: Path | None = None
+    """Labelled sentences to fit the calibration on instead (e.g. hand-labelled report
+    sentences, the language the model serves); its texts are kept out of every training,
+    distillation and evaluation set."""
 
     @model_validator(mode="after")
     def _unlabelled_needs_teacher(self) -> PipelineOptions:
@@ -505,6 +475,8 @@ class PipelineReport(Record):
                     f"{self.gate.champion.accuracy:.3f} macro-F1 "
                     f"{self.gate.champion.macro_f1:.3f}"
                 )
+            for name, s in self.gate.slices.items():
+                lines.append(slice_line(name, s))
             lines.append(self.gate.blessing.summary())
         if self.version:
             lines.append(
@@ -536,7 +508,6 @@ def train_pipeline(
     progress: Callable[[int, int, float], None] | None = None,
 ) -> PipelineReport:
     """Validate, train, evaluate against the champion, register; champion moves only if blessed."""
-    from models import registry
 
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -570,12 +541,26 @@ def train_pipeline(
 
     # Split, statistics, schema, validation
     split, removed = _frozen_split(opts, data)
-    train_examples = list(split.train)
+    held_out = slice_examples(settings)  # evaluation slices (reports_dev) are never trained on
+    calibration_set = None
+    if opts.calibration_file is not None and opts.calibration != "none":
+        calibration_set, _ = read_eval_file(opts.calibration_file)
+        calibration_set, dropped = dedupe_against(calibration_set, [*split.eval, *held_out])
+        removed = removed | {"calibration_in_eval": dropped}
+        held_out = held_out + calibration_set  # "in slices" counts these too
+    train_examples, data_in_slices = dedupe_against(split.train, held_out)
+    if data_in_slices:
+        removed = removed | {"data_in_slices": data_in_slices}
+        split = make_split(train_examples, split.eval, seed=split.seed, eval_share=split.eval_share)
     if extra is not None:
         more, more_removed = deduplicate(extra.examples)
         more, overlapping = dedupe_against(more, split.eval)
+        more, in_slices = dedupe_against(more, held_out)
         more, _ = dedupe_against(more, split.train)  # the same sentence twice adds nothing
-        removed = dict(Counter(removed) + Counter(more_removed)) | {"extra_in_eval": overlapping}
+        removed = dict(Counter(removed) + Counter(more_removed)) | {
+            "extra_in_eval": overlapping,
+            "extra_in_slices": in_slices,
+        }
         train_examples += more
         split = make_split(train_examples, split.eval, seed=split.seed, eval_share=split.eval_share)
     report = validate_split(split, schema, previous, opts.allow, removed)
@@ -586,24 +571,45 @@ def train_pipeline(
     if not report.ok:
         return _stop(opts, run_dir, report, timings, champ)
 
+    # Calibration split: held out from training, fitted on after it
+    if calibration_set is not None and opts.calibration_file is not None:
+        fit_on, held = list(split.train), calibration_set
+        fitted_on = (
+            f"{len(held)} labelled examples of {Path(opts.calibration_file).name}, "
+            "a calibration file kept out of training and evaluation"
+        )
+    else:
+        fit_on, held = (
+            hold_out(split.train, opts.calibration_share, opts.split_seed)
+            if opts.calibration != "none"
+            else (list(split.train), [])
+        )
+        fitted_on = (
+            f"{len(held)} training examples held out from training "
+            f"({opts.calibration_share:.0%}, stratified by source and label, seed "
+            f"{opts.split_seed})"
+        )
+
     # Teacher (optional): soft labels for the training texts and for unlabelled sentences
-    texts = [e.text for e in split.train]
-    labels: list[str | None] = [e.label for e in split.train]
+    texts = [e.text for e in fit_on]
+    labels: list[str | None] = [e.label for e in fit_on]
     soft, distillation = None, None
     if opts.teacher is not None:
         pool, pool_sources = load_unlabelled(opts.unlabelled, opts.licence, settings)
-        in_eval = {normalise(e.text) for e in split.eval}
-        in_train = {normalise(t) for t in texts}
+        in_eval = {normalise(e.text) for e in (*split.eval, *held_out)}
+        # held-out training texts count as training texts
+        in_train = {normalise(e.text) for e in split.train}
         keys = [normalise(t) for t in pool]
         fresh = [
             t for t, k in zip(pool, keys, strict=True) if k not in in_eval and k not in in_train
         ]
         texts += fresh
         labels += [None] * len(fresh)
-        soft, distillation = teacher_labels(opts.teacher, texts, settings)
+        soft, distillation = ensemble_labels(teacher_dirs(opts.teacher), texts, settings)
         distillation |= {
             "unlabelled_sources": [s.model_dump() for s in pool_sources],
             "n_unlabelled": len(fresh),
+            # "in eval" counts the run's split and every evaluation slice
             "removed": {
                 "unlabelled_in_eval": sum(k in in_eval for k in keys),
                 "unlabelled_in_train": sum(k in in_train for k in keys),
@@ -625,9 +631,20 @@ def train_pipeline(
         soft_targets=soft,
     )
     lap("train")
+    calibration = calibrate_model(
+        run_dir / "model",
+        held,
+        opts.calibration,
+        settings.scoring,
+        fitted_on=fitted_on,
+        fit_digest=examples_digest(held),
+    )
+    if held:
+        write_csv(held, run_dir / "calibration.csv")
+        lap("calibrate")
 
     # Evaluator, against the champion on the same frozen set
-    gate = gate_candidate(
+    gate = gate_with_slices(
         settings, run_dir / "model", split.eval, split.eval_digest, opts.name, opts.gate
     )
     dump_json(gate.model_dump(mode="json"), run_dir / "evaluation.json")
@@ -637,7 +654,14 @@ def train_pipeline(
     # Pusher
     sources = [s.model_dump() | {"role": "data"} for s in data.sources]
     sources += [s.model_dump() | {"role": "extra"} for s in (extra.sources if extra else ())]
-    card = build_card(opts, split, report, result, gate, sources, champ, champ_card, distillation)
+    if calibration_set is not None and opts.calibration_file is not None:
+        sources += [
+            s.model_dump() | {"role": "calibration"}
+            for s in load_examples([opts.calibration_file], opts.licence).sources
+        ]
+    card = build_card(
+        opts, split, report, result, gate, sources, champ, champ_card, distillation
+    ) | {"calibration": calibration.model_dump(mode="json") if calibration else None}
     write_card(run_dir / "model", card)
     params = (
         {f"train.{k}": v for k, v in opts.train.model_dump().items()}
@@ -657,17 +681,26 @@ def train_pipeline(
             "n_eval": len(split.eval),
         }
     )
+    if calibration:
+        params |= {
+            "calibration.method": calibration.method,
+            "calibration.temperature": calibration.temperature,
+            "calibration.bias": json.dumps(calibration.bias),
+            "calibration.n": calibration.n,
+            "calibration.digest": calibration.fit_digest,
+        }
     if distillation:
         params |= {
-            "teacher": str(opts.teacher),
+            "teacher": ",".join(map(str, teacher_dirs(opts.teacher))),
             "teacher_sha256": distillation["sha256"],
             "n_unlabelled": distillation["n_unlabelled"],
             "unlabelled": ",".join(map(str, opts.unlabelled)),
         }
-    metrics = gate.candidate.flat() | {
-        "train_seconds": result.seconds,
-        "train_final_loss": result.final_loss,
-    }
+    metrics = (
+        gate.candidate.flat()
+        | flat_metrics(gate.slices)
+        | {"train_seconds": result.seconds, "train_final_loss": result.final_loss}
+    )
     if gate.champion:
         metrics |= gate.champion.flat("champion_")
     blessed = gate.blessing.blessed
@@ -682,6 +715,7 @@ def train_pipeline(
             "eval": run_dir / "eval.csv",
             "validation": run_dir / "validation.json",
             "evaluation": run_dir / "evaluation.json",
+            **({"calibration": run_dir / "calibration.csv"} if held else {}),
         },
         make_champion=blessed and opts.promote,
     )
@@ -704,19 +738,62 @@ def train_pipeline(
     return final
 
 
+def teacher_dirs(teacher: Path | list[Path] | None) -> list[Path]:
+    """The teacher option as a list of model directories."""
+    if teacher is None:
+        return []
+    return [Path(t) for t in teacher] if isinstance(teacher, list) else [Path(teacher)]
+
+
+def ensemble_labels(
+    dirs: Sequence[Path], texts: Sequence[str], settings: Settings
+) -> tuple[Any, dict[str, Any]]:
+    """The mean of several teachers' probabilities, and the ensemble's lineage (each member's).
+
+    Averaged teachers disagree where a sentence is hard, so the student learns softer targets
+    there than any one teacher gives: better calibrated under a change of genre."""
+    import numpy as np
+
+    if len(dirs) == 1:
+        return teacher_labels(dirs[0], texts, settings)
+    runs = [teacher_labels(d, texts, settings) for d in dirs]
+    members = [lineage for _, lineage in runs]
+    digest = hashlib.sha256("".join(m["sha256"] for m in members).encode()).hexdigest()
+    return np.mean([probs for probs, _ in runs], axis=0), {
+        "teacher": ",".join(str(d) for d in dirs),
+        "sha256": digest,
+        "name": "ensemble of " + ", ".join(str(m["name"] or m["teacher"]) for m in members),
+        "base_model": ", ".join(str(m["base_model"]) for m in members),
+        "licences": sorted({lic for m in members for lic in m["licences"]}),
+        "commercial_use": all(m["commercial_use"] for m in members),
+        "metrics": {},
+        "lineage": {"members": [m["lineage"] for m in members]},
+        "members": members,
+        "n_texts": len(texts),
+        "texts_sha256": members[0]["texts_sha256"],
+        "seconds": round(sum(m["seconds"] for m in members), 1),
+    }
+
+
 def teacher_labels(
     teacher_dir: Path, texts: Sequence[str], settings: Settings
 ) -> tuple[Any, dict[str, Any]]:
     """The teacher's class probabilities for `texts` (rows in `LABELS` order) and its lineage."""
     import numpy as np
 
-    from models.registry import read_card
-
     scorer = load_scorer(Path(teacher_dir), settings.scoring.model_copy(update={"model_dir": None}))
     started = time.perf_counter()
     # the teacher's labels of the same texts are kept, so a second student recipe is cheap
     texts_digest = hashlib.sha256("\x1f".join(texts).encode("utf-8")).hexdigest()
-    cached = settings.data_dir / "cache" / f"teacher-{scorer.digest[:16]}-{texts_digest[:16]}.npy"
+    # the calibration changes the probabilities, not the weights: it is part of the key
+    calibrated = hashlib.sha256(
+        (scorer.calibration.model_dump_json() if scorer.calibration else "").encode()
+    ).hexdigest()[:8]
+    cached = (
+        settings.data_dir
+        / "cache"
+        / f"teacher-{scorer.digest[:16]}-{calibrated}-{texts_digest[:16]}.npy"
+    )
     if cached.is_file():
         probs = np.load(cached)
     else:
@@ -735,6 +812,7 @@ def teacher_labels(
         # a teacher without a card has unknown provenance: the student is not cleared either
         "commercial_use": bool(card.get("commercial_use", False)),
         "metrics": {k: metrics.get(k) for k in ("accuracy", "macro_f1")},
+        "calibration": scorer.calibration.model_dump(mode="json") if scorer.calibration else None,
         # how the teacher itself came about: its base, recipe and data split
         "lineage": {
             "base_model": card.get("base_model"),
@@ -749,23 +827,6 @@ def teacher_labels(
         "texts_sha256": texts_digest,
         "seconds": round(time.perf_counter() - started, 1),
     }
-
-
-def write_monitoring_reference(
-    model_dir: Path, examples: Sequence[Example], settings: Settings
-) -> Path | None:
-    """The drift monitor's reference profile of the eval set, saved to travel with the model."""
-    try:
-        from models.monitoring import write_reference
-
-        scorer = load_scorer(model_dir, settings.scoring.model_copy(update={"model_dir": None}))
-        return write_reference(
-            model_dir, [e.text for e in examples], scorer, source="evaluation set at training"
-        )
-    except (SesameError, ImportError, OSError, ValueError, RuntimeError) as e:
-        # Monitoring can profile the version later (`sesame monitor reference`); training stands.
-        _log.warning("no monitoring reference profile written: %s", e)
-        return None
 
 
 def _stop(
@@ -802,8 +863,6 @@ def build_card(
     distillation: dict | None = None,
 ) -> dict:
     """The model card (card.json): base, data and licences, recipe, metrics, blessing, lineage."""
-    from app.version import git_commit, package_version
-    from models.registry import library_versions
 
     commercial = all(s.get("commercial_use") for s in sources)
     base_name = BASE_MODEL_NAME if opts.base is None else str(opts.base)
@@ -874,6 +933,7 @@ def build_card(
             "eval_digest": split.eval_digest,
             "metrics": gate.candidate.model_dump(mode="json"),
             "champion_metrics": gate.champion.model_dump(mode="json") if gate.champion else None,
+            "slices": {k: v.model_dump(mode="json") for k, v in gate.slices.items()},
         },
         "blessing": gate.blessing.model_dump(mode="json"),
         "parent": {

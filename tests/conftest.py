@@ -30,6 +30,10 @@ def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     monkeypatch.setenv("SESAME_DATA_DIR", str(data_dir))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("SESAME_CONFIG", raising=False)
+    # The default evaluation slices and drift-reference reports live in ../shared; tests that
+    # need slices or report sentences generate their own, so the suite never depends on it.
+    monkeypatch.setenv("SESAME_EVALUATION__SLICES", "[]")
+    monkeypatch.setenv("SESAME_EVALUATION__REFERENCE_REPORTS", str(data_dir / "no-reports"))
     return data_dir
 
 

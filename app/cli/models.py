@@ -5,20 +5,26 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
+import numpy as np
 import typer
+from pydantic import BaseModel
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from app.config import DEFAULT_MODEL_NAME, load_settings
+from app.config import DEFAULT_MODEL_NAME, GateOptions, TrainOptions, load_settings
 from app.errors import SesameError
 from models import registry
-from models.evaluate import GateOptions, evaluate_dir, read_eval_file
-from models.train import PipelineOptions, TrainOptions, train_pipeline
+from models.diagnostics import confident_mistakes
+from models.evaluate import load_scorer
+from models.gate import import_model
+from models.slices import measure, read_set
+from models.train import PipelineOptions, train_pipeline
 
 _log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
 
 EXIT_OK, EXIT_NOT_BLESSED, EXIT_USAGE = 0, 1, 2
 
@@ -58,6 +64,29 @@ def _progress() -> Iterator[Callable[[int, int, float], None]]:
         yield advance
 
 
+def _train_opt(help_text: str, field: str, *names: str) -> Any:
+    """A `sesame train` option whose default is `Settings.train.FIELD` (sesame.toml, env)."""
+    default = TrainOptions.model_fields[field].default
+    return typer.Option(
+        *names, help=f"{help_text} (default {default}; setting train.{field})", show_default=False
+    )
+
+
+def _gate_opt(help_text: str, field: str) -> Any:
+    """A gate option whose default is `Settings.gate.FIELD` (sesame.toml, env)."""
+    default = GateOptions.model_fields[field].default
+    return typer.Option(
+        help=f"{help_text} (default {default}; setting gate.{field})", show_default=False
+    )
+
+
+def _overlay(options: M, **given: Any) -> M:
+    """`options` with the flags a person gave on top, validated (None leaves a field alone)."""
+    return type(options).model_validate(
+        options.model_dump() | {k: v for k, v in given.items() if v is not None}
+    )
+
+
 def train(
     data: Annotated[
         list[Path],
@@ -93,48 +122,71 @@ def train(
         typer.Option(help="Base encoder directory (default: the pinned all-MiniLM-L6-v2)."),
     ] = None,
     name: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
-    epochs: Annotated[float, typer.Option(help="Training epochs.")] = 4,
-    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 1e-4,
-    batch_size: Annotated[int, typer.Option(help="Examples per step.")] = 16,
-    max_length: Annotated[int, typer.Option(help="Tokens per sentence at training.")] = 64,
-    class_weight: Annotated[str, typer.Option(help="none, sqrt or balanced.")] = "sqrt",
-    warmup: Annotated[float, typer.Option(help="Share of steps warming up.")] = 0.1,
-    seed: Annotated[int, typer.Option(help="Split and training seed.")] = 42,
+    epochs: Annotated[float | None, _train_opt("Training epochs.", "epochs")] = None,
+    lr: Annotated[float | None, _train_opt("Peak learning rate.", "learning_rate", "--lr")] = None,
+    batch_size: Annotated[int | None, _train_opt("Examples per step.", "batch_size")] = None,
+    max_length: Annotated[
+        int | None, _train_opt("Tokens per sentence at training.", "max_length")
+    ] = None,
+    class_weight: Annotated[
+        str | None, _train_opt("none, sqrt or balanced.", "class_weight")
+    ] = None,
+    warmup: Annotated[
+        float | None, _train_opt("Share of steps warming up.", "warmup_share")
+    ] = None,
+    seed: Annotated[int | None, _train_opt("Split and training seed.", "seed")] = None,
     eval_share: Annotated[float, typer.Option(help="Share of --data held out.")] = 0.2,
-    max_steps: Annotated[int | None, typer.Option(help="Stop after N steps (smoke runs).")] = None,
-    threads: Annotated[int | None, typer.Option(help="Torch threads.")] = None,
+    max_steps: Annotated[
+        int | None, _train_opt("Stop after N steps (smoke runs).", "max_steps")
+    ] = None,
+    threads: Annotated[int | None, _train_opt("Torch threads.", "threads")] = None,
     train_embeddings: Annotated[
-        bool,
-        typer.Option("--train-embeddings", help="Also train the word-embedding table (slower)."),
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--train-embeddings/--freeze-embeddings",
+            help="Also train the word-embedding table (slower; default: frozen, setting "
+            "train.freeze_embeddings).",
+            show_default=False,
+        ),
+    ] = None,
     precision: Annotated[
-        str,
-        typer.Option(
-            help="float32, or bfloat16 (autocast forward pass; faster on AVX512-BF16/AMX CPUs)."
+        str | None,
+        _train_opt(
+            "float32, or bfloat16 (autocast forward pass; faster on AVX512-BF16/AMX CPUs).",
+            "precision",
         ),
-    ] = "float32",
+    ] = None,
     head_lr: Annotated[
-        float,
-        typer.Option(
-            "--head-lr", help="Pooler and classifier learning rate as a multiple of --lr."
+        float | None,
+        _train_opt(
+            "Pooler and classifier learning rate as a multiple of --lr.",
+            "head_lr_multiplier",
+            "--head-lr",
         ),
-    ] = 1.0,
+    ] = None,
     layer_decay: Annotated[
-        float,
-        typer.Option(help="Layer-wise learning-rate decay per layer below the head (1: none)."),
-    ] = 1.0,
-    average: Annotated[
-        float,
-        typer.Option(
-            help="Average the weights over this last share of steps (0: keep the final ones)."
+        float | None,
+        _train_opt(
+            "Layer-wise learning-rate decay per layer below the head (1: none).", "layer_lr_decay"
         ),
-    ] = 0.0,
-    label_smoothing: Annotated[float, typer.Option(help="Label smoothing of the loss.")] = 0.0,
+    ] = None,
+    average: Annotated[
+        float | None,
+        _train_opt(
+            "Average the weights over this last share of steps (0: keep the final ones).",
+            "average_share",
+        ),
+    ] = None,
+    label_smoothing: Annotated[
+        float | None, _train_opt("Label smoothing of the loss.", "label_smoothing")
+    ] = None,
     teacher: Annotated[
-        Path | None,
+        list[Path] | None,
         typer.Option(
-            help="A model directory to distil from: the student learns its class probabilities "
-            "as well as the labels."
+            "--teacher",
+            help="A model directory to distil from: the student learns its class "
+            "probabilities as well as the labels. Repeat for an ensemble (probabilities "
+            "averaged).",
         ),
     ] = None,
     unlabelled: Annotated[
@@ -146,12 +198,34 @@ def train(
         ),
     ] = None,
     distill_alpha: Annotated[
-        float,
-        typer.Option(help="Weight of the teacher's soft labels in the loss (with --teacher)."),
-    ] = 0.5,
+        float | None,
+        _train_opt(
+            "Weight of the teacher's soft labels in the loss (with --teacher).", "distill_alpha"
+        ),
+    ] = None,
     distill_temperature: Annotated[
-        float, typer.Option(help="Softmax temperature of the teacher's labels (with --teacher).")
-    ] = 2.0,
+        float | None,
+        _train_opt(
+            "Softmax temperature of the teacher's labels (with --teacher).", "distill_temperature"
+        ),
+    ] = None,
+    calibration: Annotated[
+        str,
+        typer.Option(
+            help="none, temperature or temperature+bias: fitted after training on held-out "
+            "data, stored with the model and applied at scoring."
+        ),
+    ] = "temperature",
+    calibration_share: Annotated[
+        float, typer.Option(help="Share of the training examples held out to fit the calibration.")
+    ] = 0.1,
+    calibration_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Fit the calibration on this labelled file instead (kept out of training and "
+            "evaluation)."
+        ),
+    ] = None,
     allow: Annotated[
         list[str] | None,
         typer.Option(
@@ -159,11 +233,16 @@ def train(
         ),
     ] = None,
     licence: Annotated[str | None, typer.Option(help="Licence of user-supplied CSVs.")] = None,
-    min_accuracy: Annotated[float, typer.Option(help="Blessing floor: accuracy.")] = 0.75,
-    min_macro_f1: Annotated[float, typer.Option(help="Blessing floor: macro-F1.")] = 0.70,
+    min_accuracy: Annotated[
+        float | None, _gate_opt("Blessing floor: accuracy.", "min_accuracy")
+    ] = None,
+    min_macro_f1: Annotated[
+        float | None, _gate_opt("Blessing floor: macro-F1.", "min_macro_f1")
+    ] = None,
     tolerance: Annotated[
-        float, typer.Option(help="Largest macro-F1 drop against the champion still blessed.")
-    ] = 0.01,
+        float | None,
+        _gate_opt("Largest macro-F1 drop against the champion still blessed.", "tolerance"),
+    ] = None,
     no_promote: Annotated[
         bool,
         typer.Option("--no-promote", help="Register, but leave the champion alias where it is."),
@@ -175,6 +254,29 @@ def train(
 
     settings = _settings()
     try:
+        train_options = _overlay(
+            settings.train,
+            epochs=epochs,
+            learning_rate=lr,
+            batch_size=batch_size,
+            max_length=max_length,
+            class_weight=class_weight,
+            warmup_share=warmup,
+            seed=seed,
+            max_steps=max_steps,
+            threads=threads,
+            freeze_embeddings=None if train_embeddings is None else not train_embeddings,
+            precision=precision,
+            head_lr_multiplier=head_lr,
+            layer_lr_decay=layer_decay,
+            average_share=average,
+            label_smoothing=label_smoothing,
+            distill_alpha=distill_alpha,
+            distill_temperature=distill_temperature,
+        )
+        gate_options = _overlay(
+            settings.gate, min_accuracy=min_accuracy, min_macro_f1=min_macro_f1, tolerance=tolerance
+        )
         opts = PipelineOptions(
             data=data,
             extra=[*(extra or []), *(feedback or [])],
@@ -182,35 +284,18 @@ def train(
             base=base,
             name=name or settings.scoring.model or DEFAULT_MODEL_NAME,
             eval_share=eval_share,
-            split_seed=seed,
+            split_seed=train_options.seed,
             licence=licence,
             allow=allow or [],
             out_dir=out,
             promote=not no_promote,
-            teacher=teacher,
+            teacher=(teacher[0] if len(teacher) == 1 else teacher) if teacher else None,
             unlabelled=unlabelled or [],
-            train=TrainOptions(
-                epochs=epochs,
-                learning_rate=lr,
-                batch_size=batch_size,
-                max_length=max_length,
-                class_weight=class_weight,
-                warmup_share=warmup,
-                seed=seed,
-                max_steps=max_steps,
-                threads=threads,
-                freeze_embeddings=not train_embeddings,
-                precision=precision,
-                head_lr_multiplier=head_lr,
-                layer_lr_decay=layer_decay,
-                average_share=average,
-                label_smoothing=label_smoothing,
-                distill_alpha=distill_alpha,
-                distill_temperature=distill_temperature,
-            ),
-            gate=GateOptions(
-                min_accuracy=min_accuracy, min_macro_f1=min_macro_f1, tolerance=tolerance
-            ),
+            calibration=calibration,
+            calibration_share=calibration_share,
+            calibration_file=calibration_file,
+            train=train_options,
+            gate=gate_options,
         )
     except ValueError as e:
         raise _fail(str(e)) from e
@@ -236,7 +321,12 @@ def train(
 def evaluate(
     data: Annotated[
         Path,
-        typer.Option("--data", help="A text,label CSV (or any labelled file).", show_default=False),
+        typer.Option(
+            "--data",
+            help="A text,label CSV (or any labelled file), or an evaluation slice's name "
+            "(reports, phrasebank).",
+            show_default=False,
+        ),
     ],
     model: Annotated[
         str | None, typer.Option(help="NAME, NAME@ALIAS or NAME/VERSION (default: the champion).")
@@ -244,13 +334,20 @@ def evaluate(
     model_dir: Annotated[
         Path | None, typer.Option(help="Evaluate a model directory instead.")
     ] = None,
+    errors: Annotated[
+        int,
+        typer.Option(
+            "--errors", help="List the N most confident mistakes (both labels, probabilities)."
+        ),
+    ] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
 ) -> None:
-    """Metrics of a model on a labelled file: accuracy, macro-F1, per class, confusion."""
+    """Metrics of a model on a labelled file: accuracy, macro-F1, per class, confusion, with
+    bootstrap 95% intervals; --errors N lists its most confident mistakes."""
 
     settings = _settings()
     try:
-        examples, digest = read_eval_file(data)
+        examples, digest, _ = read_set(data, settings.evaluation)
         if model_dir is not None:
             path, label = model_dir, str(model_dir)
         else:
@@ -260,20 +357,54 @@ def evaluate(
             )
             resolved = registry.resolve_model(settings.model_copy(update={"scoring": scoring}))
             path, label = resolved.path, f"{resolved.name} v{resolved.version}"
-        metrics = evaluate_dir(
-            path, examples, digest, settings.scoring.model_copy(update={"model_dir": None})
+        scorer = load_scorer(path, settings.scoring.model_copy(update={"model_dir": None}))
+        texts = [e.text for e in examples]
+        cache: dict[str, np.ndarray] = {}
+
+        def predict(batch: Sequence[str]) -> np.ndarray:
+            cache["proba"] = scorer.predict_proba(batch)  # scored once, reused for --errors
+            return cache["proba"]
+
+        metrics, intervals = measure(predict, examples, digest, settings.evaluation)
+        mistakes = (
+            confident_mistakes(texts, [e.label for e in examples], cache["proba"], errors)
+            if errors
+            else []
         )
     except SesameError as e:
         raise _fail(e.message, EXIT_NOT_BLESSED) from e
     if as_json:
         typer.echo(
             json.dumps(
-                {"model": label, "data": str(data)} | metrics.model_dump(mode="json"), indent=2
+                {"model": label, "data": str(data)}
+                | metrics.model_dump(mode="json")
+                | {
+                    "intervals": {k: v.model_dump() for k, v in intervals.items()},
+                    "calibrated": scorer.calibration is not None,
+                }
+                | ({"errors": [m.model_dump() for m in mistakes]} if errors else {}),
+                indent=2,
             )
         )
-    else:
-        typer.echo(f"{label} on {data}:")
-        typer.echo(metrics.table())
+        return
+    typer.echo(f"{label} on {data}:")
+    typer.echo(metrics.table())
+    if intervals:
+        typer.echo(
+            f"bootstrap {settings.evaluation.confidence:.0%} intervals: "
+            + ", ".join(f"{k} [{v.low:.3f}, {v.high:.3f}]" for k, v in intervals.items())
+        )
+    if errors:
+        typer.echo(
+            f"{len(mistakes)} most confident mistakes (confidence, true -> predicted, "
+            "probabilities positive/negative/neutral):"
+        )
+        for m in mistakes:
+            p = m.probabilities
+            typer.echo(
+                f"  {m.confidence:.3f}  {m.label} -> {m.predicted}  "
+                f"({p['positive']:.2f}/{p['negative']:.2f}/{p['neutral']:.2f})  {m.text}"
+            )
 
 
 @models_app.command("list")
@@ -371,30 +502,50 @@ def import_cmd(
     eval_file: Annotated[
         Path | None,
         typer.Option(
-            "--eval", help="Evaluation set (text,label); default: the champion's frozen set."
+            "--eval",
+            help="Evaluation set (text,label) or an evaluation slice's name (e.g. phrasebank); "
+            "default: the champion's frozen set.",
         ),
     ] = None,
     licence: Annotated[str | None, typer.Option(help="The model's licence, for its card.")] = None,
-    min_accuracy: Annotated[float, typer.Option(help="Blessing floor: accuracy.")] = 0.75,
-    min_macro_f1: Annotated[float, typer.Option(help="Blessing floor: macro-F1.")] = 0.70,
-    tolerance: Annotated[float, typer.Option(help="Largest macro-F1 drop still blessed.")] = 0.01,
+    min_accuracy: Annotated[
+        float | None, _gate_opt("Blessing floor: accuracy.", "min_accuracy")
+    ] = None,
+    min_macro_f1: Annotated[
+        float | None, _gate_opt("Blessing floor: macro-F1.", "min_macro_f1")
+    ] = None,
+    tolerance: Annotated[
+        float | None, _gate_opt("Largest macro-F1 drop still blessed.", "tolerance")
+    ] = None,
     no_promote: Annotated[bool, typer.Option("--no-promote")] = False,
+    write_card: Annotated[
+        bool,
+        typer.Option(
+            "--write-card",
+            help="Also write the gated card (every slice's metrics, blessing) into MODEL_DIR.",
+        ),
+    ] = False,
 ) -> None:
     """Register a model directory as a version; it goes through the same evaluation gate."""
 
     if not model_dir.is_dir():
         raise _fail(f"{model_dir}: no such folder.")
+    settings = _settings()
     try:
-        report = registry.import_model(
-            _settings(),
+        report = import_model(
+            settings,
             model_dir,
             name,
             eval_file=eval_file,
             licence=licence,
-            gate=GateOptions(
-                min_accuracy=min_accuracy, min_macro_f1=min_macro_f1, tolerance=tolerance
+            gate=_overlay(
+                settings.gate,
+                min_accuracy=min_accuracy,
+                min_macro_f1=min_macro_f1,
+                tolerance=tolerance,
             ),
             promote=not no_promote,
+            write_back=write_card,
         )
     except SesameError as e:
         raise _fail(e.message, EXIT_NOT_BLESSED) from e

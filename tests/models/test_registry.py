@@ -16,6 +16,7 @@ from app.errors import ModelError
 from models import registry
 from models.data import Example, write_csv
 from models.evaluate import GateOptions
+from models.gate import import_model
 from models.scoring import weights_digest
 from models.train import PipelineOptions, TrainOptions, train_pipeline
 
@@ -105,13 +106,32 @@ def test_import_goes_through_the_gate_against_the_champion(
 ) -> None:
     settings = load_settings()
     evals = _eval_csv(tmp_path)
-    report = registry.import_model(
+    report = import_model(
         settings, tiny_model_dir, "sesame-sentiment", eval_file=evals, licence="Apache-2.0"
     )
     # The champion (registered on first use) is the same model: equal, so within tolerance.
     assert report.champion_before == "1" and report.blessed
     assert report.champion_metrics["accuracy"] == report.metrics["accuracy"]
     assert report.version == "2" and report.champion_after == "2"
+
+
+def test_import_on_a_named_slice_writes_the_gated_card_back(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    evals = _eval_csv(tmp_path)
+    spec = [{"name": "held", "path": str(evals)}]
+    monkeypatch.setenv("SESAME_EVALUATION__SLICES", json.dumps(spec))
+    model = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    done = CliRunner().invoke(
+        app, ["models", "import", str(model), "--name", "tiny", "--eval", "held", "--write-card"]
+    )
+    assert done.exit_code == 0, done.output
+    assert "on the evaluation slice held" in done.output
+    card = registry.read_card(model)
+    assert card is not None and card["evaluation"]["eval_set"] == "the evaluation slice held"
+    assert set(card["evaluation"]["slices"]) == {"split", "held"}
+    assert card["evaluation"]["slices"]["held"]["intervals"]["macro_f1"]["low"] >= 0
+    assert card["sha256"] == weights_digest(model)
 
 
 def test_import_of_a_base_encoder_is_refused(tmp_path: Path) -> None:

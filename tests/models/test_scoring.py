@@ -107,7 +107,8 @@ def test_long_sentences_are_truncated_at_max_length(tiny_model_dir):
     short = SentimentScorer.from_dir(tiny_model_dir, ScoringOptions(max_length=16))
     long = "Net loss widened sharply. " + "The board met in Helsinki. " * 200
     a, b = short.predict_proba([long, long + "Record growth was strong."])
-    np.testing.assert_allclose(a, b, atol=1e-9)
+    # Equal up to float32 batch noise (1.8e-9 seen with one OMP thread).
+    np.testing.assert_allclose(a, b, atol=1e-6)
     assert short.max_length == 16
 
 
