@@ -157,6 +157,8 @@ def test_sign_in_is_required_and_checks_the_password(ui_env):
     run(at)
     assert texts(at, "error") == ["The user name or password is wrong."]
     assert texts(at, "title") == ["sesame: sign in"]
+    assert at.text_input(key="login_password").value == ""  # the wrong password does not stay
+    assert at.text_input(key="login_name").value == "alice"
 
     at.text_input(key="login_password").input("correct horse")
     button(at, "Sign in").click()
@@ -168,6 +170,67 @@ def test_sign_in_is_required_and_checks_the_password(ui_env):
     button(at, "Log out").click()
     run(at)
     assert texts(at, "title") == ["sesame: sign in"]
+    assert texts(at, "info") == ["You are signed out. Sign in again to go on."]
+    assert auth.USER_KEY not in at.session_state
+
+
+def test_repeated_failed_sign_ins_lock_the_name_even_for_the_right_password(ui_env, monkeypatch):
+    monkeypatch.setenv("SESAME_UI__LOGIN_MAX_FAILURES", "2")
+    add_user(ui_env.data_dir / "users.toml", "dora", "right horse", name="Dora", rounds=4)
+    at = run(app_as(None))
+    for _ in range(2):
+        at.text_input(key="login_name").input("dora")
+        at.text_input(key="login_password").input("wrong horse")
+        button(at, "Sign in").click()
+        run(at)
+    (error,) = texts(at, "error")
+    assert error.startswith("The user name or password is wrong. Too many failed sign-ins")
+    at.text_input(key="login_password").input("right horse")
+    button(at, "Sign in").click()
+    run(at)
+    assert texts(at, "title") == ["sesame: sign in"]  # locked: the password is not even checked
+    assert "locked for 120 s" in texts(at, "error")[0]  # and trying again doubled the lock
+    auth.THROTTLE.succeeded("dora")  # the lock is per server process: leave none behind
+
+
+def test_the_login_throttle_doubles_the_lock_and_forgets_on_success():
+    throttle = auth.LoginThrottle()
+    assert throttle.failed("Eve", 3, 60, now=0) == 0
+    assert throttle.failed("eve ", 3, 60, now=1) == 0  # one name, however typed
+    assert throttle.failed("EVE", 3, 60, now=2) == 60
+    assert throttle.wait_s("eve", now=32) == 30
+    assert throttle.failed("eve", 3, 60, now=40) == 120
+    assert throttle.failed("eve", 3, 60, now=41) == 240
+    assert throttle.wait_s("mallory", now=41) == 0  # other names are not affected
+    throttle.succeeded("Eve")
+    assert throttle.wait_s("eve", now=42) == 0
+    for t in range(20):
+        throttle.failed("eve", 3, 60, now=100 + t)
+    assert throttle.wait_s("eve", now=119) == auth.MAX_LOCKOUT_S
+
+
+def test_signing_in_again_on_a_link_opens_the_linked_document(ui_env, stored):
+    first, result = stored
+    other = result.model_copy(
+        update={"document": result.document.model_copy(update={"doc_id": "f" * 64})}
+    )
+    with ResultStore.from_settings(ui_env) as store:
+        second = store.save_result(other)
+    add_user(ui_env.data_dir / "users.toml", "alice", "correct horse", name="Alice", rounds=4)
+    at = open_review(app_as(ALICE), first)
+    assert at.selectbox(key="review_result").value == first
+    button(at, "Log out").click()
+    run(at)
+    # signed out, the link of another document is opened, and the user signs in again
+    at.query_params["result"] = str(second)
+    at.text_input(key="login_name").input("alice")
+    at.text_input(key="login_password").input("correct horse")
+    button(at, "Sign in").click()
+    run(at)
+    at.switch_page(PAGE_REVIEW)
+    run(at)
+    assert at.selectbox(key="review_result").value == second
+    assert at.query_params["result"] == str(second)
 
 
 def test_oidc_login_without_an_identity_provider_says_what_to_configure(ui_env, monkeypatch):

@@ -344,3 +344,72 @@ def test_an_html_filing_is_shown_highlighted_without_running_its_scripts(
             browser.close()
     # the filing's image was never fetched (Streamlit's own icon font may be: not the filing's)
     assert not [u for u in outside if "evil.example" in u], outside
+
+
+def test_sign_in_is_throttled_says_signed_out_and_follows_the_link(
+    server, chromium, tmp_path, tiny_model_dir
+):
+    # two stored documents; the link of the older one is opened before signing in
+    from playwright.sync_api import expect, sync_playwright
+
+    from app.config import load_settings
+    from app.pipeline import Analyzer
+    from app.store import ResultStore
+
+    settings = load_settings(data_dir=tmp_path / "data", scoring={"model_dir": tiny_model_dir})
+    analyzer = Analyzer.from_settings(settings)
+    pdf = write_clean_report(tmp_path / "first.pdf").read_bytes()
+    first = analyzer.analyze(pdf, file_name="first.pdf")
+    doc = first.document.model_copy(update={"doc_id": "f" * 64, "file_name": "second.pdf"})
+    with ResultStore.from_settings(settings) as store:
+        ids = [store.save_result(r) for r in (first, first.model_copy(update={"document": doc}))]
+    add_user(tmp_path / "data" / "users.toml", "bob", "bob's own horse", name="Bob", rounds=4)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
+            page.set_default_timeout(60_000)
+            page.goto(f"{server}/review?result={ids[0]}")
+            password = page.get_by_label("Password", exact=True)
+
+            # a wrong password: said, and not left in the field
+            page.get_by_label("User name").fill("alice")
+            password.fill("wrong horse")
+            page.get_by_role("button", name="Sign in", exact=True).click()
+            expect(page.get_by_text("The user name or password is wrong.")).to_be_visible()
+            expect(password).to_have_value("")
+
+            # the right one opens the linked document, not the newest
+            password.fill("correct horse battery")
+            page.get_by_role("button", name="Sign in", exact=True).click()
+            expect(page.get_by_role("heading", name="Review", exact=True)).to_be_visible(
+                timeout=SLOW_MS
+            )
+            expect(page.get_by_role("heading", name="first.pdf", level=3)).to_be_visible()
+
+            # signed out: the screen says so; signing in again comes back to the same link
+            page.get_by_role("button", name="Log out", exact=True).click()
+            expect(page.get_by_text("You are signed out.")).to_be_visible()
+            page.goto(f"{server}/review?result={ids[1]}")
+            page.get_by_label("User name").fill("alice")
+            password.fill("correct horse battery")
+            page.get_by_role("button", name="Sign in", exact=True).click()
+            expect(page.get_by_role("heading", name="Review", exact=True)).to_be_visible()
+            expect(page.get_by_role("heading", name="second.pdf", level=3)).to_be_visible()
+            page.get_by_role("button", name="Log out", exact=True).click()
+
+            # five wrong passwords lock the name: then even the right one is refused
+            for _ in range(5):
+                page.get_by_label("User name").fill("bob")
+                password.fill("not bob's horse")
+                page.get_by_role("button", name="Sign in", exact=True).click()
+                _settle(page)
+            expect(page.get_by_text("Too many failed sign-ins").first).to_be_visible()
+            page.get_by_label("User name").fill("bob")
+            password.fill("bob's own horse")
+            page.get_by_role("button", name="Sign in", exact=True).click()
+            _settle(page)
+            expect(page.get_by_text("Too many failed sign-ins").first).to_be_visible()
+            expect(page.get_by_role("heading", name="sesame: sign in")).to_be_visible()
+        finally:
+            browser.close()
