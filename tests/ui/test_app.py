@@ -16,7 +16,7 @@ from pdfs import write_clean_report, write_not_a_pdf, write_pages
 from streamlit.testing.v1 import AppTest
 
 from app.config import load_settings
-from app.records import DocumentResult
+from app.records import LABEL_LIMITS, DocumentResult, check_label
 from app.store import ResultStore
 from app.ui import auth
 from app.ui.common import (
@@ -28,6 +28,7 @@ from app.ui.common import (
     esc,
 )
 from app.ui.documents import documents_dir, keep_pdf
+from app.ui.pages_analyze import display_name
 from app.ui.pages_review import workpaper_bytes
 from app.ui.tables import model_label, stamp_label
 from app.ui.users import User, add_user
@@ -271,6 +272,8 @@ def test_analyze_stores_reports_and_explains_every_refused_or_failed_file(
         ("long.pdf", write_pages(tmp_path / "long.pdf", 3).read_bytes(), "application/pdf"),
         ("huge.pdf", b"%PDF-1.4\n" + b"0" * (1024 * 1024 + 10), "application/pdf"),
     ]
+    # a browser sends no folders: a slash belongs to the name, kept whole as a look-alike
+    shown = "..\u2215..\u2215etc\u2215report.pdf"
     at = run(app_as(ALICE))
     at.text_input(key="analyze_client").input("Acme Holdings")
     at.text_input(key="analyze_engagement").input("FY2023 audit")
@@ -279,7 +282,7 @@ def test_analyze_stores_reports_and_explains_every_refused_or_failed_file(
     run(at)
 
     assert texts(at, "warning")[0].startswith("4 documents: 1 ok, 0 partial, 3 failed")
-    assert f"**{esc('report.pdf')}**: ok, 15 sentences" in texts(at, "success")
+    assert f"**{esc(shown)}**: ok, 15 sentences" in texts(at, "success")
     errors = "\n".join(texts(at, "error"))
     assert esc("webpage.pdf: an HTML web page") in errors
     assert esc("long.pdf: 3 pages is over the upload limit of 2 pages") in errors
@@ -293,7 +296,7 @@ def test_analyze_stores_reports_and_explains_every_refused_or_failed_file(
     with ResultStore.from_settings(ui_env) as store:
         results = store.list_results()
         assert sorted((r.source, r.status) for r in results) == [
-            ("report.pdf", "ok"),
+            (shown, "ok"),
             ("webpage.pdf", "failed"),
         ]
         ok = next(r for r in results if r.status == "ok")
@@ -313,7 +316,7 @@ def test_analyze_stores_reports_and_explains_every_refused_or_failed_file(
     with ResultStore.from_settings(ui_env) as store:
         assert len(store.list_results()) == 2
 
-    button(at, esc("Review report.pdf")).click()
+    button(at, esc(f"Review {shown}")).click()
     run(at)
     assert texts(at, "title") == ["Review"]
     assert at.query_params["result"] == str(ok.result_id)
@@ -324,6 +327,23 @@ def test_analyze_without_files_says_what_to_do(ui_env):
     button(at, "Analyze").click()
     run(at)
     assert texts(at, "warning") == ["Choose at least one report to analyze."]
+
+
+def test_a_client_name_has_a_limit_and_file_names_are_kept_whole(ui_env):
+    at = run(app_as(ALICE))
+    field = at.text_input(key="analyze_client")
+    assert field.max_chars == LABEL_LIMITS["client"]  # the browser stops typing there
+    field.set_value("Acme " * 107)  # 535 characters, sent by a client that ignores the form
+    button(at, "Analyze").click()
+    run(at)
+    assert len(at.text_input(key="analyze_client").value) == 120  # Streamlit clips it too
+    with pytest.raises(ValueError, match="534 characters long; at most 120"):
+        check_label("client", "Acme " * 107)  # what the CLI and the run service are given
+    assert check_label("engagement", "  FY2024\n audit ") == "FY2024 audit"
+    assert check_label("client", "   ") is None
+    assert display_name("Q3 2024/25 results.pdf") == "Q3 2024\u221525 results.pdf"
+    assert display_name("x" * 300 + ".pdf").endswith("x\u2026.pdf")
+    assert len(display_name("x" * 300 + ".pdf")) == 200
 
 
 # --- Review -----------------------------------------------------------------------------------

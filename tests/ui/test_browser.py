@@ -361,8 +361,11 @@ def test_sign_in_is_throttled_says_signed_out_and_follows_the_link(
     pdf = write_clean_report(tmp_path / "first.pdf").read_bytes()
     first = analyzer.analyze(pdf, file_name="first.pdf")
     doc = first.document.model_copy(update={"doc_id": "f" * 64, "file_name": "second.pdf"})
+    # what a client or engagement field holds is shown as text, never as a link
+    linked = {"client": "Acme, ir@acme.example", "engagement": "http://evil.example/phish"}
+    second = first.model_copy(update={"document": doc, **linked})
     with ResultStore.from_settings(settings) as store:
-        ids = [store.save_result(r) for r in (first, first.model_copy(update={"document": doc}))]
+        ids = [store.save_result(r) for r in (first, second)]
     add_user(tmp_path / "data" / "users.toml", "bob", "bob's own horse", name="Bob", rounds=4)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
@@ -396,6 +399,10 @@ def test_sign_in_is_throttled_says_signed_out_and_follows_the_link(
             page.get_by_role("button", name="Sign in", exact=True).click()
             expect(page.get_by_role("heading", name="Review", exact=True)).to_be_visible()
             expect(page.get_by_role("heading", name="second.pdf", level=3)).to_be_visible()
+            main = page.get_by_test_id("stMain")
+            expect(main).to_contain_text("evil.example/phish")
+            expect(main).to_contain_text("acme.example")
+            expect(main.locator("a[href*='example']")).to_have_count(0)
             page.get_by_role("button", name="Log out", exact=True).click()
 
             # five wrong passwords lock the name: then even the right one is refused
