@@ -179,7 +179,8 @@ def _record(
     *,
     label: Label | None = None,
     comment: str | None = None,
-) -> None:
+) -> bool:
+    """Record one action; whether it was saved (the reason otherwise is flashed)."""
     from app.store import ReviewConflict, StoreError
     from app.ui.auth import current_user
 
@@ -187,7 +188,7 @@ def _record(
     flash_key = _flash_key(result_id, sentence_index)
     if user is None:
         st.session_state[flash_key] = ("error", "You are signed out; sign in again to record.")
-        return
+        return False
     store = get_store(get_settings())
     try:
         done = store.add_review(
@@ -201,10 +202,10 @@ def _record(
         )
     except ReviewConflict as e:
         st.session_state[flash_key] = ("warning", conflict_message(e.current))
-        return
+        return False
     except StoreError as e:
         st.session_state[flash_key] = ("error", e.message)
-        return
+        return False
     what = ACTION_TEXT.get(done.action, done.action)
     if done.action in ("agree", "override"):
         what += (
@@ -213,11 +214,21 @@ def _record(
             else f" ({done.label})"
         )
     st.session_state[flash_key] = ("success", f"Recorded: {done.reviewer} {what}.")
+    return True
 
 
 def _submit_sentence(
     result_id: int, sentence_index: int, label_in_force: str | None, form_key: str
 ) -> None:
+    """The decision form's callback. The form keeps what was typed until the decision is saved:
+    a validation error or a conflict leaves the comment for the reviewer to send again."""
+    if _decide(result_id, sentence_index, label_in_force, form_key):
+        st.session_state[f"{form_key}_decision"] = None
+        st.session_state[f"{form_key}_label"] = None
+        st.session_state[f"{form_key}_comment"] = ""
+
+
+def _decide(result_id: int, sentence_index: int, label_in_force: str | None, form_key: str) -> bool:
     decision = st.session_state.get(f"{form_key}_decision")
     new_label = st.session_state.get(f"{form_key}_label")
     comment = (st.session_state.get(f"{form_key}_comment") or "").strip() or None
@@ -228,23 +239,23 @@ def _submit_sentence(
                 "error",
                 f"Choose the new label: one other than {label_in_force}.",
             )
-            return
+            return False
         if comment is None:
             st.session_state[flash_key] = (
                 "error",
                 "Say why you override the model: the comment goes into the workpaper.",
             )
-            return
-        _record(result_id, sentence_index, "override", label=new_label, comment=comment)
-    elif decision == "Agree":
-        _record(result_id, sentence_index, "agree", comment=comment)
-    elif decision == "Comment only":
+            return False
+        return _record(result_id, sentence_index, "override", label=new_label, comment=comment)
+    if decision == "Agree":
+        return _record(result_id, sentence_index, "agree", comment=comment)
+    if decision == "Comment only":
         if comment is None:
             st.session_state[flash_key] = ("error", "Write the comment first.")
-            return
-        _record(result_id, sentence_index, "comment", comment=comment)
-    else:
-        st.session_state[flash_key] = ("error", "Choose Agree, Override or Comment only first.")
+            return False
+        return _record(result_id, sentence_index, "comment", comment=comment)
+    st.session_state[flash_key] = ("error", "Choose Agree, Override or Comment only first.")
+    return False
 
 
 def _submit_signoff(result_id: int, form_key: str, signer_of: dict[str, str | None]) -> None:
@@ -668,7 +679,7 @@ def _escape_html(text: str) -> str:
 
 def _review_form(result_id: int, index: int, label_in_force: str | None, scored: bool) -> None:
     form_key = f"review_{result_id}_{index}"
-    with st.form(form_key, clear_on_submit=True, border=True):
+    with st.form(form_key, clear_on_submit=False, border=True):
         st.markdown("**Your decision** (recorded as you, with the time and the label before)")
         st.radio(
             "Decision",

@@ -415,10 +415,16 @@ def test_override_needs_a_comment_and_is_recorded_with_the_user(stored, ui_env):
     assert texts(at, "error") == [
         esc("Say why you override the model: the comment goes into the workpaper.")
     ]
+    form = f"review_{result_id}_{index}"
+    # what was chosen stays for the comment to be added
+    assert at.radio(key=f"{form}_decision").value == "Override"
+    assert at.selectbox(key=f"{form}_label").value == "neutral"
     decide(at, result_id, index, "Override", "neutral", "Boilerplate risk wording.")
     assert texts(at, "success") == [
         esc("Recorded: Alice Auditor (alice) overrode (negative → neutral).")
     ]
+    assert at.text_area(key=f"{form}_comment").value == ""  # saved: the form starts afresh
+    assert at.radio(key=f"{form}_decision").value is None
     at.selectbox(key=f"f_review_{result_id}").set_value("overridden")
     run(at)
     row = at.dataframe[0].value.iloc[0]
@@ -464,6 +470,8 @@ def test_two_reviewers_on_one_sentence_the_second_sees_a_conflict_and_nothing_is
     assert warning.startswith(
         esc("Not saved: Alice Auditor (alice) overrode the label to neutral on this sentence")
     )
+    # not saved: what Bob typed is still there to send again
+    assert bob.text_area(key=f"review_{result_id}_{index}_comment").value == "Reads negative to me."
     with ResultStore.from_settings(ui_env) as store:
         assert [r.reviewer for r in store.reviews(result_id=result_id)] == ["Alice Auditor (alice)"]
 

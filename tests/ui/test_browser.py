@@ -167,9 +167,11 @@ def test_auditor_uploads_overrides_and_finds_the_override_in_the_workpaper(
     from playwright.sync_api import expect, sync_playwright
 
     from app.config import load_settings
+    from app.store import ResultStore
     from models.registry import resolve_model
 
-    model = resolve_model(load_settings(scoring={"model_dir": tiny_model_dir}))
+    settings = load_settings(data_dir=tmp_path / "data", scoring={"model_dir": tiny_model_dir})
+    model = resolve_model(settings)
     digest = model.digest
     report = write_clean_report(tmp_path / "annual_report.pdf")
     with sync_playwright() as p:
@@ -227,14 +229,40 @@ def test_auditor_uploads_overrides_and_finds_the_override_in_the_workpaper(
             _settle(page)
             _shot(page, "3_review_sentence")
 
-            # override it, with a comment
+            # override it, first without the comment it needs: the choices stay
             page.get_by_text("Override", exact=True).click()
-            page.get_by_label("New label (for an override)").click()
+            label_box = page.get_by_label("New label (for an override)")
+            label_box.click()
             new_label = page.get_by_role("option").first.inner_text().strip()
             page.get_by_role("option").first.click()
-            page.get_by_label("Comment (required for an override").fill(COMMENT)
-            page.get_by_role("button", name="Record decision", exact=True).click()
+            record = page.get_by_role("button", name="Record decision", exact=True)
+            record.click()
+            expect(page.get_by_text("Say why you override the model")).to_be_visible()
+            _settle(page)
+            expect(label_box).to_have_value(new_label)
+
+            # meanwhile a colleague comments on the sentence: Alice's decision is not saved,
+            # and what she typed is still there to send again
+            result_id = int(re.search(r"result=(\d+)", page.url).group(1))
+            with ResultStore.from_settings(settings) as store:
+                store.add_review(
+                    result_id,
+                    "comment",
+                    "Bob Reviewer (bob)",
+                    expected_previous=None,
+                    sentence_index=index,
+                    comment="Check the note on provisions.",
+                )
+            comment_box = page.get_by_label("Comment (required for an override")
+            comment_box.fill(COMMENT)
+            record.click()
+            expect(page.get_by_text("Not saved: Bob Reviewer (bob) commented")).to_be_visible()
+            _settle(page)
+            expect(comment_box).to_have_value(COMMENT)
+            record.click()
             expect(page.get_by_text("Recorded: Alice Auditor (alice) overrode")).to_be_visible()
+            _settle(page)
+            expect(comment_box).to_have_value("")  # saved: the form starts afresh
             _settle(page)
             _shot(page, "4_review_override")
 
