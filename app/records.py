@@ -436,6 +436,18 @@ class ReviewAction(Record):
     model_digest: str = ""
 
 
+class ReviewOverview(Record):
+    """Where the review of one stored result stands: a line of the document picker."""
+
+    result_id: int
+    sentences_reviewed: int = 0
+    """Sentences with at least one decision (agree or override)."""
+    actions: int = 0
+    signed_off: tuple[str, ...] = ()
+    """Who signed off, by role (preparer, reviewer), in the order they did."""
+    last_action_at: datetime | None = None
+
+
 class ManifestEntry(Record):
     """One input of a run, as it was when the run started."""
 

@@ -812,3 +812,38 @@ def test_scanned_upload_is_read_by_ocr_and_review_says_so(ui_env, monkeypatch, t
     at = open_review(app_as(ALICE), ok.result_id, "Sentences", 2)
     assert any(t.startswith("**Read by OCR.** 1 of 1 pages read by OCR") for t in texts(at, "info"))
     assert any("**read by OCR**, page's mean word confidence" in t for t in texts(at, "caption"))
+
+
+def test_the_picker_shows_review_state_and_lists_failed_files_apart(stored, ui_env):
+    result_id, result = stored
+    failed = result.model_copy(
+        update={
+            "status": "failed",
+            "document": result.document.model_copy(
+                update={"doc_id": "e" * 64, "file_name": "locked.pdf"}
+            ),
+        }
+    )
+    with ResultStore.from_settings(ui_env) as store:
+        failed_id = store.save_result(failed)
+        store.add_review(
+            result_id, "agree", "Alice Auditor (alice)", sentence_index=0, expected_previous=None
+        )
+    at = open_review(app_as(ALICE), result_id)
+    (groups,) = at.segmented_control
+    assert (
+        groups.options == ["Analysed (1)", "Not analysed (1)"] and groups.value == groups.options[0]
+    )
+    picker = at.selectbox(key="review_result")
+    assert picker.options == [
+        picker.format_func(result_id)
+    ]  # only the analysed one; its line says how far the review has come
+    n = sum(1 for s in result.scores)
+    assert f"annual_report.pdf · ok · 1 of {n} reviewed · not signed off" in picker.options[0]
+
+    # a link to the failed file opens it in its own list
+    at.query_params["result"] = str(failed_id)
+    run(at)
+    assert at.segmented_control[0].value == "Not analysed (1)"
+    assert at.selectbox(key="review_result").value == failed_id
+    assert "locked.pdf · failed · not analysed" in at.selectbox(key="review_result").options[0]

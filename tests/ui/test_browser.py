@@ -23,6 +23,7 @@ import openpyxl
 import pytest
 from pdfs import write_clean_report
 
+from app.ui.pages_review import TABLE_HEADER_PX, TABLE_ROW_PX
 from app.ui.users import add_user
 
 pytestmark = pytest.mark.browser
@@ -220,14 +221,23 @@ def test_auditor_uploads_overrides_and_finds_the_override_in_the_workpaper(
             grid = page.get_by_test_id("stDataFrame").first
             expect(grid).to_be_visible()
             box = grid.bounding_box()
-            row_px, row = 35, 3  # default row height; the 4th sentence
-            page.mouse.click(box["x"] + 14, box["y"] + row_px * (row + 1) + row_px / 2)
+            row = 3  # the 4th sentence, in rows tall enough to wrap it
+            y = box["y"] + TABLE_HEADER_PX + TABLE_ROW_PX * row + TABLE_ROW_PX / 2
+            page.mouse.click(box["x"] + 14, y)
             heading = page.get_by_role("heading", name=re.compile(r"^Sentence \d+$"))
             expect(heading).to_be_visible()
             index = int(heading.inner_text().split()[-1])
             assert index == row
             _settle(page)
             _shot(page, "3_review_sentence")
+            # the sentence opens beside the table, not below the fold
+            assert heading.bounding_box()["y"] < box["y"] + box["height"]
+            # its page crop is drawn large enough to read: at least 1.2 px per point, so a
+            # 10-point line is 12 px high (it was 0.8 px per point in half the width)
+            crop = page.locator("[data-testid=stImage] img").first
+            expect(crop).to_be_visible()
+            shown, natural = crop.evaluate("i => [i.clientWidth, i.naturalWidth]")
+            assert shown / natural * 1100 / 612 >= 1.2, (shown, natural)
 
             # override it, first without the comment it needs: the choices stay
             page.get_by_text("Override", exact=True).click()
