@@ -242,6 +242,11 @@ class UIOptions(Options):
     max_pages: int = Field(500, gt=0)
     """Uploads with more pages than this are refused with a message; larger reports go through
     `sesame analyze` or the batch."""
+    login_max_failures: int = Field(5, ge=1)
+    """Failed sign-ins for one user name (in this server process) before it is locked out."""
+    login_lockout_s: float = Field(60.0, gt=0)
+    """The first lock-out; each further failure while locked doubles it, up to 15 minutes. A
+    successful sign-in clears the count."""
 
 
 class BatchOptions(Options):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Literal
@@ -29,6 +30,27 @@ Stage = Literal[
 PageStatus = Literal["ok", "empty", "needs_ocr", "unreadable", "ocr_failed", "error"]
 BlockKind = Literal["text", "heading", "list_item", "table", "header", "footer", "page_number"]
 SentenceKind = Literal["sentence", "heading", "list_item"]
+
+
+LABEL_LIMITS = {"client": 120, "engagement": 80}
+"""The longest client name and engagement a document may carry (they head every workpaper and
+the review screen)."""
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_label(kind: Literal["client", "engagement"], value: str | None) -> str | None:
+    """A client name or engagement as it is kept: stripped, no control characters, within its
+    limit (ValueError says by how much it is over); None or blank: None."""
+    if value is None:
+        return None
+    clean = " ".join(_CONTROL_CHARS.sub(" ", value).split())
+    limit = LABEL_LIMITS[kind]
+    if len(clean) > limit:
+        raise ValueError(
+            f"the {kind} is {len(clean)} characters long; at most {limit} are kept. Shorten it "
+            "(a client's full legal name can go in the engagement's own records)."
+        )
+    return clean or None
 
 
 class Record(BaseModel):
@@ -412,6 +434,18 @@ class ReviewAction(Record):
     comment: str | None = None
     model_version: str | None = None
     model_digest: str = ""
+
+
+class ReviewOverview(Record):
+    """Where the review of one stored result stands: a line of the document picker."""
+
+    result_id: int
+    sentences_reviewed: int = 0
+    """Sentences with at least one decision (agree or override)."""
+    actions: int = 0
+    signed_off: tuple[str, ...] = ()
+    """Who signed off, by role (preparer, reviewer), in the order they did."""
+    last_action_at: datetime | None = None
 
 
 class ManifestEntry(Record):

@@ -55,6 +55,7 @@ from app.records import (
     ResultSummary,
     ReviewAction,
     ReviewKind,
+    ReviewOverview,
     RunDocStatus,
     RunDocument,
     RunInfo,
@@ -1107,6 +1108,42 @@ class ResultStore:
             query = query.where(_Review.sentence_index == sentence_index)
         with self._session(write=False) as session:
             return [_review(r) for r in session.scalars(query)]
+
+    def review_overview(self, result_ids: Sequence[int]) -> dict[int, ReviewOverview]:
+        """Where the review of each of these results stands (decided sentences, sign-offs), in
+        one query: every result asked about has an entry, reviewed or not."""
+        out = {rid: ReviewOverview(result_id=rid) for rid in result_ids}
+        if not out:
+            return out
+        decided: dict[int, set[int]] = {}
+        signed: dict[int, list[str]] = {}
+        counts: dict[int, int] = {}
+        last: dict[int, datetime] = {}
+        query = (
+            sa.select(_Review.result_id, _Review.sentence_index, _Review.action, _Review.created_at)
+            .where(_Review.result_id.in_(list(out)))
+            .order_by(_Review.id)
+        )
+        with self._session(write=False) as session:
+            for rid, index, action, created_at in session.execute(query):
+                counts[rid] = counts.get(rid, 0) + 1
+                last[rid] = created_at
+                if action in ("agree", "override") and index is not None:
+                    decided.setdefault(rid, set()).add(index)
+                elif action.startswith("signoff_"):
+                    role = action.removeprefix("signoff_")
+                    roles = signed.setdefault(rid, [])
+                    if role not in roles:
+                        roles.append(role)
+        for rid in counts:
+            out[rid] = ReviewOverview(
+                result_id=rid,
+                sentences_reviewed=len(decided.get(rid, ())),
+                actions=counts[rid],
+                signed_off=tuple(signed.get(rid, ())),
+                last_action_at=last.get(rid),
+            )
+        return out
 
     def current_labels(self, result_id: int) -> dict[int, Label]:
         """Each scored or reviewed sentence's label in force: the latest agree/override, else

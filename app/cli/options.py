@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from app.config import Settings
+from app.records import LABEL_LIMITS, check_label
 from models.registry import parse_ref
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
@@ -52,8 +53,31 @@ ModelDirOpt = Annotated[
     ),
 ]
 
-ClientOpt = Annotated[str | None, typer.Option(help="Client name for the workpapers.")]
-EngagementOpt = Annotated[str | None, typer.Option(help="Engagement for the workpapers.")]
+
+def _label(kind: Literal["client", "engagement"]) -> Any:
+    def check(value: str | None) -> str | None:
+        try:
+            return check_label(kind, value)
+        except ValueError as e:
+            raise typer.BadParameter(str(e)) from e
+
+    return check
+
+
+ClientOpt = Annotated[
+    str | None,
+    typer.Option(
+        help=f"Client name for the workpapers (at most {LABEL_LIMITS['client']} characters).",
+        callback=_label("client"),
+    ),
+]
+EngagementOpt = Annotated[
+    str | None,
+    typer.Option(
+        help=f"Engagement for the workpapers (at most {LABEL_LIMITS['engagement']} characters).",
+        callback=_label("engagement"),
+    ),
+]
 
 
 def with_overrides(

@@ -14,6 +14,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -22,7 +23,7 @@ from app.config import Settings, UIOptions
 from app.errors import SesameError
 from app.ingest import INPUT_SUFFIXES, page_count
 from app.pipeline import Analyzer
-from app.records import count_line
+from app.records import LABEL_LIMITS, check_label, count_line
 from app.runs import DocRow, RunRequest, run_documents
 from app.store import ResultStore
 from app.ui.auth import current_user
@@ -95,10 +96,18 @@ class UploadRun:
         )
 
 
+MAX_NAME = 200
+
+
 def display_name(name: str) -> str:
-    """An uploaded file's name for display and records: its last part, no control characters."""
-    base = re.split(r"[\\/]", name or "")[-1]
-    return _CONTROL.sub("", base).strip()[:200] or "upload.pdf"
+    """An uploaded file's name for display and records, whole: a browser sends no folders, so a
+    slash is part of the name ("Q3 2024/25.pdf", allowed on macOS) and is kept as a look-alike
+    that can never be a path (U+2215); no control characters; a long name keeps its suffix."""
+    clean = _CONTROL.sub("", name or "").replace("/", "\u2215").replace("\\", "\u2216").strip()
+    if len(clean) > MAX_NAME:
+        suffix = Path(clean).suffix[:10]
+        clean = clean[: MAX_NAME - len(suffix) - 1] + "\u2026" + suffix
+    return clean or "upload.pdf"
 
 
 def check_limits(data: bytes, name: str, ui: UIOptions, password: str | None = None) -> str | None:
@@ -340,9 +349,17 @@ def render() -> None:
     )
     with st.form("analyze_form"):
         left, right = st.columns(2)
-        client = left.text_input("Client", key="analyze_client", placeholder="e.g. Acme Holdings")
+        client = left.text_input(
+            "Client",
+            key="analyze_client",
+            placeholder="e.g. Acme Holdings",
+            max_chars=LABEL_LIMITS["client"],
+        )
         engagement = right.text_input(
-            "Engagement", key="analyze_engagement", placeholder="e.g. FY2023 audit"
+            "Engagement",
+            key="analyze_engagement",
+            placeholder="e.g. FY2023 audit",
+            max_chars=LABEL_LIMITS["engagement"],
         )
         password = st.text_input(
             "PDF password (only for password-protected files)",
@@ -380,6 +397,12 @@ def render() -> None:
         )
         submitted = st.form_submit_button("Analyze", type="primary", icon=":material/play_arrow:")
     if submitted:
+        try:  # Streamlit clips both at max_chars; this strips them and holds whatever is sent
+            client_name = check_label("client", client)
+            engagement_name = check_label("engagement", engagement)
+        except ValueError as e:
+            st.error(esc(str(e).capitalize()))
+            return
         if not files:
             st.warning("Choose at least one report to analyze.")
         else:
@@ -410,8 +433,8 @@ def render() -> None:
                 settings=settings,
                 loaded=loaded,
                 reviewer=user.signature if user else "unknown",
-                client=client.strip() or None,
-                engagement=engagement.strip() or None,
+                client=client_name,
+                engagement=engagement_name,
                 password=password or None,
                 progress=progress,
                 on_outcome=on_outcome,

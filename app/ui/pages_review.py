@@ -29,6 +29,7 @@ from app.records import (
     ResultSummary,
     ReviewAction,
     ReviewKind,
+    ReviewOverview,
     Score,
     Sentence,
 )
@@ -46,6 +47,7 @@ from app.ui.filing import show_facts, show_in_filing
 from app.ui.tables import (
     ACTION_TEXT,
     REVIEW_STATUSES,
+    SentenceRow,
     document_tone,
     download_name,
     evidence_line,
@@ -65,8 +67,16 @@ from explain.render import LABEL_RGB
 _log = logging.getLogger(__name__)
 
 ALL = "All"
+TABLE_ROW_PX = 72
+"""Rows of the sentence table: over 4rem, so Streamlit wraps a sentence over three lines."""
+TABLE_HEADER_PX = 36
+TABLE_ROWS, TABLE_ROWS_BESIDE = 10, 8
+BESIDE_COLUMNS = ("#", "page", "sentence", "label in force", "review")
+"""The table's columns while a sentence is open beside it (half the width: the rest would push
+the sentence itself out of sight)."""
 FOCUS_PT = 110.0  # points of page shown above and below a sentence in its detail image
 DOC_KEY = "review_result"
+GROUP_KEY = "review_group"
 TAB_KEY = "review_tab"
 TABS = ("Summary", "Sentences", "Sign-off and review log")
 DECISIONS = ("Agree", "Override", "Comment only")
@@ -179,7 +189,8 @@ def _record(
     *,
     label: Label | None = None,
     comment: str | None = None,
-) -> None:
+) -> bool:
+    """Record one action; whether it was saved (the reason otherwise is flashed)."""
     from app.store import ReviewConflict, StoreError
     from app.ui.auth import current_user
 
@@ -187,7 +198,7 @@ def _record(
     flash_key = _flash_key(result_id, sentence_index)
     if user is None:
         st.session_state[flash_key] = ("error", "You are signed out; sign in again to record.")
-        return
+        return False
     store = get_store(get_settings())
     try:
         done = store.add_review(
@@ -201,10 +212,10 @@ def _record(
         )
     except ReviewConflict as e:
         st.session_state[flash_key] = ("warning", conflict_message(e.current))
-        return
+        return False
     except StoreError as e:
         st.session_state[flash_key] = ("error", e.message)
-        return
+        return False
     what = ACTION_TEXT.get(done.action, done.action)
     if done.action in ("agree", "override"):
         what += (
@@ -213,11 +224,21 @@ def _record(
             else f" ({done.label})"
         )
     st.session_state[flash_key] = ("success", f"Recorded: {done.reviewer} {what}.")
+    return True
 
 
 def _submit_sentence(
     result_id: int, sentence_index: int, label_in_force: str | None, form_key: str
 ) -> None:
+    """The decision form's callback. The form keeps what was typed until the decision is saved:
+    a validation error or a conflict leaves the comment for the reviewer to send again."""
+    if _decide(result_id, sentence_index, label_in_force, form_key):
+        st.session_state[f"{form_key}_decision"] = None
+        st.session_state[f"{form_key}_label"] = None
+        st.session_state[f"{form_key}_comment"] = ""
+
+
+def _decide(result_id: int, sentence_index: int, label_in_force: str | None, form_key: str) -> bool:
     decision = st.session_state.get(f"{form_key}_decision")
     new_label = st.session_state.get(f"{form_key}_label")
     comment = (st.session_state.get(f"{form_key}_comment") or "").strip() or None
@@ -228,23 +249,23 @@ def _submit_sentence(
                 "error",
                 f"Choose the new label: one other than {label_in_force}.",
             )
-            return
+            return False
         if comment is None:
             st.session_state[flash_key] = (
                 "error",
                 "Say why you override the model: the comment goes into the workpaper.",
             )
-            return
-        _record(result_id, sentence_index, "override", label=new_label, comment=comment)
-    elif decision == "Agree":
-        _record(result_id, sentence_index, "agree", comment=comment)
-    elif decision == "Comment only":
+            return False
+        return _record(result_id, sentence_index, "override", label=new_label, comment=comment)
+    if decision == "Agree":
+        return _record(result_id, sentence_index, "agree", comment=comment)
+    if decision == "Comment only":
         if comment is None:
             st.session_state[flash_key] = ("error", "Write the comment first.")
-            return
-        _record(result_id, sentence_index, "comment", comment=comment)
-    else:
-        st.session_state[flash_key] = ("error", "Choose Agree, Override or Comment only first.")
+            return False
+        return _record(result_id, sentence_index, "comment", comment=comment)
+    st.session_state[flash_key] = ("error", "Choose Agree, Override or Comment only first.")
+    return False
 
 
 def _submit_signoff(result_id: int, form_key: str, signer_of: dict[str, str | None]) -> None:
@@ -283,24 +304,53 @@ def _submit_signoff(result_id: int, form_key: str, signer_of: dict[str, str | No
 # drawing
 
 
-def _choose_document(results: list[ResultSummary]) -> int:
-    ids = [r.result_id for r in results]
+def review_state(summary: ResultSummary, overview: ReviewOverview | None) -> str:
+    """`3 of 15 reviewed · signed off: preparer` (a failed file: its status only)."""
+    if summary.status == "failed":
+        return "not analysed"
+    done = overview.sentences_reviewed if overview else 0
+    parts = [f"{done} of {summary.n_scored} reviewed" if done else "not reviewed"]
+    signed = overview.signed_off if overview else ()
+    parts.append(f"signed off: {' and '.join(signed)}" if signed else "not signed off")
+    return " · ".join(parts)
+
+
+def _choose_document(results: list[ResultSummary], overview: dict[int, ReviewOverview]) -> int:
+    """The picker: analysed documents with their review state; failed files listed apart."""
     by_id = {r.result_id: r for r in results}
-    wanted = st.query_params.get("result")
-    if (
-        wanted
-        and wanted.isdigit()
-        and int(wanted) in by_id
-        and st.session_state.get("_review_wanted") != wanted
-    ):
-        st.session_state[DOC_KEY] = int(wanted)
+    failed = [r.result_id for r in results if r.status == "failed"]
+    analysed = [r.result_id for r in results if r.status != "failed"]
+    wanted = st.query_params.get("result") or ""
+    linked = int(wanted) if wanted.isdigit() and int(wanted) in by_id else None
+    follow = linked is not None and st.session_state.get("_review_wanted") != wanted
+    if follow:
+        st.session_state[DOC_KEY] = linked
         st.session_state["_review_wanted"] = wanted
+    ids = analysed
+    if failed:
+        groups = [f"Analysed ({len(analysed)})", f"Not analysed ({len(failed)})"]
+        if follow:
+            st.session_state[GROUP_KEY] = groups[int(linked in failed)]
+        elif st.session_state.get(GROUP_KEY) not in groups:
+            st.session_state[GROUP_KEY] = groups[0] if analysed else groups[1]
+        group = st.segmented_control(
+            "Documents",
+            groups,
+            key=GROUP_KEY,
+            help="Files that could not be analysed are listed apart, each with the reason.",
+        )
+        ids = failed if group == groups[1] else analysed
+    if not ids:
+        st.caption("None.")
+        ids = failed or analysed
+    if st.session_state.get(DOC_KEY) not in ids:
+        st.session_state[DOC_KEY] = ids[0]
 
     def name(rid: int) -> str:
         r = by_id[rid]
         who = " · ".join(x for x in (r.client, r.engagement) if x)
         return (
-            f"{r.file_name or r.source} · {r.status}"
+            f"{r.file_name or r.source} · {r.status} · {review_state(r, overview.get(rid))}"
             + (f" · {who}" if who else "")
             + f" · {r.created_at:%Y-%m-%d %H:%M} · result {rid}"
         )
@@ -310,7 +360,8 @@ def _choose_document(results: list[ResultSummary]) -> int:
         ids,
         format_func=name,
         key=DOC_KEY,
-        help="Newest first. The Runs page lists every run and its documents.",
+        help="Newest first, with how far each review has come. The Runs page lists every run "
+        "and its documents.",
     )
     st.query_params["result"] = str(rid)
     st.session_state["_review_wanted"] = str(rid)
@@ -495,12 +546,44 @@ def _sentences_tab(
         f"{len(view)} of {len(rows)} sentences. Click a row to open the sentence, or "
         "choose it by number below."
     )
+    by_index = {r.index: r for r in rows}
+    chosen = st.selectbox(
+        "Open sentence",
+        list(by_index),
+        index=None,
+        key=select_key,
+        format_func=lambda i: f"#{i} · page {by_index[i].page} · {by_index[i].text[:100]}",
+        placeholder="Choose a sentence, or click a row of the table",
+    )
+    if chosen is None:
+        _sentence_table(view, table_key, select_key, TABLE_ROWS)
+        return
+    # the sentence opens beside the table, where the reviewer clicked; its page below both
+    table, detail = st.columns([1, 1], gap="medium")
+    with table:
+        _sentence_table(view, table_key, select_key, TABLE_ROWS_BESIDE, BESIDE_COLUMNS)
+    with detail:
+        _sentence_detail(result, result_id, chosen, by_index[chosen].label, reviews)
+    st.divider()
+    _sentence_source(result, result_id, chosen, run_id)
+
+
+def _sentence_table(
+    view: list[SentenceRow],
+    table_key: str,
+    select_key: str,
+    n_rows: int,
+    columns: tuple[str, ...] | None = None,
+) -> None:
+    """The filtered sentences, rows tall enough for a sentence to wrap (a click opens one)."""
     st.dataframe(
         sentence_frame(view),
         key=table_key,
         hide_index=True,
         width="stretch",
-        height=380,
+        height=TABLE_HEADER_PX + TABLE_ROW_PX * n_rows,
+        row_height=TABLE_ROW_PX,
+        column_order=columns,
         on_select=functools.partial(
             _on_table_select, table_key, [r.index for r in view], select_key
         ),
@@ -513,18 +596,6 @@ def _sentences_tab(
             "confidence": st.column_config.NumberColumn(format="%.2f", width="small"),
         },
     )
-    by_index = {r.index: r for r in rows}
-    chosen = st.selectbox(
-        "Open sentence",
-        list(by_index),
-        index=None,
-        key=select_key,
-        format_func=lambda i: f"#{i} · page {by_index[i].page} · {by_index[i].text[:100]}",
-        placeholder="Choose a sentence, or click a row of the table",
-    )
-    if chosen is not None:
-        st.divider()
-        _sentence_detail(result, result_id, chosen, by_index[chosen].label, reviews, run_id)
 
 
 def explain_on_demand(
@@ -565,8 +636,9 @@ def _sentence_detail(
     index: int,
     label_in_force: str | None,
     reviews: list[ReviewAction],
-    run_id: str | None,
 ) -> None:
+    """The sentence, its evidence, the model's scores, its review history and the decision
+    form (its page or filing is `_sentence_source`)."""
     from app.workpaper import EVIDENCE_LEGEND
     from explain.render import highlight_html
 
@@ -578,77 +650,80 @@ def _sentence_detail(
     latest = latest_action(reviews, index)
     st.session_state[_shown_key(result_id, index)] = latest.id if latest else None
 
-    left, right = st.columns([1, 1], gap="large")
-    with left:
-        st.markdown(f"#### Sentence {index}")
-        where = f"Page {sentence.page_no}"
-        if sentence.end_page_no and sentence.end_page_no != sentence.page_no:
-            where += f" (continues on page {sentence.end_page_no})"
+    st.markdown(f"#### Sentence {index}")
+    where = f"Page {sentence.page_no}"
+    if sentence.end_page_no and sentence.end_page_no != sentence.page_no:
+        where += f" (continues on page {sentence.end_page_no})"
+    st.caption(
+        f"{where} · section: {esc(sentence.section or '(before the first heading)')}"
+        f" · {sentence.kind}" + _ocr_note(result, sentence)
+    )
+    if expl is not None:
+        st.html(
+            '<div style="font-size: 1.15rem; line-height: 1.9">'
+            f"{highlight_html(sentence.text, expl)}</div>"
+        )
+        st.caption(f"Evidence {esc(evidence_line(expl))}.")
+        with st.expander("How to read the colours"):
+            st.caption(esc(EVIDENCE_LEGEND))
+        show_facts(sentence)
+    else:
+        st.html(
+            f'<div style="font-size: 1.15rem; line-height: 1.9">{_escape_html(sentence.text)}</div>'
+        )
+        explain = result.settings.get("explain")
+        mode = explain.get("mode", "") if isinstance(explain, dict) else ""
         st.caption(
-            f"{where} · section: {esc(sentence.section or '(before the first heading)')}"
-            f" · {sentence.kind}" + _ocr_note(result, sentence)
+            {
+                "flagged": "No SHAP evidence: it is computed for positive and negative "
+                "sentences only.",
+                "none": "No SHAP evidence: it was switched off for this analysis.",
+            }.get(mode, "No SHAP evidence for this sentence.")
         )
-        if expl is not None:
-            st.html(
-                '<div style="font-size: 1.15rem; line-height: 1.9">'
-                f"{highlight_html(sentence.text, expl)}</div>"
-            )
-            st.caption(f"Evidence {esc(evidence_line(expl))}.")
-            with st.expander("How to read the colours"):
-                st.caption(esc(EVIDENCE_LEGEND))
-            show_facts(sentence)
-        else:
-            st.html(
-                '<div style="font-size: 1.15rem; line-height: 1.9">'
-                f"{_escape_html(sentence.text)}</div>"
-            )
-            explain = result.settings.get("explain")
-            mode = explain.get("mode", "") if isinstance(explain, dict) else ""
-            st.caption(
-                {
-                    "flagged": "No SHAP evidence: it is computed for positive and negative "
-                    "sentences only.",
-                    "none": "No SHAP evidence: it was switched off for this analysis.",
-                }.get(mode, "No SHAP evidence for this sentence.")
-            )
-            show_facts(sentence)
-            if score is not None and st.button(
-                "Compute SHAP evidence for this sentence",
-                icon=":material/insights:",
-                key=f"explain_{result_id}_{index}",
-                help="Explains the model's label with the model that scored this document "
-                "(a few seconds); the evidence is stored with the document.",
-            ):
-                explain_on_demand(result, result_id, sentence, score)
-        if score is not None:
-            probs = " · ".join(
-                f"P({k}) {v:.2f}"
-                for k in LABELS
-                for label, v in score.probabilities.items()
-                if label == k
-            )
-            st.markdown(f"Model: **{score.label}** (confidence {score.confidence:.2f}) · {probs}")
-        else:
-            st.markdown("Model: **not scored**")
-        decided = next((r for r in reversed(mine) if r.action in ("agree", "override")), None)
-        if decided is not None:
-            how = "agreed by" if decided.action == "agree" else "override by"
-            st.markdown(
-                f"Label in force: **{decided.label}** ({how} "
-                f"{esc(decided.reviewer)}, {decided.created_at:%Y-%m-%d %H:%M} UTC)"
-            )
-        if mine:
-            st.markdown("**History**\n\n" + "\n".join(f"- {esc(_history_line(r))}" for r in mine))
-        flash(_flash_key(result_id, index))
-        _review_form(result_id, index, label_in_force, score is not None)
-    with right:
-        sources = source_paths(
-            get_settings().store_url(), result_id, run_id, result.source, result.doc_id
+        show_facts(sentence)
+        if score is not None and st.button(
+            "Compute SHAP evidence for this sentence",
+            icon=":material/insights:",
+            key=f"explain_{result_id}_{index}",
+            help="Explains the model's label with the model that scored this document "
+            "(a few seconds); the evidence is stored with the document.",
+        ):
+            explain_on_demand(result, result_id, sentence, score)
+    if score is not None:
+        probs = " · ".join(
+            f"P({k}) {v:.2f}"
+            for k in LABELS
+            for label, v in score.probabilities.items()
+            if label == k
         )
-        if sentence.anchor is not None:  # an HTML filing: the sentence in the filing itself
-            show_in_filing(result, sentence, sources)
-        else:
-            _page_images(result, sentence, sources)
+        st.markdown(f"Model: **{score.label}** (confidence {score.confidence:.2f}) · {probs}")
+    else:
+        st.markdown("Model: **not scored**")
+    decided = next((r for r in reversed(mine) if r.action in ("agree", "override")), None)
+    if decided is not None:
+        how = "agreed by" if decided.action == "agree" else "override by"
+        st.markdown(
+            f"Label in force: **{decided.label}** ({how} "
+            f"{esc(decided.reviewer)}, {decided.created_at:%Y-%m-%d %H:%M} UTC)"
+        )
+    if mine:
+        st.markdown("**History**\n\n" + "\n".join(f"- {esc(_history_line(r))}" for r in mine))
+    flash(_flash_key(result_id, index))
+    _review_form(result_id, index, label_in_force, score is not None)
+
+
+def _sentence_source(
+    result: DocumentResult, result_id: int, index: int, run_id: str | None
+) -> None:
+    """Where the sentence stands in its document: the page image, or the HTML filing."""
+    sentence = next(s for s in result.sentences if s.index == index)
+    sources = source_paths(
+        get_settings().store_url(), result_id, run_id, result.source, result.doc_id
+    )
+    if sentence.anchor is not None:  # an HTML filing: the sentence in the filing itself
+        show_in_filing(result, sentence, sources)
+    else:
+        _page_images(result, sentence, sources)
 
 
 def _history_line(r: ReviewAction) -> str:
@@ -668,7 +743,7 @@ def _escape_html(text: str) -> str:
 
 def _review_form(result_id: int, index: int, label_in_force: str | None, scored: bool) -> None:
     form_key = f"review_{result_id}_{index}"
-    with st.form(form_key, clear_on_submit=True, border=True):
+    with st.form(form_key, clear_on_submit=False, border=True):
         st.markdown("**Your decision** (recorded as you, with the time and the label before)")
         st.radio(
             "Decision",
@@ -825,7 +900,7 @@ def render() -> None:
             "`sesame analyze`."
         )
         return
-    result_id = _choose_document(results)
+    result_id = _choose_document(results, store.review_overview([r.result_id for r in results]))
     summary = next(r for r in results if r.result_id == result_id)
     result = load_result(settings.store_url(), result_id)
     if result is None:

@@ -211,6 +211,9 @@ def test_analyze_usage_errors_exit_2(tmp_path):
     assert missing.returncode == 2
     bad_option = run_sesame(["analyze", str(tmp_path), "--explain", "sometimes"], tmp_path / "data")
     assert bad_option.returncode == 2
+    long_client = run_sesame(["analyze", str(tmp_path), "--client", "A" * 537], tmp_path / "data")
+    assert long_client.returncode == 2
+    assert "537 characters long; at most 120" in " ".join(long_client.stderr.split())
 
 
 def test_help_documents_every_command(tmp_path):

@@ -904,3 +904,24 @@ def test_concurrent_reviewers_of_one_sentence_exactly_one_wins(store: ResultStor
     assert sorted(out for _, out in outcomes) == sorted(
         ["saved"] + [f"conflict with {winner}"] * (len(reviewers) - 1)
     )
+
+
+def test_review_overview_counts_decided_sentences_and_sign_offs(store: ResultStore):
+    reviewed = store.save_result(make_result(0))
+    untouched = store.save_result(make_result(1))
+    add = store.add_review
+    first = add(reviewed, "agree", "ann", sentence_index=0, expected_previous=None)
+    add(reviewed, "override", "bob", sentence_index=0, label="neutral", expected_previous=first.id)
+    add(reviewed, "comment", "ann", sentence_index=1, comment="see note 4", expected_previous=None)
+    last = add(
+        reviewed, "override", "ann", sentence_index=2, label="negative", expected_previous=None
+    )
+    add(reviewed, "signoff_preparer", "ann", expected_previous=last.id)
+    overview = store.review_overview([reviewed, untouched, 999])
+    assert set(overview) == {reviewed, untouched, 999}
+    done = overview[reviewed]
+    # sentence 0 twice and sentence 2 decided; a comment is no decision
+    assert (done.sentences_reviewed, done.actions, done.signed_off) == (2, 5, ("preparer",))
+    assert done.last_action_at is not None
+    assert overview[untouched].sentences_reviewed == 0 and overview[untouched].signed_off == ()
+    assert store.review_overview([]) == {}

@@ -16,7 +16,7 @@ from pdfs import write_clean_report, write_not_a_pdf, write_pages
 from streamlit.testing.v1 import AppTest
 
 from app.config import load_settings
-from app.records import DocumentResult
+from app.records import LABEL_LIMITS, DocumentResult, check_label
 from app.store import ResultStore
 from app.ui import auth
 from app.ui.common import (
@@ -28,6 +28,7 @@ from app.ui.common import (
     esc,
 )
 from app.ui.documents import documents_dir, keep_pdf
+from app.ui.pages_analyze import display_name
 from app.ui.pages_review import workpaper_bytes
 from app.ui.tables import model_label, stamp_label
 from app.ui.users import User, add_user
@@ -157,6 +158,8 @@ def test_sign_in_is_required_and_checks_the_password(ui_env):
     run(at)
     assert texts(at, "error") == ["The user name or password is wrong."]
     assert texts(at, "title") == ["sesame: sign in"]
+    assert at.text_input(key="login_password").value == ""  # the wrong password does not stay
+    assert at.text_input(key="login_name").value == "alice"
 
     at.text_input(key="login_password").input("correct horse")
     button(at, "Sign in").click()
@@ -168,6 +171,67 @@ def test_sign_in_is_required_and_checks_the_password(ui_env):
     button(at, "Log out").click()
     run(at)
     assert texts(at, "title") == ["sesame: sign in"]
+    assert texts(at, "info") == ["You are signed out. Sign in again to go on."]
+    assert auth.USER_KEY not in at.session_state
+
+
+def test_repeated_failed_sign_ins_lock_the_name_even_for_the_right_password(ui_env, monkeypatch):
+    monkeypatch.setenv("SESAME_UI__LOGIN_MAX_FAILURES", "2")
+    add_user(ui_env.data_dir / "users.toml", "dora", "right horse", name="Dora", rounds=4)
+    at = run(app_as(None))
+    for _ in range(2):
+        at.text_input(key="login_name").input("dora")
+        at.text_input(key="login_password").input("wrong horse")
+        button(at, "Sign in").click()
+        run(at)
+    (error,) = texts(at, "error")
+    assert error.startswith("The user name or password is wrong. Too many failed sign-ins")
+    at.text_input(key="login_password").input("right horse")
+    button(at, "Sign in").click()
+    run(at)
+    assert texts(at, "title") == ["sesame: sign in"]  # locked: the password is not even checked
+    assert "locked for 120 s" in texts(at, "error")[0]  # and trying again doubled the lock
+    auth.THROTTLE.succeeded("dora")  # the lock is per server process: leave none behind
+
+
+def test_the_login_throttle_doubles_the_lock_and_forgets_on_success():
+    throttle = auth.LoginThrottle()
+    assert throttle.failed("Eve", 3, 60, now=0) == 0
+    assert throttle.failed("eve ", 3, 60, now=1) == 0  # one name, however typed
+    assert throttle.failed("EVE", 3, 60, now=2) == 60
+    assert throttle.wait_s("eve", now=32) == 30
+    assert throttle.failed("eve", 3, 60, now=40) == 120
+    assert throttle.failed("eve", 3, 60, now=41) == 240
+    assert throttle.wait_s("mallory", now=41) == 0  # other names are not affected
+    throttle.succeeded("Eve")
+    assert throttle.wait_s("eve", now=42) == 0
+    for t in range(20):
+        throttle.failed("eve", 3, 60, now=100 + t)
+    assert throttle.wait_s("eve", now=119) == auth.MAX_LOCKOUT_S
+
+
+def test_signing_in_again_on_a_link_opens_the_linked_document(ui_env, stored):
+    first, result = stored
+    other = result.model_copy(
+        update={"document": result.document.model_copy(update={"doc_id": "f" * 64})}
+    )
+    with ResultStore.from_settings(ui_env) as store:
+        second = store.save_result(other)
+    add_user(ui_env.data_dir / "users.toml", "alice", "correct horse", name="Alice", rounds=4)
+    at = open_review(app_as(ALICE), first)
+    assert at.selectbox(key="review_result").value == first
+    button(at, "Log out").click()
+    run(at)
+    # signed out, the link of another document is opened, and the user signs in again
+    at.query_params["result"] = str(second)
+    at.text_input(key="login_name").input("alice")
+    at.text_input(key="login_password").input("correct horse")
+    button(at, "Sign in").click()
+    run(at)
+    at.switch_page(PAGE_REVIEW)
+    run(at)
+    assert at.selectbox(key="review_result").value == second
+    assert at.query_params["result"] == str(second)
 
 
 def test_oidc_login_without_an_identity_provider_says_what_to_configure(ui_env, monkeypatch):
@@ -208,6 +272,8 @@ def test_analyze_stores_reports_and_explains_every_refused_or_failed_file(
         ("long.pdf", write_pages(tmp_path / "long.pdf", 3).read_bytes(), "application/pdf"),
         ("huge.pdf", b"%PDF-1.4\n" + b"0" * (1024 * 1024 + 10), "application/pdf"),
     ]
+    # a browser sends no folders: a slash belongs to the name, kept whole as a look-alike
+    shown = "..\u2215..\u2215etc\u2215report.pdf"
     at = run(app_as(ALICE))
     at.text_input(key="analyze_client").input("Acme Holdings")
     at.text_input(key="analyze_engagement").input("FY2023 audit")
@@ -216,7 +282,7 @@ def test_analyze_stores_reports_and_explains_every_refused_or_failed_file(
     run(at)
 
     assert texts(at, "warning")[0].startswith("4 documents: 1 ok, 0 partial, 3 failed")
-    assert f"**{esc('report.pdf')}**: ok, 15 sentences" in texts(at, "success")
+    assert f"**{esc(shown)}**: ok, 15 sentences" in texts(at, "success")
     errors = "\n".join(texts(at, "error"))
     assert esc("webpage.pdf: an HTML web page") in errors
     assert esc("long.pdf: 3 pages is over the upload limit of 2 pages") in errors
@@ -230,7 +296,7 @@ def test_analyze_stores_reports_and_explains_every_refused_or_failed_file(
     with ResultStore.from_settings(ui_env) as store:
         results = store.list_results()
         assert sorted((r.source, r.status) for r in results) == [
-            ("report.pdf", "ok"),
+            (shown, "ok"),
             ("webpage.pdf", "failed"),
         ]
         ok = next(r for r in results if r.status == "ok")
@@ -250,7 +316,7 @@ def test_analyze_stores_reports_and_explains_every_refused_or_failed_file(
     with ResultStore.from_settings(ui_env) as store:
         assert len(store.list_results()) == 2
 
-    button(at, esc("Review report.pdf")).click()
+    button(at, esc(f"Review {shown}")).click()
     run(at)
     assert texts(at, "title") == ["Review"]
     assert at.query_params["result"] == str(ok.result_id)
@@ -261,6 +327,23 @@ def test_analyze_without_files_says_what_to_do(ui_env):
     button(at, "Analyze").click()
     run(at)
     assert texts(at, "warning") == ["Choose at least one report to analyze."]
+
+
+def test_a_client_name_has_a_limit_and_file_names_are_kept_whole(ui_env):
+    at = run(app_as(ALICE))
+    field = at.text_input(key="analyze_client")
+    assert field.max_chars == LABEL_LIMITS["client"]  # the browser stops typing there
+    field.set_value("Acme " * 107)  # 535 characters, sent by a client that ignores the form
+    button(at, "Analyze").click()
+    run(at)
+    assert len(at.text_input(key="analyze_client").value) == 120  # Streamlit clips it too
+    with pytest.raises(ValueError, match="534 characters long; at most 120"):
+        check_label("client", "Acme " * 107)  # what the CLI and the run service are given
+    assert check_label("engagement", "  FY2024\n audit ") == "FY2024 audit"
+    assert check_label("client", "   ") is None
+    assert display_name("Q3 2024/25 results.pdf") == "Q3 2024\u221525 results.pdf"
+    assert display_name("x" * 300 + ".pdf").endswith("x\u2026.pdf")
+    assert len(display_name("x" * 300 + ".pdf")) == 200
 
 
 # --- Review -----------------------------------------------------------------------------------
@@ -332,10 +415,16 @@ def test_override_needs_a_comment_and_is_recorded_with_the_user(stored, ui_env):
     assert texts(at, "error") == [
         esc("Say why you override the model: the comment goes into the workpaper.")
     ]
+    form = f"review_{result_id}_{index}"
+    # what was chosen stays for the comment to be added
+    assert at.radio(key=f"{form}_decision").value == "Override"
+    assert at.selectbox(key=f"{form}_label").value == "neutral"
     decide(at, result_id, index, "Override", "neutral", "Boilerplate risk wording.")
     assert texts(at, "success") == [
         esc("Recorded: Alice Auditor (alice) overrode (negative → neutral).")
     ]
+    assert at.text_area(key=f"{form}_comment").value == ""  # saved: the form starts afresh
+    assert at.radio(key=f"{form}_decision").value is None
     at.selectbox(key=f"f_review_{result_id}").set_value("overridden")
     run(at)
     row = at.dataframe[0].value.iloc[0]
@@ -381,6 +470,8 @@ def test_two_reviewers_on_one_sentence_the_second_sees_a_conflict_and_nothing_is
     assert warning.startswith(
         esc("Not saved: Alice Auditor (alice) overrode the label to neutral on this sentence")
     )
+    # not saved: what Bob typed is still there to send again
+    assert bob.text_area(key=f"review_{result_id}_{index}_comment").value == "Reads negative to me."
     with ResultStore.from_settings(ui_env) as store:
         assert [r.reviewer for r in store.reviews(result_id=result_id)] == ["Alice Auditor (alice)"]
 
@@ -721,3 +812,38 @@ def test_scanned_upload_is_read_by_ocr_and_review_says_so(ui_env, monkeypatch, t
     at = open_review(app_as(ALICE), ok.result_id, "Sentences", 2)
     assert any(t.startswith("**Read by OCR.** 1 of 1 pages read by OCR") for t in texts(at, "info"))
     assert any("**read by OCR**, page's mean word confidence" in t for t in texts(at, "caption"))
+
+
+def test_the_picker_shows_review_state_and_lists_failed_files_apart(stored, ui_env):
+    result_id, result = stored
+    failed = result.model_copy(
+        update={
+            "status": "failed",
+            "document": result.document.model_copy(
+                update={"doc_id": "e" * 64, "file_name": "locked.pdf"}
+            ),
+        }
+    )
+    with ResultStore.from_settings(ui_env) as store:
+        failed_id = store.save_result(failed)
+        store.add_review(
+            result_id, "agree", "Alice Auditor (alice)", sentence_index=0, expected_previous=None
+        )
+    at = open_review(app_as(ALICE), result_id)
+    (groups,) = at.segmented_control
+    assert (
+        groups.options == ["Analysed (1)", "Not analysed (1)"] and groups.value == groups.options[0]
+    )
+    picker = at.selectbox(key="review_result")
+    assert picker.options == [
+        picker.format_func(result_id)
+    ]  # only the analysed one; its line says how far the review has come
+    n = sum(1 for s in result.scores)
+    assert f"annual_report.pdf · ok · 1 of {n} reviewed · not signed off" in picker.options[0]
+
+    # a link to the failed file opens it in its own list
+    at.query_params["result"] = str(failed_id)
+    run(at)
+    assert at.segmented_control[0].value == "Not analysed (1)"
+    assert at.selectbox(key="review_result").value == failed_id
+    assert "locked.pdf · failed · not analysed" in at.selectbox(key="review_result").options[0]

@@ -23,6 +23,7 @@ import openpyxl
 import pytest
 from pdfs import write_clean_report
 
+from app.ui.pages_review import TABLE_HEADER_PX, TABLE_ROW_PX
 from app.ui.users import add_user
 
 pytestmark = pytest.mark.browser
@@ -167,9 +168,11 @@ def test_auditor_uploads_overrides_and_finds_the_override_in_the_workpaper(
     from playwright.sync_api import expect, sync_playwright
 
     from app.config import load_settings
+    from app.store import ResultStore
     from models.registry import resolve_model
 
-    model = resolve_model(load_settings(scoring={"model_dir": tiny_model_dir}))
+    settings = load_settings(data_dir=tmp_path / "data", scoring={"model_dir": tiny_model_dir})
+    model = resolve_model(settings)
     digest = model.digest
     report = write_clean_report(tmp_path / "annual_report.pdf")
     with sync_playwright() as p:
@@ -218,23 +221,58 @@ def test_auditor_uploads_overrides_and_finds_the_override_in_the_workpaper(
             grid = page.get_by_test_id("stDataFrame").first
             expect(grid).to_be_visible()
             box = grid.bounding_box()
-            row_px, row = 35, 3  # default row height; the 4th sentence
-            page.mouse.click(box["x"] + 14, box["y"] + row_px * (row + 1) + row_px / 2)
+            row = 3  # the 4th sentence, in rows tall enough to wrap it
+            y = box["y"] + TABLE_HEADER_PX + TABLE_ROW_PX * row + TABLE_ROW_PX / 2
+            page.mouse.click(box["x"] + 14, y)
             heading = page.get_by_role("heading", name=re.compile(r"^Sentence \d+$"))
             expect(heading).to_be_visible()
             index = int(heading.inner_text().split()[-1])
             assert index == row
             _settle(page)
             _shot(page, "3_review_sentence")
+            # the sentence opens beside the table, not below the fold
+            assert heading.bounding_box()["y"] < box["y"] + box["height"]
+            # its page crop is drawn large enough to read: at least 1.2 px per point, so a
+            # 10-point line is 12 px high (it was 0.8 px per point in half the width)
+            crop = page.locator("[data-testid=stImage] img").first
+            expect(crop).to_be_visible()
+            shown, natural = crop.evaluate("i => [i.clientWidth, i.naturalWidth]")
+            assert shown / natural * 1100 / 612 >= 1.2, (shown, natural)
 
-            # override it, with a comment
+            # override it, first without the comment it needs: the choices stay
             page.get_by_text("Override", exact=True).click()
-            page.get_by_label("New label (for an override)").click()
+            label_box = page.get_by_label("New label (for an override)")
+            label_box.click()
             new_label = page.get_by_role("option").first.inner_text().strip()
             page.get_by_role("option").first.click()
-            page.get_by_label("Comment (required for an override").fill(COMMENT)
-            page.get_by_role("button", name="Record decision", exact=True).click()
+            record = page.get_by_role("button", name="Record decision", exact=True)
+            record.click()
+            expect(page.get_by_text("Say why you override the model")).to_be_visible()
+            _settle(page)
+            expect(label_box).to_have_value(new_label)
+
+            # meanwhile a colleague comments on the sentence: Alice's decision is not saved,
+            # and what she typed is still there to send again
+            result_id = int(re.search(r"result=(\d+)", page.url).group(1))
+            with ResultStore.from_settings(settings) as store:
+                store.add_review(
+                    result_id,
+                    "comment",
+                    "Bob Reviewer (bob)",
+                    expected_previous=None,
+                    sentence_index=index,
+                    comment="Check the note on provisions.",
+                )
+            comment_box = page.get_by_label("Comment (required for an override")
+            comment_box.fill(COMMENT)
+            record.click()
+            expect(page.get_by_text("Not saved: Bob Reviewer (bob) commented")).to_be_visible()
+            _settle(page)
+            expect(comment_box).to_have_value(COMMENT)
+            record.click()
             expect(page.get_by_text("Recorded: Alice Auditor (alice) overrode")).to_be_visible()
+            _settle(page)
+            expect(comment_box).to_have_value("")  # saved: the form starts afresh
             _settle(page)
             _shot(page, "4_review_override")
 
@@ -344,3 +382,79 @@ def test_an_html_filing_is_shown_highlighted_without_running_its_scripts(
             browser.close()
     # the filing's image was never fetched (Streamlit's own icon font may be: not the filing's)
     assert not [u for u in outside if "evil.example" in u], outside
+
+
+def test_sign_in_is_throttled_says_signed_out_and_follows_the_link(
+    server, chromium, tmp_path, tiny_model_dir
+):
+    # two stored documents; the link of the older one is opened before signing in
+    from playwright.sync_api import expect, sync_playwright
+
+    from app.config import load_settings
+    from app.pipeline import Analyzer
+    from app.store import ResultStore
+
+    settings = load_settings(data_dir=tmp_path / "data", scoring={"model_dir": tiny_model_dir})
+    analyzer = Analyzer.from_settings(settings)
+    pdf = write_clean_report(tmp_path / "first.pdf").read_bytes()
+    first = analyzer.analyze(pdf, file_name="first.pdf")
+    doc = first.document.model_copy(update={"doc_id": "f" * 64, "file_name": "second.pdf"})
+    # what a client or engagement field holds is shown as text, never as a link
+    linked = {"client": "Acme, ir@acme.example", "engagement": "http://evil.example/phish"}
+    second = first.model_copy(update={"document": doc, **linked})
+    with ResultStore.from_settings(settings) as store:
+        ids = [store.save_result(r) for r in (first, second)]
+    add_user(tmp_path / "data" / "users.toml", "bob", "bob's own horse", name="Bob", rounds=4)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
+            page.set_default_timeout(60_000)
+            page.goto(f"{server}/review?result={ids[0]}")
+            password = page.get_by_label("Password", exact=True)
+
+            # a wrong password: said, and not left in the field
+            page.get_by_label("User name").fill("alice")
+            password.fill("wrong horse")
+            page.get_by_role("button", name="Sign in", exact=True).click()
+            expect(page.get_by_text("The user name or password is wrong.")).to_be_visible()
+            expect(password).to_have_value("")
+
+            # the right one opens the linked document, not the newest
+            password.fill("correct horse battery")
+            page.get_by_role("button", name="Sign in", exact=True).click()
+            expect(page.get_by_role("heading", name="Review", exact=True)).to_be_visible(
+                timeout=SLOW_MS
+            )
+            expect(page.get_by_role("heading", name="first.pdf", level=3)).to_be_visible()
+
+            # signed out: the screen says so; signing in again comes back to the same link
+            page.get_by_role("button", name="Log out", exact=True).click()
+            expect(page.get_by_text("You are signed out.")).to_be_visible()
+            page.goto(f"{server}/review?result={ids[1]}")
+            page.get_by_label("User name").fill("alice")
+            password.fill("correct horse battery")
+            page.get_by_role("button", name="Sign in", exact=True).click()
+            expect(page.get_by_role("heading", name="Review", exact=True)).to_be_visible()
+            expect(page.get_by_role("heading", name="second.pdf", level=3)).to_be_visible()
+            main = page.get_by_test_id("stMain")
+            expect(main).to_contain_text("evil.example/phish")
+            expect(main).to_contain_text("acme.example")
+            expect(main.locator("a[href*='example']")).to_have_count(0)
+            page.get_by_role("button", name="Log out", exact=True).click()
+
+            # five wrong passwords lock the name: then even the right one is refused
+            for _ in range(5):
+                page.get_by_label("User name").fill("bob")
+                password.fill("not bob's horse")
+                page.get_by_role("button", name="Sign in", exact=True).click()
+                _settle(page)
+            expect(page.get_by_text("Too many failed sign-ins").first).to_be_visible()
+            page.get_by_label("User name").fill("bob")
+            password.fill("bob's own horse")
+            page.get_by_role("button", name="Sign in", exact=True).click()
+            _settle(page)
+            expect(page.get_by_text("Too many failed sign-ins").first).to_be_visible()
+            expect(page.get_by_role("heading", name="sesame: sign in")).to_be_visible()
+        finally:
+            browser.close()
