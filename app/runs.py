@@ -64,7 +64,7 @@ from app.workpaper import batch_row, write_batch_workpaper, write_workpaper
 from batch.merge import merge_parts
 from batch.plan import InputFile, Part, split_parts
 from batch.workers import Done, Job, StageHook, WorkerStartError
-from models.monitoring import drift_verdict
+from models.monitoring import DriftState, drift_verdict
 
 _log = logging.getLogger(__name__)
 
@@ -223,8 +223,10 @@ class RunOutcome:
     rows: list[DocRow] = field(default_factory=list)
     """Every input's row, in input order."""
     drift: str | None = None
-    """The drift check's one-line verdict (or why it was not run)."""
+    """The drift check's one-line verdict (`verdict_line`); None when no check was made."""
     drifted: bool = False
+    drift_state: DriftState | None = None
+    """drift, ok or not_tested (too few sentences, no reference profile)."""
     drift_report: str | None = None
     """Where the drift report was written, when one was."""
 
@@ -972,7 +974,16 @@ class _Service:
         show_skipped = self.r.kind == "batch" or bool(counts["skipped"])
         line = count_line(counts, skipped=show_skipped)
         by_source = sorted(ordered, key=lambda r: r.source)
+        # Tested before the summary is written, so the summary states the verdict too.
+        fresh = [
+            r for r in ordered if r.status in ("ok", "partial") and not (r.earlier or r.reused)
+        ]
+        tested = any(r.row.get("sentences") for r in fresh)
+        verdict = None
+        if self.r.monitor and self.store is not None and tested and not interrupted:
+            verdict = drift_verdict(self.settings, self.run_id, self.store, self.scorer)
         summary = self._summary(by_source, counts, line, interrupted)
+        summary["drift"] = verdict.to_json() if verdict is not None else None
         summary_path: Path | None = None
         workpaper_path: Path | None = None
         if self.r.out is not None:
@@ -990,6 +1001,7 @@ class _Service:
                     title=self.r.title
                     or f"sesame {self.r.kind} {self.run_id}: {line}"
                     + (" (INTERRUPTED)" if interrupted else ""),
+                    drift=verdict.line if verdict is not None else None,
                 )
             except Exception as e:  # the JSON summary stands; say why the workbook does not
                 _log.error("batch workpaper not written: %s", e)
@@ -1032,16 +1044,10 @@ class _Service:
             message,
             rows=ordered,
         )
-        fresh = [
-            r for r in ordered if r.status in ("ok", "partial") and not (r.earlier or r.reused)
-        ]
-        tested = any(r.row.get("sentences") for r in fresh)
-        if self.r.monitor and self.store is not None and tested and not interrupted:
-            line, drifted, where = drift_verdict(
-                self.settings, self.run_id, self.store, self.scorer
-            )
-            outcome.drift, outcome.drifted = line, drifted
-            outcome.drift_report = str(where) if where is not None else None
+        if verdict is not None:
+            outcome.drift, outcome.drifted = verdict.line, verdict.drifted
+            outcome.drift_state = verdict.state
+            outcome.drift_report = str(verdict.report) if verdict.report is not None else None
         return outcome
 
     def _summary(

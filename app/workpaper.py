@@ -68,6 +68,13 @@ TONE_DEFINITION = (
     "balanced or wholly neutral. The same figure is in the JSON output (summary.tone_index)."
 )
 
+DRIFT_UNKNOWN = (
+    "not known when this workpaper was written: the run tests its sentences against the "
+    "model's reference after its documents are written; see the run summary (drift) or the "
+    "Monitoring page"
+)
+"""The Cover's drift line when the verdict was not given."""
+
 EVIDENCE_LEGEND = (
     "Evidence: the words that most moved the model's probability of the label it chose "
     "(SHAP values, shown in brackets). Green words push towards a positive reading, red words "
@@ -502,7 +509,11 @@ _PRINTED_PAGE_COLUMN = ("printed page", 7)
 
 
 def write_workpaper(
-    result: DocumentResult, path: Path, *, reviews: Sequence[ReviewAction] = ()
+    result: DocumentResult,
+    path: Path,
+    *,
+    reviews: Sequence[ReviewAction] = (),
+    drift: str | None = None,
 ) -> Path:
     """Write the document's Excel workpaper to `path`; returns the path.
 
@@ -511,6 +522,9 @@ def write_workpaper(
         path: where to write (.xlsx); written to a temporary file first, then moved into place.
         reviews: the result's review actions from the store, in any order; the Sentences sheet
             shows each sentence's latest decision and the Review log lists them all.
+        drift: the drift verdict of the run that made the result (`verdict_line`: drift, no
+            drift or not tested, with why); None when it was not known (a run tests its
+            sentences after writing its documents' workpapers): the Cover says so.
     """
     foreign = {r.doc_id for r in reviews} - {result.doc_id}
     if foreign:
@@ -521,7 +535,7 @@ def write_workpaper(
     wb = Workbook(write_only=True)
     styler = _Styler(wb)
     lines = stamp_lines(result.stamp, input_sha256=result.doc_id, file_name=_file_name(result))
-    _cover_sheet(wb, styler, result, lines, reviews)
+    _cover_sheet(wb, styler, result, lines, reviews, drift)
     _summary_sheet(wb, styler, result, lines)
     _sentences_sheet(wb, styler, result, lines, reviews)
     checks = ocr_checks(result)
@@ -557,6 +571,7 @@ def _cover_sheet(
     result: DocumentResult,
     lines: list[str],
     reviews: Sequence[ReviewAction],
+    drift: str | None,
 ) -> None:
     sheet = _Sheet(
         wb,
@@ -617,6 +632,7 @@ def _cover_sheet(
             ("Git commit", f["git_commit"]),
             ("Run id", f["run_id"]),
             ("Created at", f["created_at"]),
+            ("Drift check (the run)", drift or DRIFT_UNKNOWN),
         ]
     )
     signoffs = [r for r in _ordered(reviews) if r.action.startswith("signoff")]
@@ -1005,6 +1021,7 @@ def write_batch_workpaper(
     *,
     stamp: Stamp | None = None,
     title: str | None = None,
+    drift: str | None = None,
 ) -> Path:
     """Write a batch's summary workpaper: one row per document, every exception, the stamp.
 
@@ -1013,13 +1030,14 @@ def write_batch_workpaper(
         path: where to write (.xlsx).
         stamp: the batch's stamp (model and run); defaults to the first document's.
         title: heading of the first sheet, e.g. "Nightly batch 2025-03-31".
+        drift: the run's drift verdict (`verdict_line`), None when no check was made.
     """
     rows = [_as_batch_row(item) for item in items]
     stamp_fields = stamp.fields() if stamp else (rows[0].get("stamp") or {}) if rows else {}
     lines = _batch_stamp_lines(stamp_fields, rows)
     wb = Workbook(write_only=True)
     styler = _Styler(wb)
-    _batch_cover(wb, styler, rows, lines, title or "sesame batch summary")
+    _batch_cover(wb, styler, rows, lines, title or "sesame batch summary", drift)
     _batch_documents(wb, styler, rows, lines)
     errors = [
         (
@@ -1048,7 +1066,12 @@ def _batch_stamp_lines(f: Mapping[str, Any], rows: list[dict[str, Any]]) -> list
 
 
 def _batch_cover(
-    wb: Workbook, styler: _Styler, rows: list[dict[str, Any]], lines: list[str], title: str
+    wb: Workbook,
+    styler: _Styler,
+    rows: list[dict[str, Any]],
+    lines: list[str],
+    title: str,
+    drift: str | None,
 ) -> None:
     sheet = _Sheet(wb, styler, "Batch", title, lines, (28, 90), landscape=False)
     sheet.blank()
@@ -1080,6 +1103,7 @@ def _batch_cover(
             ("Tone index", _fmt_tone(tone_index({k: totals[k] for k in LABELS}))),
             ("Exceptions", f"{sum(len(r.get('errors') or ()) for r in rows):,}"),
             ("Time (document seconds)", f"{sum(r.get('seconds') or 0 for r in rows):,.1f}"),
+            ("Drift check", drift or "not made (no new sentences, or not asked for)"),
         ]
     )
     sheet.note(TONE_DEFINITION)

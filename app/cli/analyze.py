@@ -185,7 +185,7 @@ def say_drift(outcome: RunOutcome, console: Console) -> None:
     """The run's drift verdict in one line: a warning, never a failed analysis."""
     if outcome.drift is None:
         return
-    colour = "green" if outcome.drift_report is not None and not outcome.drifted else "yellow"
+    colour = "green" if outcome.drift_state == "ok" else "yellow"
     where = f" (report: {outcome.drift_report})" if outcome.drift_report else ""
     console.print(f"[{colour}]{outcome.drift}[/]{where}")
 

@@ -389,6 +389,9 @@ def _print_run(console: Any, info: Any, docs: list[Any], results: dict[int, Any]
     )
     if info.summary.get("count_line"):
         console.print(str(info.summary["count_line"]))
+    drift = info.summary.get("drift")
+    if isinstance(drift, dict) and drift.get("verdict"):
+        console.print(f"drift: {drift['verdict']}", markup=False)
     table = Table()
     for name in ("document", "status", "attempts", "pages", "sentences", "seconds", "error"):
         table.add_column(name)

@@ -31,6 +31,7 @@ from models.monitoring import (
     make_reference,
     monitor_run,
     reference_profile,
+    reports_headline,
     save_profile,
     stored_reports,
     write_report,
@@ -91,11 +92,7 @@ def print_report(report: DriftReport) -> None:
         console.print(f"note: {note}", markup=False)
     console.print(
         f"{report.current_sentences} sentences against {report.reference_sentences}: "
-        + (
-            "DRIFT (" + ", ".join(t.name for t in report.drifted_tests()) + ")"
-            if report.drifted
-            else "no drift"
-        ),
+        + report.verdict(),
         markup=False,
     )
 
@@ -330,6 +327,8 @@ def history_cmd(
             "model_version": r.model_version,
             "sentences": r.current_sentences,
             "drifted": r.drifted,
+            "state": r.state,
+            "verdict": r.verdict(),
             "tests": [t.name for t in r.drifted_tests()],
         }
         for r in reports
@@ -340,11 +339,12 @@ def history_cmd(
     if not rows:
         typer.echo("no drift reports yet")
     for row in rows:
-        verdict = "DRIFT " + ",".join(row["tests"]) if row["drifted"] else "ok"
         typer.echo(
             f"{row['created_at']}  {row['run_id']}  v{row['model_version'] or '-'}  "
-            f"{row['sentences']} sentences  {verdict}"
+            f"{row['sentences']} sentences  {row['verdict']}"
         )
+    if rows:
+        typer.echo(reports_headline(reports))
 
 
 def register(app: typer.Typer) -> None:

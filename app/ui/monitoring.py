@@ -33,7 +33,7 @@ def reports_frame(reports: Sequence[DriftReport]) -> pd.DataFrame:
                 "run": r.run_id or "",
                 "model version": r.model_version or "",
                 "sentences": r.current_sentences,
-                "verdict": "DRIFT" if r.drifted else "ok",
+                "verdict": r.verdict(),
                 "drifted tests": ", ".join(t.name for t in r.drifted_tests()),
                 "reference": r.reference_source,
             }

@@ -86,8 +86,10 @@ class UploadRun:
     model: str
     outcomes: list[Outcome] = field(default_factory=list)
     drift: str | None = None
-    """The drift check's one-line verdict (or why it was skipped); None when not run."""
+    """The drift check's one-line verdict (`verdict_line`); None when no check was made."""
     drifted: bool = False
+    drift_state: str | None = None
+    """drift, ok or not_tested (too few sentences, no reference profile)."""
 
     def count_line(self) -> str:
         """`3 documents: 2 ok, 0 partial, 1 failed` (refused files count as failed)."""
@@ -247,8 +249,9 @@ def analyze_uploads(
         outcomes=[_outcome(r) for r in finished.rows],
     )
     if finished.drift:
-        run.drift = finished.drift[:1].upper() + finished.drift[1:]
+        run.drift = finished.drift
         run.drifted = finished.drifted
+        run.drift_state = finished.drift_state
     if progress:
         progress(1.0, run.count_line())
     return run
@@ -318,10 +321,16 @@ def _show_run(run: UploadRun) -> None:
         f"{line}. Run {esc(run.run_id)}, model {esc(run.model)}."
     )
     if run.drift:
-        if run.drifted:
+        if run.drift_state == "drift":
             st.warning(
                 f"{esc(run.drift)}. These sentences differ from what the model was "
                 "blessed on; see the Monitoring page before relying on the scores."
+            )
+        elif run.drift_state == "not_tested":
+            st.info(
+                f"{esc(run.drift)}. Whether these sentences are like the ones the model was "
+                'blessed on was not checked: this is not a "no drift" verdict.',
+                icon=":material/help:",
             )
         else:
             st.caption(esc(run.drift))

@@ -15,6 +15,8 @@ from app.ui.monitoring import (
     system_frame,
     tests_frame,
 )
+from models.monitoring import reports_headline, state_counts
+from models.monitoring.drift import STATE_LABELS
 
 REPORT_KEY = "monitoring_report"
 
@@ -48,16 +50,24 @@ def _drift(store) -> None:
         )
         return
     latest = reports[-1]
-    drifted = sum(r.drifted for r in reports)
-    left, mid, right = st.columns(3)
-    left.metric("Reports", len(reports))
-    mid.metric("With drift", drifted)
-    right.metric("Latest", "DRIFT" if latest.drifted else "ok")
-    if latest.drifted:
+    counts = state_counts(reports)
+    st.markdown(f"**{esc(reports_headline(reports))}**")
+    first, second, third, fourth = st.columns(4)
+    first.metric("Reports", len(reports))
+    second.metric("With drift", counts["drift"])
+    third.metric("Not tested", counts["not_tested"])
+    fourth.metric("Latest", STATE_LABELS[latest.state])
+    if latest.state == "drift":
         st.warning(
             f"The latest run drifted: {esc(latest.summary())}. Check its sentences "
             "before relying on the scores; retrain with `sesame train --feedback` or make "
             "a reference from trusted report text with `sesame monitor reference`."
+        )
+    elif latest.state == "not_tested":
+        st.info(
+            f"The latest run was not tested: {esc(latest.summary())}. Its scores are not "
+            'checked against the model\'s reference; this is not a "no drift" verdict.',
+            icon=":material/help:",
         )
     effects = effects_over_time(reports)
     if not effects.empty:
@@ -71,8 +81,7 @@ def _drift(store) -> None:
     st.subheader("Reports, newest first")
     st.dataframe(reports_frame(reports), hide_index=True, width="stretch")
     by_label = {
-        f"{r.created_at:%Y-%m-%d %H:%M} · {r.run_id or 'no run'} · "
-        f"{'DRIFT' if r.drifted else 'ok'}": r
+        f"{r.created_at:%Y-%m-%d %H:%M} · {r.run_id or 'no run'} · {r.verdict()}": r
         for r in reversed(reports)
     }
     chosen = st.selectbox("Report", list(by_label), key=REPORT_KEY)

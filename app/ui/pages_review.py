@@ -63,6 +63,7 @@ from app.ui.tables import (
     stamp_label,
 )
 from explain.render import LABEL_RGB
+from models.monitoring import run_drift_line
 
 _log = logging.getLogger(__name__)
 
@@ -135,8 +136,9 @@ def workpaper_bytes(store_url: str, result_id: int) -> bytes:
         if result is None:
             raise ValueError(f"no result {result_id}")
         reviews = store.reviews(result_id=result_id)
+        drift = run_drift_line(store, result.stamp.run_id)
     with tempfile.TemporaryDirectory() as tmp:
-        path = write_workpaper(result, Path(tmp) / "workpaper.xlsx", reviews=reviews)
+        path = write_workpaper(result, Path(tmp) / "workpaper.xlsx", reviews=reviews, drift=drift)
         return path.read_bytes()
 
 

@@ -33,7 +33,8 @@ Profiles hold no sentence text: only numbers, so they may travel with a model ve
 | `profile`   | `Profile`, `ArraySample`, the descriptors, languages, embedders,               |
 |             | `build_profile`, `reference_profile`, save / load; `Model`, the record base    |
 | `drift`     | `DriftThresholds`, `DriftTest`, `DriftReport`, the categorical, continuous and |
-|             | domain-classifier tests, `compare`                                             |
+|             | domain-classifier tests, `compare`; `verdict_text` / `verdict_line`: the words |
+|             | of every drift verdict (drift, no drift, not tested) on every surface          |
 | `report`    | the HTML report, `write_report`, where report folders live                     |
 | `agreement` | `Feedback`, `AgreementReport`, `agreement`, feedback rows and their digest     |
 | `runs`      | what needs the store, the registry or a scorer: references of model versions,  |
@@ -56,12 +57,17 @@ from models.monitoring.agreement import (
 )
 from models.monitoring.drift import (
     DriftReport,
+    DriftState,
     DriftTest,
     DriftThresholds,
     categorical_test,
     compare,
     continuous_test,
     domain_classifier_test,
+    reports_headline,
+    state_counts,
+    verdict_line,
+    verdict_text,
 )
 from models.monitoring.profile import (
     REFERENCE_FILE,
@@ -80,12 +86,14 @@ from models.monitoring.report import (
     write_report,
 )
 from models.monitoring.runs import (
+    DriftVerdict,
     MonitorError,
     drift_verdict,
     export_feedback,
     feedback_from_store,
     make_reference,
     monitor_run,
+    run_drift_line,
     run_figures,
     run_sentences,
     stored_reports,
@@ -96,7 +104,9 @@ __all__ = [
     "AgreementReport",
     "ArraySample",
     "DriftReport",
+    "DriftState",
     "DriftTest",
+    "DriftVerdict",
     "DriftThresholds",
     "Feedback",
     "MonitorError",
@@ -111,6 +121,7 @@ __all__ = [
     "detect_languages",
     "domain_classifier_test",
     "drift_verdict",
+    "run_drift_line",
     "export_feedback",
     "feedback_digest",
     "feedback_examples",
@@ -124,7 +135,11 @@ __all__ = [
     "run_report_dir",
     "run_sentences",
     "save_profile",
+    "reports_headline",
+    "state_counts",
     "stored_reports",
+    "verdict_line",
+    "verdict_text",
     "write_reference",
     "write_report",
 ]

@@ -11,6 +11,7 @@ are pure functions of two profiles: no files, no store, no model.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -20,7 +21,61 @@ import numpy as np
 from app.config import DriftThresholds
 from models.monitoring.profile import DESCRIPTORS, Model, Profile
 
-__all__ = ["DriftReport", "DriftTest", "DriftThresholds", "compare"]
+__all__ = [
+    "DriftReport",
+    "DriftState",
+    "DriftTest",
+    "DriftThresholds",
+    "compare",
+    "reports_headline",
+    "state_counts",
+    "verdict_line",
+    "verdict_text",
+]
+
+DriftState = Literal["drift", "ok", "not_tested"]
+"""What a drift check found: drift, no drift, or nothing, because no gating test could run
+(too few sentences, no reference profile): never to be read or counted as no drift."""
+
+STATE_LABELS: dict[str, str] = {"drift": "DRIFT", "ok": "no drift", "not_tested": "not tested"}
+"""The state in one or two words, as every surface shows it."""
+
+TOO_SMALL = "too small to test"
+"""The method of the one skipped test a report below `min_sentences` holds."""
+
+
+def verdict_text(
+    state: DriftState, *, reason: str | None = None, drifted: Sequence[str] = ()
+) -> str:
+    """The verdict in words, the same on every surface: `DRIFT (label_shares)`, `no drift`,
+    `not tested (26 sentences, needs 30)`."""
+    text = STATE_LABELS[state]
+    if state == "drift" and drifted:
+        return f"{text} ({', '.join(drifted)})"
+    if state == "not_tested" and reason:
+        return f"{text} ({reason})"
+    return text
+
+
+def verdict_line(
+    state: DriftState,
+    *,
+    run_id: str | None = None,
+    reference: str | None = None,
+    reason: str | None = None,
+    drifted: Sequence[str] = (),
+) -> str:
+    """One line for the end of a run, a workpaper or a page: `run-1: no drift against
+    evaluation set`, `run-1: DRIFT against … (label_shares)`, `run-1: drift not tested (26
+    sentences, needs 30)`."""
+    run = run_id or "current"
+    if state == "not_tested":
+        return f"{run}: drift {verdict_text(state, reason=reason)}"
+    against = f"against {reference or 'the reference'}"
+    if state == "drift":
+        names = f" ({', '.join(drifted)})" if drifted else ""
+        return f"{run}: {STATE_LABELS[state]} {against}{names}"
+    return f"{run}: {STATE_LABELS[state]} {against}"
 
 
 class DriftTest(Model):
@@ -61,13 +116,64 @@ class DriftReport(Model):
         """The gating tests that found drift."""
         return [t for t in self.tests if t.drifted and t.gating]
 
-    def summary(self) -> str:
-        """One line: verdict and the tests that drifted."""
-        names = ", ".join(t.name for t in self.drifted_tests())
-        run = self.run_id or "current"
+    @property
+    def state(self) -> DriftState:
+        """Drift, no drift, or not tested: no gating test ran (too few sentences, or every
+        gating test lacked observations)."""
         if self.drifted:
-            return f"{run}: DRIFT against {self.reference_source} ({names})"
-        return f"{run}: no drift against {self.reference_source}"
+            return "drift"
+        if not any(t.gating and t.status != "skipped" for t in self.tests):
+            return "not_tested"
+        return "ok"
+
+    def untested_reason(self) -> str | None:
+        """Why the report is not a test (`26 sentences, needs 30`); None when it is one."""
+        if self.state != "not_tested":
+            return None
+        if any(t.method == TOO_SMALL for t in self.tests):
+            return f"{self.current_sentences} sentences, needs {self.thresholds.min_sentences}"
+        reasons = [
+            f"{t.name}: {t.detail['reason']}"
+            for t in self.tests
+            if t.gating and t.status == "skipped" and t.detail.get("reason")
+        ]
+        return "; ".join(dict.fromkeys(reasons)) or "no gating test could run"
+
+    def verdict(self) -> str:
+        """The verdict in words (`verdict_text`)."""
+        return verdict_text(
+            self.state,
+            reason=self.untested_reason(),
+            drifted=[t.name for t in self.drifted_tests()],
+        )
+
+    def summary(self) -> str:
+        """One line: run, verdict, reference and the tests that drifted (`verdict_line`)."""
+        return verdict_line(
+            self.state,
+            run_id=self.run_id,
+            reference=self.reference_source,
+            reason=self.untested_reason(),
+            drifted=[t.name for t in self.drifted_tests()],
+        )
+
+
+def state_counts(reports: Sequence[DriftReport]) -> Counter[str]:
+    """Reports per state: drift, ok, not_tested (each always present, 0 when none)."""
+    counts: Counter[str] = Counter({"drift": 0, "ok": 0, "not_tested": 0})
+    counts.update(r.state for r in reports)
+    return counts
+
+
+def reports_headline(reports: Sequence[DriftReport]) -> str:
+    """`3 reports · 0 with drift · 3 not tested`: a report that was not tested is never
+    counted as one without drift."""
+    counts = state_counts(reports)
+    n = len(reports)
+    return (
+        f"{n} report{'' if n == 1 else 's'} · {counts['drift']} with drift · "
+        f"{counts['not_tested']} not tested"
+    )
 
 
 def _skipped(name: str, method: str, threshold: float, reason: str, gating: bool) -> DriftTest:
@@ -279,7 +385,7 @@ def compare(
     too_small = current.n_sentences < th.min_sentences
     if too_small:
         reason = f"{current.n_sentences} sentences; at least {th.min_sentences} are needed"
-        tests.append(_skipped("all", "too small to test", float(th.min_sentences), reason, False))
+        tests.append(_skipped("all", TOO_SMALL, float(th.min_sentences), reason, False))
     else:
         tests.append(
             categorical_test(

@@ -30,7 +30,7 @@ def _fmt(x: float | None, digits: int = 3) -> str:
 def report_html(report: DriftReport) -> str:
     """The report as a standalone HTML page; every value from the data is escaped."""
     e = html.escape
-    verdict = "DRIFT" if report.drifted else "no drift"
+    verdict = report.verdict()
     rows = []
     for t in report.tests:
         detail = "; ".join(f"{k}: {v}" for k, v in t.detail.items())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,13 @@ from app.store import ResultStore
 from models import registry
 from models.evaluate import read_eval_file
 from models.monitoring.agreement import Feedback, feedback_digest, feedback_examples
-from models.monitoring.drift import DriftReport, DriftThresholds, compare
+from models.monitoring.drift import (
+    DriftReport,
+    DriftState,
+    DriftThresholds,
+    compare,
+    verdict_line,
+)
 from models.monitoring.profile import (
     REFERENCE_FILE,
     Profile,
@@ -231,17 +238,60 @@ def monitor_run(
     return report, paths
 
 
+@dataclass(frozen=True)
+class DriftVerdict:
+    """A run's drift check as the end of a run reports it."""
+
+    state: DriftState
+    line: str
+    """`verdict_line`: `run-1: drift not tested (26 sentences, needs 30)`."""
+    report: Path | None = None
+    """The report's file, when one was written."""
+
+    @property
+    def drifted(self) -> bool:
+        return self.state == "drift"
+
+    def to_json(self) -> dict[str, Any]:
+        """For the run summary: state, verdict line, report file."""
+        return {
+            "state": self.state,
+            "verdict": self.line,
+            "report": str(self.report) if self.report is not None else None,
+        }
+
+
 def drift_verdict(
     settings: Settings, run_id: str, store: ResultStore, scorer: SentimentScorer | None = None
-) -> tuple[str, bool, Path | None]:
-    """A finished run's drift check for the end of analyze, batch and upload runs: (one line,
-    drifted, the report's file). Monitoring that cannot run (no reference profile, no run) is
-    said in the line, not raised: drift is a warning there, never a failed analysis."""
+) -> DriftVerdict:
+    """A finished run's drift check for the end of analyze, batch and upload runs. Monitoring
+    that cannot run (no reference profile, no run) is "not tested" with the reason, not
+    raised: drift is a warning there, never a failed analysis, and never "no drift"."""
     try:
         report, paths = monitor_run(settings, run_id, store=store, scorer=scorer)
     except SesameError as e:
-        return f"drift check skipped: {e.message}", False, None
-    return report.summary(), report.drifted, paths.get("html") or next(iter(paths.values()), None)
+        return DriftVerdict(
+            "not_tested", verdict_line("not_tested", run_id=run_id, reason=e.message)
+        )
+    where = paths.get("html") or next(iter(paths.values()), None)
+    return DriftVerdict(report.state, report.summary(), where)
+
+
+def run_drift_line(store: ResultStore, run_id: str | None) -> str | None:
+    """The drift verdict of a run as its outputs state it: its latest stored report (`sesame
+    monitor report` may have tested it again since), else what the run's end recorded (a
+    check that could not run stores no report), else None (never checked)."""
+    if not run_id:
+        return None
+    for row in store.monitor_reports("drift", limit=500):
+        if row.run_id == run_id:
+            try:
+                return DriftReport.model_validate(row.report).summary()
+            except ValueError:
+                continue
+    run = store.get_run(run_id)
+    drift = (run.summary or {}).get("drift") if run is not None else None
+    return str(drift["verdict"]) if isinstance(drift, dict) and drift.get("verdict") else None
 
 
 def make_reference(

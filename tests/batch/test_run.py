@@ -293,6 +293,9 @@ def test_cli_batch_run_and_status(
     (summary_file,) = (tmp_path / "out").glob("batch-*.json")
     summary = json.loads(summary_file.read_text())
     assert summary["peak_rss_mb"] >= summary["this_invocation"]["driver_peak_rss_mb"] > 50
+    # the summary states the verdict the run printed
+    assert summary["drift"]["state"] in ("ok", "drift")
+    assert summary["drift"]["verdict"].replace(" ", "") in re.sub(r"\s", "", result.output)
     (report,) = ResultStore(url).monitor_reports("drift")
     assert report.run_id == summary["run_id"]
 

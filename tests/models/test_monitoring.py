@@ -22,14 +22,21 @@ from models.monitoring import (
     continuous_test,
     describe_texts,
     domain_classifier_test,
+    drift_verdict,
     feedback_digest,
     feedback_examples,
     load_profile,
     mean_pooled_embedder,
+    reports_headline,
+    run_drift_line,
     run_report_dir,
     save_profile,
+    state_counts,
+    verdict_line,
+    verdict_text,
     write_report,
 )
+from models.monitoring.report import report_html
 
 # ---------------------------------------------------------------------------------------------
 # Generated text: report-like sentences and tweet-like posts
@@ -315,9 +322,43 @@ def test_a_run_too_small_to_test_is_not_called_drift():
     texts = report_sentences(200)
     ref = build_profile(texts, probs_for([2] * 200), languages=english)
     cur = build_profile(tweet_posts(5), probs_for([1] * 5), languages=english)
-    report = compare(ref, cur, DriftThresholds(min_sentences=30))
+    report = compare(ref, cur, DriftThresholds(min_sentences=30), run_id="run-small")
     assert not report.drifted
     assert [t.status for t in report.tests] == ["skipped"]
+    # its own state, in the same words everywhere: never "no drift", never counted as ok
+    assert report.state == "not_tested"
+    assert report.verdict() == "not tested (5 sentences, needs 30)"
+    assert report.summary() == "run-small: drift not tested (5 sentences, needs 30)"
+    assert "no drift" not in report.summary()
+    tested = compare(ref, build_profile(texts[:100], probs_for([2] * 100), languages=english))
+    assert tested.state == "ok" and tested.verdict() == "no drift"
+    assert state_counts([report, tested]) == {"drift": 0, "ok": 1, "not_tested": 1}
+    assert reports_headline([report, report, report]) == ("3 reports · 0 with drift · 3 not tested")
+    assert "not tested (5 sentences, needs 30)" in report_html(report)
+
+
+def test_a_report_whose_gating_tests_all_skipped_is_not_tested():
+    ref = build_profile(report_sentences(200), probs_for([2] * 200), languages=english)
+    cur = build_profile(report_sentences(40, seed=3), probs_for([2] * 40), languages=english)
+    only_labels = DriftThresholds(gating=("label_shares",))
+    report = compare(ref, cur.model_copy(update={"label_counts": {}}), only_labels)
+    assert report.state == "not_tested"
+    assert report.verdict() == "not tested (label_shares: no observations on one side)"
+
+
+def test_verdict_words_are_the_same_for_each_state():
+    assert verdict_text("drift", drifted=["label_shares", "language"]) == (
+        "DRIFT (label_shares, language)"
+    )
+    assert verdict_text("not_tested", reason="26 sentences, needs 30") == (
+        "not tested (26 sentences, needs 30)"
+    )
+    assert verdict_line("ok", run_id="r1", reference="evaluation set") == (
+        "r1: no drift against evaluation set"
+    )
+    assert verdict_line("not_tested", run_id="r1", reason="26 sentences, needs 30") == (
+        "r1: drift not tested (26 sentences, needs 30)"
+    )
 
 
 def test_non_gating_tests_are_shown_but_do_not_decide():
@@ -559,6 +600,42 @@ def test_monitor_report_without_a_run_or_reference_exits_2(tiny_model_dir, model
     store_run(report_sentences(50), bare, tiny_model_dir, "run-no-reference")
     result = invoke("report", "run-no-reference")
     assert result.exit_code == 2 and "no reference profile" in result.output
+
+
+def test_a_small_run_is_not_tested_in_the_cli_history_and_the_run_verdict(
+    model_with_reference, tiny_model_dir
+):
+    from app.config import ScoringOptions, load_settings
+    from app.store import ResultStore
+    from models.scoring import SentimentScorer
+
+    model_dir, scorer = model_with_reference
+    store_run(report_sentences(26, seed=4), scorer, model_dir, "run-26")
+    result = invoke("report", "run-26")
+    assert result.exit_code == 0, result.output
+    assert "26 sentences against 300: not tested (26 sentences, needs 30)" in result.output
+    assert "no drift" not in result.output
+    history = invoke("history")
+    assert "not tested (26 sentences, needs 30)" in history.output
+    assert "1 report · 0 with drift · 1 not tested" in history.output
+    (row,) = json.loads(invoke("history", "--json").output)
+    assert (row["state"], row["drifted"]) == ("not_tested", False)
+
+    settings = load_settings()
+    store = ResultStore.from_settings(settings)
+    verdict = drift_verdict(settings, "run-26", store, scorer)
+    assert verdict.state == "not_tested" and not verdict.drifted
+    assert verdict.line == "run-26: drift not tested (26 sentences, needs 30)"
+    assert run_drift_line(store, "run-26") == verdict.line
+    # a model without a reference profile: not tested, with why; nothing stored as a report
+    bare = SentimentScorer.from_dir(tiny_model_dir, ScoringOptions(), name="tiny")
+    store_run(report_sentences(50), bare, tiny_model_dir, "run-bare")
+    missing = drift_verdict(settings, "run-bare", store, bare)
+    assert missing.state == "not_tested" and missing.report is None
+    assert missing.line.startswith("run-bare: drift not tested (")
+    assert "no reference profile" in missing.line
+    assert run_drift_line(store, "run-bare") is None  # its run summary holds no verdict
+    assert run_drift_line(store, None) is None
 
 
 def test_monitor_compare_exit_status_follows_the_verdict(tmp_path):

@@ -287,11 +287,12 @@ def test_analyze_stores_reports_and_explains_every_refused_or_failed_file(
     assert esc("webpage.pdf: an HTML web page") in errors
     assert esc("long.pdf: 3 pages is over the upload limit of 2 pages") in errors
     assert esc("huge.pdf: 1.0 MB is over the upload limit of 1 MB") in errors
-    # the run is tested for drift (the tiny model has no reference profile: said, not failed)
+    # the run is tested for drift (the tiny model has no reference profile): not tested, why
     assert any(
-        c.startswith("Drift check skipped") and "no reference profile" in c
-        for c in texts(at, "caption")
+        esc(": drift not tested (") in i and esc("no reference profile") in i
+        for i in texts(at, "info")
     )
+    assert not any("no drift against" in c for c in texts(at, "caption"))
 
     with ResultStore.from_settings(ui_env) as store:
         results = store.list_results()
@@ -659,7 +660,9 @@ def test_monitoring_page_shows_drift_over_time_agreement_and_run_figures(stored,
     )
     reports, tests, agreement_table, system = (d.value for d in at.dataframe)
     assert list(reports["run"]) == ["nightly-1", "nightly-0"]
-    assert list(reports["verdict"]) == ["DRIFT", "ok"]
+    assert list(reports["verdict"]) == ["DRIFT (domain_classifier)", "no drift"]
+    assert "**2 reports · 1 with drift · 0 not tested**" in texts(at, "markdown")
+    assert [m.value for m in at.metric] == ["2", "1", "0", "DRIFT"]
     assert list(tests["test"]) == ["label_shares", "domain_classifier"]
     # the domain classifier's AUC 0.99 is past its threshold 0.95, measured from chance (0.5)
     assert tests.set_index("test").loc["domain_classifier", "effect / threshold"] > 1
@@ -669,6 +672,51 @@ def test_monitoring_page_shows_drift_over_time_agreement_and_run_figures(stored,
     row = system.set_index("run").loc["nightly-1"]
     assert (row["documents"], row["failed"], row["peak memory (MB)"]) == (1, 0, 812.5)
     assert row["sentences"] == len(result.sentences)
+
+
+def test_a_small_upload_is_not_tested_for_drift_on_analyze_and_monitoring(
+    ui_env, monkeypatch, tmp_path
+):
+    from models.monitoring import make_reference
+
+    monkeypatch.setenv("SESAME_EXPLAIN__MODE", "none")
+    # a reference for the tiny model, so the check runs and finds the upload too small
+    (tmp_path / "reference.txt").write_text(
+        "\n".join(f"Revenue in segment {i} rose {i % 9 + 1}% on the year." for i in range(60)),
+        encoding="utf-8",
+    )
+    make_reference(ui_env, texts=tmp_path / "reference.txt")
+    report = write_clean_report(tmp_path / "report.pdf").read_bytes()
+    at = run(app_as(ALICE))
+    at.file_uploader(key="analyze_files").set_value([("report.pdf", report, "application/pdf")])
+    button(at, "Analyze").click()
+    run(at)
+    with ResultStore.from_settings(ui_env) as store:
+        (run_info,) = store.list_runs()
+        (result_id,) = [r.result_id for r in store.list_results(run_id=run_info.run_id)]
+        sentences = sum(
+            1
+            for r in store.list_results(run_id=run_info.run_id)
+            for s, _ in store.sentences(r.result_id)
+            if s.kind == "sentence"
+        )
+        assert run_info.summary["drift"]["state"] == "not_tested"
+    assert 0 < sentences < 30
+    verdict = f"{run_info.run_id}: drift not tested ({sentences} sentences, needs 30)"
+    assert run_info.summary["drift"]["verdict"] == verdict
+    assert any(i.startswith(esc(verdict)) for i in texts(at, "info"))
+    # the workpaper downloaded from Review states the same verdict on its Cover
+    book = openpyxl.load_workbook(io.BytesIO(workpaper_bytes(ui_env.store_url(), result_id)))
+    assert verdict in [c.value for c in book["Cover"]["B"]]
+    assert not any("no drift against" in t for k in ("caption", "info") for t in texts(at, k))
+
+    at.switch_page(PAGE_MONITORING)
+    run(at)
+    assert "**1 report · 0 with drift · 1 not tested**" in texts(at, "markdown")
+    assert [m.value for m in at.metric] == ["1", "0", "1", "not tested"]
+    assert any("latest run was not tested" in i for i in texts(at, "info"))
+    reports = at.dataframe[0].value
+    assert list(reports["verdict"]) == [f"not tested ({sentences} sentences, needs 30)"]
 
 
 def test_monitoring_page_without_reports_says_where_they_come_from(ui_env):

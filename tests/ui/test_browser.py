@@ -458,3 +458,62 @@ def test_sign_in_is_throttled_says_signed_out_and_follows_the_link(
             expect(page.get_by_role("heading", name="sesame: sign in")).to_be_visible()
         finally:
             browser.close()
+
+
+def test_a_small_upload_shows_drift_not_tested_never_no_drift(
+    server, chromium, tmp_path, tiny_model_dir
+):
+    """With a reference for the model, a 15-sentence upload is too small to test: the Analyze
+    page and the Monitoring headline say "not tested", with the count and the minimum."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from app.config import load_settings
+    from models.monitoring import make_reference
+
+    (tmp_path / "reference.txt").write_text(
+        "\n".join(f"Revenue in segment {i} rose {i % 9 + 1}% on the year." for i in range(60)),
+        encoding="utf-8",
+    )
+    settings = load_settings(data_dir=tmp_path / "data", scoring={"model_dir": tiny_model_dir})
+    make_reference(settings, texts=tmp_path / "reference.txt")
+    report = write_clean_report(tmp_path / "small_report.pdf")
+    with sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
+            executable_path=chromium,
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1400, "height": 2000},
+        )
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(60_000)
+            page.goto(server)
+            page.get_by_label("User name").fill("alice")
+            page.get_by_label("Password", exact=True).fill("correct horse battery")
+            page.get_by_role("button", name="Sign in", exact=True).click()
+            expect(page.get_by_role("heading", name="Analyze reports")).to_be_visible(
+                timeout=SLOW_MS
+            )
+            page.locator("input[type=file]").set_input_files(str(report))
+            expect(page.get_by_text("small_report.pdf").first).to_be_visible(timeout=SLOW_MS)
+            page.get_by_role("button", name="Analyze", exact=True).click()
+            expect(page.get_by_text("1 document: 1 ok, 0 partial, 0 failed")).to_be_visible(
+                timeout=SLOW_MS
+            )
+            _settle(page)
+            main = page.get_by_test_id("stMain")
+            verdict = re.compile(r"drift not tested \((\d+) sentences, needs 30\)")
+            expect(main.get_by_text(verdict)).to_be_visible()
+            n = int(verdict.search(main.inner_text()).group(1))
+            assert 0 < n < 30
+            assert "no drift against" not in main.inner_text()
+            _shot(page, "drift_not_tested_analyze")
+
+            page.get_by_role("link", name="Monitoring").click()
+            _settle(page)
+            expect(main.get_by_text("1 report · 0 with drift · 1 not tested")).to_be_visible()
+            expect(main.get_by_text("The latest run was not tested")).to_be_visible()
+            _shot(page, "drift_not_tested_monitoring")
+        finally:
+            browser.close()
