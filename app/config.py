@@ -338,6 +338,20 @@ class DriftThresholds(Options):
     """Tests whose drift makes the whole report drifted (others are shown for information)."""
 
 
+class SignoffOptions(Options):
+    """Sign-off rules an audit firm sets: what must hold before a document is signed off."""
+
+    min_reviewed_share: float = Field(1.0, ge=0, le=1)
+    """Share of flagged sentences (model label positive or negative) that need a decision."""
+    no_open_disputes: bool = True
+    """No sentence may be disputed (its reviewers' latest labels differ) at sign-off."""
+    resign_after_decisions: bool = True
+    """A sentence decision recorded after a sign-off supersedes it: sign off again."""
+    on_breach: Literal["refuse", "exception"] = "refuse"
+    """refuse: a sign-off that breaks a rule is not recorded (the reason is shown);
+    exception: it is recorded as an exception, which needs a comment."""
+
+
 class Settings(BaseSettings):
     """Everything configurable, resolved from environment, file and defaults."""
 
@@ -363,6 +377,7 @@ class Settings(BaseSettings):
     batch: BatchOptions = BatchOptions()
     drift: DriftThresholds = DriftThresholds()
     compare: CompareOptions = CompareOptions()
+    signoff: SignoffOptions = SignoffOptions()
 
     @classmethod
     def settings_customise_sources(

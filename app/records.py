@@ -384,7 +384,18 @@ def settings_digest(settings: dict[str, object]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-ReviewKind = Literal["agree", "override", "comment", "signoff_preparer", "signoff_reviewer"]
+ReviewKind = Literal[
+    "agree",
+    "override",
+    "comment",
+    "resolve",
+    "signoff_preparer",
+    "signoff_reviewer",
+    "signoff_preparer_exception",
+    "signoff_reviewer_exception",
+]
+"""resolve: a reviewer closes a dispute on a sentence (with a comment; the label stays);
+signoff_*_exception: a sign-off recorded although it broke a sign-off rule (with a comment)."""
 RunKind = Literal["analyze", "batch"]
 RunStatus = Literal["running", "ok", "partial", "failed", "interrupted"]
 RunDocStatus = Literal["pending", "running", "ok", "partial", "failed", "skipped"]

@@ -87,7 +87,14 @@ OnConflict = Literal["keep", "replace"]
 
 _TERMINAL: frozenset[str] = frozenset({"ok", "partial", "failed", "skipped"})
 _SENTENCE_ACTIONS: frozenset[str] = frozenset({"agree", "override"})
-_DOCUMENT_ACTIONS: frozenset[str] = frozenset({"signoff_preparer", "signoff_reviewer"})
+_DOCUMENT_ACTIONS: frozenset[str] = frozenset(
+    {
+        "signoff_preparer",
+        "signoff_reviewer",
+        "signoff_preparer_exception",
+        "signoff_reviewer_exception",
+    }
+)
 _T = TypeVar("_T")
 _PG_SCHEMA_LOCK = 0x5E5A3E  # advisory lock key: one create_schema at a time on PostgreSQL
 
@@ -1674,3 +1681,7 @@ def _check_review(
         raise StoreError(f"Only an override sets a label; '{action}' was given {label!r}.")
     if action == "comment" and not (comment and comment.strip()):
         raise StoreError("A comment needs its text.")
+    if action == "resolve" and (sentence_index is None or not (comment and comment.strip())):
+        raise StoreError("Resolving a dispute needs the sentence and a comment saying why.")
+    if action.endswith("_exception") and not (comment and comment.strip()):
+        raise StoreError("A sign-off recorded as an exception needs a comment saying why.")

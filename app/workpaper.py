@@ -36,6 +36,7 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.properties import PageSetupProperties
 
+from app.config import SignoffOptions
 from app.errors import ExportError
 from app.export import label_counts, tone_index
 from app.ocr_report import ocr_checks, ocr_summary, ocr_threshold
@@ -50,6 +51,7 @@ from app.records import (
     Stamp,
     count_line,
 )
+from app.reviewing import dispute_marks, open_disputes, signoff_entries
 from explain.render import TOP_K, evidence_rich_text
 
 _log = logging.getLogger(__name__)
@@ -423,6 +425,8 @@ def review_states(reviews: Sequence[ReviewAction]) -> dict[int, _ReviewState]:
         if action.comment:
             state.comments.append(f"{action.reviewer}: {action.comment}")
         state.reviewer, state.at = action.reviewer, action.created_at
+    for index in open_disputes(reviews):
+        states[index].status = "disputed"
     return dict(states)
 
 
@@ -514,6 +518,7 @@ def write_workpaper(
     *,
     reviews: Sequence[ReviewAction] = (),
     drift: str | None = None,
+    signoff: SignoffOptions | None = None,
 ) -> Path:
     """Write the document's Excel workpaper to `path`; returns the path.
 
@@ -525,6 +530,8 @@ def write_workpaper(
         drift: the drift verdict of the run that made the result (`verdict_line`: drift, no
             drift or not tested, with why); None when it was not known (a run tests its
             sentences after writing its documents' workpapers): the Cover says so.
+        signoff: the firm's sign-off rules, which decide when a sign-off is superseded
+            (default: the defaults of `[signoff]`).
     """
     foreign = {r.doc_id for r in reviews} - {result.doc_id}
     if foreign:
@@ -535,7 +542,7 @@ def write_workpaper(
     wb = Workbook(write_only=True)
     styler = _Styler(wb)
     lines = stamp_lines(result.stamp, input_sha256=result.doc_id, file_name=_file_name(result))
-    _cover_sheet(wb, styler, result, lines, reviews, drift)
+    _cover_sheet(wb, styler, result, lines, reviews, drift, signoff or SignoffOptions())
     _summary_sheet(wb, styler, result, lines)
     _sentences_sheet(wb, styler, result, lines, reviews)
     checks = ocr_checks(result)
@@ -572,6 +579,7 @@ def _cover_sheet(
     lines: list[str],
     reviews: Sequence[ReviewAction],
     drift: str | None,
+    signoff: SignoffOptions,
 ) -> None:
     sheet = _Sheet(
         wb,
@@ -635,18 +643,24 @@ def _cover_sheet(
             ("Drift check (the run)", drift or DRIFT_UNKNOWN),
         ]
     )
-    signoffs = [r for r in _ordered(reviews) if r.action.startswith("signoff")]
+    signoffs = signoff_entries(reviews, signoff)
+    disputed = open_disputes(reviews)
     sheet.blank()
     sheet.section("Sign-off")
     if signoffs:
         sheet.key_values(
             (
-                ("Preparer" if r.action == "signoff_preparer" else "Reviewer"),
-                f"{r.reviewer}, {_excel_time(r.created_at):%Y-%m-%d %H:%M} UTC"
-                + (f": {r.comment}" if r.comment else ""),
+                e.role.capitalize(),
+                f"{e.action.reviewer}, {_excel_time(e.action.created_at):%Y-%m-%d %H:%M} UTC"
+                + f" [{e.state}]"
+                + (f": {e.action.comment}" if e.action.comment else ""),
             )
-            for r in signoffs
+            for e in signoffs
         )
+        if disputed:
+            sheet.key_values(
+                [("Open disputes", ", ".join(f"sentence {i}" for i in sorted(disputed)))]
+            )
     else:
         sheet.key_values([("Sign-off", "not signed off when this workpaper was written")])
     sheet.blank()
@@ -911,6 +925,7 @@ _REVIEW_COLUMNS: tuple[tuple[str, float], ...] = (
     ("label before", 10),
     ("label after", 10),
     ("comment", 40),
+    ("dispute", 24),
     ("model version", 10),
 )
 
@@ -934,6 +949,7 @@ def _review_log_sheet(
     header_row = HEADER_ROWS + 1
     sheet.header([name for name, _ in _REVIEW_COLUMNS])
     by_index = {s.index: s for s in result.sentences}
+    marks = dispute_marks(reviews)
     for action in _ordered(reviews):
         sentence = (
             by_index.get(action.sentence_index) if action.sentence_index is not None else None
@@ -949,6 +965,7 @@ def _review_log_sheet(
                 sheet.cell(action.previous_label),
                 sheet.cell(action.label),
                 sheet.cell(action.comment, "wrap"),
+                sheet.cell(marks.get(action.id), "wrap"),
                 sheet.cell(action.model_version),
             ]
         )

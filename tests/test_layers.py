@@ -41,6 +41,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "app.ingest",
             "app.sentences",
             "app.store",
+            "app.reviewing",
             "app.export",
             "app.ocr_report",
             "app.workpaper",

@@ -25,11 +25,13 @@ from app.records import (
     Sentence,
     Stamp,
 )
+from app.reviewing import open_disputes
 from app.workpaper import review_states
 from explain.render import TOP_K, evidence_text
 
 NOT_REVIEWED = "not reviewed"
-REVIEW_STATUSES = (NOT_REVIEWED, "agreed", "overridden", "commented")
+DISPUTED = "disputed"
+REVIEW_STATUSES = (NOT_REVIEWED, "agreed", "overridden", "commented", DISPUTED)
 """A sentence's review status as the filter offers it."""
 NO_SECTION = "(before the first heading)"
 
@@ -37,8 +39,11 @@ ACTION_TEXT = {
     "agree": "agreed",
     "override": "overrode",
     "comment": "commented",
+    "resolve": "resolved the dispute",
     "signoff_preparer": "signed off as preparer",
     "signoff_reviewer": "signed off as reviewer",
+    "signoff_preparer_exception": "signed off as preparer (exception)",
+    "signoff_reviewer_exception": "signed off as reviewer (exception)",
 }
 
 
@@ -94,8 +99,10 @@ class SentenceRow:
 def sentence_rows(
     pairs: Sequence[tuple[Sentence, Score | None]], reviews: Sequence[ReviewAction]
 ) -> list[SentenceRow]:
-    """One row per sentence: the model's reading, the label in force and the review status."""
+    """One row per sentence: the model's reading, the label in force and the review status
+    ("disputed" while its reviewers' latest labels differ, whatever the last action was)."""
     states = review_states(reviews)
+    disputed = open_disputes(reviews)
     commented = {
         r.sentence_index for r in reviews if r.action == "comment" and r.sentence_index is not None
     }
@@ -103,7 +110,9 @@ def sentence_rows(
     for sentence, score in pairs:
         state = states.get(sentence.index)
         status = (
-            state.status
+            DISPUTED
+            if sentence.index in disputed
+            else state.status
             if state and state.status
             else ("commented" if sentence.index in commented else NOT_REVIEWED)
         )

@@ -12,6 +12,7 @@ import pytest
 from openpyxl import load_workbook
 from openpyxl.cell.rich_text import CellRichText, TextBlock
 
+from app.config import SignoffOptions
 from app.errors import ExportError
 from app.export import result_to_json
 from app.records import (
@@ -546,8 +547,9 @@ def test_reviews_fill_the_review_columns_and_the_log(tmp_path):
     wb = load_workbook(write_workpaper(make_result(), tmp_path / "wp.xlsx", reviews=reviews))
     _, rows = table(wb["Sentences"])
     by_index = {r["sentence id"]: r for r in rows}
-    # The latest decision wins; every comment is kept.
-    assert by_index[2]["review status"] == "overridden"
+    # The latest decision wins the label; jdoe agreed with negative and asmith chose
+    # neutral, so the sentence is disputed; every comment is kept.
+    assert by_index[2]["review status"] == "disputed"
     assert by_index[2]["reviewer label"] == "neutral"
     assert by_index[2]["review comment"] == "asmith: boilerplate"
     assert by_index[2]["reviewer"] == "asmith"
@@ -564,8 +566,46 @@ def test_reviews_fill_the_review_columns_and_the_log(tmp_path):
     ]
     assert log[2]["label before"] == "negative" and log[2]["label after"] == "neutral"
     assert log[3]["sentence"] == "(whole document)"
+    assert log[2]["dispute"] == "opens dispute (asmith: neutral, jdoe: negative)"
+    assert log[0]["dispute"] is None
     cover = {r[0]: r[1] for r in wb["Cover"].iter_rows(values_only=True) if r[0]}
-    assert cover["Preparer"] == "jdoe, 2025-04-01 09:20 UTC"
+    assert cover["Preparer"] == "jdoe, 2025-04-01 09:20 UTC [in force]"
+    assert cover["Open disputes"] == "sentence 2"
+
+
+def test_the_cover_shows_superseded_and_exception_signoffs(tmp_path):
+    reviews = [
+        review(1, None, "signoff_preparer", 0),
+        review(2, 2, "agree", 5, label="negative", previous_label="negative"),
+        review(
+            3,
+            None,
+            "signoff_reviewer_exception",
+            10,
+            reviewer="asmith",
+            comment="Exception (1 open dispute (#2)): partner approved",
+        ),
+        review(4, 2, "agree", 15, label="negative", previous_label="negative", reviewer="asmith"),
+        review(5, 2, "resolve", 16, comment="settled", reviewer="asmith"),
+    ]
+    path = write_workpaper(
+        make_result(),
+        tmp_path / "wp.xlsx",
+        reviews=reviews,
+        signoff=SignoffOptions(resign_after_decisions=False),
+    )
+    cover = [r for r in load_workbook(path)["Cover"].iter_rows(values_only=True) if r[0]]
+    signed = [v for k, v in cover if k in ("Preparer", "Reviewer")]
+    assert signed == [
+        "jdoe, 2025-04-01 09:00 UTC [in force]",
+        "asmith, 2025-04-01 09:10 UTC [exception]: "
+        "Exception (1 open dispute (#2)): partner approved",
+    ]
+    wb = load_workbook(write_workpaper(make_result(), tmp_path / "wp2.xlsx", reviews=reviews))
+    cover = [r for r in wb["Cover"].iter_rows(values_only=True) if r[0]]
+    signed = [v for k, v in cover if k in ("Preparer", "Reviewer")]
+    assert signed[0].endswith("[superseded]")
+    assert "[superseded exception]" in signed[1]
 
 
 def test_without_reviews_the_log_says_none_were_recorded(tmp_path):

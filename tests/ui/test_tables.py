@@ -126,10 +126,11 @@ def _rows():
 
 def test_label_in_force_and_review_status_follow_the_latest_decision():
     rows = {r.index: r for r in _rows()}
+    # Bob reverted the other reviewer's override: the label is Bob's, the sentence disputed.
     assert (rows[1].model_label, rows[1].label, rows[1].review, rows[1].reviewer) == (
         "negative",
         "negative",
-        "overridden",
+        "disputed",
         "Bob (bob)",
     )
     assert (rows[2].label, rows[2].review) == ("positive", "agreed")
@@ -141,7 +142,8 @@ def test_label_in_force_and_review_status_follow_the_latest_decision():
 def test_filters_combine_on_label_in_force_section_page_confidence_and_status():
     rows = _rows()
     assert [r.index for r in filter_rows(rows, label="negative")] == [0, 1]
-    assert [r.index for r in filter_rows(rows, section="Risk factors", review="overridden")] == [1]
+    assert [r.index for r in filter_rows(rows, section="Risk factors", review="disputed")] == [1]
+    assert filter_rows(rows, review="overridden") == []
     assert [r.index for r in filter_rows(rows, page=2)] == [2, 3]
     assert [r.index for r in filter_rows(rows, min_confidence=0.85)] == [0, 2]
     assert filter_rows(rows, label="positive", page=1) == []
