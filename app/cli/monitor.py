@@ -250,7 +250,8 @@ def agreement_cmd(
         Path | None, typer.Option("--json", help="Also write the report here.", show_default=False)
     ] = None,
 ) -> None:
-    """Model-reviewer agreement per model version over time; exit 1 when any is below."""
+    """Model-reviewer agreement per model version over time (every decision counts), and
+    between reviewers; exit 1 when any model-reviewer figure is below."""
 
     settings = load_settings()
     settings.ensure_dirs()
@@ -289,6 +290,15 @@ def print_agreement(report: AgreementReport) -> None:
             style="red" if r.below_threshold else None,
         )
     console.print(table)
+    for pair in report.between_reviewers:
+        kappa = "–" if pair.kappa is None else f"{pair.kappa:.2f}"
+        console.print(
+            f"between reviewers, model version {pair.model_version}: {pair.agreed} of {pair.pairs} "
+            f"pairs agree ({pair.rate:.1%}, {pair.ci_low:.1%}–{pair.ci_high:.1%}, kappa {kappa}) "
+            f"on {pair.sentences} sentence{'' if pair.sentences == 1 else 's'} decided by two or "
+            "more people",
+            markup=False,
+        )
     console.print(
         f"{len(report.alerts)} below threshold" if report.alerts else "no alerts", markup=False
     )

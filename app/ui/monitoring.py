@@ -124,6 +124,33 @@ def agreement_frame(report: AgreementReport) -> pd.DataFrame:
     )
 
 
+def reviewers_frame(report: AgreementReport) -> pd.DataFrame:
+    """Agreement between reviewers per model version, where two people decided a sentence."""
+    return pd.DataFrame(
+        [
+            {
+                "model version": r.model_version,
+                "sentences": r.sentences,
+                "pairs": r.pairs,
+                "agreed": r.agreed,
+                "agreement": r.rate,
+                "95% interval": f"{r.ci_low:.0%}–{r.ci_high:.0%}",
+                "kappa": r.kappa,
+            }
+            for r in report.between_reviewers
+        ],
+        columns=[
+            "model version",
+            "sentences",
+            "pairs",
+            "agreed",
+            "agreement",
+            "95% interval",
+            "kappa",
+        ],
+    )
+
+
 def system_frame(store: ResultStore, limit: int = 50) -> pd.DataFrame:
     """Per run, newest first: documents, pages, sentences, rates, failures, peak memory."""
     rows = []

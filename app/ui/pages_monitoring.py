@@ -12,6 +12,7 @@ from app.ui.monitoring import (
     agreement_frame,
     effects_over_time,
     reports_frame,
+    reviewers_frame,
     system_frame,
     tests_frame,
 )
@@ -127,13 +128,30 @@ def _agreement(store) -> None:
             f"{report.threshold:.0%}: {esc(periods)}."
         )
     st.caption(
-        f"Latest review of each sentence; a period raises an alert below "
-        f"{report.threshold:.0%} once it has {report.min_reviews} reviews. "
+        f"Every decision counts, each reviewer's and each time they decided; a period raises "
+        f"an alert below {report.threshold:.0%} once it has {report.min_reviews} decisions. "
         "`sesame monitor feedback FILE.csv` writes the reviewed sentences for "
         "`sesame train --feedback`."
     )
     st.dataframe(
         agreement_frame(report),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "agreement": st.column_config.NumberColumn(format="percent"),
+            "kappa": st.column_config.NumberColumn(format="%.2f"),
+        },
+    )
+    st.markdown("**Between reviewers** (sentences two or more people decided)")
+    if not report.between_reviewers:
+        st.caption("No sentence has been decided by two people yet.")
+        return
+    st.caption(
+        "Each pair of people on a sentence counts once, with each one's latest label on it. "
+        "Low agreement here means the labels themselves are uncertain, not only the model."
+    )
+    st.dataframe(
+        reviewers_frame(report),
         hide_index=True,
         width="stretch",
         column_config={

@@ -33,6 +33,15 @@ from app.records import (
     Score,
     Sentence,
 )
+from app.reviewing import (
+    ROLES,
+    Role,
+    check_signoff,
+    current_signoffs,
+    open_disputes,
+    sign_off,
+    signoff_entries,
+)
 from app.ui.common import (
     esc,
     flash,
@@ -59,7 +68,6 @@ from app.ui.tables import (
     section_summary,
     sentence_frame,
     sentence_rows,
-    signoffs,
     stamp_label,
 )
 from explain.render import LABEL_RGB
@@ -81,12 +89,12 @@ GROUP_KEY = "review_group"
 TAB_KEY = "review_tab"
 TABS = ("Summary", "Sentences", "Sign-off and review log")
 DECISIONS = ("Agree", "Override", "Comment only")
+RESOLVE = "Resolve dispute"
 SIGNOFF_CHOICES = ("Sign off as preparer", "Sign off as reviewer", "Comment on the document")
 LABEL_COLOUR = {label: "#{:02X}{:02X}{:02X}".format(*rgb) for label, rgb in LABEL_RGB.items()}
-_SIGNOFF_ACTION: dict[str, ReviewKind] = {
-    SIGNOFF_CHOICES[0]: "signoff_preparer",
-    SIGNOFF_CHOICES[1]: "signoff_reviewer",
-    SIGNOFF_CHOICES[2]: "comment",
+_SIGNOFF_ROLE: dict[str, Role] = {
+    SIGNOFF_CHOICES[0]: "preparer",
+    SIGNOFF_CHOICES[1]: "reviewer",
 }
 
 
@@ -138,7 +146,13 @@ def workpaper_bytes(store_url: str, result_id: int) -> bytes:
         reviews = store.reviews(result_id=result_id)
         drift = run_drift_line(store, result.stamp.run_id)
     with tempfile.TemporaryDirectory() as tmp:
-        path = write_workpaper(result, Path(tmp) / "workpaper.xlsx", reviews=reviews, drift=drift)
+        path = write_workpaper(
+            result,
+            Path(tmp) / "workpaper.xlsx",
+            reviews=reviews,
+            drift=drift,
+            signoff=get_settings().signoff,
+        )
         return path.read_bytes()
 
 
@@ -266,40 +280,69 @@ def _decide(result_id: int, sentence_index: int, label_in_force: str | None, for
             st.session_state[flash_key] = ("error", "Write the comment first.")
             return False
         return _record(result_id, sentence_index, "comment", comment=comment)
+    if decision == RESOLVE:
+        if comment is None:
+            st.session_state[flash_key] = (
+                "error",
+                "Say how the dispute is resolved: the comment goes into the workpaper.",
+            )
+            return False
+        return _record(result_id, sentence_index, "resolve", comment=comment)
     st.session_state[flash_key] = ("error", "Choose Agree, Override or Comment only first.")
     return False
 
 
-def _submit_signoff(result_id: int, form_key: str, signer_of: dict[str, str | None]) -> None:
+def _submit_signoff(result_id: int, form_key: str) -> None:
+    """The sign-off form's callback; like the decision form it keeps what was typed until the
+    action is saved (a refused sign-off under `on_breach = "exception"` needs a comment added)."""
+    if _sign(result_id, form_key):
+        st.session_state[f"{form_key}_choice"] = None
+        st.session_state[f"{form_key}_comment"] = ""
+
+
+def _sign(result_id: int, form_key: str) -> bool:
+    from app.store import ReviewConflict
     from app.ui.auth import current_user
 
     choice = st.session_state.get(f"{form_key}_choice")
     comment = (st.session_state.get(f"{form_key}_comment") or "").strip() or None
-    action = _SIGNOFF_ACTION.get(choice or "")
     flash_key = _flash_key(result_id, None)
     user = current_user()
     if user is None:
         st.session_state[flash_key] = ("error", "You are signed out; sign in again to record.")
-        return
-    if action is None:
+        return False
+    if choice == SIGNOFF_CHOICES[2]:
+        if comment is None:
+            st.session_state[flash_key] = ("error", "Write the comment first.")
+            return False
+        return _record(result_id, None, "comment", comment=comment)
+    role = _SIGNOFF_ROLE.get(choice or "")
+    if role is None:
         st.session_state[flash_key] = ("error", "Choose what to record first.")
-        return
-    # Four eyes: the reviewer's sign-off must come from someone other than the preparer.
-    other = {"signoff_reviewer": "signoff_preparer", "signoff_preparer": "signoff_reviewer"}.get(
-        action
-    )
-    if other and signer_of.get(other) == user.signature:
-        role = "preparer" if other == "signoff_preparer" else "reviewer"
-        st.session_state[flash_key] = (
-            "error",
-            f"You signed this document off as {role}; the other sign-off must come "
-            "from a different person.",
+        return False
+    settings = get_settings()
+    # The firm's rules and four eyes hold in the service, the same for every caller.
+    try:
+        done = sign_off(
+            get_store(settings),
+            result_id,
+            role,
+            user.signature,
+            options=settings.signoff,
+            expected_previous=st.session_state.get(_shown_key(result_id, None)),
+            comment=comment,
         )
-        return
-    if action == "comment" and comment is None:
-        st.session_state[flash_key] = ("error", "Write the comment first.")
-        return
-    _record(result_id, None, action, comment=comment)
+    except ReviewConflict as e:
+        st.session_state[flash_key] = ("warning", conflict_message(e.current))
+        return False
+    except SesameError as e:
+        st.session_state[flash_key] = ("error", e.message)
+        return False
+    st.session_state[flash_key] = (
+        "success",
+        f"Recorded: {done.reviewer} {ACTION_TEXT.get(done.action, done.action)}.",
+    )
+    return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -471,9 +514,11 @@ def _summary_tab(result: DocumentResult, reviews: list[ReviewAction]) -> None:
         if r.action in ("agree", "override") and r.sentence_index is not None
     }
     overridden = sum(1 for r in decided.values() if r.action == "override")
+    disputed = len(open_disputes(reviews))
     st.caption(
         f"Reviewed so far: {len(decided)} of {len(result.sentences)} sentences "
-        f"({len(decided) - overridden} agreed, {overridden} overridden). Figures on this "
+        f"({len(decided) - overridden} agreed, {overridden} overridden); "
+        f"{_count(disputed, 'open dispute')}. Figures on this "
         "tab are the model's labels, as on the workpaper's Summary sheet."
     )
     st.markdown("**Labels per section** (headings as printed in the report)")
@@ -711,7 +756,14 @@ def _sentence_detail(
     if mine:
         st.markdown("**History**\n\n" + "\n".join(f"- {esc(_history_line(r))}" for r in mine))
     flash(_flash_key(result_id, index))
-    _review_form(result_id, index, label_in_force, score is not None)
+    disputed = open_disputes(reviews).get(index)
+    if disputed is not None:
+        st.warning(
+            f"Disputed: {esc(disputed.describe())}. It stays disputed until the parties "
+            "choose the same label, or someone records “Resolve dispute” with a comment.",
+            icon=":material/gavel:",
+        )
+    _review_form(result_id, index, label_in_force, score is not None, disputed is not None)
 
 
 def _sentence_source(
@@ -743,13 +795,16 @@ def _escape_html(text: str) -> str:
     return html.escape(text)
 
 
-def _review_form(result_id: int, index: int, label_in_force: str | None, scored: bool) -> None:
+def _review_form(
+    result_id: int, index: int, label_in_force: str | None, scored: bool, disputed: bool
+) -> None:
     form_key = f"review_{result_id}_{index}"
+    choices = (DECISIONS if scored else DECISIONS[2:]) + ((RESOLVE,) if disputed else ())
     with st.form(form_key, clear_on_submit=False, border=True):
         st.markdown("**Your decision** (recorded as you, with the time and the label before)")
         st.radio(
             "Decision",
-            DECISIONS if scored else DECISIONS[2:],
+            choices,
             horizontal=True,
             key=f"{form_key}_decision",
             label_visibility="collapsed",
@@ -844,38 +899,82 @@ def _page_images(result: DocumentResult, sentence: Sentence, sources: tuple[str,
             st.image(whole, width="stretch")
 
 
+def _superseding(later: ReviewAction | None) -> str:
+    """ "superseded by Bob Reviewer (bob), who overrode sentence 4 at 2026-12-04 17:02 UTC"."""
+    if later is None:
+        return "superseded"
+    what = ACTION_TEXT.get(later.action, later.action)
+    where = f" on sentence {later.sentence_index}" if later.sentence_index is not None else ""
+    when = f"{later.created_at:%Y-%m-%d %H:%M} UTC"
+    return f"superseded by {later.reviewer}, who {what}{where} at {when}"
+
+
 def _signoff_tab(result: DocumentResult, result_id: int, reviews: list[ReviewAction]) -> None:
     latest = latest_action(reviews, whole_result=True)
     st.session_state[_shown_key(result_id, None)] = latest.id if latest else None
-    signed = signoffs(reviews)
+    options = get_settings().signoff
+    check = check_signoff(result.scores, reviews, options)
+    status = f"**Sign-off rules:** {esc(check.summary())}."
+    if check.ok:
+        st.success(status, icon=":material/rule:")
+    else:
+        then = (
+            "a sign-off now is refused"
+            if options.on_breach == "refuse"
+            else "a sign-off now is recorded as an exception and needs a comment"
+        )
+        st.warning(
+            status + f" Not met: {esc('; '.join(check.breaches))}; {then}.",
+            icon=":material/rule:",
+        )
+    disputed = open_disputes(reviews)
+    if disputed:
+        text = {s.index: s.text for s in result.sentences}
+        st.markdown(
+            "**Open disputes**\n\n"
+            + "\n".join(
+                f"- #{i} ({esc(d.describe())}): {esc(text.get(i, '')[:120])}"
+                for i, d in sorted(disputed.items())
+            )
+        )
+    current = current_signoffs(reviews, options)
+    entries = signoff_entries(reviews, options)
+    by_id = {r.id: r for r in reviews}
     cols = st.columns(2)
-    for col, (action, role) in zip(
-        cols, (("signoff_preparer", "Preparer"), ("signoff_reviewer", "Reviewer")), strict=True
-    ):
-        done = signed[action]
+    for col, role in zip(cols, ROLES, strict=True):
+        done = current[role]
         with col.container(border=True):
-            st.markdown(f"**{role} sign-off**")
+            st.markdown(f"**{role.capitalize()} sign-off**")
             if done is None:
                 st.markdown("Not signed off.")
             else:
                 st.markdown(
-                    f":material/verified: {esc(done.reviewer)}, "
-                    f"{done.created_at:%Y-%m-%d %H:%M} UTC"
-                    + (f" — {esc(done.comment)}" if done.comment else "")
+                    f":material/verified: {esc(done.action.reviewer)}, "
+                    f"{done.action.created_at:%Y-%m-%d %H:%M} UTC"
+                    + (" · **exception**" if done.exception else "")
+                    + (f" — {esc(done.action.comment)}" if done.action.comment else "")
                 )
-                later = [r for r in reviews if r.id > done.id and r.action in ("agree", "override")]
-                if later:
-                    st.caption(f"{len(later)} sentence decision(s) recorded since this sign-off.")
+            for e in entries:
+                if e.role == role and e.superseded_by is not None:
+                    st.caption(
+                        f"Superseded{' exception' if e.exception else ''}: "
+                        f"{esc(e.action.reviewer)}, {e.action.created_at:%Y-%m-%d %H:%M} UTC; "
+                        f"{esc(_superseding(by_id.get(e.superseded_by)))}."
+                    )
     flash(_flash_key(result_id, None))
     form_key = f"signoff_{result_id}"
-    with st.form(form_key, clear_on_submit=True):
+    with st.form(form_key, clear_on_submit=False):
         st.radio("Action", SIGNOFF_CHOICES, key=f"{form_key}_choice", horizontal=True, index=None)
-        st.text_area("Comment (optional for a sign-off)", key=f"{form_key}_comment", height=80)
+        st.text_area(
+            "Comment (optional for a sign-off; required for an exception)",
+            key=f"{form_key}_comment",
+            height=80,
+        )
         st.form_submit_button(
             "Record",
             type="primary",
             on_click=_submit_signoff,
-            args=(result_id, form_key, {k: (v.reviewer if v else None) for k, v in signed.items()}),
+            args=(result_id, form_key),
         )
     st.markdown(
         "**Review log** (every action, oldest first; it is the workpaper's Review log sheet)"

@@ -36,7 +36,7 @@ Profiles hold no sentence text: only numbers, so they may travel with a model ve
 |             | domain-classifier tests, `compare`; `verdict_text` / `verdict_line`: the words |
 |             | of every drift verdict (drift, no drift, not tested) on every surface          |
 | `report`    | the HTML report, `write_report`, where report folders live                     |
-| `agreement` | `Feedback`, `AgreementReport`, `agreement`, feedback rows and their digest     |
+| `agreement` | `Feedback`, `AgreementReport` (model and reviewer-reviewer), feedback rows    |
 | `runs`      | what needs the store, the registry or a scorer: references of model versions,  |
 |             | `monitor_run`, `drift_verdict`, `make_reference`, run figures, stored reports, |
 |             | feedback from the store and its export                                         |
@@ -51,6 +51,7 @@ Process memory (`peak_rss_mb`) is not monitoring of the model: it lives in `app.
 from models.monitoring.agreement import (
     AgreementReport,
     Feedback,
+    ReviewerAgreementRow,
     agreement,
     feedback_digest,
     feedback_examples,
@@ -102,6 +103,7 @@ from models.monitoring.runs import (
 
 __all__ = [
     "AgreementReport",
+    "ReviewerAgreementRow",
     "ArraySample",
     "DriftReport",
     "DriftState",

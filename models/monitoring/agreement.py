@@ -1,9 +1,11 @@
 """Quality: how often reviewers agree with a model version, and their labels as training rows.
 
-`Feedback` is one reviewer decision; `agreement` groups the latest decision per sentence by
-model version and period into an `AgreementReport` (rate, Wilson interval, Cohen's kappa,
-alerts below a threshold); `feedback_examples` and `feedback_digest` turn the same decisions
-into `text,label` rows for `sesame train --feedback` and their lineage digest. It is its own
+`Feedback` is one reviewer decision; `agreement` groups every decision (each reviewer's, each
+time they decided) by model version and period into an `AgreementReport` (rate, Wilson
+interval, Cohen's kappa, alerts below a threshold), and measures reviewers against each other
+where two people decided the same sentence; `feedback_examples` and `feedback_digest` turn the
+latest decision per sentence into `text,label` rows for `sesame train --feedback` and their
+lineage digest. It is its own
 module because it measures the model against people, not against a reference profile: it
 shares nothing with the drift tests but the record base.
 """
@@ -11,6 +13,7 @@ shares nothing with the drift tests but the record base.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import math
@@ -29,6 +32,8 @@ class Feedback(Model):
 
     sentence_key: str
     """Identifies the sentence across reviews (e.g. "<doc_id>:<index>")."""
+    reviewer: str
+    """Who decided (their signature, as the review log shows it)."""
     model_version: str
     model_label: Label
     reviewer_label: Label
@@ -52,8 +57,29 @@ class AgreementRow(Model):
     below_threshold: bool
 
 
+class ReviewerAgreementRow(Model):
+    """Agreement between reviewers on the sentences of one model version two or more decided.
+
+    Each pair of people who decided a sentence counts once, with each one's latest label on it
+    (their settled view; the model-reviewer rows count every decision instead).
+    """
+
+    model_version: str
+    sentences: int
+    """Sentences decided by at least two people."""
+    pairs: int
+    agreed: int
+    rate: float
+    ci_low: float
+    ci_high: float
+    """95% Wilson interval of the rate."""
+    kappa: float | None
+    """Cohen's kappa between the two labels of each pair (None when undefined)."""
+
+
 class AgreementReport(Model):
-    """Model-reviewer agreement per model version over time, and which fall below threshold."""
+    """Model-reviewer agreement per model version over time, and which fall below threshold;
+    reviewer-reviewer agreement per model version beside it."""
 
     threshold: float
     min_reviews: int
@@ -61,6 +87,8 @@ class AgreementReport(Model):
     rows: tuple[AgreementRow, ...]
     overall: tuple[AgreementRow, ...]
     """One row per model version over all time."""
+    between_reviewers: tuple[ReviewerAgreementRow, ...] = ()
+    """One row per model version with a sentence that two or more people decided."""
 
     @property
     def alerts(self) -> list[AgreementRow]:
@@ -69,7 +97,8 @@ class AgreementReport(Model):
 
 
 def latest_feedback(feedback: Iterable[Feedback]) -> list[Feedback]:
-    """The latest review of each sentence (reviews are append-only; the last word counts)."""
+    """The latest review of each sentence (reviews are append-only; the last word counts: the
+    training label)."""
     latest: dict[str, Feedback] = {}
     for f in sorted(feedback, key=lambda f: f.reviewed_at):
         latest[f.sentence_key] = f
@@ -79,30 +108,70 @@ def latest_feedback(feedback: Iterable[Feedback]) -> list[Feedback]:
 def _agreement_row(
     version: str, period: str, items: list[Feedback], threshold: float, min_reviews: int
 ) -> AgreementRow:
-    from scipy.stats import binomtest
-    from sklearn.metrics import cohen_kappa_score
-
     n = len(items)
-    agreed = sum(1 for f in items if f.model_label == f.reviewer_label)
-    ci = binomtest(agreed, n).proportion_ci(confidence_level=0.95, method="wilson")
-    model = [f.model_label for f in items]
-    reviewer = [f.reviewer_label for f in items]
-    kappa = None
-    if len(set(model) | set(reviewer)) > 1:
-        k = float(cohen_kappa_score(model, reviewer, labels=list(LABELS)))
-        kappa = k if math.isfinite(k) else None
-    rate = agreed / n
+    agreed, rate, ci_low, ci_high, kappa = _rate(
+        [f.model_label for f in items], [f.reviewer_label for f in items]
+    )
     return AgreementRow(
         model_version=version,
         period=period,
         n=n,
         agreed=agreed,
         rate=rate,
-        ci_low=float(ci.low),
-        ci_high=float(ci.high),
+        ci_low=ci_low,
+        ci_high=ci_high,
         kappa=kappa,
         below_threshold=n >= min_reviews and rate < threshold,
     )
+
+
+def _rate(a: list[Label], b: list[Label]) -> tuple[int, float, float, float, float | None]:
+    """Agreed count, rate, its 95% Wilson interval and Cohen's kappa of paired labels."""
+    from scipy.stats import binomtest
+    from sklearn.metrics import cohen_kappa_score
+
+    n = len(a)
+    agreed = sum(1 for x, y in zip(a, b, strict=True) if x == y)
+    ci = binomtest(agreed, n).proportion_ci(confidence_level=0.95, method="wilson")
+    kappa = None
+    if len(set(a) | set(b)) > 1:
+        k = float(cohen_kappa_score(a, b, labels=list(LABELS)))
+        kappa = k if math.isfinite(k) else None
+    return agreed, agreed / n, float(ci.low), float(ci.high), kappa
+
+
+def between_reviewers(feedback: Iterable[Feedback]) -> list[ReviewerAgreementRow]:
+    """Reviewer-reviewer agreement per model version: each pair of people who decided the same
+    sentence, with each one's latest label on it."""
+    latest: dict[tuple[str, str], dict[str, Label]] = {}
+    for f in sorted(feedback, key=lambda f: f.reviewed_at):
+        latest.setdefault((f.model_version, f.sentence_key), {})[f.reviewer] = f.reviewer_label
+    pairs: dict[str, tuple[list[Label], list[Label], set[str]]] = {}
+    for (version, key), by_reviewer in sorted(latest.items()):
+        labels = [by_reviewer[r] for r in sorted(by_reviewer)]
+        if len(labels) < 2:
+            continue
+        a, b, keys = pairs.setdefault(version, ([], [], set()))
+        keys.add(key)
+        for first, second in itertools.combinations(labels, 2):
+            a.append(first)
+            b.append(second)
+    rows = []
+    for version, (a, b, keys) in sorted(pairs.items()):
+        agreed, rate, ci_low, ci_high, kappa = _rate(a, b)
+        rows.append(
+            ReviewerAgreementRow(
+                model_version=version,
+                sentences=len(keys),
+                pairs=len(a),
+                agreed=agreed,
+                rate=rate,
+                ci_low=ci_low,
+                ci_high=ci_high,
+                kappa=kappa,
+            )
+        )
+    return rows
 
 
 def _period(ts: datetime, period: Literal["day", "week", "month"]) -> str:
@@ -123,10 +192,13 @@ def agreement(
 ) -> AgreementReport:
     """Model-reviewer agreement per model version and period; below threshold raises an alert.
 
-    A period counts only with at least `min_reviews` reviews, so one early disagreement does
-    not raise an alarm.
+    Every decision counts, each reviewer's and each time they decided: a preparer's override
+    that the reviewer reverts is one disagreement and one agreement with the model, not the
+    last word alone. A period counts only with at least `min_reviews` decisions, so one early
+    disagreement does not raise an alarm. Reviewers are also measured against each other
+    (`between_reviewers`), which the threshold does not gate.
     """
-    items = latest_feedback(feedback)
+    items = list(feedback)
     groups: dict[tuple[str, str], list[Feedback]] = {}
     by_version: dict[str, list[Feedback]] = {}
     for f in items:
@@ -150,7 +222,12 @@ def agreement(
                 100 * threshold,
             )
     return AgreementReport(
-        threshold=threshold, min_reviews=min_reviews, period=period, rows=rows, overall=overall
+        threshold=threshold,
+        min_reviews=min_reviews,
+        period=period,
+        rows=rows,
+        overall=overall,
+        between_reviewers=tuple(between_reviewers(items)),
     )
 
 

@@ -423,7 +423,8 @@ def stored_reports(store: ResultStore, limit: int = 500) -> list[DriftReport]:
 
 
 def feedback_from_store(store: ResultStore) -> list[Feedback]:
-    """Every reviewed sentence as feedback: the model's label (its score) vs the reviewer's."""
+    """Every decision (agree / override) on a scored sentence as feedback: the model's label
+    (its score) vs the reviewer's, who decided and when."""
     out: list[Feedback] = []
     for result in store.list_results():
         actions = [
@@ -446,6 +447,7 @@ def feedback_from_store(store: ResultStore) -> list[Feedback]:
             out.append(
                 Feedback(
                     sentence_key=f"{result.result_id}:{a.sentence_index}",
+                    reviewer=a.reviewer,
                     model_version=version,
                     model_label=score.label,
                     reviewer_label=a.label,

@@ -36,6 +36,7 @@ from models.monitoring import (
     verdict_text,
     write_report,
 )
+from models.monitoring.agreement import latest_feedback
 from models.monitoring.report import report_html
 
 # ---------------------------------------------------------------------------------------------
@@ -426,6 +427,7 @@ def _feedback(
         rows.append(
             Feedback(
                 sentence_key=f"{key_prefix}{version}:{i}",
+                reviewer="alice",
                 model_version=version,
                 model_label="positive",
                 reviewer_label="positive" if i < agree else "negative",
@@ -454,20 +456,67 @@ def test_agreement_needs_enough_reviews_before_alarming():
     assert rep.overall[0].rate == pytest.approx(0.2) and not rep.alerts
 
 
-def test_agreement_counts_the_latest_review_of_each_sentence():
+def test_agreement_counts_every_decision_of_every_reviewer():
     t0 = datetime(2024, 3, 1, tzinfo=UTC)
     first = Feedback(
         sentence_key="d:1",
+        reviewer="alice",
         model_version="1",
         model_label="neutral",
         reviewer_label="negative",
         reviewed_at=t0,
     )
+    # Alice changes her mind, then Bob agrees with the model: three decisions, two agree
     second = first.model_copy(
         update={"reviewer_label": "neutral", "reviewed_at": t0 + timedelta(hours=1)}
     )
-    rep = agreement([second, first], min_reviews=1)
-    assert rep.overall[0].n == 1 and rep.overall[0].agreed == 1
+    third = second.model_copy(update={"reviewer": "bob", "reviewed_at": t0 + timedelta(hours=2)})
+    rep = agreement([third, second, first], min_reviews=1)
+    assert (rep.overall[0].n, rep.overall[0].agreed) == (3, 2)
+    # the training label is still the last word on the sentence
+    assert [f.reviewer for f in latest_feedback([third, second, first])] == ["bob"]
+
+
+def test_agreement_between_reviewers_pairs_each_ones_latest_label_on_a_sentence():
+    t0 = datetime(2024, 3, 1, tzinfo=UTC)
+
+    def decided(key: str, who: str, label: str, hour: int, version: str = "1") -> Feedback:
+        return Feedback(
+            sentence_key=key,
+            reviewer=who,
+            model_version=version,
+            model_label="negative",
+            reviewer_label=label,
+            reviewed_at=t0 + timedelta(hours=hour),
+        )
+
+    fb = [
+        # a dispute: the preparer overrides, the reviewer overrides back
+        decided("d:1", "alice", "neutral", 0),
+        decided("d:1", "bob", "negative", 1),
+        # Alice's first label is replaced by her second, which Bob shares
+        decided("d:2", "alice", "positive", 2),
+        decided("d:2", "alice", "negative", 3),
+        decided("d:2", "bob", "negative", 4),
+        # three people: three pairs, one of them agreeing
+        decided("d:3", "alice", "neutral", 5),
+        decided("d:3", "bob", "negative", 6),
+        decided("d:3", "carol", "negative", 7),
+        # one person only: not a pair
+        decided("d:4", "alice", "negative", 8),
+        # another model version is measured apart
+        decided("d:5", "alice", "neutral", 9, version="2"),
+        decided("d:5", "bob", "neutral", 10, version="2"),
+    ]
+    rep = agreement(fb, min_reviews=1)
+    one, two = rep.between_reviewers
+    assert (one.model_version, one.sentences, one.pairs, one.agreed) == ("1", 3, 5, 2)
+    assert one.rate == pytest.approx(0.4) and one.ci_low < 0.4 < one.ci_high
+    assert (two.model_version, two.sentences, two.pairs, two.agreed) == ("2", 1, 1, 1)
+    assert two.kappa is None  # one label only: kappa undefined
+    # the model-reviewer figure counts all 11 decisions
+    assert sum(r.n for r in rep.overall) == 11
+    assert agreement(fb[-3:-2], min_reviews=1).between_reviewers == ()
 
 
 def test_feedback_examples_and_digest_do_not_depend_on_order():
@@ -681,6 +730,19 @@ def test_monitor_agreement_alerts_on_reviewer_overrides(model_with_reference):
     assert agreement_rows.exit_code == 1, agreement_rows.output
     assert "20.0%" in agreement_rows.output  # 1 of 5 reviewed sentences kept the model's label
     assert invoke("agreement", "--min-reviews", "6").exit_code == 0
+    # a second person on sentence 5 counts as a decision, and as a pair between reviewers
+    store.add_review(
+        result.result_id,
+        "override",
+        "bob",
+        expected_previous=store.reviews(result_id=result.result_id)[-1].id,
+        sentence_index=5,
+        label=next(lab for lab in ("positive", "negative", "neutral") if lab != labels[5]),
+        comment="reads otherwise",
+    )
+    both = invoke("agreement", "--min-reviews", "6")
+    assert "16.7%" in both.output  # 1 of 6 decisions kept the model's label
+    assert "0 of 1 pairs agree" in both.output and "on 1 sentence decided" in both.output
 
 
 def test_run_figures_count_documents_pages_and_sentences(model_with_reference):

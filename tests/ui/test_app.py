@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from app.config import load_settings
 from app.records import LABEL_LIMITS, DocumentResult, check_label
+from app.reviewing import flagged_indices
 from app.store import ResultStore
 from app.ui import auth
 from app.ui.common import (
@@ -487,25 +488,42 @@ def test_two_reviewers_on_one_sentence_the_second_sees_a_conflict_and_nothing_is
     ]
 
 
-def test_sign_off_needs_two_people_and_is_logged(stored, ui_env):
+def sign(at: AppTest, result_id: int, choice: str, comment: str = "") -> AppTest:
+    """Fill the sign-off form and record it."""
+    at.radio(key=f"signoff_{result_id}_choice").set_value(choice)
+    if comment:
+        at.text_area(key=f"signoff_{result_id}_comment").input(comment)
+    button(at, "Record").click()
+    return run(at)
+
+
+def agree_in_store(store_url: str, result_id: int, indices: list[int], who: User) -> None:
+    """Agreements recorded straight in the store (what many clicks on the page would do)."""
+    with ResultStore(store_url) as store:
+        for index in indices:
+            latest = store.reviews(result_id=result_id, sentence_index=index)
+            store.add_review(
+                result_id,
+                "agree",
+                who.signature,
+                expected_previous=latest[-1].id if latest else None,
+                sentence_index=index,
+            )
+
+
+def test_sign_off_needs_two_people_and_is_logged(stored, ui_env, monkeypatch):
     result_id, _ = stored
+    monkeypatch.setenv("SESAME_SIGNOFF__MIN_REVIEWED_SHARE", "0")  # four eyes alone
     alice = open_review(app_as(ALICE), result_id, "Sign-off and review log")
-    alice.radio(key=f"signoff_{result_id}_choice").set_value("Sign off as preparer")
-    button(alice, "Record").click()
-    run(alice)
-    assert texts(alice, "success") == [
-        esc("Recorded: Alice Auditor (alice) signed off as preparer.")
-    ]
-    alice.radio(key=f"signoff_{result_id}_choice").set_value("Sign off as reviewer")
-    button(alice, "Record").click()
-    run(alice)
-    assert esc("the other sign-off must come from a different person") in texts(alice, "error")[0]
+    sign(alice, result_id, "Sign off as preparer")
+    assert esc("Recorded: Alice Auditor (alice) signed off as preparer.") in texts(alice, "success")
+    sign(alice, result_id, "Sign off as reviewer")
+    assert (
+        esc("the reviewer sign-off must come from a different person") in texts(alice, "error")[0]
+    )
 
     bob = open_review(app_as(BOB), result_id, "Sign-off and review log")
-    bob.radio(key=f"signoff_{result_id}_choice").set_value("Sign off as reviewer")
-    bob.text_area(key=f"signoff_{result_id}_comment").input("Reviewed; no exceptions.")
-    button(bob, "Record").click()
-    run(bob)
+    sign(bob, result_id, "Sign off as reviewer", "Reviewed; no exceptions.")
     log = bob.dataframe[0].value
     assert list(log["action"]) == ["signed off as preparer", "signed off as reviewer"]
     assert list(log["who"]) == ["Alice Auditor (alice)", "Bob Reviewer (bob)"]
@@ -514,6 +532,134 @@ def test_sign_off_needs_two_people_and_is_logged(stored, ui_env):
             "signoff_preparer",
             "signoff_reviewer",
         ]
+
+
+def test_sign_off_is_refused_until_every_flagged_sentence_is_reviewed(stored, ui_env):
+    result_id, result = stored
+    flagged = flagged_indices(result.scores)
+    last, n = flagged[-1], len(flagged)
+    assert n > 1
+    agree_in_store(ui_env.store_url(), result_id, flagged[:-1], BOB)
+    alice = open_review(app_as(ALICE), result_id, "Sign-off and review log")
+    (status,) = texts(alice, "warning")
+    assert esc(f"{n - 1} of {n} flagged sentences reviewed ({n} required); 0 open disputes") in (
+        status
+    )
+    assert "a sign-off now is refused" in status
+
+    sign(alice, result_id, "Sign off as preparer", "Done.")
+    (error,) = texts(alice, "error")
+    assert error.startswith(esc(f"Sign-off refused: 1 of {n} flagged sentences have no decision"))
+    # refused: the choice and the comment stay for the reviewer to send again
+    assert alice.radio(key=f"signoff_{result_id}_choice").value == "Sign off as preparer"
+    assert alice.text_area(key=f"signoff_{result_id}_comment").value == "Done."
+    with ResultStore.from_settings(ui_env) as store:
+        assert not any(a.action.startswith("signoff") for a in store.reviews(result_id=result_id))
+
+    # the last flagged sentence reviewed on the page: the same sign-off is accepted
+    alice.session_state["review_tab"] = "Sentences"
+    alice.session_state[f"sentence_{result_id}"] = last
+    run(alice)
+    decide(alice, result_id, last, "Agree")
+    alice.session_state["review_tab"] = "Sign-off and review log"
+    run(alice)
+    assert (
+        esc(f"{n} of {n} flagged sentences reviewed ({n} required); 0 open disputes")
+        in (texts(alice, "success")[0])
+    )
+    sign(alice, result_id, "Sign off as preparer", "Done.")
+    assert esc("Recorded: Alice Auditor (alice) signed off as preparer.") in texts(alice, "success")
+    assert alice.text_area(key=f"signoff_{result_id}_comment").value == ""  # saved: form cleared
+    with ResultStore.from_settings(ui_env) as store:
+        (signed,) = [a for a in store.reviews(result_id=result_id) if a.sentence_index is None]
+    assert (signed.action, signed.reviewer, signed.comment) == (
+        "signoff_preparer",
+        "Alice Auditor (alice)",
+        "Done.",
+    )
+
+
+def test_a_breach_under_the_exception_rule_needs_a_comment_and_is_recorded_as_one(
+    stored, ui_env, monkeypatch
+):
+    result_id, _ = stored
+    monkeypatch.setenv("SESAME_SIGNOFF__ON_BREACH", "exception")
+    alice = open_review(app_as(ALICE), result_id, "Sign-off and review log")
+    assert "recorded as an exception and needs a comment" in texts(alice, "warning")[0]
+    sign(alice, result_id, "Sign off as preparer")
+    (error,) = texts(alice, "error")
+    assert esc("it can be recorded only as an exception, with a comment saying why") in error
+    sign(alice, result_id, "Sign off as preparer", "Client deadline; rest reviewed on paper.")
+    assert esc("Recorded: Alice Auditor (alice) signed off as preparer (exception).") in texts(
+        alice, "success"
+    )
+    assert any("**exception**" in m for m in texts(alice, "markdown"))
+    with ResultStore.from_settings(ui_env) as store:
+        (signed,) = store.reviews(result_id=result_id)
+    assert signed.action == "signoff_preparer_exception"
+    assert signed.comment.startswith("Exception (")
+    assert signed.comment.endswith("): Client deadline; rest reviewed on paper.")
+
+
+def test_a_dispute_is_shown_counted_and_resolved_with_a_comment(stored, ui_env, monkeypatch):
+    result_id, result = stored
+    index = negative_sentence(result)
+    monkeypatch.setenv("SESAME_SIGNOFF__MIN_REVIEWED_SHARE", "0")  # the dispute alone
+    with ResultStore.from_settings(ui_env) as store:
+        first = store.add_review(
+            result_id,
+            "override",
+            ALICE.signature,
+            expected_previous=None,
+            sentence_index=index,
+            label="neutral",
+            comment="Boilerplate.",
+        )
+        store.add_review(
+            result_id,
+            "override",
+            BOB.signature,
+            expected_previous=first.id,
+            sentence_index=index,
+            label="negative",
+            comment="Reads negative to me.",
+        )
+    bob = open_review(app_as(BOB), result_id, "Summary")
+    assert any("1 open dispute." in c for c in texts(bob, "caption"))
+
+    bob.session_state["review_tab"] = "Sign-off and review log"
+    run(bob)
+    (status,) = texts(bob, "warning")
+    assert esc("; 1 open dispute") in status and esc(f"(#{index})") in status
+    assert any(
+        m.startswith("**Open disputes**")
+        and f"#{index} ({esc('Alice Auditor (alice): neutral, Bob Reviewer (bob): negative')})" in m
+        for m in texts(bob, "markdown")
+    )
+    sign(bob, result_id, "Sign off as reviewer")
+    assert texts(bob, "error")[0].startswith(esc("Sign-off refused: 1 open dispute"))
+
+    bob.session_state["review_tab"] = "Sentences"
+    bob.session_state[f"sentence_{result_id}"] = index
+    run(bob)
+    assert any(
+        w.startswith("Disputed: " + esc("Alice Auditor (alice): neutral"))
+        for w in texts(bob, "warning")
+    )
+    row = bob.dataframe[0].value.set_index("#").loc[index]
+    assert row["review"] == "disputed"
+    decide(bob, result_id, index, "Resolve dispute")
+    assert texts(bob, "error") == [
+        esc("Say how the dispute is resolved: the comment goes into the workpaper.")
+    ]
+    decide(bob, result_id, index, "Resolve dispute", comment="Partner: negative stands.")
+    assert texts(bob, "success") == [esc("Recorded: Bob Reviewer (bob) resolved the dispute.")]
+    assert not any(w.startswith("Disputed") for w in texts(bob, "warning"))
+    assert "Resolve dispute" not in bob.radio(key=f"review_{result_id}_{index}_decision").options
+    assert bob.dataframe[0].value.set_index("#").loc[index]["review"] != "disputed"
+    with ResultStore.from_settings(ui_env) as store:
+        resolved = store.reviews(result_id=result_id)[-1]
+    assert (resolved.action, resolved.comment) == ("resolve", "Partner: negative stands.")
 
 
 def test_failed_document_shows_why_on_review(ui_env, analyzed):

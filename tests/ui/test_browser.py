@@ -517,3 +517,183 @@ def test_a_small_upload_shows_drift_not_tested_never_no_drift(
             _shot(page, "drift_not_tested_monitoring")
         finally:
             browser.close()
+
+
+def _stored_report(tmp_path: Path, tiny_model_dir: Path):
+    """The clean report analyzed and stored in the server's data directory: (settings, id,
+    result), with Bob as a second user."""
+    from app.config import load_settings
+    from app.pipeline import Analyzer
+    from app.store import ResultStore
+    from app.ui.documents import keep_pdf
+
+    settings = load_settings(data_dir=tmp_path / "data", scoring={"model_dir": tiny_model_dir})
+    pdf = write_clean_report(tmp_path / "annual_report.pdf").read_bytes()
+    result = Analyzer.from_settings(settings).analyze(pdf, file_name="annual_report.pdf")
+    keep_pdf(settings, pdf)
+    with ResultStore.from_settings(settings) as store:
+        result_id = store.save_result(result)
+    add_user(
+        tmp_path / "data" / "users.toml", "bob", "bob's own horse", name="Bob Reviewer", rounds=4
+    )
+    return settings, result_id, result
+
+
+def _sign_in_on(page, url: str, login: str, password: str) -> None:
+    """Open a link signed out, sign in there, and wait for the Review page it points at."""
+    from playwright.sync_api import expect
+
+    page.goto(url)
+    page.get_by_label("User name").fill(login)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.get_by_role("heading", name="Review", exact=True)).to_be_visible(timeout=SLOW_MS)
+    _settle(page)
+
+
+def _open_sentence(page, index: int) -> None:
+    """Open a sentence on the Sentences tab by its number."""
+    from playwright.sync_api import expect
+
+    page.get_by_label("Open sentence").click()
+    page.get_by_role("option", name=re.compile(rf"^#{index} ·")).click()
+    expect(page.get_by_role("heading", name=f"Sentence {index}", exact=True)).to_be_visible()
+    _settle(page)
+
+
+def test_a_reviewer_overriding_back_opens_a_dispute_that_is_marked_and_counted(
+    server, chromium, tmp_path, tiny_model_dir
+):
+    from playwright.sync_api import expect, sync_playwright
+
+    from app.reviewing import flagged_indices
+    from app.store import ResultStore
+
+    settings, result_id, result = _stored_report(tmp_path, tiny_model_dir)
+    index = next(
+        i for i in flagged_indices(result.scores) if result.sentences[i].kind == "sentence"
+    )
+    model_label = next(s.label for s in result.scores if s.sentence_index == index)
+    with ResultStore.from_settings(settings) as store:  # the preparer, in her own session
+        store.add_review(
+            result_id,
+            "override",
+            "Alice Auditor (alice)",
+            expected_previous=None,
+            sentence_index=index,
+            label="neutral",
+            comment="Boilerplate.",
+        )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 2000})
+            page.set_default_timeout(60_000)
+            _sign_in_on(page, f"{server}/review?result={result_id}", "bob", "bob's own horse")
+            main = page.get_by_test_id("stMain")
+            expect(main).to_contain_text("1 overridden); 0 open disputes", timeout=SLOW_MS)
+
+            # the reviewer overrides the preparer back to the model's label
+            page.get_by_role("tab", name="Sentences").click()
+            _settle(page)
+            _open_sentence(page, index)
+            page.get_by_text("Override", exact=True).click()
+            page.get_by_label("New label (for an override)").click()
+            page.get_by_role("option", name=model_label, exact=True).click()
+            page.get_by_label("Comment (required for an override").fill("The model's label stands.")
+            page.get_by_role("button", name="Record decision", exact=True).click()
+            expect(page.get_by_text("Recorded: Bob Reviewer (bob) overrode")).to_be_visible()
+            _settle(page)
+            expect(
+                main.get_by_text(
+                    f"Disputed: Alice Auditor (alice): neutral, Bob Reviewer (bob): {model_label}"
+                )
+            ).to_be_visible()
+            expect(page.get_by_text("Resolve dispute", exact=True)).to_be_visible()
+
+            # the table marks it: the "disputed" filter finds it and nothing else
+            page.get_by_label("Review status").click()
+            page.get_by_role("option", name="disputed", exact=True).click()
+            _settle(page)
+            expect(main.get_by_text("1 of 15 sentences.")).to_be_visible()
+            _shot(page, "dispute_sentence")
+
+            # counted on the Summary and listed on the Sign-off tab, which refuses to sign
+            page.get_by_role("tab", name="Summary").click()
+            _settle(page)
+            expect(main).to_contain_text("; 1 open dispute.")
+            page.get_by_role("tab", name="Sign-off and review log").click()
+            _settle(page)
+            expect(main).to_contain_text("1 open dispute")
+            expect(main.get_by_text("Open disputes", exact=True)).to_be_visible()
+            _shot(page, "dispute_signoff")
+        finally:
+            browser.close()
+
+
+def test_sign_off_is_refused_with_an_unreviewed_flagged_sentence_and_accepted_after_review(
+    server, chromium, tmp_path, tiny_model_dir
+):
+    from playwright.sync_api import expect, sync_playwright
+
+    from app.reviewing import flagged_indices
+    from app.store import ResultStore
+
+    settings, result_id, result = _stored_report(tmp_path, tiny_model_dir)
+    flagged = flagged_indices(result.scores)
+    n, last = len(flagged), flagged[-1]
+    with ResultStore.from_settings(settings) as store:  # a colleague reviewed all but one
+        for index in flagged[:-1]:
+            store.add_review(
+                result_id,
+                "agree",
+                "Bob Reviewer (bob)",
+                expected_previous=None,
+                sentence_index=index,
+            )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 2000})
+            page.set_default_timeout(60_000)
+            _sign_in_on(
+                page, f"{server}/review?result={result_id}", "alice", "correct horse battery"
+            )
+            main = page.get_by_test_id("stMain")
+            page.get_by_role("tab", name="Sign-off and review log").click()
+            _settle(page)
+            expect(main).to_contain_text(
+                f"{n - 1} of {n} flagged sentences reviewed ({n} required); 0 open disputes"
+            )
+            page.get_by_text("Sign off as preparer", exact=True).click()
+            record = page.get_by_role("button", name="Record", exact=True)
+            record.click()
+            expect(
+                page.get_by_text(f"Sign-off refused: 1 of {n} flagged sentences have no decision")
+            ).to_be_visible()
+            _settle(page)
+            _shot(page, "signoff_refused")
+
+            # review the last flagged sentence, then the same sign-off is accepted
+            page.get_by_role("tab", name="Sentences").click()
+            _settle(page)
+            _open_sentence(page, last)
+            page.get_by_text("Agree", exact=True).click()
+            page.get_by_role("button", name="Record decision", exact=True).click()
+            expect(page.get_by_text("Recorded: Alice Auditor (alice) agreed")).to_be_visible()
+            _settle(page)
+            page.get_by_role("tab", name="Sign-off and review log").click()
+            _settle(page)
+            expect(main).to_contain_text(f"{n} of {n} flagged sentences reviewed")
+            page.get_by_text("Sign off as preparer", exact=True).click()
+            record.click()
+            expect(
+                page.get_by_text("Recorded: Alice Auditor (alice) signed off as preparer.")
+            ).to_be_visible()
+            _settle(page)
+            _shot(page, "signoff_accepted")
+        finally:
+            browser.close()
+    with ResultStore.from_settings(settings) as store:
+        signed = [a.action for a in store.reviews(result_id=result_id) if a.sentence_index is None]
+    assert signed == ["signoff_preparer"]
