@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from app.config import SentenceOptions
 from app.records import BBox, Line, Page, Sentence, SentenceKind
-from app.sentences.kinds import classify_text, is_repeated, repeated_furniture
+from app.sentences.kinds import classify_text, is_repeated, is_table_row, repeated_furniture
 from app.sentences.sections import (
     ITEM,
     MAJOR_IN_ITEMS,
@@ -80,7 +80,10 @@ def _joinable(tail: _Sent, head: _Sent, texts: Sequence[str]) -> bool:
     ):
         return False
     (tp, ts, te), (hp, hs, he) = tail.segs[0], head.segs[0]
-    return _continues(texts[tp][ts:te], texts[hp][hs:he], strict=kind == "list_item")
+    tail_text, head_text = texts[tp][ts:te], texts[hp][hs:he]
+    if is_table_row(tail_text) or is_table_row(head_text):
+        return False  # a table's label column ends without a stop; prose does not go on in it
+    return _continues(tail_text, head_text, strict=kind == "list_item")
 
 
 def _join_blocks(texts: Sequence[str], per_page: list[list[_Sent]]) -> None:

@@ -729,3 +729,31 @@ def test_a_short_text_on_two_pages_is_not_furniture():
     keys = repeated_furniture([(n, f"Acme review {n}") for n in range(1, 31)], 30)
     assert is_repeated("Acme review 31", keys)
     assert not is_repeated("Acme review rose sharply in every segment this year.", keys)
+
+
+def test_an_earnings_release_pdf_keeps_its_table_lines_out_of_the_tone(tmp_path):
+    from pdfs import RELEASE_CAPTION, RELEASE_LABELS, RELEASE_PROSE, write_earnings_release
+
+    from app.config import IngestOptions
+    from app.ingest import read_pdf
+    from app.records import TONE_KINDS
+
+    _, pages, errors = read_pdf(write_earnings_release(tmp_path / "release.pdf"), IngestOptions())
+    assert not errors
+    out = split_sentences(pages, OPTIONS)
+    by_text: dict[str, set[str]] = {}
+    for s in out:
+        by_text.setdefault(s.text, set()).add(s.kind)
+    assert all(by_text[text] == {"sentence"} for text in RELEASE_PROSE)
+    # the caption and the label column, however the lines group, are table rows on every page
+    # and never swallow the prose of the next page (they end without a stop)
+    table = [s for s in out if RELEASE_LABELS in s.text or RELEASE_CAPTION in s.text]
+    assert {s.page_no for s in table} == {1, 2, 3}
+    assert {s.kind for s in table} == {"table_row"}
+    assert not any(p in s.text for s in table for p in RELEASE_PROSE)
+    # the footer, when ingest leaves it in the text, is page furniture
+    footers = [s for s in out if "Annual Report 2024" in s.text]
+    assert all(s.kind == "furniture" for s in footers)
+    assert {s.text for s in out if s.kind in TONE_KINDS} == set(RELEASE_PROSE)
+    # only the title opens a section; the table lines do not
+    assert {s.section for s in out} == {"Results of Operations"}
