@@ -34,6 +34,7 @@ Modules, lowest first; each imports only those above it (no cycles):
 | `sentencizer` | spaCy tokenizer + `financial_sentencizer` rules, abbreviation lists, make_nlp |
 | `segment`     | page text -> units (headings, list items, table rows, paragraphs), span tools |
 | `sections`    | section taxonomy: `classify_section`, `is_section`, the heading patterns      |
+| `kinds`       | units that are no sentences: table rows, page furniture, all-caps headings    |
 | `assemble`    | `split_sentences`: block and page-break joins, long splits, boxes, records    |
 """
 

@@ -21,7 +21,8 @@ annual reports and earnings releases alike:
 * heading: a short all-capitals line without a stop ("ITEM 4. MINE SAFETY DISCLOSURES").
 
 A unit that ends like a sentence (".", "!", "?") is a table row only by its figures, never by
-its words. Lowest-but-one module of the package: it imports only `sentencizer` and `segment`.
+its words. A title from layout is a row only by closing figures, and keeps its kind when it
+names a section. Imports `sentencizer`, `segment` and `sections`; `assemble` imports it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from app.records import SentenceKind
+from app.sentences.sections import classify_section
 from app.sentences.segment import has_word
 from app.sentences.sentencizer import words
 
@@ -133,15 +135,23 @@ def is_furniture(text: str) -> bool:
     )
 
 
-def is_table_row(text: str) -> bool:
-    """Whether a unit reads as part of a table rather than as prose (module docstring)."""
+def is_table_row(text: str, *, heading: bool = False) -> bool:
+    """Whether a unit reads as part of a table rather than as prose (module docstring).
+
+    `heading`: layout saw a title. Then only closing figures make it a row ("8.2.7 2018
+    Annual Incentive" is numbered, "Total revenue 1,234 1,100" is a row), and a title that
+    names a section keeps it ("Condensed Consolidated Balance Sheets (In thousands)")."""
     core = " ".join(text.split())
     tokens = core.split()
     if not tokens:
         return False
     figures, trailing = _figures(tokens)
     n = len([t for t in tokens if t not in _CURRENCY])
-    if figures >= 2 and (figures * 2 >= n or trailing >= 2) and not core.endswith("."):
+    if figures >= 2 and trailing >= 2 and not core.endswith("."):
+        return True
+    if heading and classify_section(core) is not None:
+        return False
+    if not heading and figures >= 2 and figures * 2 >= n and not core.endswith("."):
         return True
     if core.endswith(_ENDS):
         return False  # a sentence's stop: its words are prose, whatever their case
@@ -173,7 +183,7 @@ def classify_text(text: str, kind: SentenceKind) -> SentenceKind:
     """The kind of one unit, given the kind layout and line heuristics gave it."""
     if is_furniture(text):
         return "furniture"
-    if is_table_row(text):
+    if is_table_row(text, heading=kind == "heading"):
         return "table_row"
     if kind == "sentence" and _is_caps_heading(text):
         return "heading"

@@ -680,6 +680,10 @@ def test_ingested_corpus_pages_keep_every_invariant(corpus) -> None:
         # a dash between words, a closing date, a headline's clauses: not a table
         ("NOTE 2 \u2014 INVENTORIES", "sentence", "heading"),
         ("ITEM 2 - Properties", "heading", None),
+        # a title keeps its kind unless figures close it, or when it names a section
+        ("8.2.7 2018 Annual Incentive", "heading", None),
+        ("Condensed Consolidated Balance Sheets (In thousands)", "heading", None),
+        ("Philips Group Inventories in millions of EUR", "heading", "table_row"),
         ("Costco reports results for the quarter ended May 28, 2023", "sentence", None),
         (
             "GAAP Net Income of $1,048 million; GAAP diluted earnings per share (EPS) of 70.5 cps;",
