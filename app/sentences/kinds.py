@@ -72,6 +72,9 @@ _UNITS = re.compile(
     re.IGNORECASE,
 )
 _BRACKETED = re.compile(r"^\([^()]{1,60}\)$")
+_LEADING_CAPTION = re.compile(
+    r"^\((?:[^()]{0,40}?\s)?in\s+(?:millions|thousands|billions)\b[^()]*\)", re.IGNORECASE
+)
 _FUNCTION_WORDS = words("""
     a an the of to in on at for from by with and or but nor as that which who whose whom than
     our its their his her your my this these those such into onto upon over under between
@@ -79,6 +82,11 @@ _FUNCTION_WORDS = words("""
     is are was were be been being has have had will would shall should may might can could
     not no also both either neither whether if when where while because although though we it
     they he she you i there here what how
+""")
+# A verb that only prose carries; a caption or a column of labels has none.
+_AUXILIARIES = words("""
+    is are was were be been being has have had will would shall should may might can could
+    does did
 """)
 _ENDS = (".", "!", "?", ".\u201d", '."', ".)", "?\u201d", '?"')
 _LETTERS = re.compile(r"[^\W\d_]")
@@ -91,7 +99,7 @@ def _figures(tokens: list[str]) -> tuple[int, int]:
     real = [t for t in tokens if t not in _CURRENCY]
     figures = sum(1 for t in real if _FIGURE.match(t))
     tail = real
-    if len(real) >= 3 and _DATE_LINE.match(" ".join(real[-3:])):
+    if len(real) >= 3 and _DATE_LINE.match(" ".join(real[-3:]).rstrip(",;.")):
         tail = real[:-3]
     trailing = 0
     for tok in reversed(tail):
@@ -153,10 +161,14 @@ def is_table_row(text: str, *, heading: bool = False) -> bool:
         return False
     if not heading and figures >= 2 and figures * 2 >= n and not core.endswith("."):
         return True
-    if core.endswith(_ENDS):
-        return False  # a sentence's stop: its words are prose, whatever their case
-    if _BRACKETED.match(core):
-        return True  # "(unaudited)", "(in millions)", "(Continued)"
+    if core.endswith(_ENDS) or core.endswith(":"):
+        # a sentence's stop, or the colon of a lead-in ("The following table shows ... (in
+        # millions):"): its words are prose, whatever their case
+        return False
+    if _BRACKETED.match(core) or _LEADING_CAPTION.match(core):
+        return True  # "(unaudited)", "(In millions, except ...) Net sales ...", "(Continued)"
+    if any(t.islower() and t.strip(",;:") in _AUXILIARIES for t in tokens):
+        return False  # "The activity was recognized ... as follows: (Dollars in millions)"
     if len(tokens) <= 40 and (_UNITS.search(core) or _PERIODS.match(core)):
         return True
     if _printed_twice(tokens):

@@ -696,6 +696,34 @@ def test_ingested_corpus_pages_keep_every_invariant(corpus) -> None:
             None,
         ),
         ("eBay launched a Live Commerce Streaming experience", "sentence", None),
+        (
+            "The following table shows net sales by category for 2024 and 2023 (in millions):",
+            "sentence",
+            None,
+        ),
+        (
+            "The activity was recognized within Accrued liabilities as follows: (Dollars in "
+            "millions) Additionally, the related charges were recorded in Cost of sales",
+            "sentence",
+            None,
+        ),
+        (
+            "If the Participant was appointed before January 1, 2006 or after December 31, 2017,",
+            "sentence",
+            None,
+        ),
+        ("YEAR ENDED MAY 31, 2021 ASIA", "heading", "table_row"),  # May the month, no verb
+        (
+            "(In millions, except number of shares, which are reflected in thousands, and par "
+            "value)",
+            "sentence",
+            "table_row",
+        ),
+        (
+            "(Dollars in millions) Sales returns reserve For the fiscal year",
+            "sentence",
+            "table_row",
+        ),
     ],
 )
 def test_units_that_are_no_sentences_get_their_own_kind(text, kind, expected):
