@@ -291,8 +291,11 @@ class CompareOptions(Options):
     heading_similarity: float = Field(0.85, gt=0, le=1)
     """Headings outside the recognised section types align between the years at or above this
     token-sort similarity."""
-    tone_kinds: tuple[Literal["sentence", "heading", "list_item"], ...] = ("sentence", "list_item")
-    """Kinds of text counted in tone and in the findings; headings are aligned, never scored."""
+    tone_kinds: tuple[
+        Literal["sentence", "heading", "list_item", "table_row", "furniture"], ...
+    ] = ("sentence", "list_item")
+    """Kinds of text counted in tone and in the findings (as `app.records.TONE_KINDS` on one
+    report); headings are aligned, never scored; table rows and page furniture are left out."""
     bootstrap: int = Field(2000, ge=100)
     """Bootstrap resamples for the 95% intervals."""
     seed: int = 0

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from app.ocr_report import ocr_report
-from app.records import LABELS, DocumentResult, Explanation, Score
+from app.records import LABELS, TONE_KINDS, DocumentResult, Explanation, Score, Sentence
 from explain.render import evidence_text
 
 
@@ -16,6 +16,36 @@ def label_counts(scores: tuple[Score, ...] | list[Score]) -> dict[str, int]:
     """How many sentences got each label, in LABELS order."""
     counts: Counter[str] = Counter(s.label for s in scores)
     return {label: counts.get(label, 0) for label in LABELS}
+
+
+def counts_in_tone(sentence: Sentence) -> bool:
+    """Whether a unit counts in label shares, tone and "most negative": sentences and list
+    items do; headings, table rows and page furniture are shown and scored but not counted."""
+    return sentence.kind in TONE_KINDS
+
+
+def tone_scores(result: DocumentResult) -> list[Score]:
+    """The scores that count in label shares and tone (`counts_in_tone`)."""
+    counted = {s.index for s in result.sentences if counts_in_tone(s)}
+    return [s for s in result.scores if s.sentence_index in counted]
+
+
+_NOT_COUNTED = (
+    ("heading", "heading", "headings"),
+    ("table_row", "table row", "table rows"),
+    ("furniture", "line of page furniture", "lines of page furniture"),
+)
+
+
+def not_counted(result: DocumentResult) -> list[tuple[str, int]]:
+    """The units shown but kept out of the tone, per kind, in a fixed order:
+    `[("2 headings", 2), ("1 table row", 1)]`; kinds absent from the result are left out."""
+    counts: Counter[str] = Counter(s.kind for s in result.sentences if not counts_in_tone(s))
+    out = []
+    for kind, one, many in _NOT_COUNTED:
+        if counts.get(kind):
+            out.append((f"{counts[kind]:,} {one if counts[kind] == 1 else many}", counts[kind]))
+    return out
 
 
 def tone_index(counts: dict[str, int]) -> float | None:
@@ -32,7 +62,7 @@ def result_to_json(result: DocumentResult) -> dict[str, Any]:
     doc_sha = result.doc_id
     scores = {s.sentence_index: s for s in result.scores}
     explanations: dict[int, Explanation] = {e.sentence_index: e for e in result.explanations}
-    counts = label_counts(result.scores)
+    counts = label_counts(tone_scores(result))
     sentences = []
     for sentence in result.sentences:
         score = scores.get(sentence.index)
@@ -84,6 +114,7 @@ def result_to_json(result: DocumentResult) -> dict[str, Any]:
             "explained": len(result.explanations),
             "labels": counts,
             "tone_index": tone_index(counts),
+            "kinds": dict(Counter(s.kind for s in result.sentences)),
             **(
                 {"facts_in_sentences": n_facts}
                 if (n_facts := sum(len(s.facts) for s in result.sentences))

@@ -17,6 +17,7 @@ from app.config import Settings, load_settings
 from app.errors import OnError, SesameError
 from app.ingest import default_name, link_sentences, read_document
 from app.records import (
+    TONE_KINDS,
     DocumentResult,
     Explanation,
     Page,
@@ -172,7 +173,15 @@ class Analyzer:
 
         if not fatal and scores and self.explainer is not None:
             with step("explain") as s:
-                chosen = set(select_for_explanation(scores, self.settings.explain.mode))
+                # SHAP (the costly step) only for units that count in the tone: headings,
+                # table rows and page furniture are scored and shown, not explained
+                counted = {x.index for x in sentences if x.kind in TONE_KINDS}
+                chosen = set(
+                    select_for_explanation(
+                        [x for x in scores if x.sentence_index in counted],
+                        self.settings.explain.mode,
+                    )
+                )
                 explanations = self.explainer.explain(
                     [x for x in sentences if x.index in chosen],
                     [x for x in scores if x.sentence_index in chosen],

@@ -29,7 +29,14 @@ Stage = Literal[
 ]
 PageStatus = Literal["ok", "empty", "needs_ocr", "unreadable", "ocr_failed", "error"]
 BlockKind = Literal["text", "heading", "list_item", "table", "header", "footer", "page_number"]
-SentenceKind = Literal["sentence", "heading", "list_item"]
+SentenceKind = Literal["sentence", "heading", "list_item", "table_row", "furniture"]
+"""What a unit of text is. Only sentences and list items count in label shares, tone, drift and
+"most negative" (`TONE_KINDS`); headings, table rows ("Net sales $ 62,151 $ 57,394") and page
+furniture (page numbers, running headers and footers) are kept, shown with their kind and
+scored, but kept out of the tone (`app.sentences.kinds` says how they are told apart)."""
+
+TONE_KINDS: frozenset[str] = frozenset({"sentence", "list_item"})
+"""The kinds that count in label shares, tone indices and the "most negative" lists."""
 
 
 LABEL_LIMITS = {"client": 120, "engagement": 80}

@@ -43,6 +43,7 @@ from app.config import Settings
 from app.errors import SesameError
 from app.records import (
     LABELS,
+    TONE_KINDS,
     Comparison,
     ComparisonSummary,
     Document,
@@ -1327,7 +1328,9 @@ def _unique_paths(manifest: Sequence[ManifestEntry]) -> list[ManifestEntry]:
 def _result_row(
     result: DocumentResult, *, key: str, settings_digest: str, run_id: str | None
 ) -> dict[str, Any]:
-    labels = Counter(s.label for s in result.scores)
+    # label counts as the tone counts them: sentences and list items (TONE_KINDS)
+    counted = {s.index for s in result.sentences if s.kind in TONE_KINDS}
+    labels = Counter(s.label for s in result.scores if s.sentence_index in counted)
     stamp = result.stamp
     return dict(
         doc_key=key,

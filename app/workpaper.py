@@ -38,7 +38,7 @@ from openpyxl.worksheet.properties import PageSetupProperties
 
 from app.config import SignoffOptions
 from app.errors import ExportError
-from app.export import label_counts, tone_index
+from app.export import counts_in_tone, label_counts, not_counted, tone_index, tone_scores
 from app.ocr_report import ocr_checks, ocr_summary, ocr_threshold
 from app.records import (
     LABELS,
@@ -603,7 +603,7 @@ def _cover_sheet(
     )
     sheet.blank()
     sheet.section("Document")
-    counts = label_counts(result.scores)
+    counts = label_counts(tone_scores(result))
     pages_ok = sum(1 for p in result.pages if p.status == "ok")
     ocr = ocr_summary(result.pages, ocr_threshold(result))
     sheet.key_values(
@@ -624,7 +624,12 @@ def _cover_sheet(
                 f"{len(result.sentences):,} ({len(result.scores):,} scored, "
                 f"{len(result.explanations):,} with SHAP evidence)",
             ),
-            ("Labels", ", ".join(f"{counts[label]:,} {label}" for label in LABELS)),
+            (
+                "Labels",
+                ", ".join(f"{counts[label]:,} {label}" for label in LABELS)
+                + " (sentences and list items; headings, table rows and page furniture are "
+                "shown but not counted)",
+            ),
             ("Exceptions", f"{len(result.errors)} (see the Exceptions sheet)"),
         ]
     )
@@ -687,7 +692,7 @@ def _summary_sheet(wb: Workbook, styler: _Styler, result: DocumentResult, lines:
         (64, 18, 11, 11, 11, 11, 11, 11),
     )
     scores = {s.sentence_index: s for s in result.scores}
-    counts = label_counts(result.scores)
+    counts = label_counts(tone_scores(result))
     n_scored = sum(counts.values())
     sheet.blank()
     if result.status == "failed":
@@ -705,7 +710,15 @@ def _summary_sheet(wb: Workbook, styler: _Styler, result: DocumentResult, lines:
                 sheet.cell(share, "pct"),
             ]
         )
-    unscored = len(result.sentences) - n_scored
+    for text, n in not_counted(result):
+        sheet.append(
+            [
+                sheet.cell(f"{text.split(' ', 1)[1]} (not counted)"),
+                sheet.cell(n, "int"),
+                sheet.cell(None, "pct"),
+            ]
+        )
+    unscored = sum(1 for s in result.sentences if counts_in_tone(s)) - n_scored
     if unscored > 0:
         sheet.append(
             [
@@ -737,13 +750,15 @@ def _summary_sheet(wb: Workbook, styler: _Styler, result: DocumentResult, lines:
         key = (sentence.section or "(before the first heading)", sentence.section_type or "")
         groups.setdefault(key, []).append(sentence)
     for (section, section_type), members in groups.items():
-        sec_counts = label_counts([scores[s.index] for s in members if s.index in scores])
+        sec_counts = label_counts(
+            [scores[s.index] for s in members if s.index in scores and counts_in_tone(s)]
+        )
         total = sum(sec_counts.values())
         sheet.append(
             [
                 sheet.cell(section, "wrap"),
                 sheet.cell(section_type),
-                sheet.cell(len(members), "int"),
+                sheet.cell(sum(1 for s in members if counts_in_tone(s)), "int"),
                 *(sheet.cell(sec_counts[label], "int") for label in LABELS),
                 sheet.cell(sec_counts["negative"] / total if total else None, "pct"),
                 sheet.cell(tone_index(sec_counts), "tone"),
@@ -753,10 +768,15 @@ def _summary_sheet(wb: Workbook, styler: _Styler, result: DocumentResult, lines:
         sheet.note("No sentences.")
     sheet.blank()
 
-    sheet.section("Most negative sentences (top 10 by P(negative); headings left out)")
+    sheet.section(
+        "Most negative sentences (top 10 labelled negative, by P(negative); headings, table "
+        "rows and page furniture left out)"
+    )
     sheet.header(["sentence", "section", "page", "P(negative)", "label", "sentence id"])
     candidates = [
-        (s, scores[s.index]) for s in result.sentences if s.index in scores and s.kind != "heading"
+        (s, scores[s.index])
+        for s in result.sentences
+        if s.index in scores and counts_in_tone(s) and scores[s.index].label == "negative"
     ]
     candidates.sort(key=lambda p: (-p[1].probabilities.get("negative", 0.0), p[0].index))
     for sentence, score in candidates[:10]:
@@ -772,7 +792,7 @@ def _summary_sheet(wb: Workbook, styler: _Styler, result: DocumentResult, lines:
             ]
         )
     if not candidates:
-        sheet.note("No scored sentences.")
+        sheet.note("None: no sentence is labelled negative.")
     sheet.ws.print_area = f"A1:H{sheet.rows}"
 
 
@@ -1001,8 +1021,9 @@ BATCH_ROW_KEYS = (
 
 
 def batch_row(result: DocumentResult) -> dict[str, Any]:
-    """A document's one-row summary for the batch workpaper: small and JSON-ready."""
-    counts = label_counts(result.scores)
+    """A document's one-row summary for the batch workpaper: small and JSON-ready (label
+    counts and tone over sentences and list items, as on the Summary sheet)."""
+    counts = label_counts(tone_scores(result))
     return {
         "source": result.source,
         "file_name": _file_name(result),

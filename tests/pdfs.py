@@ -595,3 +595,37 @@ def write_sections_report(
     c.showPage()
     c.save()
     return path
+
+
+RELEASE_PROSE = (
+    "Net sales for the quarter increased 8 percent to $62.2 billion, driven by strong "
+    "membership growth in every region.",
+    "Management expects the pressure on margins to ease in the second half of the year.",
+)
+RELEASE_LABELS = "REVENUE Net sales Membership fees Total revenue"
+RELEASE_CAPTION = "(dollars in millions, except per share data)"
+
+
+def write_earnings_release(path: Path, n_pages: int = 3) -> Path:
+    """An earnings release as text layers give it: on every page two prose paragraphs, a
+    table's label column and caption drawn as body lines, and a footer "Acme Annual Report
+    2024 | n" with the page number; a title on page 1 only."""
+    c = _canvas(path)
+    width = PAGE_W - 2 * MARGIN
+    for n in range(1, n_pages + 1):
+        y = PAGE_H - MARGIN
+        if n == 1:
+            c.setFont(BOLD_FONT, HEADING_SIZE)
+            c.drawString(MARGIN, y, "Results of Operations")
+            y -= 2 * LEADING
+        for text in RELEASE_PROSE:
+            y = _paragraph(c, text, MARGIN, y, width) - LEADING
+        for line in (RELEASE_CAPTION, RELEASE_LABELS):
+            c.setFont(BODY_FONT, BODY_SIZE)
+            c.drawString(MARGIN, y, line)
+            y -= 2 * LEADING
+        c.setFont(BODY_FONT, 8)
+        c.drawString(MARGIN, MARGIN / 2, f"Acme Annual Report 2024 | {n}")
+        c.showPage()
+    c.save()
+    return path

@@ -10,7 +10,10 @@ Before spaCy sees any text, each page is cut into units: headings and list items
 their own (their `Sentence.kind`), paragraphs are split into sentences. Layout blocks from ingest
 are trusted when present; inside text blocks, and on pages without blocks, line heuristics find
 headings (short title-case lines after a finished sentence), list items (lines starting with a
-bullet, a dash, "(a)" or "1.") and table rows (mostly numbers).
+bullet, a dash, "(a)" or "1.") and table rows (mostly numbers). After the joins, `kinds` marks
+the units that are no sentences: table rows (label columns, captions, column headers) and page
+furniture (page labels, running footers); they keep their place, and `records.TONE_KINDS`
+keeps them out of the tone.
 
 What holds for every `Sentence` s of page p, with `norm(x) == " ".join(x.split())`:
 
@@ -34,6 +37,7 @@ Modules, lowest first; each imports only those above it (no cycles):
 | `sentencizer` | spaCy tokenizer + `financial_sentencizer` rules, abbreviation lists, make_nlp |
 | `segment`     | page text -> units (headings, list items, table rows, paragraphs), span tools |
 | `sections`    | section taxonomy: `classify_section`, `is_section`, the heading patterns      |
+| `kinds`       | units that are no sentences: table rows, page furniture, all-caps headings    |
 | `assemble`    | `split_sentences`: block and page-break joins, long splits, boxes, records    |
 """
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from app.config import SentenceOptions
 from app.records import BBox, Line, Page, Sentence, SentenceKind
+from app.sentences.kinds import classify_text, is_repeated, is_table_row, repeated_furniture
 from app.sentences.sections import (
     ITEM,
     MAJOR_IN_ITEMS,
@@ -79,7 +80,10 @@ def _joinable(tail: _Sent, head: _Sent, texts: Sequence[str]) -> bool:
     ):
         return False
     (tp, ts, te), (hp, hs, he) = tail.segs[0], head.segs[0]
-    return _continues(texts[tp][ts:te], texts[hp][hs:he], strict=kind == "list_item")
+    tail_text, head_text = texts[tp][ts:te], texts[hp][hs:he]
+    if is_table_row(tail_text) or is_table_row(head_text):
+        return False  # a table's label column ends without a stop; prose does not go on in it
+    return _continues(tail_text, head_text, strict=kind == "list_item")
 
 
 def _join_blocks(texts: Sequence[str], per_page: list[list[_Sent]]) -> None:
@@ -214,6 +218,8 @@ def split_sentences(
             kind: SentenceKind = "sentence"
             if u.kind in ("heading", "list_item"):
                 kind = u.kind  # type: ignore[assignment]
+            elif u.kind == "row":
+                kind = "table_row"  # a mostly-numeric line (`segment`): one unit, no spaCy
             heading = " ".join(texts[pi][u.start : u.end].split()) if u.kind == "heading" else None
             for s, e in spans.get((pi, ui), [(u.start, u.end)]):
                 s, e = strip_span(texts[pi], s, e)
@@ -225,6 +231,7 @@ def split_sentences(
 
     _join_blocks(texts, per_page)
     _join_page_breaks(ordered, texts, per_page)
+    _classify(ordered, texts, per_page)
 
     flat = [
         piece
@@ -233,6 +240,31 @@ def split_sentences(
         for piece in _split_long(sent, texts, options.max_chars)
     ]
     return _records(ordered, texts, flat)
+
+
+def _classify(ordered: Sequence[Page], texts: Sequence[str], per_page: list[list[_Sent]]) -> None:
+    """Mark table rows, broken headings and page furniture (`app.sentences.kinds`); a unit
+    that is no heading after all does not open a section."""
+
+    def text_of(sent: _Sent) -> str:
+        return " ".join(" ".join(texts[p][s:e] for p, s, e in sent.segs).split())
+
+    units = [
+        (ordered[sent.segs[0][0]].page_no, text_of(sent))
+        for sents in per_page
+        for sent in sents
+        if sent.kind != "heading"  # a section's own title may also run as a header
+    ]
+    repeated = repeated_furniture(units, len(ordered))
+    for sents in per_page:
+        for sent in sents:
+            text = text_of(sent)
+            repeats = sent.kind != "heading" and is_repeated(text, repeated)
+            kind: SentenceKind = "furniture" if repeats else classify_text(text, sent.kind)
+            if kind != sent.kind:
+                sent.kind = kind
+                if kind != "heading" or sent.heading_text is None:
+                    sent.heading_text = None
 
 
 def _join_page_breaks(

@@ -64,6 +64,7 @@ from app.ui.tables import (
     label_summary,
     latest_action,
     most_negative,
+    not_counted_line,
     review_log,
     section_summary,
     sentence_frame,
@@ -507,7 +508,9 @@ def _summary_tab(result: DocumentResult, reviews: list[ReviewAction]) -> None:
     )
     cols[1].metric("Sentences scored", len(result.scores))
     for col, row in zip(cols[2:], labels.itertuples(), strict=True):
-        col.metric(row.label.capitalize(), f"{row.sentences} ({row.share:.0%})")
+        pct = "" if row.share is None or row.share != row.share else f" ({row.share:.0%})"
+        col.metric(row.label.capitalize(), f"{row.sentences}{pct}")
+    st.caption(esc(not_counted_line(result)))
     decided = {
         r.sentence_index: r
         for r in reviews
@@ -540,11 +543,15 @@ def _summary_tab(result: DocumentResult, reviews: list[ReviewAction]) -> None:
         },
     )
     st.markdown(
-        "**Most negative sentences** (top 10 by P(negative); headings left out). Open "
-        "one on the Sentences tab by its number."
+        "**Most negative sentences** (top 10 labelled negative, by P(negative); headings, "
+        "table rows and page furniture left out). Open one on the Sentences tab by its number."
     )
+    negative = most_negative(result)
+    if negative.empty:
+        st.info("Most negative sentences: none (no sentence is labelled negative).")
+        return
     st.dataframe(
-        most_negative(result),
+        negative,
         hide_index=True,
         width="stretch",
         column_config={

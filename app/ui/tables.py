@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from app.export import label_counts, tone_index
+from app.export import counts_in_tone, label_counts, not_counted, tone_index, tone_scores
 from app.records import (
     LABELS,
     DocumentResult,
@@ -169,6 +169,8 @@ def sentence_frame(rows: Sequence[SentenceRow]) -> pd.DataFrame:
             "page": [r.page for r in rows],
             "section": [r.section for r in rows],
             "sentence": [r.text for r in rows],
+            # what the unit is: only sentences and list items count in the tone
+            "kind": [r.kind.replace("_", " ") for r in rows],
             "model label": [r.model_label or "not scored" for r in rows],
             "confidence": [r.confidence for r in rows],
             "label in force": [r.label or "" for r in rows],
@@ -179,8 +181,8 @@ def sentence_frame(rows: Sequence[SentenceRow]) -> pd.DataFrame:
 
 
 def label_summary(result: DocumentResult) -> pd.DataFrame:
-    """Label counts and shares of the whole document."""
-    counts = label_counts(result.scores)
+    """Label counts and shares of the whole document (sentences and list items only)."""
+    counts = label_counts(tone_scores(result))
     total = sum(counts.values())
     return pd.DataFrame(
         {
@@ -191,8 +193,19 @@ def label_summary(result: DocumentResult) -> pd.DataFrame:
     )
 
 
+def not_counted_line(result: DocumentResult) -> str:
+    """What the tone leaves out: `Counted in the tone: 30 sentences and list items; shown but
+    not counted: 4 headings, 3 table rows, 1 line of page furniture.`"""
+    counted = sum(1 for s in result.sentences if counts_in_tone(s))
+    left = ", ".join(text for text, _ in not_counted(result))
+    return f"Counted in the tone: {counted:,} sentences and list items; shown but not counted: " + (
+        f"{left}." if left else "none."
+    )
+
+
 def section_summary(result: DocumentResult) -> pd.DataFrame:
-    """Labels per section (heading as printed), in reading order, with shares and tone."""
+    """Labels per section (heading as printed), in reading order, with shares and tone; the
+    sentences and list items of each count, its headings and table rows do not."""
     scores = {s.sentence_index: s for s in result.scores}
     groups: dict[tuple[str, str], list[Sentence]] = {}
     for sentence in result.sentences:
@@ -200,13 +213,15 @@ def section_summary(result: DocumentResult) -> pd.DataFrame:
         groups.setdefault(key, []).append(sentence)
     records = []
     for (section, section_type), members in groups.items():
-        counts = label_counts([scores[s.index] for s in members if s.index in scores])
+        counts = label_counts(
+            [scores[s.index] for s in members if s.index in scores and counts_in_tone(s)]
+        )
         total = sum(counts.values())
         records.append(
             {
                 "section": section,
                 "section type": section_type,
-                "sentences": len(members),
+                "sentences": sum(1 for s in members if counts_in_tone(s)),
                 **{
                     f"{label} share": (counts[label] / total if total else None) for label in LABELS
                 },
@@ -226,10 +241,13 @@ def section_summary(result: DocumentResult) -> pd.DataFrame:
 
 
 def most_negative(result: DocumentResult, k: int = 10) -> pd.DataFrame:
-    """The k sentences with the highest P(negative), headings left out (as in the workpaper)."""
+    """The k sentences with the highest P(negative), of those labelled negative; headings,
+    table rows and page furniture left out (as in the workpaper). Empty when none is negative."""
     scores = {s.sentence_index: s for s in result.scores}
     pairs = [
-        (s, scores[s.index]) for s in result.sentences if s.index in scores and s.kind != "heading"
+        (s, scores[s.index])
+        for s in result.sentences
+        if s.index in scores and counts_in_tone(s) and scores[s.index].label == "negative"
     ]
     pairs.sort(key=lambda p: (-p[1].probabilities.get("negative", 0.0), p[0].index))
     return pd.DataFrame(
@@ -256,7 +274,7 @@ def evidence_line(expl: Explanation, k: int = TOP_K) -> str:
 
 def document_tone(result: DocumentResult) -> float | None:
     """The document's tone index."""
-    return tone_index(label_counts(result.scores))
+    return tone_index(label_counts(tone_scores(result)))
 
 
 def review_log(reviews: Sequence[ReviewAction], sentences: dict[int, Sentence]) -> pd.DataFrame:

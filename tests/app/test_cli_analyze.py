@@ -125,9 +125,12 @@ def test_analyze_json_stamps_every_sentence_and_scores_obvious_ones(mixed_run):
     by_text = {r["text"]: r for r in data["sentences"]}
     grew = by_text["Revenue grew by twelve percent to a record level."]
     assert grew["label"] == "positive"
-    # flagged mode: every positive/negative sentence has evidence, neutral ones have none
+    # flagged mode: every positive/negative sentence has evidence, neutral ones have none;
+    # headings, table rows and page furniture are scored but never explained (not in the tone)
     for record in data["sentences"]:
-        assert (record["explanation"] is not None) == (record["label"] != "neutral")
+        flagged = record["label"] != "neutral" and record["kind"] in ("sentence", "list_item")
+        assert (record["explanation"] is not None) == flagged
+    assert any(r["kind"] == "heading" and r["label"] for r in data["sentences"])
 
 
 def test_analyze_failed_files_explain_themselves_in_the_workpaper(mixed_run):

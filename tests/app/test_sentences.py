@@ -9,6 +9,7 @@ import pytest
 from app.config import SentenceOptions
 from app.records import BBox, Block, Line, Page, Sentence
 from app.sentences import COMPONENT, classify_section, make_nlp, split_sentences
+from app.sentences.kinds import classify_text, is_repeated, repeated_furniture
 
 OPTIONS = SentenceOptions()
 CHAR_W = 5.0  # points per character on the hand-built pages
@@ -637,3 +638,154 @@ def test_ingested_corpus_pages_keep_every_invariant(corpus) -> None:
     first = next(k for k, s in enumerate(out) if s.section_type == "risk_factors")
     assert out[first].page_no == 13
     assert {s.section_type for s in out[first:]} == {"risk_factors"}
+
+
+# --- kinds: table rows, broken headings and page furniture ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "expected"),
+    [
+        ("REVENUE Net sales Membership fees Total revenue", "sentence", "table_row"),
+        ("Net sales $ 62,151 $ 57,394 8.3%", "sentence", "table_row"),
+        ("Total revenue 1,234 1,100 12%", "heading", "table_row"),
+        ("CO STCO WHOLESALE CORPORATION", "sentence", "heading"),
+        ("ITEM 4. MINE SAFETY DISCLOSURES", "sentence", "heading"),
+        ("NOTE 5. FAIR VALUE MEASUREMENTS", "heading", "heading"),
+        ("Page |23", "sentence", "furniture"),
+        ("Page 3 of 40", "sentence", "furniture"),
+        ("- 12 -", "sentence", "furniture"),
+        ("Annual Report 2024 | 17", "sentence", "furniture"),
+        # sentences stay sentences: a verb, a stop, function words, a headline's verb
+        ("Net sales increased 8% to $62.2 billion, driven by membership growth.", "sentence", None),
+        ("We expect revenue of $40 billion next year", "sentence", None),
+        ("The Company operates 871 membership warehouses", "sentence", None),
+        ("Comparable Sales Declined 6.2% GAAP Diluted EPS of $1.25", "sentence", None),
+        ("Revenue 1,234 1,100", "list_item", "table_row"),  # a bullet's figures: still a row
+        ("Risk Factors", "heading", None),
+        # table captions and column headers, in any report's words
+        ("(Dollars in millions, except per share data)", "sentence", "table_row"),
+        ("In billions, except per share data and percentages", "sentence", "table_row"),
+        ("Three Months Ended June 30, 2023", "heading", "table_row"),
+        ("Years Ended December 31,", "sentence", "table_row"),
+        ("(unaudited)", "sentence", "table_row"),
+        (
+            "% CHANGE EXCLUDING CURRENCY CHANGES % CHANGE EXCLUDING CURRENCY CHANGES",
+            "sentence",
+            "table_row",
+        ),
+        ("(8)pts 12 pts 4 pts (5)pts", "sentence", "table_row"),
+        ("Service cost Interest cost Rate of Expected long-term", "sentence", "table_row"),
+        ("June 28, 2023", "sentence", "furniture"),
+        # a dash between words, a closing date, a headline's clauses: not a table
+        ("NOTE 2 \u2014 INVENTORIES", "sentence", "heading"),
+        ("ITEM 2 - Properties", "heading", None),
+        # a title keeps its kind unless figures close it, or when it names a section
+        ("8.2.7 2018 Annual Incentive", "heading", None),
+        ("Condensed Consolidated Balance Sheets (In thousands)", "heading", None),
+        ("Philips Group Inventories in millions of EUR", "heading", "table_row"),
+        ("Costco reports results for the quarter ended May 28, 2023", "sentence", None),
+        (
+            "GAAP Net Income of $1,048 million; GAAP diluted earnings per share (EPS) of 70.5 cps;",
+            "list_item",
+            None,
+        ),
+        (
+            "The Board declared a dividend of 12.25 cents per share (in US dollars).",
+            "sentence",
+            None,
+        ),
+        ("eBay launched a Live Commerce Streaming experience", "sentence", None),
+        (
+            "The following table shows net sales by category for 2024 and 2023 (in millions):",
+            "sentence",
+            None,
+        ),
+        (
+            "The activity was recognized within Accrued liabilities as follows: (Dollars in "
+            "millions) Additionally, the related charges were recorded in Cost of sales",
+            "sentence",
+            None,
+        ),
+        (
+            "If the Participant was appointed before January 1, 2006 or after December 31, 2017,",
+            "sentence",
+            None,
+        ),
+        ("YEAR ENDED MAY 31, 2021 ASIA", "heading", "table_row"),  # May the month, no verb
+        (
+            "(In millions, except number of shares, which are reflected in thousands, and par "
+            "value)",
+            "sentence",
+            "table_row",
+        ),
+        (
+            "(Dollars in millions) Sales returns reserve For the fiscal year",
+            "sentence",
+            "table_row",
+        ),
+    ],
+)
+def test_units_that_are_no_sentences_get_their_own_kind(text, kind, expected):
+    assert classify_text(text, kind) == (expected or kind)
+
+
+def test_table_rows_and_furniture_are_kept_marked_and_open_no_section():
+    body = "Revenue rose in every segment and the outlook remains positive."
+    pages = [
+        make_page(
+            [
+                ("heading", "REVENUE Net sales Membership fees Total revenue"),
+                ("text", body),
+                ("text", "Acme Holdings quarterly review"),
+                ("text", f"Page |{n}"),
+            ],
+            page_no=n,
+        )
+        for n in (1, 2, 3)
+    ]
+    out = split_sentences(pages, OPTIONS)
+    kinds = {(s.page_no, s.text): s.kind for s in out}
+    for n in (1, 2, 3):
+        assert kinds[(n, "REVENUE Net sales Membership fees Total revenue")] == "table_row"
+        assert kinds[(n, body)] == "sentence"
+        assert kinds[(n, "Acme Holdings quarterly review")] == "furniture"  # on every page
+        assert kinds[(n, f"Page |{n}")] == "furniture"
+    # nothing dropped, and the table row did not become a section
+    assert len(out) == 12 and {s.section for s in out} == {None}
+
+
+def test_a_short_text_on_two_pages_is_not_furniture():
+    keys = repeated_furniture([(1, "Acme Holdings review"), (2, "Acme Holdings review")], 2)
+    assert not keys
+    keys = repeated_furniture([(n, f"Acme review {n}") for n in range(1, 31)], 30)
+    assert is_repeated("Acme review 31", keys)
+    assert not is_repeated("Acme review rose sharply in every segment this year.", keys)
+
+
+def test_an_earnings_release_pdf_keeps_its_table_lines_out_of_the_tone(tmp_path):
+    from pdfs import RELEASE_CAPTION, RELEASE_LABELS, RELEASE_PROSE, write_earnings_release
+
+    from app.config import IngestOptions
+    from app.ingest import read_pdf
+    from app.records import TONE_KINDS
+
+    _, pages, errors = read_pdf(write_earnings_release(tmp_path / "release.pdf"), IngestOptions())
+    assert not errors
+    out = split_sentences(pages, OPTIONS)
+    by_text: dict[str, set[str]] = {}
+    for s in out:
+        by_text.setdefault(s.text, set()).add(s.kind)
+    assert all(by_text[text] == {"sentence"} for text in RELEASE_PROSE)
+    # the caption and the label column, however the lines group, are table rows on every page
+    # and never swallow the prose of the next page (they end without a stop)
+    table = [s for s in out if RELEASE_LABELS in s.text or RELEASE_CAPTION in s.text]
+    assert {s.page_no for s in table} == {1, 2, 3}
+    assert {s.kind for s in table} == {"table_row"}
+    assert not any(p in s.text for s in table for p in RELEASE_PROSE)
+    # the footer, when ingest leaves it in the text, is page furniture
+    footers = [s for s in out if "Annual Report 2024" in s.text]
+    assert all(s.kind == "furniture" for s in footers)
+    assert {s.text for s in out if s.kind in TONE_KINDS} == set(RELEASE_PROSE)
+    # only the title opens a section; the table lines do not
+    assert {s.section for s in out} == {"Results of Operations"}

@@ -365,7 +365,8 @@ def test_list_results_filters_and_counts_labels(store: ResultStore):
 
     acme = store.list_results(client="ACME")
     assert [r.file_name for r in acme] == ["report-2.pdf", "report-0.pdf"]
-    assert acme[1].label_counts == {"positive": 0, "negative": 2, "neutral": 1}
+    # sentence 0 is a heading: scored and kept, but not counted with the labels (tone kinds)
+    assert acme[1].label_counts == {"positive": 0, "negative": 1, "neutral": 1}
     assert (acme[1].n_sentences, acme[1].n_scored, acme[1].n_explained) == (3, 3, 1)
     assert [r.file_name for r in store.list_results(status="partial")] == ["report-2.pdf"]
     assert [r.run_id for r in store.list_results(run_id="batch-7")] == ["batch-7"]

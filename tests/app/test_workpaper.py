@@ -457,11 +457,13 @@ def test_summary_counts_labels_tone_and_most_negative(tmp_path):
     ws = wb["Summary"]
     values = [[c.value for c in row] for row in ws.iter_rows()]
     by_first = {row[0]: row for row in values if row[0] is not None}
-    # 6 scored sentences: 1 positive, 4 negative (the heading counts), 1 neutral.
-    assert by_first["positive"][1:3] == [1, pytest.approx(1 / 6)]
-    assert by_first["negative"][1:3] == [4, pytest.approx(4 / 6)]
-    assert by_first["not scored"][1] == 1
-    assert by_first["tone index"][1] == pytest.approx((1 - 4) / 6)
+    # 5 scored sentences count: 1 positive, 3 negative, 1 neutral; the two headings (one of
+    # them scored) are shown on their own row and kept out of the shares and the tone.
+    assert by_first["positive"][1:3] == [1, pytest.approx(1 / 5)]
+    assert by_first["negative"][1:3] == [3, pytest.approx(3 / 5)]
+    assert by_first["headings (not counted)"][1] == 2
+    assert "not scored" not in by_first  # every sentence that counts is scored
+    assert by_first["tone index"][1] == pytest.approx((1 - 3) / 5)
     assert any(
         str(v).startswith("Tone index = (positive sentences - negative sentences)")
         for v in by_first
@@ -665,7 +667,7 @@ def test_batch_workpaper_has_one_row_per_document_and_every_exception(tmp_path):
     assert banner.startswith("3 documents: 1 ok, 1 partial, 1 failed")
     names, rows = table(wb["Documents"])
     assert [r["status"] for r in rows] == ["ok", "partial", "failed"]
-    assert rows[0]["sentences"] == 7 and rows[0]["negative"] == 4
+    assert rows[0]["sentences"] == 7 and rows[0]["negative"] == 3  # the heading not counted
     assert rows[0]["scoring (s)"] == 2.5 and rows[0]["seconds"] == pytest.approx(2.9)
     assert rows[1]["errors"] == 2 and rows[2]["pages"] is None
     assert "password-protected" in rows[2]["first problem"]
@@ -748,3 +750,41 @@ def test_text_pdf_workpaper_says_no_page_was_ocrd(tmp_path):
     pairs = {r[0]: r[1] for r in wb["Cover"].iter_rows(values_only=True) if r[0]}
     assert pairs["OCR"] == "no page read by OCR"
     assert result_to_json(make_result())["ocr"] is None
+
+
+def test_most_negative_says_none_without_a_negative_sentence_and_rows_stay_out(tmp_path):
+    base = make_result()
+    neutral = {"positive": 0.1, "negative": 0.1, "neutral": 0.8}
+    scores = tuple(
+        s.model_copy(update={"label": "neutral", "probabilities": neutral, "confidence": 0.8})
+        for s in base.scores
+    )
+    row = base.sentences[-1].model_copy(
+        update={"index": len(base.sentences), "text": "Net sales $ 62,151 $ 57,394 8.3%"}
+    )
+    row = row.model_copy(update={"kind": "table_row"})
+    table_score = scores[-1].model_copy(
+        update={
+            "sentence_index": row.index,
+            "label": "negative",
+            "probabilities": {"positive": 0.0, "negative": 0.9, "neutral": 0.1},
+        }
+    )
+    result = base.model_copy(
+        update={"sentences": (*base.sentences, row), "scores": (*scores, table_score)}
+    )
+    wb = load_workbook(write_workpaper(result, tmp_path / "wp.xlsx"))
+    values = [[c.value for c in row] for row in wb["Summary"].iter_rows()]
+    by_first = {row[0]: row for row in values if row[0] is not None}
+    # the table row, scored negative, counts in neither the labels nor the most-negative list
+    assert by_first["negative"][1] == 0
+    assert by_first["table row (not counted)"][1] == 1
+    start = next(i for i, r in enumerate(values) if str(r[0]).startswith("Most negative"))
+    assert [r[0] for r in values[start + 2 :] if r[0]] == [
+        "None: no sentence is labelled negative."
+    ]
+    summary = result_to_json(result)["summary"]
+    assert summary["labels"]["negative"] == 0 and summary["kinds"]["table_row"] == 1
+    # and it is still on the Sentences sheet, with its kind
+    cells = [[c.value for c in r] for r in wb["Sentences"].iter_rows()]
+    assert any("table_row" in r and "Net sales $ 62,151 $ 57,394 8.3%" in r for r in cells)

@@ -16,7 +16,7 @@ from pdfs import write_clean_report, write_not_a_pdf, write_pages
 from streamlit.testing.v1 import AppTest
 
 from app.config import load_settings
-from app.records import LABEL_LIMITS, DocumentResult, check_label
+from app.records import LABEL_LIMITS, TONE_KINDS, DocumentResult, check_label
 from app.reviewing import flagged_indices
 from app.store import ResultStore
 from app.ui import auth
@@ -358,9 +358,22 @@ def test_review_summary_shows_tone_labels_per_section_and_most_negative(stored):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Sentences scored"] == "15"
     assert set(metrics) >= {"Tone index", "Positive", "Negative", "Neutral"}
-    sections, negative = (d.value for d in at.dataframe)
+    sections = at.dataframe[0].value
     assert list(sections["section"])[1:] == ["Risk factors", "Going concern", "Outlook"]
-    assert len(negative) == 10 and "Risk factors" not in set(negative["sentence"])
+    # most negative: only sentences labelled negative, never a heading; "none" when none is
+    labels = {sc.sentence_index: sc.label for sc in result.scores}
+    negatives = [
+        s for s in result.sentences if s.kind in TONE_KINDS and labels.get(s.index) == "negative"
+    ]
+    if negatives:
+        negative = at.dataframe[1].value
+        assert len(negative) == min(10, len(negatives))
+        assert set(negative["label"]) == {"negative"}
+        assert "Risk factors" not in set(negative["sentence"])
+    else:
+        assert len(at.dataframe) == 1
+        assert any("Most negative sentences: none" in i for i in texts(at, "info"))
+    assert any(c.startswith(esc("Counted in the tone: ")) for c in texts(at, "caption"))
     assert any(esc(stamp_label(result.stamp)) in c for c in texts(at, "caption"))
 
 

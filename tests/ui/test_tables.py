@@ -17,13 +17,17 @@ from app.records import (
 from app.ui.pages_review import conflict_message
 from app.ui.tables import (
     NO_SECTION,
+    document_tone,
     download_name,
     evidence_line,
     filter_rows,
+    label_summary,
     latest_action,
     most_negative,
+    not_counted_line,
     review_log,
     section_summary,
+    sentence_frame,
     sentence_rows,
     signoffs,
 )
@@ -154,9 +158,53 @@ def test_summaries_use_the_workpaper_definitions():
     sections = section_summary(result)
     assert list(sections["section"]) == ["Risk factors", "Outlook", NO_SECTION]
     risk = sections.iloc[0]
-    assert (risk["sentences"], risk["negative share"], risk["tone index"]) == (2, 1.0, -1.0)
+    # the section's heading is shown but not counted: one sentence, negative
+    assert (risk["sentences"], risk["negative share"], risk["tone index"]) == (1, 1.0, -1.0)
     negative = most_negative(result)
-    assert list(negative["#"]) == [1, 3, 2]  # the heading is left out
+    # only sentences labelled negative, the heading left out
+    assert list(negative["#"]) == [1]
+    assert set(negative["label"]) == {"negative"}
+
+
+def test_table_rows_and_furniture_are_listed_but_kept_out_of_the_tone():
+    base = _result()
+    extra = (
+        _sentence(4, "REVENUE Net sales Membership fees Total revenue", "Outlook", 2, "table_row"),
+        _sentence(5, "Page |2", "Outlook", 2, "furniture"),
+    )
+    result = base.model_copy(
+        update={
+            "sentences": base.sentences + extra,
+            "scores": base.scores + (_score(4, "negative", 0.95), _score(5, "negative", 0.7)),
+        }
+    )
+    # the table row and the page number are scored negative, yet count nowhere
+    labels = label_summary(result)
+    assert dict(zip(labels["label"], labels["sentences"], strict=True)) == {
+        "positive": 1,
+        "negative": 1,
+        "neutral": 1,
+    }
+    assert document_tone(result) == 0.0
+    assert list(most_negative(result)["#"]) == [1]
+    outlook = section_summary(result).iloc[1]
+    assert (outlook["section"], outlook["sentences"], outlook["tone index"]) == ("Outlook", 1, 1.0)
+    assert not_counted_line(result) == (
+        "Counted in the tone: 3 sentences and list items; shown but not counted: "
+        "1 heading, 1 table row, 1 line of page furniture."
+    )
+    # still in the sentence list, with their kind
+    frame = sentence_frame(sentence_rows([(s, None) for s in result.sentences], []))
+    assert list(frame["kind"])[3:] == ["sentence", "table row", "furniture"]
+
+
+def test_no_negative_sentence_gives_an_empty_most_negative_list():
+    base = _result()
+    scores = tuple(
+        _score(s.sentence_index, "neutral", 0.3) if s.label == "negative" else s
+        for s in base.scores
+    )
+    assert most_negative(base.model_copy(update={"scores": scores})).empty
 
 
 def test_review_log_and_signoffs_and_the_version_acted_on():
