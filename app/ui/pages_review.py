@@ -17,9 +17,11 @@ import json
 import logging
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
+from app.config import SignoffOptions
 from app.errors import SesameError
 from app.ocr_report import ocr_summary, ocr_threshold
 from app.records import (
@@ -73,6 +75,9 @@ from app.ui.tables import (
 )
 from explain.render import LABEL_RGB
 from models.monitoring import run_drift_line
+
+if TYPE_CHECKING:
+    from app.store import ResultStore
 
 _log = logging.getLogger(__name__)
 
@@ -359,6 +364,25 @@ def review_state(summary: ResultSummary, overview: ReviewOverview | None) -> str
     signed = overview.signed_off if overview else ()
     parts.append(f"signed off: {' and '.join(signed)}" if signed else "not signed off")
     return " · ".join(parts)
+
+
+def signoffs_in_force(
+    store: ResultStore, overview: dict[int, ReviewOverview], options: SignoffOptions
+) -> dict[int, ReviewOverview]:
+    """The store lists every sign-off ever made; the picker shows only those still in force
+    under the firm's rules (a later decision supersedes one), an exception marked as such."""
+    out = dict(overview)
+    for rid, seen in overview.items():
+        if not seen.signed_off:
+            continue
+        current = current_signoffs(store.reviews(result_id=rid), options)
+        roles = tuple(
+            f"{role} (exception)" if entry.exception else role
+            for role, entry in current.items()
+            if entry is not None
+        )
+        out[rid] = seen.model_copy(update={"signed_off": roles})
+    return out
 
 
 def _choose_document(results: list[ResultSummary], overview: dict[int, ReviewOverview]) -> int:
@@ -1008,7 +1032,8 @@ def render() -> None:
             "`sesame analyze`."
         )
         return
-    result_id = _choose_document(results, store.review_overview([r.result_id for r in results]))
+    overview = store.review_overview([r.result_id for r in results])
+    result_id = _choose_document(results, signoffs_in_force(store, overview, settings.signoff))
     summary = next(r for r in results if r.result_id == result_id)
     result = load_result(settings.store_url(), result_id)
     if result is None:

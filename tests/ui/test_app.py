@@ -1054,3 +1054,24 @@ def test_the_picker_shows_review_state_and_lists_failed_files_apart(stored, ui_e
     assert at.segmented_control[0].value == "Not analysed (1)"
     assert at.selectbox(key="review_result").value == failed_id
     assert "locked.pdf · failed · not analysed" in at.selectbox(key="review_result").options[0]
+
+
+def test_the_picker_shows_a_sign_off_only_while_it_is_in_force(stored, ui_env):
+    result_id, _result = stored
+    with ResultStore.from_settings(ui_env) as store:
+        agreed = store.add_review(
+            result_id, "agree", "Alice Auditor (alice)", sentence_index=0, expected_previous=None
+        )
+        store.add_review(
+            result_id, "signoff_preparer", "Alice Auditor (alice)", expected_previous=agreed.id
+        )
+    picker = open_review(app_as(ALICE), result_id).selectbox(key="review_result")
+    assert "signed off: preparer" in picker.format_func(result_id)
+
+    # a later decision supersedes it (resign_after_decisions): the picker no longer says signed
+    with ResultStore.from_settings(ui_env) as store:
+        store.add_review(
+            result_id, "agree", "Bob Reviewer (bob)", sentence_index=1, expected_previous=None
+        )
+    picker = open_review(app_as(ALICE), result_id).selectbox(key="review_result")
+    assert "not signed off" in picker.format_func(result_id)
