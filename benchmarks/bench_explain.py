@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from explain.amortized import spearman
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -118,15 +120,6 @@ def shap_word_values(
                 words[i] += v
                 break
     return words
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Spearman's rho, None where it is undefined (fewer than 3 words or constant values)."""
-    from scipy.stats import spearmanr
-
-    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return None
-    return float(spearmanr(a, b).statistic)
 
 
 def summary(rhos: list[float | None]) -> dict[str, Any]:

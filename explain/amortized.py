@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from explain.features import SentenceFeatures, sentence_features
-from explain.owen import OwenGame, play
+from explain.features import SentenceFeatures
+from explain.owen import OwenGame, evaluation_budget, feature_game, play
 from explain.words import split_words
 
 _log = logging.getLogger(__name__)
@@ -39,36 +39,11 @@ EXPLAINER_DIR = "explainer"
 META_FILE = "explainer.json"
 WEIGHTS_FILE = "explainer.safetensors"
 FORMAT = 1
-PAIRS_PER_ROUND = 2
 
 Predict = Callable[[list[str]], np.ndarray]
 
 
 # ---------------------------------------------------------------- sampled targets
-
-
-def feature_game(
-    text: str,
-    column: int,
-    budget: int,
-    tokenizer: Any,
-    mask_token: str,
-    *,
-    max_tokens: int | None = None,
-) -> tuple[OwenGame, SentenceFeatures] | None:
-    """The Owen game of one sentence over shap's token tree; None without a fast tokenizer."""
-    features = sentence_features(text, tokenizer, mask_token, max_tokens=max_tokens)
-    if features is None:
-        return None
-    game = OwenGame(
-        features.n,
-        features.tree,
-        features.render,
-        column,
-        budget,
-        pairs_per_round=PAIRS_PER_ROUND,
-    )
-    return game, features
 
 
 @dataclass
@@ -98,10 +73,8 @@ def sampled_values(
     games: list[tuple[OwenGame, SentenceFeatures]] = []
     for text, column in zip(texts, columns, strict=True):
         n_words = len(split_words(text))
-        budget = max_evals if max_evals else 2 + math.ceil(evals_per_word * max(n_words, 1))
-        made = feature_game(
-            text, column, max(2, budget), tokenizer, mask_token, max_tokens=max_tokens
-        )
+        budget = evaluation_budget(n_words, evals_per_word, max_evals or None)
+        made = feature_game(text, column, budget, tokenizer, mask_token, max_tokens=max_tokens)
         if made is None:
             raise ValueError("sampled targets need a fast tokenizer (with offsets)")
         games.append(made)

@@ -26,18 +26,51 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
+from explain.features import SentenceFeatures, sentence_features
 from explain.words import node_masks, node_sizes, word_tree
 
 _log = logging.getLogger(__name__)
 
 Predict = Callable[[list[str]], np.ndarray]
 Render = Callable[[np.ndarray], str]
+PAIRS_PER_ROUND = 2
+"""Tree nodes each sentence splits per round: few keeps the most-moving-first order of shap."""
 MAX_SCALE = 4.0
 """Largest factor a one-context child's attributions are scaled by to meet its exact share."""
+
+
+def evaluation_budget(n_words: int, evals_per_word: float, max_evals: int | None = None) -> int:
+    """Model evaluations allowed for a sentence of `n_words` words: `max_evals` when set, else
+    2 + evals_per_word x the word count."""
+    if max_evals is not None:
+        return max(2, max_evals)
+    return 2 + math.ceil(evals_per_word * max(n_words, 1))
+
+
+def feature_game(
+    text: str,
+    column: int,
+    budget: int,
+    tokenizer: Any,
+    mask_token: str,
+    *,
+    max_tokens: int | None = None,
+    pairs_per_round: int = PAIRS_PER_ROUND,
+) -> tuple[OwenGame, SentenceFeatures] | None:
+    """The Owen game of one sentence over shap's token tree; None without a fast tokenizer."""
+    features = sentence_features(text, tokenizer, mask_token, max_tokens=max_tokens)
+    if features is None:
+        return None
+    game = OwenGame(
+        features.n, features.tree, features.render, column, budget, pairs_per_round=pairs_per_round
+    )
+    return game, features
 
 
 def word_render(

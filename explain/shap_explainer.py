@@ -21,7 +21,6 @@ checked against `ADDITIVITY_TOLERANCE` for every explanation.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,8 @@ from app.errors import ExplainError
 from app.records import LABELS, Explanation, Score, Sentence, WordWeight
 from explain.cache import ExplanationCache, cache_key
 from explain.features import SentenceFeatures, sentence_features
-from explain.owen import OwenGame, play
+from explain.owen import PAIRS_PER_ROUND, OwenGame, feature_game, play
+from explain.owen import evaluation_budget as _budget
 from explain.words import bare_word, split_words
 
 _log = logging.getLogger(__name__)
@@ -45,8 +45,6 @@ ADDITIVITY_TOLERANCE = 1e-4
 leaves room for float rounding over long sentences)."""
 MIN_EVIDENCE = 1e-4
 """Attributions smaller than this (probability units) are not listed as evidence."""
-PAIRS_PER_ROUND = 2
-"""Tree nodes each sentence splits per round: few keeps the most-moving-first order of shap."""
 
 Mode = str
 
@@ -64,9 +62,7 @@ def select_for_explanation(scores: Sequence[Score], mode: Mode) -> list[int]:
 
 def evaluation_budget(n_words: int, options: ExplainOptions) -> int:
     """Model evaluations allowed for a sentence of `n_words` words."""
-    if options.max_evals is not None:
-        return max(2, options.max_evals)
-    return 2 + math.ceil(options.evals_per_word * max(n_words, 1))
+    return _budget(n_words, options.evals_per_word, options.max_evals)
 
 
 class SentenceExplainer:
@@ -189,24 +185,18 @@ class SentenceExplainer:
         """The Owen game of one sentence: over shap's token tree when the tokenizer allows."""
         words = [text[a:b] for a, b in split_words(text)]
         budget = evaluation_budget(len(words), self.options)
-        features = None
         if self.features == "shap-text-tree":
-            features = sentence_features(
-                text, self.tokenizer, self.mask_token, max_tokens=self.max_tokens
+            made = feature_game(
+                text,
+                column,
+                budget,
+                self.tokenizer,
+                self.mask_token,
+                max_tokens=self.max_tokens,
+                pairs_per_round=PAIRS_PER_ROUND,
             )
-        if features is not None:
-            return (
-                OwenGame(
-                    features.n,
-                    features.tree,
-                    features.render,
-                    column,
-                    budget,
-                    pairs_per_round=PAIRS_PER_ROUND,
-                ),
-                words,
-                features,
-            )
+            if made is not None:
+                return made[0], words, made[1]
         pieces = None
         if self.tokenizer is not None and words:
             pieces = [
