@@ -341,7 +341,10 @@ def train(
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     usable = [t for t in targets if len(t.values) and math.isfinite(t.base)]
-    encoder = AutoModel.from_pretrained(str(encoder_dir), local_files_only=True)
+    # float32 whatever the checkpoint's dtype: a shipped fp16 encoder trained in fp16 goes NaN
+    encoder = AutoModel.from_pretrained(
+        str(encoder_dir), local_files_only=True, dtype=torch.float32
+    )
     net = _net(encoder, n_classes).to(device)
     enc, counts = word_ids(tokenizer, [t.text for t in usable], config.max_length)
     head = list(net.head.parameters())
