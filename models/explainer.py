@@ -311,6 +311,9 @@ def train_explainer(
     cache_dir = Path(cache_dir) if cache_dir else settings.data_dir / "cache"
     model_dir = Path(target.model_dir)
     scorer = load_scorer(model_dir, settings.scoring.model_copy(update={"model_dir": None}))
+    if device != "cpu":
+        # the targets are model passes too (most of the cost): on the same device
+        scorer.model.to(device)
     digest = weights_digest(model_dir)
     mask = _mask_token(scorer, settings)
     say = progress or (lambda _m: None)
@@ -439,6 +442,8 @@ def evaluate_explainer(
             f"{model_dir}`."
         )
     scorer = load_scorer(model_dir, settings.scoring.model_copy(update={"model_dir": None}))
+    if device != "cpu":
+        scorer.model.to(device)
     explainer = Explainer.load(folder, scorer.tokenizer, device=device)
     recorded = explainer.meta.get("scorer_sha256")
     if recorded != scorer.digest:

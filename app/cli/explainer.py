@@ -47,10 +47,11 @@ def _opt(help_text: str, field: str, *names: str) -> Any:
     )
 
 
-def _recipe(field: str) -> Any:
+def _recipe(field: str, minimum: int | None = None) -> Any:
+    """An explainer-training option whose default is `TrainConfig`'s."""
     default = getattr(TrainConfig(), field)
     return typer.Option(
-        help=f"Explainer training: {field} (default {default}).", show_default=False
+        help=f"Explainer training: {field} (default {default}).", show_default=False, min=minimum
     )
 
 
@@ -118,10 +119,10 @@ def train_cmd(
     evals_per_word: Annotated[
         float | None, _opt("Budget of the training targets per word.", "evals_per_word")
     ] = None,
-    epochs: Annotated[int | None, _recipe("epochs")] = None,
+    epochs: Annotated[int | None, _recipe("epochs", 1)] = None,
     lr: Annotated[float | None, _recipe("lr")] = None,
     head_lr: Annotated[float | None, _recipe("head_lr")] = None,
-    batch_size: Annotated[int | None, _recipe("batch_size")] = None,
+    batch_size: Annotated[int | None, _recipe("batch_size", 1)] = None,
     device: Annotated[Device, typer.Option(help="Where the explainer trains.")] = "cpu",
     targets_cache: Annotated[
         Path | None,
