@@ -399,9 +399,14 @@ def train_explainer(
         "version": target.version,
     }
     explainer.meta = meta
-    explainer.save(folder)
-    if folder.resolve() == (model_dir / EXPLAINER_DIR).resolve():
-        write_card_section(model_dir, meta)
+    try:
+        explainer.save(folder)
+        if folder.resolve() == (model_dir / EXPLAINER_DIR).resolve():
+            write_card_section(model_dir, meta)
+    except Exception:
+        if own_run:  # a standalone run is never left running
+            registry.client(settings).set_terminated(run_id, "FAILED")
+        raise
     _log_run(settings, target, run_id, own_run, meta, folder, model_dir, config)
     return ExplainerRun(
         folder=str(folder),
