@@ -220,6 +220,28 @@ class GateOptions(Options):
     """How far below the champion's primary metric a candidate may fall and still be blessed."""
 
 
+class ExplainerOptions(Options):
+    """The amortized explainer of a model version (`sesame explainer train`): its recipe
+    defaults and the fidelity floors it must clear to be blessed."""
+
+    min_spearman: float = Field(0.80, ge=-1, le=1)
+    """Mean per-sentence Spearman rank correlation with the reference word values."""
+    min_top1: float = Field(0.80, ge=0, le=1)
+    """Share of sentences whose strongest word (by |value|) is the reference's."""
+    min_top3: float = Field(0.75, ge=0, le=1)
+    """Mean share of the reference's three strongest words among the explainer's three."""
+    reference_set: Path = REPORTS_DEV
+    """Held-out report sentences (a text,label file; labels unused) the fidelity is measured on;
+    they are kept out of the explainer's training sentences."""
+    reference_evals: int = Field(2000, ge=2)
+    """Model evaluations per reference sentence: sampled Owen values at a high budget."""
+    evals_per_word: float = Field(8.0, gt=0)
+    """Budget of the training targets: 2 + evals_per_word x the sentence's word count."""
+    max_sentences: int | None = Field(None, gt=0)
+    """Train on at most this many unlabelled sentences (a seeded sample); None: all."""
+    seed: int = 13
+
+
 class StoreOptions(Options):
     """Where results, runs and reviews are kept."""
 
@@ -374,6 +396,7 @@ class Settings(BaseSettings):
     explain: ExplainOptions = ExplainOptions()
     train: TrainOptions = TrainOptions()
     gate: GateOptions = GateOptions()
+    explainer: ExplainerOptions = ExplainerOptions()
     evaluation: EvaluationOptions = EvaluationOptions()
     store: StoreOptions = StoreOptions()
     ui: UIOptions = UIOptions()

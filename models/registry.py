@@ -168,6 +168,46 @@ def _soup_lines(soup: dict | None) -> list[str]:
     return lines
 
 
+def _explainer_lines(explainer: dict | None) -> list[str]:
+    """The card's Explainer section: the amortized explainer's fidelity, floors and blessing."""
+    if not explainer:
+        return []
+    fid = explainer.get("fidelity") or {}
+    gate = explainer.get("gate") or {}
+    floors = gate.get("floors") or {}
+
+    def fig(key: str) -> str:
+        value = fid.get(key)
+        return "n/a" if value is None else f"{value:.3f}"
+
+    lines = [
+        "## Explainer",
+        "",
+        "A learned (amortized) explainer gives each sentence's word evidence in one pass; "
+        f"its values are checked against {explainer.get('reference') or 'sampled Owen values'} "
+        f"on {explainer.get('set') or 'held-out report sentences'} "
+        f"(n={fid.get('n_sentences')}).",
+        "",
+        "| figure | value | floor |",
+        "|---|---|---|",
+    ]
+    for key in ("spearman", "top1", "top3"):
+        floor = floors.get(f"min_{key}")
+        lines.append(f"| {key} | {fig(key)} | {'' if floor is None else f'{floor:.2f}'} |")
+    lines.append(f"| sign | {fig('sign')} | |")
+    verdict = "Blessed" if explainer.get("blessed") else "Not blessed (not served)"
+    reasons = "; ".join(gate.get("failures") or []) or "every figure clears its floor"
+    lines += [
+        "",
+        f"{verdict}: {reasons}. Trained on {explainer.get('n_sentences')} unlabelled sentences "
+        f"(targets at {explainer.get('evals_per_word')} evaluations per word) in "
+        f"{explainer.get('seconds')} s on {explainer.get('device')}; for weights sha256 "
+        f"`{str(explainer.get('scorer_sha256'))[:12]}…`.",
+        "",
+    ]
+    return lines
+
+
 def render_card(card: dict) -> str:
     """MODEL_CARD.md from card.json: what a person reads before trusting the model."""
     ev = card.get("evaluation", {}) or {}
@@ -252,6 +292,7 @@ def render_card(card: dict) -> str:
         lines.append("")
     lines += card_lines(ev.get("slices") or {})
     lines += calibration_lines(card.get("calibration"))
+    lines += _explainer_lines(card.get("explainer"))
     blessing = card.get("blessing") or {}
     if blessing:
         lines += [

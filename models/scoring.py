@@ -396,15 +396,20 @@ def _predict_classes(
     padding: dict[str, Any] = (
         {"padding": "max_length", "max_length": pad_to} if pad_to else {"padding": "longest"}
     )
+    # a model moved to a GPU (the explainer's targets) gets its batches there; CPU as before
+    device = next((p.device for p in model.parameters()), None)
+    on_gpu = device is not None and device.type != "cpu"
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
             rows = order[start : start + batch_size]
             batch = tokenizer.pad(
                 {k: [encoded[k][i] for i in rows] for k in keys}, return_tensors="pt", **padding
             )
+            if on_gpu:
+                batch = batch.to(device)
             logits = model(**batch).logits
             # float64 so each row sums to 1 within 1e-12, whatever the batch.
-            out[rows] = torch.softmax(logits.double(), dim=-1).numpy()
+            out[rows] = torch.softmax(logits.double(), dim=-1).cpu().numpy()
     return out
 
 

@@ -6,6 +6,7 @@
 | `compare` | `sesame compare` (this year's report against last year's) |
 | `batch` | `sesame batch run`, `sesame batch status` |
 | `models` | `sesame train`, `sesame evaluate`, `sesame models ...` |
+| `explainer` | `sesame explainer train`, `evaluate`, `show` (the amortized explainer) |
 | `monitor` | `sesame monitor ...` |
 | `users` | `sesame users ...` (logins of the review screen) |
 
@@ -21,7 +22,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli import analyze, batch, compare, models, monitor, users
+from app.cli import analyze, batch, compare, explainer, models, monitor, users
 from app.version import git_commit, package_version
 
 app = typer.Typer(
@@ -77,6 +78,7 @@ def _mount() -> None:
     analyze.register(app)
     compare.register(app)
     models.register(app)
+    explainer.register(app)
     batch.register(app)
     monitor.register(app)
     users.register(app)
