@@ -9,50 +9,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_model import template_sentences
 
 from app.config import ExplainOptions, ScoringOptions, Settings
 from app.pipeline import make_explainer
 from app.records import LABELS, Score, Sentence
-from explain.amortized import EXPLAINER_DIR, META_FILE, TrainConfig, sampled_values, train
+from explain.amortized import EXPLAINER_DIR, META_FILE
 from explain.render import method_line
 from explain.service import AmortizedExplainer, explainer_choice
 from explain.shap_explainer import SentenceExplainer
 from models.scoring import SentimentScorer, weights_digest
 
-FIDELITY = {
-    "spearman": 0.84,
-    "top1": 0.86,
-    "top3": 0.78,
-    "sign": 0.9,
-    "n_sentences": 200,
-    "reference": "a 2,000-evaluation reference",
-    "set": "report sentences",
-}
 
-
-@pytest.fixture(scope="module")
-def model_with_explainer(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the tiny model with a tiny explainer trained for it (seconds), blessed."""
-    folder = tmp_path_factory.mktemp("with-explainer") / "model"
-    shutil.copytree(tiny_model_dir, folder)
-    scorer = SentimentScorer.from_dir(folder, ScoringOptions())
-    tok = scorer.tokenizer
-    texts = [t for t, lab in template_sentences(30, seed=5) if lab != "neutral"]
-    probs = scorer.predict_proba(texts)
-    columns = [int(p.argmax()) for p in probs]
-    targets = sampled_values(
-        texts, columns, scorer.predict_proba, tok, mask_token=tok.mask_token, evals_per_word=4
-    )
-    explainer = train(folder, tok, targets, TrainConfig(epochs=4, lr=1e-3, head_lr=1e-2))
-    explainer.meta.update(
-        scorer_sha256=weights_digest(folder),
-        blessed=True,
-        fidelity=FIDELITY,
-        gate={"floors": {"spearman": 0.7}, "passed": True, "failures": []},
-    )
-    explainer.save(folder / EXPLAINER_DIR)
-    return folder
+@pytest.fixture
+def model_with_explainer(tiny_model_with_explainer: Path) -> Path:
+    return tiny_model_with_explainer
 
 
 def edit_meta(model_dir: Path, tmp_path: Path, **changes: object) -> Path:
