@@ -102,6 +102,10 @@ class ExplainOptions(Options):
     """With max_evals None: the budget is 2 + evals_per_word x the sentence's word count."""
     mask_token: str = "[MASK]"
     """What replaces a hidden word: the tokenizer's mask token ("" drops the word)."""
+    method: Literal["auto", "sampled", "amortized"] = "auto"
+    """sampled: Owen values sampled per sentence (the budget above); amortized: the model's own
+    explainer network, one pass per sentence, when it ships one blessed for these weights
+    (otherwise sampled, with the reason on every explanation); auto: amortized when usable."""
 
 
 class SliceSpec(Options):

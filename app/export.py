@@ -9,7 +9,7 @@ from typing import Any
 
 from app.ocr_report import ocr_report
 from app.records import LABELS, TONE_KINDS, DocumentResult, Explanation, Score, Sentence
-from explain.render import evidence_text
+from explain.render import evidence_text, method_line
 
 
 def label_counts(scores: tuple[Score, ...] | list[Score]) -> dict[str, int]:
@@ -79,6 +79,7 @@ def result_to_json(result: DocumentResult) -> dict[str, Any]:
             if expl
             else None,
             "evidence": evidence_text(expl) if expl else None,
+            "evidence_method": method_line(expl) if expl else None,
             "stamp": stamp,
         }
         sentences.append(record)

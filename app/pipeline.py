@@ -31,6 +31,7 @@ from app.records import (
 )
 from app.sentences import make_nlp, split_sentences
 from app.stamps import make_stamp, new_run_id
+from explain.service import AmortizedExplainer, ExplainerChoice, explainer_choice
 from explain.shap_explainer import SentenceExplainer, select_for_explanation
 from models.registry import ResolvedModel, resolve_model
 from models.scoring import SentimentScorer
@@ -57,10 +58,19 @@ def result_settings(settings: Settings) -> dict[str, Any]:
     }
 
 
-def make_explainer(settings: Settings, scorer: SentimentScorer) -> SentenceExplainer:
-    """The SHAP explainer of a scorer: the settings' budget, the shared disk cache."""
+Explainer = SentenceExplainer | AmortizedExplainer
+"""What explains a document's scores: sampled Owen values or the model's amortized explainer."""
 
-    return SentenceExplainer(
+
+def make_explainer(settings: Settings, scorer: SentimentScorer) -> Explainer:
+    """The SHAP explainer of a scorer: the settings' method and budget, the shared disk cache.
+
+    `explain.method` sampled: sampled Owen values. auto: the model's amortized explainer when
+    its directory ships one that is usable (`explainer_choice`), else sampled; amortized: the
+    same, but a fallback is a warning. The reason for a fallback is the explainer's `note`,
+    written on every Explanation it makes.
+    """
+    sampled = SentenceExplainer(
         scorer.predict_proba,
         model_digest=scorer.digest,
         options=settings.explain,
@@ -68,6 +78,21 @@ def make_explainer(settings: Settings, scorer: SentimentScorer) -> SentenceExpla
         max_tokens=scorer.max_length,
         cache_dir=settings.data_dir / "explain-cache" if settings.explain.cache else None,
     )
+    requested = settings.explain.method
+    choice = explainer_choice(scorer.path, scorer.digest, requested)
+    if choice.method == "amortized":
+        try:
+            return AmortizedExplainer.load(choice, sampled)
+        except Exception as e:  # a damaged folder or one this transformers cannot read
+            why = f"the shipped explainer cannot be loaded ({type(e).__name__}: {e})"
+            if requested == "amortized":
+                why = f"an amortized explainer was asked for, but {why}"
+            choice = ExplainerChoice("sampled", f"{why}; evidence is sampled instead")
+    sampled.note = choice.reason
+    if choice.reason:
+        log = _log.warning if requested == "amortized" else _log.info
+        log("explain (%s): %s", scorer.name, choice.reason)
+    return sampled
 
 
 class Analyzer:
@@ -78,7 +103,7 @@ class Analyzer:
         settings: Settings,
         scorer: SentimentScorer,
         nlp: Language,
-        explainer: SentenceExplainer | None,
+        explainer: Explainer | None,
         model: ResolvedModel | None = None,
     ) -> None:
         self.settings = settings

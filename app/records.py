@@ -24,6 +24,8 @@ LABELS: tuple[str, str, str] = ("positive", "negative", "neutral")
 
 Label = Literal["positive", "negative", "neutral"]
 DocStatus = Literal["ok", "partial", "failed"]
+ExplainMethod = Literal["sampled", "amortized"]
+"""How an Explanation was made: sampled Owen values, or an amortized explainer network."""
 Stage = Literal[
     "ingest", "sentences", "scoring", "explain", "export", "store", "monitor", "compare"
 ]
@@ -311,6 +313,15 @@ class Explanation(Record):
     settings: dict[str, str | int | float | bool | None] = {}
     model_digest: str = ""
     cached: bool = False
+    method: ExplainMethod = "sampled"
+    """Sampled Owen values (their budget and evaluations in `settings`) or an amortized explainer
+    network; records stored before the field existed were all sampled."""
+    fidelity: dict[str, str | int | float | bool | None] = {}
+    """For `amortized`: the explainer's fidelity as measured by its gate against a high-budget
+    sampled reference (spearman, top1, top3, sign, n_sentences, reference, set, blessed)."""
+    note: str = ""
+    """Why this method, when it is not the one asked for (e.g. sampled because the model ships
+    no blessed explainer); empty otherwise."""
 
 
 class Stamp(Record):

@@ -64,6 +64,7 @@ from app.workpaper import batch_row, write_batch_workpaper, write_workpaper
 from batch.merge import merge_parts
 from batch.plan import InputFile, Part, split_parts
 from batch.workers import Done, Job, StageHook, WorkerStartError
+from explain.service import ExplainerChoice, explainer_choice
 from models.monitoring import DriftState, drift_verdict
 
 _log = logging.getLogger(__name__)
@@ -229,6 +230,9 @@ class RunOutcome:
     """drift, ok or not_tested (too few sentences, no reference profile)."""
     drift_report: str | None = None
     """Where the drift report was written, when one was."""
+    explain: str | None = None
+    """How this run's evidence is made, with the reason for a fallback to sampling (None:
+    no evidence asked for)."""
 
 
 @dataclass(slots=True)
@@ -381,6 +385,7 @@ class _Service:
         """Inputs skipped as copies of one analyzed in this run, by the original's source."""
         self.journal_path: Path | None = None
         self.progress: _Progress | None = None
+        self.explain = self._explain_choice()
 
     # --- the whole run ----------------------------------------------------------------------
 
@@ -411,10 +416,25 @@ class _Service:
             f"{self.stamp.model_name} {self.stamp.model_version or 'unregistered'} "
             f"(sha256 {self.model.digest[:12]}…)"
         )
+        if self.explain is not None:
+            colour = "yellow" if self.explain.reason else "green"
+            self._print(f"[{colour}]{self.explain.line()}[/]")
         self._event("run_started", run_id=self.run_id, resumed=resumed)
         todo = self._triage()
         interrupted = self._execute(todo) if todo else None
         return self._finish(interrupted)
+
+    def _explain_choice(self) -> ExplainerChoice | None:
+        """The evidence method the run's workers choose (the same rule, read from the model's
+        directory), for the console and the summary; None without evidence."""
+        if self.settings.explain.mode == "none":
+            return None
+        path = getattr(self.model, "path", None)
+        return explainer_choice(
+            Path(path) if path is not None else None,
+            self.model.digest,
+            self.settings.explain.method,
+        )
 
     def _choose_run_id(self) -> str:
         if self.r.run_id:
@@ -1043,6 +1063,7 @@ class _Service:
             workpaper_path,
             message,
             rows=ordered,
+            explain=self.explain.line() if self.explain is not None else None,
         )
         if verdict is not None:
             outcome.drift, outcome.drifted = verdict.line, verdict.drifted
@@ -1075,6 +1096,14 @@ class _Service:
             "interrupted": interrupted,
             "count_line": line,
             "counts": {k: counts.get(k, 0) for k in ("ok", "partial", "failed", "skipped")},
+            "explain": None
+            if self.explain is None
+            else {
+                "requested": self.settings.explain.method,
+                "method": self.explain.method,
+                "note": self.explain.reason or None,
+                "line": self.explain.line(),
+            },
             "left": max(len(self.r.inputs) - len(rows), 0),
             # the largest process of the run: a worker (Ray) or this one (in-process)
             "peak_rss_mb": max(driver_rss, self.worker_peak_rss_mb),

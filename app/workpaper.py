@@ -31,7 +31,8 @@ from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.rich_text import CellRichText
+from openpyxl.cell.rich_text import CellRichText, TextBlock
+from openpyxl.cell.text import InlineFont
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.properties import PageSetupProperties
@@ -52,7 +53,7 @@ from app.records import (
     count_line,
 )
 from app.reviewing import dispute_marks, open_disputes, signoff_entries
-from explain.render import TOP_K, evidence_rich_text
+from explain.render import TOP_K, evidence_rich_text, method_line
 
 _log = logging.getLogger(__name__)
 
@@ -391,6 +392,29 @@ def evidence_text(expl: Explanation, k: int = TOP_K) -> CellRichText | str:
     return evidence_rich_text(expl, k=k, font=_FONT, clean=safe_text)
 
 
+def evidence_cell(expl: Explanation, k: int = TOP_K) -> CellRichText | str:
+    """The evidence cell: the top words, then on a line of its own how they were made (sampled
+    with its budget, or amortized with the explainer's measured fidelity). Why that method, when
+    it is not the one asked for, is said once, on the Cover sheet."""
+    words = evidence_text(expl, k=k)
+    how = safe_text(method_line(expl, note=False))
+    if not words:
+        return how
+    small = InlineFont(rFont=_FONT, sz=9, color="595959", i=True)
+    return CellRichText([*words, "\n", TextBlock(small, how)])
+
+
+def evidence_methods(result: DocumentResult) -> list[str]:
+    """How the result's evidence was made: each distinct method line with its count, and why
+    when it is not the method asked for (for the Cover sheet)."""
+    lines = Counter(method_line(e) for e in result.explanations)
+    if not lines:
+        return ["no SHAP evidence"]
+    if len(lines) == 1:
+        return list(lines)
+    return [f"{line} ({n:,} sentence{'' if n == 1 else 's'})" for line, n in lines.most_common()]
+
+
 # ---------------------------------------------------------------------------------------------
 # Reviews
 
@@ -630,6 +654,7 @@ def _cover_sheet(
                 + " (sentences and list items; headings, table rows and page furniture are "
                 "shown but not counted)",
             ),
+            *(("Evidence made by", line) for line in evidence_methods(result)),
             ("Exceptions", f"{len(result.errors)} (see the Exceptions sheet)"),
         ]
     )
@@ -847,7 +872,7 @@ def _sentences_sheet(
         state = states.get(sentence.index)
         evidence = cell(None, "wrap", fill)
         if expl is not None:
-            evidence.value = evidence_text(expl)
+            evidence.value = evidence_cell(expl)
         row = [
             cell(sentence.index, "int", fill),
             cell(sentence.page_no, "int", fill),

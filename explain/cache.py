@@ -1,4 +1,4 @@
-"""A disk cache of explanations keyed by (model digest, sentence text, label, settings).
+"""A disk cache of explanations keyed by (model digest, sentence text, label, settings, method).
 
 Boilerplate repeats across filings and years ("The Company's auditors have issued an
 unqualified opinion"); it is explained once per model. The cache is one SQLite file in WAL mode
@@ -30,13 +30,24 @@ CREATE TABLE IF NOT EXISTS explanations (
 """
 
 
-def cache_key(model_digest: str, text: str, label: str, settings: Mapping[str, Any]) -> str:
-    """sha256 over everything that changes an explanation's numbers."""
-    blob = json.dumps(
-        [model_digest, text, label, dict(sorted(settings.items()))],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+def cache_key(
+    model_digest: str,
+    text: str,
+    label: str,
+    settings: Mapping[str, Any],
+    *,
+    method: str,
+) -> str:
+    """sha256 over everything that changes an explanation's numbers, the method first of all.
+
+    Sampled keys keep the layout they had before there were methods, so a cache filled then
+    (hours of model passes) stays valid; every other method adds its name to the key, so
+    sampled and amortized values never mix whatever their settings.
+    """
+    parts: list[Any] = [model_digest, text, label, dict(sorted(settings.items()))]
+    if method != "sampled":
+        parts.append({"method": method})
+    blob = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 

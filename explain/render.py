@@ -12,12 +12,14 @@ screen and the JSON all go through here, so the same sentence shows the same wor
   `colour_runs(text, explanation)` gives the same colouring as (text, "RRGGBB" or None) runs.
 - `evidence_rich_text(explanation)`: the top words as an openpyxl CellRichText for a cell.
 - `evidence_text(explanation)`: the top words as plain text ("for negative: loss (+0.41)").
+- `method_line(explanation)`: how the values were made, in one line ("sampled Owen values,
+  3 evaluations per word" or "amortized explainer (Spearman 0.84, top-1 0.86, ...)").
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from openpyxl.cell.rich_text import CellRichText, TextBlock
 from openpyxl.cell.text import InlineFont
@@ -40,6 +42,7 @@ TOP_K = 5
 """Words listed for and against a label in the evidence text."""
 
 Run = tuple[str, str | None]
+FidelityValue = str | int | float | bool | None
 
 
 def hex_rgb(rgb: tuple[int, int, int]) -> str:
@@ -85,6 +88,69 @@ def evidence_words(
         towards = sorted((p for p in pairs if p.weight > 0), key=lambda p: -p.weight)
         against = sorted((p for p in pairs if p.weight < 0), key=lambda p: p.weight)
     return towards[:k], against[:k]
+
+
+_FIGURES = (("spearman", "Spearman"), ("top1", "top-1"), ("top3", "top-3"))
+
+
+def fidelity_figures(fidelity: Mapping[str, FidelityValue]) -> str:
+    """ "Spearman 0.84, top-1 0.86, top-3 0.78" (the figures present)."""
+    return ", ".join(
+        f"{name} {float(v):.2f}"
+        for key, name in _FIGURES
+        if isinstance(v := fidelity.get(key), int | float) and not isinstance(v, bool)
+    )
+
+
+def method_phrase(
+    method: str,
+    fidelity: Mapping[str, FidelityValue],
+    settings: Mapping[str, FidelityValue] | None = None,
+) -> str:
+    """How evidence was made, e.g. "amortized explainer (Spearman 0.84, top-1 0.86, top-3 0.78
+    against a 2,000-evaluation reference on 200 report sentences)" or "sampled Owen values,
+    3 evaluations per word".
+
+    For amortized, `fidelity["reference"]` names the reference as a noun phrase and
+    `fidelity["set"]` the measured sentences in the plural, as the training step writes them.
+    """
+    if method == "amortized":
+        figures = fidelity_figures(fidelity)
+        if not figures:
+            return "amortized explainer (fidelity not measured)"
+        where = ""
+        reference, kind, n = (
+            fidelity.get("reference"),
+            fidelity.get("set"),
+            fidelity.get("n_sentences"),
+        )
+        if isinstance(reference, str) and reference:
+            where += f" against {reference}"
+        if isinstance(n, int) and not isinstance(n, bool):
+            where += f" on {n:,} {kind if isinstance(kind, str) and kind else 'sentences'}"
+        elif isinstance(kind, str) and kind:
+            where += f" on {kind}"
+        blessed = "" if fidelity.get("blessed") else ", not blessed"
+        return f"amortized explainer ({figures}{where}{blessed})"
+    settings = settings or {}
+    per_word, per_sentence = settings.get("evals_per_word"), settings.get("max_evals")
+    if isinstance(per_sentence, int) and not isinstance(per_sentence, bool) and per_sentence:
+        return f"sampled Owen values, {per_sentence:,} evaluations per sentence"
+    if isinstance(per_word, int | float) and not isinstance(per_word, bool):
+        return f"sampled Owen values, {float(per_word):g} evaluations per word"
+    evals = settings.get("evals")
+    if isinstance(evals, int) and not isinstance(evals, bool) and evals > 0:
+        return f"sampled Owen values, {evals:,} model evaluations"
+    return "sampled Owen values"
+
+
+def method_line(explanation: Explanation, *, note: bool = True) -> str:
+    """How this evidence was made, in one line (workpaper, review screen), with why this method
+    when it is not the one asked for (`note`)."""
+    line = method_phrase(explanation.method, explanation.fidelity, explanation.settings)
+    if note and explanation.note:
+        line += f"; {explanation.note}"
+    return line
 
 
 def evidence_text(explanation: Explanation, *, k: int = TOP_K) -> str:

@@ -29,7 +29,7 @@ import numpy as np
 
 from app.config import ExplainOptions
 from app.errors import ExplainError
-from app.records import LABELS, Explanation, Score, Sentence, WordWeight
+from app.records import LABELS, ExplainMethod, Explanation, Score, Sentence, WordWeight
 from explain.cache import ExplanationCache, cache_key
 from explain.features import SentenceFeatures, sentence_features
 from explain.owen import PAIRS_PER_ROUND, OwenGame, feature_game, play
@@ -67,6 +67,8 @@ def evaluation_budget(n_words: int, options: ExplainOptions) -> int:
 
 class SentenceExplainer:
     """Explains sentences' scores with word-level SHAP (Owen) values, batched and cached."""
+
+    method: ExplainMethod = "sampled"
 
     def __init__(
         self,
@@ -108,6 +110,8 @@ class SentenceExplainer:
         )
         self.model_calls = 0
         """Texts sent to the model by this explainer so far (for logs and benchmarks)."""
+        self.note = ""
+        """Why sampling, when another method was asked for (written on every Explanation)."""
 
     def settings(self) -> dict[str, str | int | float | bool | None]:
         """What determines the numbers; part of the cache key and of every Explanation."""
@@ -142,7 +146,10 @@ class SentenceExplainer:
             )
         settings = self.settings()
         jobs = [(s, by_index[s.index]) for s in sentences]
-        keys = [cache_key(self.model_digest, s.text, sc.label, settings) for s, sc in jobs]
+        keys = [
+            cache_key(self.model_digest, s.text, sc.label, settings, method=self.method)
+            for s, sc in jobs
+        ]
         cached = self.cache.get_many(keys) if self.cache is not None else {}
 
         # one game per distinct (text, label) not in the cache
@@ -260,14 +267,6 @@ class SentenceExplainer:
     def _record(
         self, sentence: Sentence, score: Score, payload: dict[str, Any], *, cached: bool
     ) -> Explanation:
-        words, values = payload["words"], payload["values"]
-        if payload["base_value"] is None or payload["output_value"] is None:
-            # nothing the model sees can be hidden: the whole output is the base
-            prob = float(score.probabilities.get(score.label, 0.0))
-            base, output = prob, prob
-        else:
-            base, output = float(payload["base_value"]), float(payload["output_value"])
-        top_for, top_against = top_evidence(words, values, self.options.top_k)
         settings = dict(self.settings())
         settings.update(
             budget=payload.get("budget", 0),
@@ -275,20 +274,59 @@ class SentenceExplainer:
             additivity_tolerance=ADDITIVITY_TOLERANCE,
             top_k=self.options.top_k,
         )
-        return Explanation(
-            sentence_index=sentence.index,
-            label=score.label,
-            words=tuple(words),
-            values=tuple(values),
-            base_value=base,
-            output_value=output,
-            additivity_error=abs(base + float(sum(values)) - output),
-            top_for=top_for,
-            top_against=top_against,
+        return build_explanation(
+            sentence,
+            score,
+            payload,
             settings=settings,
+            top_k=self.options.top_k,
             model_digest=self.model_digest,
             cached=cached,
+            method=self.method,
+            note=self.note,
         )
+
+
+def build_explanation(
+    sentence: Sentence,
+    score: Score,
+    payload: dict[str, Any],
+    *,
+    settings: dict[str, str | int | float | bool | None],
+    top_k: int,
+    model_digest: str,
+    cached: bool,
+    method: ExplainMethod,
+    fidelity: dict[str, str | int | float | bool | None] | None = None,
+    note: str = "",
+) -> Explanation:
+    """The Explanation record of one sentence from a payload (words, values, base, output),
+    whichever method made the values: the same evidence words and additivity figure for all."""
+    words, values = payload["words"], payload["values"]
+    if payload["base_value"] is None or payload["output_value"] is None:
+        # nothing the model sees can be hidden: the whole output is the base
+        prob = float(score.probabilities.get(score.label, 0.0))
+        base, output = prob, prob
+    else:
+        base, output = float(payload["base_value"]), float(payload["output_value"])
+    top_for, top_against = top_evidence(words, values, top_k)
+    return Explanation(
+        sentence_index=sentence.index,
+        label=score.label,
+        words=tuple(words),
+        values=tuple(values),
+        base_value=base,
+        output_value=output,
+        additivity_error=abs(base + float(sum(values)) - output),
+        top_for=top_for,
+        top_against=top_against,
+        settings=settings,
+        model_digest=model_digest,
+        cached=cached,
+        method=method,
+        fidelity=dict(fidelity or {}),
+        note=note,
+    )
 
 
 def top_evidence(

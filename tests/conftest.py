@@ -45,6 +45,16 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
+@pytest.fixture(scope="session")
+def tiny_model_with_explainer(
+    tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A copy of the tiny model shipping a blessed tiny explainer for its weights (seconds)."""
+    from tiny_model import build_tiny_explainer
+
+    return build_tiny_explainer(tiny_model_dir, tmp_path_factory.mktemp("with-explainer"))
+
+
 @pytest.fixture
 def corpus() -> Path:
     """The shared corpus of real reports; tests that need it skip when it is absent."""

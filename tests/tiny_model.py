@@ -126,3 +126,44 @@ def unique_template_rows(n_per_class: int = 40, seed: int = 0) -> list[tuple[str
             seen.add(text)
             rows.append((text, label))
     return rows
+
+
+EXPLAINER_FIDELITY = {
+    "spearman": 0.84,
+    "top1": 0.86,
+    "top3": 0.78,
+    "sign": 0.9,
+    "n_sentences": 200,
+    "reference": "a 2,000-evaluation reference",
+    "set": "report sentences",
+}
+"""The fidelity written into the tiny explainer's record (figures a real gate might measure)."""
+
+
+def build_tiny_explainer(model_dir: Path, out_dir: Path) -> Path:
+    """A copy of the tiny model under `out_dir` with a tiny explainer trained for it (seconds)
+    and blessed, as the training step ships one; returns the copy's directory."""
+    import shutil
+
+    from app.config import ScoringOptions
+    from explain.amortized import EXPLAINER_DIR, TrainConfig, sampled_values, train
+    from models.scoring import SentimentScorer, weights_digest
+
+    folder = out_dir / "model"
+    shutil.copytree(model_dir, folder)
+    scorer = SentimentScorer.from_dir(folder, ScoringOptions())
+    tok = scorer.tokenizer
+    texts = [t for t, lab in template_sentences(30, seed=5) if lab != "neutral"]
+    columns = [int(p.argmax()) for p in scorer.predict_proba(texts)]
+    targets = sampled_values(
+        texts, columns, scorer.predict_proba, tok, mask_token=tok.mask_token, evals_per_word=4
+    )
+    explainer = train(folder, tok, targets, TrainConfig(epochs=4, lr=1e-3, head_lr=1e-2))
+    explainer.meta.update(
+        scorer_sha256=weights_digest(folder),
+        blessed=True,
+        fidelity=EXPLAINER_FIDELITY,
+        gate={"floors": {"spearman": 0.7}, "passed": True, "failures": []},
+    )
+    explainer.save(folder / EXPLAINER_DIR)
+    return folder

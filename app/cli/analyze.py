@@ -16,6 +16,7 @@ from app.cli.options import (
     EXIT_PROBLEMS,
     ClientOpt,
     EngagementOpt,
+    ExplainMethodOpt,
     ExplainOpt,
     ModelDirOpt,
     ModelOpt,
@@ -76,6 +77,7 @@ def analyze(
     ] = Path("out"),
     password: PasswordOpt = None,
     explain: ExplainOpt = None,
+    explain_method: ExplainMethodOpt = None,
     ocr: OcrOpt = None,
     ocr_languages: OcrLanguagesOpt = None,
     model: ModelOpt = None,
@@ -136,6 +138,7 @@ def analyze(
     settings = with_overrides(
         load_settings(),
         explain=explain,
+        explain_method=explain_method,
         model=model,
         model_dir=model_dir,
         password=password,

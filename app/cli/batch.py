@@ -17,6 +17,7 @@ from app.cli.analyze import say_drift
 from app.cli.options import (
     ClientOpt,
     EngagementOpt,
+    ExplainMethodOpt,
     ExplainOpt,
     ModelDirOpt,
     ModelOpt,
@@ -141,6 +142,7 @@ def run(
         ),
     ] = True,
     explain: ExplainOpt = None,
+    explain_method: ExplainMethodOpt = None,
     model: ModelOpt = None,
     model_dir: ModelDirOpt = None,
     password: PasswordOpt = None,
@@ -187,6 +189,7 @@ def run(
     settings = with_overrides(
         load_settings(),
         explain=explain,
+        explain_method=explain_method,
         model=model,
         model_dir=model_dir,
         password=password,

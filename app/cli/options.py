@@ -23,6 +23,17 @@ ExplainOpt = Annotated[
         show_default=False,
     ),
 ]
+ExplainMethodOpt = Annotated[
+    Literal["auto", "sampled", "amortized"] | None,
+    typer.Option(
+        "--explain-method",
+        help="How evidence is made: auto (the model's amortized explainer when it ships one "
+        "blessed for its weights, else sampled; default), sampled (Owen values sampled per "
+        "sentence, about 3 model passes per word) or amortized (falls back to sampled, with a "
+        "warning, when the model has no usable explainer).",
+        show_default=False,
+    ),
+]
 OcrOpt = Annotated[
     Literal["auto", "force", "off"] | None,
     typer.Option(
@@ -84,6 +95,7 @@ def with_overrides(
     settings: Settings,
     *,
     explain: str | None = None,
+    explain_method: str | None = None,
     model: str | None = None,
     model_dir: Path | None = None,
     password: str | None = None,
@@ -102,8 +114,11 @@ def with_overrides(
         name, version = parse_ref(model)
         scoring = scoring.model_copy(update={"model": name, "version": version})
     update["scoring"] = scoring
-    if explain is not None:
-        update["explain"] = settings.explain.model_copy(update={"mode": explain})
+    explain_update = {
+        k: v for k, v in {"mode": explain, "method": explain_method}.items() if v is not None
+    }
+    if explain_update:
+        update["explain"] = settings.explain.model_copy(update=explain_update)
     ingest = {
         k: v
         for k, v in {

@@ -27,6 +27,7 @@ from app.ocr_report import ocr_summary, ocr_threshold
 from app.records import (
     LABELS,
     DocumentResult,
+    Explanation,
     Label,
     ResultSummary,
     ReviewAction,
@@ -73,7 +74,9 @@ from app.ui.tables import (
     sentence_rows,
     stamp_label,
 )
-from explain.render import LABEL_RGB
+from explain.render import LABEL_RGB, method_line
+from explain.service import AmortizedExplainer
+from explain.shap_explainer import SentenceExplainer
 from models.monitoring import run_drift_line
 
 if TYPE_CHECKING:
@@ -676,13 +679,13 @@ def _sentence_table(
     )
 
 
-def explain_on_demand(
-    result: DocumentResult, result_id: int, sentence: Sentence, score: Score
-) -> None:
-    """SHAP evidence for one sentence now, stored with the document, then the page redrawn.
+def _sampled_explainer(result: DocumentResult) -> SentenceExplainer | None:
+    """The sampled explainer of the model that scored this document (None, with a message on
+    the page, when that model is not the one loaded now).
 
     Only the model that scored the document may explain it: evidence from another model would
-    not explain these scores.
+    not explain these scores. Sampling explicitly, whatever method the analysis used: it is the
+    reference an amortized explainer is measured against.
     """
     from app.pipeline import make_explainer
 
@@ -691,7 +694,7 @@ def explain_on_demand(
         loaded = get_analyzer(settings)
     except SesameError as e:
         st.error(f"No model to explain with: {esc(e.message)}")
-        return
+        return None
     scorer = loaded.analyzer.scorer
     if scorer.digest != result.stamp.model_digest:
         st.warning(
@@ -699,13 +702,48 @@ def explain_on_demand(
             f"loaded now has sha256 {esc(scorer.digest[:8])}…, so its evidence would not "
             "explain these scores. Analyze the report again with the current model."
         )
+        return None
+    explainer = loaded.analyzer.explainer
+    if explainer is None:
+        explainer = make_explainer(
+            settings.model_copy(
+                update={"explain": settings.explain.model_copy(update={"method": "sampled"})}
+            ),
+            scorer,
+        )
+    return explainer.sampled if isinstance(explainer, AmortizedExplainer) else explainer
+
+
+def explain_on_demand(
+    result: DocumentResult, result_id: int, sentence: Sentence, score: Score
+) -> None:
+    """Sampled SHAP evidence for one sentence now, stored with the document, then the page
+    redrawn."""
+    explainer = _sampled_explainer(result)
+    if explainer is None:
         return
-    explainer = loaded.analyzer.explainer or make_explainer(settings, scorer)
-    with st.spinner("Computing SHAP evidence…"), loaded.lock:
+    with st.spinner("Computing SHAP evidence (sampled)…"), get_analyzer(get_settings()).lock:
         explanations = explainer.explain([sentence], [score])
-    get_store(settings).add_explanations(result_id, explanations)
+    get_store(get_settings()).add_explanations(result_id, explanations)
     load_result.clear()
     st.rerun()
+
+
+def _sampled_check_key(result_id: int, index: int) -> str:
+    return f"sampled_check_{result_id}_{index}"
+
+
+def check_with_sampling(
+    result: DocumentResult, result_id: int, sentence: Sentence, score: Score
+) -> None:
+    """Sampled evidence beside the stored amortized one, kept for this session (not stored:
+    the stored evidence of a sentence is never replaced)."""
+    explainer = _sampled_explainer(result)
+    if explainer is None:
+        return
+    with st.spinner("Sampling SHAP evidence…"), get_analyzer(get_settings()).lock:
+        (explanation,) = explainer.explain([sentence], [score])
+    st.session_state[_sampled_check_key(result_id, sentence.index)] = explanation
 
 
 def _sentence_detail(
@@ -742,6 +780,25 @@ def _sentence_detail(
             f"{highlight_html(sentence.text, expl)}</div>"
         )
         st.caption(f"Evidence {esc(evidence_line(expl))}.")
+        st.caption(f"Made by {esc(method_line(expl))}.")
+        if expl.method == "amortized" and score is not None:
+            check = _sampled_check_key(result_id, index)
+            if st.button(
+                "Check with sampled SHAP",
+                icon=":material/compare_arrows:",
+                key=f"sample_{result_id}_{index}",
+                help="Samples Owen values for this sentence with the model that scored it (a "
+                "few seconds) and shows them below the explainer's; nothing is stored.",
+            ):
+                check_with_sampling(result, result_id, sentence, score)
+            sampled = st.session_state.get(check)
+            if isinstance(sampled, Explanation) and sampled.sentence_index == index:
+                st.html(
+                    '<div style="font-size: 1.15rem; line-height: 1.9">'
+                    f"{highlight_html(sentence.text, sampled)}</div>"
+                )
+                st.caption(f"Sampled evidence {esc(evidence_line(sampled))}.")
+                st.caption(f"Made by {esc(method_line(sampled))}.")
         with st.expander("How to read the colours"):
             st.caption(esc(EVIDENCE_LEGEND))
         show_facts(sentence)
@@ -760,11 +817,11 @@ def _sentence_detail(
         )
         show_facts(sentence)
         if score is not None and st.button(
-            "Compute SHAP evidence for this sentence",
+            "Compute sampled SHAP evidence for this sentence",
             icon=":material/insights:",
             key=f"explain_{result_id}_{index}",
-            help="Explains the model's label with the model that scored this document "
-            "(a few seconds); the evidence is stored with the document.",
+            help="Samples Owen values of the model's label with the model that scored this "
+            "document (a few seconds); the evidence is stored with the document.",
         ):
             explain_on_demand(result, result_id, sentence, score)
     if score is not None:

@@ -272,3 +272,57 @@ def test_one_result_per_document_model_and_output_settings(tmp_path, tiny_model_
         (kept,) = store.list_results()
         assert kept.run_id == same.run_id
         assert [r.comment for r in store.reviews(result_id=kept.result_id)] == ["checked"]
+
+
+def test_analyze_says_why_evidence_is_sampled_when_the_model_ships_no_explainer(mixed_run):
+    proc, out, _ = mixed_run
+    why = "no amortized explainer is shipped with this model; evidence is sampled instead"
+    assert f"SHAP evidence: sampled Owen values ({why})" in " ".join(proc.stderr.split())
+    (summary_path,) = out.glob("run-*.json")
+    summary = json.loads(summary_path.read_text())
+    assert summary["explain"]["requested"] == "auto"
+    assert summary["explain"]["method"] == "sampled"
+    assert summary["explain"]["note"] == why
+    data = json.loads((out / "annual_report.json").read_text())
+    explained = [s["explanation"] for s in data["sentences"] if s["explanation"]]
+    assert explained and {e["method"] for e in explained} == {"sampled"}
+    assert {e["note"] for e in explained} == {why}
+
+
+def test_explain_method_sampled_forces_sampling_and_is_part_of_the_identity(
+    tmp_path, tiny_model_with_explainer
+):
+    pdf = write_clean_report(tmp_path / "annual_report.pdf")
+    data_dir = tmp_path / "data"
+
+    def analyze(method: str, out: Path) -> list[dict]:
+        proc = run_sesame(
+            [
+                "analyze",
+                str(pdf),
+                "--out",
+                str(out),
+                "--model-dir",
+                str(tiny_model_with_explainer),
+                "--explain-method",
+                method,
+                "--no-monitor",
+            ],
+            data_dir,
+        )
+        assert proc.returncode == 0, proc.stderr
+        data = json.loads((out / "annual_report.json").read_text())
+        return [s for s in data["sentences"] if s["explanation"]]
+
+    amortized = analyze("auto", tmp_path / "auto")
+    assert amortized and {s["explanation"]["method"] for s in amortized} == {"amortized"}
+    assert all(
+        s["evidence_method"].startswith("amortized explainer (Spearman 0.84") for s in amortized
+    )
+    # the same report with sampling is another result, not the stored amortized one
+    sampled = analyze("sampled", tmp_path / "sampled")
+    assert {s["explanation"]["method"] for s in sampled} == {"sampled"}
+    assert {s["explanation"]["note"] for s in sampled} == {""}
+    assert {s["evidence_method"] for s in sampled} == {
+        "sampled Owen values, 3 evaluations per word"
+    }

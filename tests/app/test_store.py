@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import multiprocessing as mp
 import os
 import pickle
@@ -453,6 +454,41 @@ def test_a_version_1_store_is_migrated_and_its_rows_still_load(store: ResultStor
     assert version == str(SCHEMA_VERSION) and "detail" in columns
     assert reopened.load_result(result_id) == result  # rows without detail load as before
     reopened.dispose()
+
+
+def test_explanations_stored_before_methods_read_as_sampled(store: ResultStore):
+    result = make_result()
+    result_id = store.save_result(result)
+    engine = sa.create_engine(store.url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:  # rows written before Explanation.method existed
+        rows = conn.execute(sa.text("SELECT result_id, sentence_index, detail FROM explanations"))
+        for rid, index, detail in list(rows):
+            detail = json.loads(detail) if isinstance(detail, str) else dict(detail)
+            assert detail.pop("method") == "sampled"
+            detail.pop("fidelity")
+            detail.pop("note")
+            conn.execute(
+                sa.text(
+                    "UPDATE explanations SET detail = :d "
+                    "WHERE result_id = :r AND sentence_index = :i"
+                ),
+                {"d": json.dumps(detail), "r": rid, "i": index},
+            )
+    engine.dispose()
+    (loaded,) = store.load_result(result_id).explanations
+    assert loaded.method == "sampled" and loaded.fidelity == {} and loaded.note == ""
+    assert loaded == result.explanations[0]
+
+
+def test_amortized_explanations_keep_their_method_and_fidelity(store: ResultStore):
+    result = make_result()
+    fidelity = {"spearman": 0.84, "top1": 0.86, "blessed": True, "set": "report sentences"}
+    amortized = result.explanations[0].model_copy(
+        update={"method": "amortized", "fidelity": fidelity}
+    )
+    result_id = store.save_result(result.model_copy(update={"explanations": (amortized,)}))
+    (loaded,) = store.load_result(result_id).explanations
+    assert loaded.method == "amortized" and loaded.fidelity == fidelity
 
 
 def test_unsupported_url_is_refused():

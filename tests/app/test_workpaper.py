@@ -431,6 +431,53 @@ def test_evidence_is_rich_text_coloured_by_direction(tmp_path):
     # An explanation with only per-word values: the strongest words are taken from them.
     assert colours(negative) == {"lost": RED, "major": GREEN}
     assert cells[3] is None  # no explanation, no evidence
+    # under the words, how they were made (make_result's explanations are sampled), not bold
+    assert str(positive).endswith("\nsampled Owen values")
+    assert not any(isinstance(b, TextBlock) and b.font.b and "sampled" in b.text for b in positive)
+
+
+def test_evidence_and_cover_say_which_method_made_it_and_why(tmp_path):
+    result = make_result()
+    sampled, other = result.explanations
+    note = "no amortized explainer is shipped with this model; evidence is sampled instead"
+    fidelity = {
+        "spearman": 0.84,
+        "top1": 0.86,
+        "top3": 0.78,
+        "n_sentences": 200,
+        "reference": "a 2,000-evaluation reference",
+        "set": "report sentences",
+        "blessed": True,
+    }
+    amortized = sampled.model_copy(update={"method": "amortized", "fidelity": fidelity})
+    fell_back = other.model_copy(update={"settings": {"evals_per_word": 3.0}, "note": note})
+    result = result.model_copy(update={"explanations": (amortized, fell_back)})
+    wb = load_workbook(write_workpaper(result, tmp_path / "wp.xlsx"), rich_text=True)
+    ws = wb["Sentences"]
+    cells = {
+        ws.cell(row=r, column=1).value: ws.cell(row=r, column=11).value
+        for r in range(HEADER_ROWS + 2, ws.max_row + 1)
+    }
+    line = (
+        "amortized explainer (Spearman 0.84, top-1 0.86, top-3 0.78 against a 2,000-evaluation "
+        "reference on 200 report sentences)"
+    )
+    assert str(cells[1]).endswith("\n" + line)
+    # the reason for sampling is said once, on the cover, not in every row
+    assert str(cells[2]).endswith("\nsampled Owen values, 3 evaluations per word")
+    cover = [(r[0].value, r[1].value) for r in wb["Cover"].iter_rows(max_col=2) if r[0].value]
+    made = [v for k, v in cover if k == "Evidence made by"]
+    assert made == [
+        f"{line} (1 sentence)",
+        f"sampled Owen values, 3 evaluations per word; {note} (1 sentence)",
+    ] or made == [
+        f"sampled Owen values, 3 evaluations per word; {note} (1 sentence)",
+        f"{line} (1 sentence)",
+    ]
+    # the JSON says it too
+    rows = {r["index"]: r for r in result_to_json(result)["sentences"]}
+    assert rows[1]["evidence_method"] == line
+    assert rows[1]["explanation"]["method"] == "amortized"
 
 
 def test_evidence_of_a_neutral_sentence_is_not_called_positive_or_negative():

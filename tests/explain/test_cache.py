@@ -9,20 +9,34 @@ from pathlib import Path
 from explain.cache import ExplanationCache, cache_key
 
 
-def test_key_changes_with_model_text_label_and_settings():
-    base = cache_key("m1", "Sales rose.", "positive", {"a": 1})
-    assert base == cache_key("m1", "Sales rose.", "positive", {"a": 1})
+def test_key_changes_with_model_text_label_settings_and_method():
+    def key(*args: object, method: str = "sampled") -> str:
+        return cache_key(*args, method=method)  # type: ignore[arg-type]
+
+    base = key("m1", "Sales rose.", "positive", {"a": 1})
+    assert base == key("m1", "Sales rose.", "positive", {"a": 1})
     assert (
         len(
             {
                 base,
-                cache_key("m2", "Sales rose.", "positive", {"a": 1}),
-                cache_key("m1", "Sales rose!", "positive", {"a": 1}),
-                cache_key("m1", "Sales rose.", "neutral", {"a": 1}),
-                cache_key("m1", "Sales rose.", "positive", {"a": 2}),
+                key("m2", "Sales rose.", "positive", {"a": 1}),
+                key("m1", "Sales rose!", "positive", {"a": 1}),
+                key("m1", "Sales rose.", "neutral", {"a": 1}),
+                key("m1", "Sales rose.", "positive", {"a": 2}),
+                key("m1", "Sales rose.", "positive", {"a": 1}, method="amortized"),
             }
         )
-        == 5
+        == 6
+    )
+
+
+def test_sampled_keys_are_those_of_caches_filled_before_methods_existed():
+    import hashlib
+    import json
+
+    before = json.dumps(["m1", "Sales rose.", "positive", {"a": 1}], separators=(",", ":"))
+    assert cache_key("m1", "Sales rose.", "positive", {"a": 1}, method="sampled") == (
+        hashlib.sha256(before.encode()).hexdigest()
     )
 
 

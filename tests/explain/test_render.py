@@ -8,6 +8,7 @@ from explain.render import (
     colour_runs,
     evidence_text,
     highlight_html,
+    method_line,
     word_colours,
 )
 
@@ -92,3 +93,26 @@ def test_workpaper_screen_and_highlight_show_the_same_evidence_words():
     assert str(cell_text(expl)) == plain
     coloured = {piece for piece, colour in colour_runs(None, expl) if colour}
     assert coloured == {"fell", "sharply", "growth"}
+
+
+def test_method_line_says_how_the_evidence_was_made():
+    def with_(**update: object) -> Explanation:
+        return EXP.model_copy(update=update)
+
+    assert method_line(with_(settings={})) == "sampled Owen values"
+    per_word = with_(settings={"evals_per_word": 3.0, "max_evals": None, "evals": 20})
+    assert method_line(per_word) == "sampled Owen values, 3 evaluations per word"
+    fixed = with_(settings={"evals_per_word": None, "max_evals": 2000})
+    assert method_line(fixed) == "sampled Owen values, 2,000 evaluations per sentence"
+    noted = per_word.model_copy(update={"note": "no explainer shipped"})
+    assert method_line(noted) == "sampled Owen values, 3 evaluations per word; no explainer shipped"
+    assert method_line(noted, note=False) == "sampled Owen values, 3 evaluations per word"
+    amortized = with_(
+        method="amortized",
+        fidelity={"spearman": 0.5, "top1": 0.75, "top3": 0.6, "blessed": False},
+    )
+    assert method_line(amortized) == (
+        "amortized explainer (Spearman 0.50, top-1 0.75, top-3 0.60, not blessed)"
+    )
+    bare = with_(method="amortized", fidelity={"blessed": True})
+    assert method_line(bare) == "amortized explainer (fidelity not measured)"

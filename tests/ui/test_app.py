@@ -387,6 +387,13 @@ def test_review_sentence_shows_evidence_page_image_and_filters(stored):
     assert len(evidence) == 1 and 'class="sesame-evidence"' in evidence[0]
     assert "for negative" in evidence[0]  # a word's tooltip
     assert any(c.startswith(esc("Evidence for negative:")) for c in texts(at, "caption"))
+    # how the evidence was made, in one line: the tiny model ships no explainer, so sampled
+    made = [c for c in texts(at, "caption") if c.startswith("Made by ")]
+    how = (
+        "sampled Owen values, 3 evaluations per word; no amortized explainer is shipped with "
+        "this model; evidence is sampled instead"
+    )
+    assert made == [f"Made by {esc(how)}."]
     images = at.get("image")
     assert len(images) == 2  # around the sentence, and the whole page
 
@@ -409,7 +416,7 @@ def test_evidence_on_demand_is_computed_by_the_scoring_model_and_stored(ui_env, 
     index = score.sentence_index
     at = open_review(app_as(ALICE), result_id, "Sentences", index)
     assert any(c.startswith("No SHAP evidence") for c in texts(at, "caption"))
-    button(at, "Compute SHAP evidence for this sentence").click()
+    button(at, "Compute sampled SHAP evidence for this sentence").click()
     run(at)
     assert any(c.startswith(esc(f"Evidence for {score.label}:")) for c in texts(at, "caption"))
     with ResultStore.from_settings(ui_env) as store:
@@ -420,6 +427,45 @@ def test_evidence_on_demand_is_computed_by_the_scoring_model_and_stored(ui_env, 
     assert added.model_digest == result.stamp.model_digest
     assert abs(added.base_value + sum(added.values) - added.output_value) < 1e-4
     assert summary.n_explained == 1
+    assert added.method == "sampled"
+    assert any(c.startswith(esc("Made by sampled Owen values")) for c in texts(at, "caption"))
+
+
+def test_amortized_evidence_is_labelled_and_can_be_checked_by_sampling(ui_env, analyzed):
+    full, pdf = analyzed
+    fidelity = {
+        "spearman": 0.84,
+        "top1": 0.86,
+        "top3": 0.78,
+        "n_sentences": 200,
+        "reference": "a 2,000-evaluation reference",
+        "set": "report sentences",
+        "blessed": True,
+    }
+    expl = full.explanations[0].model_copy(
+        update={"method": "amortized", "fidelity": fidelity, "note": ""}
+    )
+    result = full.model_copy(update={"explanations": (expl,)})
+    keep_pdf(ui_env, pdf)
+    with ResultStore.from_settings(ui_env) as store:
+        result_id = store.save_result(result)
+    at = open_review(app_as(ALICE), result_id, "Sentences", expl.sentence_index)
+    how = (
+        "amortized explainer (Spearman 0.84, top-1 0.86, top-3 0.78 against a 2,000-evaluation "
+        "reference on 200 report sentences)"
+    )
+    line = f"Made by {esc(how)}."
+    assert line in texts(at, "caption")
+    button(at, "Check with sampled SHAP").click()
+    run(at)
+    captions = texts(at, "caption")
+    assert any(c.startswith(esc(f"Sampled evidence for {expl.label}:")) for c in captions)
+    assert any(c.startswith(esc("Made by sampled Owen values, 3 evaluations")) for c in captions)
+    assert line in captions
+    assert len([h for h in at.get("html") if "sesame-evidence" in h.proto.body]) == 2
+    with ResultStore.from_settings(ui_env) as store:  # the stored evidence is kept as it was
+        (kept,) = store.load_result(result_id).explanations
+    assert kept.method == "amortized"
 
 
 def test_override_needs_a_comment_and_is_recorded_with_the_user(stored, ui_env):
