@@ -66,9 +66,9 @@ def make_explainer(settings: Settings, scorer: SentimentScorer) -> Explainer:
     """The SHAP explainer of a scorer: the settings' method and budget, the shared disk cache.
 
     `explain.method` sampled: sampled Owen values. auto: the model's amortized explainer when
-    its directory ships one that is usable (`explainer_choice`), else sampled; amortized: the
-    same, but a fallback is a warning. The reason for a fallback is the explainer's `note`,
-    written on every Explanation it makes.
+    its directory ships a blessed one for these weights (`explainer_choice`), else sampled;
+    amortized: the same, but one its gate did not bless is served too, and a fallback is a
+    warning. The reason is the explainer's `note`, written on every Explanation it makes.
     """
     sampled = SentenceExplainer(
         scorer.predict_proba,
@@ -82,12 +82,18 @@ def make_explainer(settings: Settings, scorer: SentimentScorer) -> Explainer:
     choice = explainer_choice(scorer.path, scorer.digest, requested)
     if choice.method == "amortized":
         try:
-            return AmortizedExplainer.load(choice, sampled)
+            amortized = AmortizedExplainer.load(choice, sampled)
         except Exception as e:  # a damaged folder or one this transformers cannot read
             why = f"the shipped explainer cannot be loaded ({type(e).__name__}: {e})"
             if requested == "amortized":
                 why = f"an amortized explainer was asked for, but {why}"
             choice = ExplainerChoice("sampled", f"{why}; evidence is sampled instead")
+        else:
+            # asked for by name while its gate did not bless it: the verdict is the note
+            amortized.note = choice.reason
+            if choice.reason:
+                _log.warning("explain (%s): %s", scorer.name, choice.reason)
+            return amortized
     sampled.note = choice.reason
     if choice.reason:
         log = _log.warning if requested == "amortized" else _log.info

@@ -64,9 +64,11 @@ class ExplainerChoice:
 
     def line(self) -> str:
         """One line for the console and the run summary."""
-        if self.method == "amortized":
-            return f"SHAP evidence: {method_phrase('amortized', fidelity_of(self.meta))}"
-        how = "sampled Owen values"
+        how = (
+            method_phrase("amortized", fidelity_of(self.meta))
+            if self.method == "amortized"
+            else "sampled Owen values"
+        )
         return f"SHAP evidence: {how}" + (f" ({self.reason})" if self.reason else "")
 
 
@@ -75,8 +77,9 @@ def explainer_choice(
 ) -> ExplainerChoice:
     """The method for a scorer whose model lives in `model_dir` (reads only the record).
 
-    sampled: always sampled. auto or amortized: amortized when the model ships a usable
-    explainer, else sampled with the reason.
+    sampled: always sampled. auto: amortized when the model ships a blessed explainer of these
+    weights, else sampled with the reason. amortized: as auto, but an explainer its gate did
+    not bless is served too, with the verdict as the reason (the user chose speed knowingly).
     """
     if requested == "sampled":
         return ExplainerChoice("sampled")
@@ -97,10 +100,6 @@ def explainer_choice(
         return fallback(
             f"the shipped explainer has format {meta.get('format')!r}; this sesame reads {FORMAT}"
         )
-    if meta.get("blessed") is not True:
-        return fallback(
-            f"the shipped explainer was not blessed by its fidelity gate ({_gate(meta)})"
-        )
     built_for = str(meta.get("scorer_sha256") or "")
     if built_for != scorer_digest:
         return fallback(
@@ -109,6 +108,14 @@ def explainer_choice(
         )
     if not (folder / WEIGHTS_FILE).is_file() or not (folder / "config.json").is_file():
         return fallback(f"the explainer's weights or config are missing from {folder}")
+    if meta.get("blessed") is not True:
+        verdict = f"the shipped explainer was not blessed by its fidelity gate ({_gate(meta)})"
+        if requested == "amortized":
+            # asked for by name: served, its fidelity and the gate's verdict on every record
+            return ExplainerChoice(
+                "amortized", f"{verdict}; used because it was asked for", folder, meta
+            )
+        return fallback(verdict)
     return ExplainerChoice("amortized", folder=folder, meta=meta)
 
 
@@ -130,6 +137,9 @@ def fidelity_of(meta: dict[str, Any]) -> dict[str, FidelityValue]:
         for k, v in raw.items():
             if v is None or isinstance(v, str | int | float | bool):
                 out[str(k)] = v
+            elif k == "set" and isinstance(v, dict) and v.get("name"):
+                # the training step records the set itself; records carry its name in words
+                out["set"] = f"held-out report sentences ({v['name']})"
     out["blessed"] = meta.get("blessed") is True
     return out
 

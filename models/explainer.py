@@ -421,7 +421,8 @@ def _described(
     fid: dict[str, Any], ref_set: dict[str, Any], options: ExplainerOptions, seconds: float
 ) -> dict[str, Any]:
     return fid | {
-        "reference": f"Owen values, {options.reference_evals:,} evaluations",
+        # noun phrases, as explain.render.method_phrase writes them into every record's line
+        "reference": f"a {options.reference_evals:,}-evaluation Owen reference",
         "set": ref_set,
         "reference_seconds": seconds,
     }

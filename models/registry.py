@@ -195,7 +195,11 @@ def _explainer_lines(explainer: dict | None) -> list[str]:
         floor = floors.get(f"min_{key}")
         lines.append(f"| {key} | {fig(key)} | {'' if floor is None else f'{floor:.2f}'} |")
     lines.append(f"| sign | {fig('sign')} | |")
-    verdict = "Blessed" if explainer.get("blessed") else "Not blessed (not served)"
+    verdict = (
+        "Blessed"
+        if explainer.get("blessed")
+        else "Not blessed (evidence is sampled unless `--explain-method amortized` asks for it)"
+    )
     reasons = "; ".join(gate.get("failures") or []) or "every figure clears its floor"
     lines += [
         "",

@@ -92,7 +92,8 @@ def _report(run: ExplainerRun, as_json: bool) -> None:
         typer.echo(run.summary())
     if not run.blessed:
         typer.echo(
-            "NOT BLESSED: the explainer is saved but will not be served; train on more "
+            "NOT BLESSED: the explainer is saved; auto evidence stays sampled (only "
+            "--explain-method amortized serves it); train on more "
             "sentences, at more evaluations per word, or longer (--epochs).",
             err=True,
         )

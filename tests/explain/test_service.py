@@ -129,6 +129,23 @@ def test_explain_method_sampled_forces_sampling(model_with_explainer: Path, tmp_
 
 
 def test_an_explainer_not_blessed_falls_back_to_sampling_with_the_reason(
+    model_with_explainer: Path, tmp_path: Path
+):
+    folder = edit_meta(
+        model_with_explainer,
+        tmp_path,
+        blessed=False,
+        gate={"passed": False, "failures": ["spearman 0.52 < 0.70"]},
+    )
+    scorer, explainer = explainer_for(folder, tmp_path, "auto")
+    assert isinstance(explainer, SentenceExplainer)
+    assert "not blessed by its fidelity gate (spearman 0.52 < 0.70)" in explainer.note
+    (e,) = explainer.explain(*records(scorer, TEXTS[:1]))
+    assert e.method == "sampled" and "not blessed" in e.note
+    assert method_line(e).startswith("sampled Owen values, 3 evaluations per word; the shipped")
+
+
+def test_an_explainer_not_blessed_is_served_only_when_asked_for_by_name(
     model_with_explainer: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ):
     folder = edit_meta(
@@ -138,13 +155,12 @@ def test_an_explainer_not_blessed_falls_back_to_sampling_with_the_reason(
         gate={"passed": False, "failures": ["spearman 0.52 < 0.70"]},
     )
     scorer, explainer = explainer_for(folder, tmp_path, "amortized")
-    assert isinstance(explainer, SentenceExplainer)
+    assert isinstance(explainer, AmortizedExplainer)
     assert "not blessed by its fidelity gate (spearman 0.52 < 0.70)" in explainer.note
-    assert explainer.note.startswith("an amortized explainer was asked for")
     assert any(r.levelname == "WARNING" and "not blessed" in r.message for r in caplog.records)
     (e,) = explainer.explain(*records(scorer, TEXTS[:1]))
-    assert e.method == "sampled" and "not blessed" in e.note
-    assert method_line(e).startswith("sampled Owen values, 3 evaluations per word; an amortized")
+    assert e.method == "amortized" and e.fidelity["blessed"] is False
+    assert "not blessed" in e.note and "not blessed" in method_line(e)
 
 
 def test_an_explainer_for_other_weights_falls_back_to_sampling(

@@ -67,7 +67,7 @@ def test_explainer_train_writes_its_record_drops_reference_sentences_and_logs_a_
     assert meta["gate"]["floors"] == {"min_spearman": 0.0, "min_top1": 0.0, "min_top3": 0.0}
     fid = meta["fidelity"]
     assert {"spearman", "top1", "top3", "sign", "n_sentences"} <= set(fid)
-    assert fid["reference"] == "Owen values, 96 evaluations"
+    assert fid["reference"] == "a 96-evaluation Owen reference"
     assert fid["set"]["name"] == "reference" and fid["set"]["n"] == 10
     data = meta["training"]["data"]
     _, _, overlap = inputs
