@@ -38,10 +38,14 @@ from explain.amortized import (
     additive,
     read_meta,
 )
-from explain.cache import cache_key
 from explain.features import sentence_features
 from explain.render import FidelityValue, fidelity_figures, method_phrase
-from explain.shap_explainer import ADDITIVITY_TOLERANCE, SentenceExplainer, build_explanation
+from explain.shap_explainer import (
+    ADDITIVITY_TOLERANCE,
+    SentenceExplainer,
+    build_explanation,
+    scored_jobs,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -208,19 +212,8 @@ class AmortizedExplainer:
         progress: Callable[[int, int], None] | None = None,
     ) -> list[Explanation]:
         """One Explanation per sentence, of its score's label, in the order given."""
-        by_index = {s.sentence_index: s for s in scores}
-        missing = [s.index for s in sentences if s.index not in by_index]
-        if missing:
-            raise ExplainError(
-                f"explain: no score for sentence(s) {missing[:5]}; score sentences before "
-                "explaining them."
-            )
         settings = self.settings()
-        jobs = [(s, by_index[s.index]) for s in sentences]
-        keys = [
-            cache_key(self.model_digest, s.text, sc.label, settings, method=self.method)
-            for s, sc in jobs
-        ]
+        jobs, keys = scored_jobs(sentences, scores, self.model_digest, settings, self.method)
         cache = self.sampled.cache
         cached = cache.get_many(keys) if cache is not None else {}
         todo: dict[str, tuple[Sentence, Score]] = {}

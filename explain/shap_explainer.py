@@ -21,7 +21,7 @@ checked against `ADDITIVITY_TOLERANCE` for every explanation.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,26 @@ def select_for_explanation(scores: Sequence[Score], mode: Mode) -> list[int]:
 def evaluation_budget(n_words: int, options: ExplainOptions) -> int:
     """Model evaluations allowed for a sentence of `n_words` words."""
     return _budget(n_words, options.evals_per_word, options.max_evals)
+
+
+def scored_jobs(
+    sentences: Sequence[Sentence],
+    scores: Sequence[Score],
+    model_digest: str,
+    settings: Mapping[str, str | int | float | bool | None],
+    method: str,
+) -> tuple[list[tuple[Sentence, Score]], list[str]]:
+    """Each sentence with its score (matched by index) and its cache key, for any method."""
+    by_index = {s.sentence_index: s for s in scores}
+    missing = [s.index for s in sentences if s.index not in by_index]
+    if missing:
+        raise ExplainError(
+            f"explain: no score for sentence(s) {missing[:5]}; score sentences before "
+            "explaining them."
+        )
+    jobs = [(s, by_index[s.index]) for s in sentences]
+    keys = [cache_key(model_digest, s.text, sc.label, settings, method=method) for s, sc in jobs]
+    return jobs, keys
 
 
 class SentenceExplainer:
@@ -137,19 +157,8 @@ class SentenceExplainer:
         `scores` are matched to `sentences` by sentence index. `progress(done, total)` is told
         about sentences as their explanations finish.
         """
-        by_index = {s.sentence_index: s for s in scores}
-        missing = [s.index for s in sentences if s.index not in by_index]
-        if missing:
-            raise ExplainError(
-                f"explain: no score for sentence(s) {missing[:5]}; score sentences before "
-                "explaining them."
-            )
         settings = self.settings()
-        jobs = [(s, by_index[s.index]) for s in sentences]
-        keys = [
-            cache_key(self.model_digest, s.text, sc.label, settings, method=self.method)
-            for s, sc in jobs
-        ]
+        jobs, keys = scored_jobs(sentences, scores, self.model_digest, settings, self.method)
         cached = self.cache.get_many(keys) if self.cache is not None else {}
 
         # one game per distinct (text, label) not in the cache
