@@ -3,15 +3,14 @@
     .venv/bin/python -m benchmarks.bench_amortized          # models/default, 100 sentences
     .venv/bin/python -m benchmarks.bench_amortized \
         --report ../shared/corpus/filings/adobe_2022_10k.pdf
-    .venv/bin/python -m benchmarks.bench_amortized --reference-cache FILE   # reuse a reference
+    .venv/bin/python -m benchmarks.bench_amortized --cache-dir DIR   # the gate's Owen cache
 
 One model, the same held-out report sentences (reports_dev, never training data for the model
 or its explainer), in one run:
 - reference: Owen values over shap's token tree at a high budget (`--reference-evals`, 2,000 by
   default), the same recursion as shap's PartitionExplainer (explain.owen). On 2 cores this is
-  the slow part (about 15 s a sentence at 2,000), so it can be computed once and reused with
-  `--reference-cache` (a JSON-lines file this script writes; rows are matched by text, column
-  and budget, never trusted blindly);
+  the slow part (about 15 s a sentence at 2,000), so the values come from, and go to, the
+  same cache as `sesame explainer train`'s gate (`models.explainer.owen_values`);
 - SHAP's default: shap.Explainer(f, shap.maskers.Text(tokenizer)) at its defaults, on the first
   `--baseline-n` sentences;
 - sampled: sesame's sampled explainer at today's default budget (3 evaluations per word);
@@ -44,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.bench_explain import loadavg, shap_word_values
-from explain.amortized import fidelity, sampled_values
+from explain.amortized import fidelity
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -87,56 +86,29 @@ def records(texts: list[str], probs: np.ndarray) -> tuple[list[Any], list[Any]]:
 
 
 def reference_values(
-    texts: list[str], columns: list[int], scorer: Any, evals: int, cache: Path | None
+    texts: list[str], scorer: Any, evals: int, cache_dir: Path
 ) -> tuple[list[np.ndarray], dict[str, Any]]:
-    """High-budget Owen values per sentence, from `cache` where it holds them, else computed."""
-    known: dict[tuple[str, int], list[float]] = {}
-    if cache is not None and cache.exists():
-        for line in cache.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            if row.get("max_evals") == evals and row.get("model_sha256") in (None, scorer.digest):
-                known[(row["text"], int(row["column"]))] = row["values"]
-    todo = [i for i, (t, c) in enumerate(zip(texts, columns, strict=True)) if (t, c) not in known]
-    t0 = time.perf_counter()
-    if todo:
-        got = sampled_values(
-            [texts[i] for i in todo],
-            [columns[i] for i in todo],
-            scorer.predict_proba,
-            scorer.tokenizer,
-            mask_token=scorer.tokenizer.mask_token,
-            evals_per_word=0,
-            max_evals=evals,
-            max_tokens=scorer.max_length,
-        )
-        lines = []
-        for target in got:
-            known[(target.text, target.column)] = target.values.tolist()
-            lines.append(
-                json.dumps(
-                    {
-                        "text": target.text,
-                        "column": target.column,
-                        "values": target.values.tolist(),
-                        "max_evals": evals,
-                        "model_sha256": scorer.digest,
-                    }
-                )
-            )
-        if cache is not None:
-            with cache.open("a", encoding="utf-8") as f:
-                f.write("".join(x + "\n" for x in lines))
-    seconds = time.perf_counter() - t0
-    values = [np.asarray(known[(t, c)]) for t, c in zip(texts, columns, strict=True)]
+    """High-budget Owen values per sentence, from the explainer gate's own cache when it has
+    them (`sesame explainer train` with the same sentences and budget), else computed there."""
+    from models.explainer import owen_values
+
+    targets, seconds, hit = owen_values(
+        scorer,
+        texts,
+        evals_per_word=0,
+        max_evals=evals,
+        mask_token=scorer.tokenizer.mask_token,
+        cache_dir=cache_dir,
+        what="reference",
+    )
     info = {
         "method": "Owen values over shap's token tree (explain.owen, shap's Partition recursion)",
         "max_evals": evals,
-        "computed_now": len(todo),
-        "from_cache": len(texts) - len(todo),
-        "seconds_computed": round(seconds, 1),
-        "s_per_sentence_computed": round(seconds / len(todo), 2) if todo else None,
+        "from_cache": hit,
+        "seconds_computed": seconds,
+        "s_per_sentence_computed": None if hit else round(seconds / max(len(texts), 1), 2),
     }
-    return values, info
+    return [t.values for t in targets], info
 
 
 def timed_explain(explainer: Any, sentences: list[Any], scores: list[Any]) -> tuple[Any, float]:
@@ -182,7 +154,9 @@ def main() -> None:  # noqa: PLR0915 - one linear script
     ap.add_argument("--n", type=int, default=100, help="sentences for fidelity")
     ap.add_argument("--baseline-n", type=int, default=10, help="sentences for SHAP's default")
     ap.add_argument("--reference-evals", type=int, default=2000)
-    ap.add_argument("--reference-cache", type=Path, default=None)
+    ap.add_argument(
+        "--cache-dir", type=Path, default=None, help="Owen value cache (default: data dir's)"
+    )
     ap.add_argument("--report", type=Path, default=None, help="a whole report through analyze")
     ap.add_argument(
         "--report-methods",
@@ -240,8 +214,9 @@ def main() -> None:  # noqa: PLR0915 - one linear script
         },
     }
 
+    cache_dir = args.cache_dir or load_settings().data_dir / "cache"
     reference, result["reference"] = reference_values(
-        texts, columns, scorer, args.reference_evals, args.reference_cache
+        texts, scorer, args.reference_evals, cache_dir
     )
     print("reference", result["reference"], flush=True)
 
